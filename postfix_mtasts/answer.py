@@ -44,7 +44,7 @@ class StsReportAttributes:
     policy_strings: tuple[str, ...]
 
 
-@frozen
+@frozen(cache_hash=True)
 class TlsPolicyValue:
     """A Postfix TLS policy value: a security level and its attributes (spec G18).
 
@@ -58,7 +58,7 @@ class TlsPolicyValue:
     report: StsReportAttributes | None = None
 
 
-@frozen
+@frozen(cache_hash=True)
 class Answer:
     """One reply to one lookup.  ``value`` is set only for ``Status.OK``;
     ``reason`` is the text sent with TEMP/PERM (and logged)."""
@@ -89,7 +89,8 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
 
     Attributes with whitespace are wrapped as ``{ name = value }``; a policy
     line that contains a brace cannot be wrapped safely and is dropped
-    (spec G27).
+    (spec G27), and so is one with a control character other than TAB (a
+    NUL would cut Postfix's C string short and leave a brace open).
     """
     parts = [value.level]
     if value.match:
@@ -104,6 +105,10 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
         parts.extend(
             "{ policy_string = " + line + " }"
             for line in report.policy_strings
-            if "{" not in line and "}" not in line
+            if _embeddable(line)
         )
     return " ".join(parts)
+
+
+def _embeddable(line: str) -> bool:
+    return not any(c in "{}\x7f" or (c < " " and c != "\t") for c in line)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from postfix_mtasts import __version__
+from postfix_mtasts.config import ConfigError, load
 
 __all__ = ["build_parser", "main"]
 
@@ -20,15 +22,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"postfix-mtasts {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="answer Postfix TLS policy lookups")
-    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    query = commands.add_parser("query", help="show what Postfix would be told")
-    query.add_argument("domain")
-    query.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    query.add_argument("--json", action="store_true", help="print JSON")
-    check = commands.add_parser("check", help="check a domain's MTA-STS setup")
-    check.add_argument("domain")
-    check.add_argument("--json", action="store_true", help="print JSON")
+    serve = commands.add_parser(
+        "serve", help="answer Postfix smtp_tls_policy_maps lookups"
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="TOML configuration (default: built-in)"
+    )
+    query = commands.add_parser(
+        "query", help="discover a domain's policy and show what Postfix would be told"
+    )
+    query.add_argument("domain", help="next-hop domain, as Postfix would send it")
+    query.add_argument("--config", metavar="FILE", help="TOML configuration")
+    query.add_argument(
+        "--map", default="postfix", help="map profile to answer for (default: postfix)"
+    )
+    query.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -38,5 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    parser.error(f"{args.command}: not implemented yet")
-    return 2  # pragma: no cover - parser.error exits
+    try:
+        config = load(args.config)
+    except ConfigError as e:
+        print(f"postfix-mtasts: configuration error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"postfix-mtasts: cannot read configuration: {e}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from postfix_mtasts.cli.serve import run_serve
+
+        return run_serve(config)
+    from postfix_mtasts.cli.query import run_query
+
+    return run_query(config, args.domain, map_name=args.map, as_json=args.json)

@@ -1,0 +1,277 @@
+"""Cached-lookup throughput, p99 latency and RSS of the socketmap daemon.
+
+Runs, side by side in one run, the daemon's real socketmap path (protocol,
+codec, key classification, lookup service, in-memory cache, rendering) and a
+bare Twisted NetstringReceiver answering from a dict, each in its own
+process on the epoll reactor, loaded by a client process over 1 and 100
+persistent connections with sequential requests per connection (as Postfix
+does).  The cache is filled with synthetic policies first, so no network is
+involved; the daemon's resolver fails the run if it is ever called.
+
+    .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def domain_name(i: int) -> str:
+    return f"d{i}.bench-domain.example"
+
+
+# -- servers (run in a child process) ------------------------------------------
+
+
+def serve(kind: str, policies: int) -> None:
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+    from twisted.internet.protocol import Factory
+    from twisted.protocols.basic import NetstringReceiver
+
+    before = rss_kib()
+    listening: Any
+    if kind == "bare":
+        secure = b"OK secure match=mx1.%s:.mx.%s servername=hostname"
+        table = {
+            domain_name(i).encode(): secure
+            % (domain_name(i).encode(), domain_name(i).encode())
+            for i in range(policies)
+        }
+
+        class Bare(NetstringReceiver):
+            def stringReceived(self, string: bytes) -> None:
+                _, _, key = string.partition(b" ")
+                self.sendString(table.get(key, b"NOTFOUND "))
+
+        listening = reactor.listenTCP(
+            0, Factory.forProtocol(Bare), interface="127.0.0.1"
+        )
+    else:
+        from postfix_mtasts.cache import CacheEntry
+        from postfix_mtasts.cache.memory import MemoryCache
+        from postfix_mtasts.config import MapConfig
+        from postfix_mtasts.decision import Outcome, Timing
+        from postfix_mtasts.lookup import LookupService
+        from postfix_mtasts.policy import Policy, parse_policy
+        from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol
+
+        class NoNetwork:
+            def resolve(
+                self, domain: str, known: str | None, may: Callable[[str], bool]
+            ) -> Deferred[Outcome]:
+                raise SystemExit(f"benchmark bug: network lookup for {domain}")
+
+        cache = MemoryCache(max(policies, 1))
+        now = reactor.seconds()
+        for i in range(policies):
+            d = domain_name(i)
+            body = f"version: STSv1\nmode: enforce\nmx: mx1.{d}\nmx: *.mx.{d}\nmax_age: 31557600\n"
+            policy = parse_policy(body.encode())
+            assert isinstance(policy, Policy)
+            cache.put(CacheEntry.fetched(d, f"id{i}", policy, now))
+        service = LookupService(
+            NoNetwork(),
+            cache,
+            reactor,
+            maps={
+                "postfix": MapConfig(
+                    strict_testing=False, tlsrpt=False, dns_failure="notfound"
+                )
+            }.get,
+            timing=Timing(
+                recheck_interval_s=86400, negative_ttl_s=300, failure_backoff_s=300
+            ),
+            budget_s=15,
+            max_in_flight=32,
+        )
+        factory = LookupFactory(
+            SocketmapProtocol,
+            service.lookup,
+            reactor,
+            max_connections=1000,
+            idle_timeout_s=600,
+        )
+        listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    after = rss_kib()
+    print(
+        json.dumps(
+            {
+                "port": listening.getHost().port,
+                "rss_before_kib": before,
+                "rss_after_kib": after,
+            }
+        ),
+        flush=True,
+    )
+
+    def report_rss() -> None:
+        print(json.dumps({"rss_kib": rss_kib()}), flush=True)
+
+    reactor.addSystemEventTrigger("before", "shutdown", report_rss)
+    reactor.run()
+
+
+# -- client ---------------------------------------------------------------------
+
+
+def netstring(payload: bytes) -> bytes:
+    return b"%d:%s," % (len(payload), payload)
+
+
+def load(
+    port: int, connections: int, seconds: float, policies: int
+) -> dict[str, float]:
+    rng = random.Random(1)
+    keys = [
+        netstring(b"postfix " + domain_name(rng.randrange(policies)).encode())
+        for _ in range(4096)
+    ]
+    sel = selectors.DefaultSelector()
+    socks = []
+    for n in range(connections):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        socks.append(s)
+        sel.register(s, selectors.EVENT_READ, [n, 0.0, b""])
+    latencies: list[float] = []
+    k = 0
+    deadline = time.perf_counter() + seconds
+    for s in socks:
+        key = sel.get_key(s)
+        key.data[1] = time.perf_counter()
+        s.send(keys[k % 4096])
+        k += 1
+    errors = 0
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        for key, _ in sel.select(timeout=1.0):
+            s = key.fileobj
+            data = key.data
+            chunk = s.recv(65536)  # type: ignore[union-attr]
+            if not chunk:
+                raise SystemExit("server closed a connection")
+            buf = data[2] + chunk
+            if not buf.endswith(b","):
+                data[2] = buf
+                continue
+            data[2] = b""
+            if b":OK " not in buf:
+                errors += 1
+            t = time.perf_counter()
+            latencies.append(t - data[1])
+            data[1] = t
+            s.send(keys[k % 4096])  # type: ignore[union-attr]
+            k += 1
+    elapsed = seconds
+    for s in socks:
+        s.close()
+    latencies.sort()
+    return {
+        "connections": connections,
+        "requests": len(latencies),
+        "req_per_s": round(len(latencies) / elapsed),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        "non_ok_replies": errors,
+    }
+
+
+def start(kind: str, policies: int) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+    )
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", choices=["bare", "daemon"])
+    parser.add_argument("--policies", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.policies)
+        return
+    results: dict[str, Any] = {"policies": args.policies}
+    for kind in ("bare", "daemon"):
+        proc, info = start(kind, args.policies)
+        try:
+            runs = [
+                load(info["port"], c, args.seconds, args.policies) for c in (1, 100)
+            ]
+        finally:
+            proc.terminate()
+            assert proc.stdout is not None
+            tail = proc.stdout.read()
+            proc.wait()
+        rss = max(
+            (json.loads(line).get("rss_kib", 0) for line in tail.splitlines() if line),
+            default=0,
+        )
+        results[kind] = {
+            "runs": runs,
+            "rss_kib": rss,
+            "bytes_per_policy": round(
+                (info["rss_after_kib"] - info["rss_before_kib"])
+                * 1024
+                / max(args.policies, 1)
+            ),
+        }
+    for c_index, c in enumerate((1, 100)):
+        bare = results["bare"]["runs"][c_index]
+        ours = results["daemon"]["runs"][c_index]
+        results[f"ratio_{c}_conn"] = round(ours["req_per_s"] / bare["req_per_s"], 3)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"policies cached: {args.policies}")
+    for kind in ("bare", "daemon"):
+        r = results[kind]
+        print(
+            f"{kind:>7}: RSS {r['rss_kib'] / 1024:.1f} MiB, {r['bytes_per_policy']} B/policy"
+        )
+        for run in r["runs"]:
+            print(
+                f"         {run['connections']:>3} conn: {run['req_per_s']:>7} req/s "
+                f"p50 {run['p50_ms']:.3f} ms p99 {run['p99_ms']:.3f} ms "
+                f"(non-OK {run['non_ok_replies']})"
+            )
+    print(
+        f"daemon/bare throughput: 1 conn {results['ratio_1_conn']}x, 100 conn {results['ratio_100_conn']}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

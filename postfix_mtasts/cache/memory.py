@@ -1,0 +1,42 @@
+# -*- test-case-name: tests.unit.test_cache -*-
+"""The bounded in-memory LRU that answers every hot-path lookup."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from postfix_mtasts.cache import CacheEntry
+
+__all__ = ["MemoryCache"]
+
+
+class MemoryCache:
+    """At most ``max_entries`` policies; the least recently used goes first."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, domain: str) -> CacheEntry | None:
+        entry = self._entries.get(domain)
+        if entry is not None:
+            self._entries.move_to_end(domain)
+        return entry
+
+    def put(self, entry: CacheEntry) -> None:
+        self._entries[entry.domain] = entry
+        self._entries.move_to_end(entry.domain)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def delete(self, domain: str) -> None:
+        self._entries.pop(domain, None)
+
+    def scan(self) -> Iterator[CacheEntry]:
+        return iter(list(self._entries.values()))

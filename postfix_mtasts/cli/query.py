@@ -1,0 +1,108 @@
+# -*- test-case-name: tests.integration.test_daemon -*-
+"""``postfix-mtasts query DOMAIN``: discover one domain's policy with the
+daemon's own resolver and decision code, and say what Postfix would hear."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import evolve
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+
+from postfix_mtasts.answer import Answer, Status, render_value
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.config import Config
+from postfix_mtasts.nexthop import KeyKind, classify_key
+from postfix_mtasts.service import make_lookup_service
+
+__all__ = ["describe", "run_query"]
+
+_EXIT = {Status.OK: 0, Status.NOTFOUND: 1, Status.TEMP: 2, Status.PERM: 2}
+
+
+def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
+    if config.map_named(map_name) is None:
+        print(
+            f"postfix-mtasts: no map named {map_name!r} in the configuration",
+            file=sys.stderr,
+        )
+        return 2
+    # A one-shot query waits for the whole discovery, not the lookup budget.
+    patient = evolve(config, server=evolve(config.server, lookup_budget_s=120.0))
+
+    async def main(reactor: Any) -> None:
+        service = make_lookup_service(patient, reactor)
+        result = service.lookup(map_name, key.encode())
+        answer = await result if isinstance(result, Deferred) else result
+        hop = classify_key(key.encode())
+        entry = service.state(hop.domain)[0] if hop.kind is KeyKind.DOMAIN else None
+        report = describe(key, hop.domain, answer, entry, reactor.seconds())
+        if as_json:
+            print(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            for name, value in _text_rows(report):
+                print(f"{name + ':':<9} {value}")
+        raise SystemExit(_EXIT[answer.status])  # react exits with this code
+
+    task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+
+def describe(
+    key: str, domain: str, answer: Answer, entry: CacheEntry | None, now: float
+) -> dict[str, Any]:
+    """The query report as plain data (the ``--json`` schema)."""
+    reply = answer.status.value
+    if answer.value is not None:
+        reply += " " + render_value(answer.value)
+    elif answer.status is not Status.NOTFOUND:
+        reply += " " + answer.reason
+    policy = None
+    if entry is not None:
+        policy = {
+            "id": entry.policy_id,
+            "mode": entry.policy.mode.value,
+            "max_age": entry.policy.max_age,
+            "mx": [p.text for p in entry.policy.mx],
+            "fetched_at": _iso(entry.fetched_at),
+            "expires_at": _iso(entry.expires_at),
+            "age_s": round(now - entry.fetched_at, 3),
+            "source": "fetch",
+        }
+    return {
+        "key": key,
+        "domain": domain or None,
+        "status": answer.status.value,
+        "reply": reply,
+        "reason": answer.reason,
+        "policy": policy,
+    }
+
+
+def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        ("key", report["key"]),
+        ("domain", report["domain"] or "-"),
+        ("reply", report["reply"]),
+        ("reason", report["reason"] or "-"),
+    ]
+    policy = report["policy"]
+    if policy is not None:
+        rows += [
+            (
+                "policy",
+                f"id={policy['id']} mode={policy['mode']} max_age={policy['max_age']}",
+            ),
+            ("mx", ", ".join(policy["mx"]) or "-"),
+            ("fetched", f"{policy['fetched_at']} (age {policy['age_s']:g} s)"),
+            ("expires", policy["expires_at"]),
+            ("source", policy["source"]),
+        ]
+    return rows
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,506 @@
+# -*- test-case-name: tests.unit.test_config -*-
+"""Turn the TOML configuration into a frozen :class:`Config`.
+
+Pure except :func:`load`, which reads the file.  Unknown keys and bad values
+raise :class:`ConfigError` whose message starts with the key path at fault
+(``maps.postfix.dns_failure: ...``, ``listener[1].protocol: ...``).  Each
+section's defaults and checks sit on its attrs fields, so ``Config() ==
+parse_config("")``; ``conf/postfix-mtasts.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from typing import Any, Literal, NoReturn, TypeVar, get_args
+
+from attrs import AttrsInstance, field, fields, frozen
+
+__all__ = [
+    "MAX_WAIT_S",
+    "MIN_FAILURE_BACKOFF_S",
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "DnsConfig",
+    "DnsFailure",
+    "FetchConfig",
+    "ListenerConfig",
+    "ListenerProtocol",
+    "LogConfig",
+    "LogFormat",
+    "LogLevelName",
+    "MapConfig",
+    "ServerConfig",
+    "load",
+    "parse_config",
+]
+
+ListenerProtocol = Literal["socketmap", "tcp_table"]
+DnsFailure = Literal["notfound", "temp"]
+LogLevelName = Literal["debug", "info", "warn", "error"]
+LogFormat = Literal["text", "json"]
+
+#: Ceiling for the fetch timeout and the lookup budget: Postfix gives up on a
+#: socketmap or tcp_table reply after 100 s (spec G6, G14).
+MAX_WAIT_S = 90.0
+#: RFC 8461 §3.3: wait at least 5 minutes after a failed fetch (spec B14).
+MIN_FAILURE_BACKOFF_S = 300.0
+
+_G14 = "Postfix gives up on a reply after 100 s, G14"
+_D11 = "re-check the TXT id well before Postfix bounces mail, D11"
+_B14 = "RFC 8461 §3.3: SHOULD wait at least 5 minutes after a failed fetch, B14"
+_ENDPOINT_KINDS = ("tcp", "tcp6", "unix", "systemd")
+_MAP_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_DNS_FAILURES = get_args(DnsFailure)
+_LOG_LEVELS = get_args(LogLevelName)
+_LOG_FORMATS = get_args(LogFormat)
+_RULE = "postfix_mtasts.config"
+_T = TypeVar("_T", bound=AttrsInstance)
+
+
+class ConfigError(ValueError):
+    """The configuration is unreadable or invalid; the message names the key."""
+
+
+def _rule(key: str = "", **check: Any) -> dict[str, Any]:
+    """Field metadata read by :func:`_section`: the TOML key (default: the
+    field name) and its check: ``least``/``most`` for integers,
+    ``above``/``least``/``most``/``why`` for seconds, ``choices`` for words."""
+    return {_RULE: (key, check)}
+
+
+@frozen
+class ListenerConfig:
+    """One listening socket.  ``map`` is used by tcp_table only (its requests
+    carry no map name); ``owner``/``group`` (unix: only) are applied after
+    bind, None = unchanged."""
+
+    endpoint: str = "tcp:8461:interface=127.0.0.1"
+    protocol: ListenerProtocol = "socketmap"
+    map: str = "postfix"
+    owner: str | None = None
+    group: str | None = None
+
+
+@frozen
+class MapConfig:
+    """How one map (a socketmap name) answers."""
+
+    strict_testing: bool = field(default=False, metadata=_rule())
+    tlsrpt: bool = field(default=False, metadata=_rule())
+    dns_failure: DnsFailure = field(
+        default="notfound", metadata=_rule(choices=_DNS_FAILURES)
+    )
+
+
+@frozen
+class DnsConfig:
+    """``nameservers`` as (address, port); empty = the system resolver config."""
+
+    nameservers: tuple[tuple[str, int], ...] = ()
+    timeout_s: float = field(default=5.0, metadata=_rule("timeout", above=0, most=60))
+    attempts: int = field(default=2, metadata=_rule(least=1, most=10))
+
+
+@frozen
+class FetchConfig:
+    """HTTPS policy fetches; ``ca_file`` None = the system trust store."""
+
+    timeout_s: float = field(
+        default=20.0, metadata=_rule("timeout", above=0, most=MAX_WAIT_S, why=_G14)
+    )
+    ca_file: str | None = field(default=None, metadata=_rule())
+    max_in_flight: int = field(default=32, metadata=_rule(least=1))
+
+
+@frozen
+class CacheConfig:
+    max_entries: int = field(default=100_000, metadata=_rule(least=1))
+    recheck_interval_s: float = field(
+        default=3600.0,
+        metadata=_rule("recheck_interval", above=0, most=86400, why=_D11),
+    )
+    negative_ttl_s: float = field(
+        default=300.0, metadata=_rule("negative_ttl", least=0)
+    )
+    failure_backoff_s: float = field(
+        default=MIN_FAILURE_BACKOFF_S,
+        metadata=_rule("failure_backoff", least=MIN_FAILURE_BACKOFF_S, why=_B14),
+    )
+
+
+@frozen
+class ServerConfig:
+    max_connections: int = field(default=512, metadata=_rule(least=1))
+    idle_timeout_s: float = field(
+        default=120.0, metadata=_rule("idle_timeout", above=0)
+    )
+    lookup_budget_s: float = field(
+        default=15.0,
+        metadata=_rule("lookup_budget", above=0, most=MAX_WAIT_S, why=_G14),
+    )
+    max_request_bytes: int = field(
+        default=10_000, metadata=_rule(least=1, most=100_000)
+    )
+
+
+@frozen
+class LogConfig:
+    level: LogLevelName = field(default="info", metadata=_rule(choices=_LOG_LEVELS))
+    format: LogFormat = field(default="text", metadata=_rule(choices=_LOG_FORMATS))
+
+
+@frozen
+class Config:
+    """The whole configuration.  ``maps`` keeps the file's order; ``warnings``
+    are problems worth logging at start that do not stop the daemon."""
+
+    listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
+    maps: tuple[tuple[str, MapConfig], ...] = (("postfix", MapConfig()),)
+    dns: DnsConfig = DnsConfig()
+    fetch: FetchConfig = FetchConfig()
+    cache: CacheConfig = CacheConfig()
+    server: ServerConfig = ServerConfig()
+    log: LogConfig = LogConfig()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def map_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.maps)
+
+    def map_named(self, name: str) -> MapConfig | None:
+        """The map called ``name``, or None if no ``[maps.NAME]`` defines it."""
+        for known, profile in self.maps:
+            if known == name:
+                return profile
+        return None
+
+
+def load(path: str | None) -> Config:
+    """Read and parse the file at ``path``; None gives the embedded defaults."""
+    if path is None:
+        return parse_config("")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        text = data.decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8: {e}") from e
+    try:
+        return parse_config(text)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def parse_config(text: str) -> Config:
+    """Parse and validate TOML ``text``; missing keys take their defaults."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid TOML: {e}") from None
+    top = _Table(raw, "")
+    maps = _parse_maps(top)
+    warnings: list[str] = []
+    listeners = _parse_listeners(top, {name for name, _ in maps}, warnings)
+    dns = top.table("dns")
+    nameservers = tuple(
+        _parse_nameserver(text, f"dns.nameservers[{i}]")
+        for i, text in enumerate(dns.string_list("nameservers"))
+    )
+    config = Config(
+        listeners=listeners,
+        maps=maps,
+        dns=_section(DnsConfig, dns, nameservers=nameservers),
+        fetch=_section(FetchConfig, top.table("fetch")),
+        cache=_section(CacheConfig, top.table("cache")),
+        server=_section(ServerConfig, top.table("server")),
+        log=_section(LogConfig, top.table("log")),
+        warnings=tuple(warnings),
+    )
+    top.close()
+    return config
+
+
+def _section(cls: type[_T], t: _Table, **given: Any) -> _T:
+    """Build ``cls`` from its fields' :func:`_rule` metadata; ``given`` are
+    values parsed by the caller.  Rejects keys no field reads."""
+    values = dict(given)
+    for f in fields(cls):
+        if f.name in given:
+            continue
+        key, rule = f.metadata[_RULE]
+        key = key or f.name
+        if f.default is None:  # optional string: "" = None
+            values[f.name] = t.string(key, "") or None
+        elif isinstance(f.default, bool):
+            values[f.name] = t.boolean(key, f.default)
+        elif isinstance(f.default, int):
+            values[f.name] = t.integer(key, f.default, **rule)
+        elif isinstance(f.default, float):
+            values[f.name] = t.seconds(key, f.default, **rule)
+        else:
+            values[f.name] = t.choice(key, f.default, **rule)
+    t.close()
+    return cls(**values)
+
+
+def _parse_maps(top: _Table) -> tuple[tuple[str, MapConfig], ...]:
+    if not top.has("maps"):
+        return Config().maps
+    tables = top.table("maps")
+    if not tables.names():
+        raise ConfigError(
+            "maps: define at least one [maps.NAME] table, or leave out [maps] "
+            'for the default "postfix" map'
+        )
+    maps = []
+    for name in tables.names():
+        if not _MAP_NAME.fullmatch(name):
+            raise ConfigError(
+                f"maps.{_show(name)}: a map name may hold only letters, digits, "
+                '"_" and "-"'
+            )
+        maps.append((name, _section(MapConfig, tables.table(name))))
+    return tuple(maps)
+
+
+def _parse_listeners(
+    top: _Table, map_names: set[str], warnings: list[str]
+) -> tuple[ListenerConfig, ...]:
+    if not top.has("listener"):
+        return Config().listeners
+    items = top.get("listener")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            "listener: expected one or more [[listener]] tables, got " + _show(items)
+        )
+    listeners: list[ListenerConfig] = []
+    for i, item in enumerate(items):
+        path = f"listener[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: expected a table, got {_show(item)}")
+        t = _Table(item, path)
+        d = ListenerConfig()
+        endpoint = t.string("endpoint", d.endpoint)
+        kind = endpoint.partition(":")[0]
+        if kind not in _ENDPOINT_KINDS or ":" not in endpoint:
+            raise ConfigError(
+                f"{path}.endpoint: expected a string starting with tcp:, tcp6:, "
+                f"unix: or systemd:, got {_show(endpoint)}"
+            )
+        for j, other in enumerate(listeners):
+            if other.endpoint == endpoint:
+                raise ConfigError(f"{path}.endpoint: same as listener[{j}]")
+        protocol: ListenerProtocol = t.choice(
+            "protocol", d.protocol, get_args(ListenerProtocol)
+        )
+        if protocol == "socketmap" and t.has("map"):
+            raise ConfigError(
+                f"{path}.map: only for tcp_table; a socketmap request names its map"
+            )
+        map_name = t.string("map", d.map)
+        if protocol == "tcp_table" and map_name not in map_names:
+            raise ConfigError(f"{path}.map: no [maps.NAME] defines {_show(map_name)}")
+        owner = t.string("owner", "") or None
+        group = t.string("group", "") or None
+        for key, value in (("owner", owner), ("group", group)):
+            if kind != "unix" and value is not None:
+                raise ConfigError(f"{path}.{key}: only for unix: endpoints")
+        t.close()
+        exposed = _non_loopback_interface(endpoint) if kind.startswith("tcp") else None
+        if exposed is not None:
+            warnings.append(
+                f"{path}.endpoint: {_show(endpoint)} listens on {exposed}; "
+                f"{protocol} requests are unauthenticated, so bind to 127.0.0.1, "
+                "::1 or a unix: socket unless a firewall guards the port (F7)"
+            )
+        listeners.append(ListenerConfig(endpoint, protocol, map_name, owner, group))
+    return tuple(listeners)
+
+
+def _non_loopback_interface(endpoint: str) -> str | None:
+    """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback.
+
+    Splits Twisted's strports syntax (``:`` separates, ``=`` assigns, ``\\``
+    escapes) as far as needed to find the interface.
+    """
+    params: list[list[str]] = [[""]]
+    chars = iter(endpoint)
+    for ch in chars:
+        if ch == "\\":
+            params[-1][-1] += next(chars, "")
+        elif ch == ":":
+            params.append([""])
+        elif ch == "=" and len(params[-1]) == 1:
+            params[-1].append("")
+        else:
+            params[-1][-1] += ch
+    args = [p[0] for p in params if len(p) == 1]
+    kwargs = {p[0]: p[1] for p in params if len(p) == 2}
+    if args[0] == "tcp":  # tcp:port:interface:backlog
+        interface = args[2] if len(args) > 2 else ""
+    else:  # tcp6:port:backlog:interface
+        interface = args[3] if len(args) > 3 else "::"
+    interface = kwargs.get("interface", interface)
+    if interface in ("", "0.0.0.0", "::"):  # noqa: S104 -- detecting it, not binding
+        return "all interfaces"
+    try:
+        if interface == "localhost" or ipaddress.ip_address(interface).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"{interface}, not a loopback address"
+
+
+def _parse_nameserver(text: str, path: str) -> tuple[str, int]:
+    """Parse "ip", "ip:port", "[ipv6]:port", "[ipv6]" or a bare IPv6 address."""
+    host, port_text, version = text, "53", None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        version = 6
+        if not bracket or (rest and not rest.startswith(":")):
+            host = ""
+        port_text = rest[1:] if rest else port_text
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        version = 4
+    try:
+        address = ipaddress.ip_address(host)
+        if version not in (None, address.version):
+            raise ValueError(host)
+        if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
+            raise ValueError(port_text)
+    except ValueError:
+        raise ConfigError(
+            f'{path}: expected an IP address, "ip:port" or "[ipv6]:port", '
+            f"got {_show(text)}"
+        ) from None
+    return str(address), int(port_text)
+
+
+def _show(value: object) -> str:
+    """Render a config value for an error message, TOML-like and cut short."""
+    if isinstance(value, str):
+        shown = json.dumps(value, ensure_ascii=False)
+        return shown if len(shown) <= 200 else shown[:200] + "..."
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+class _Table:
+    """One TOML table being read: typed getters that record which keys were
+    read, so :meth:`close` can reject the rest as unknown."""
+
+    def __init__(self, raw: Mapping[str, Any], path: str) -> None:
+        self._raw = raw
+        self._path = path
+        self._read: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def _fail(self, key: str, expected: str, value: object, why: str = "") -> NoReturn:
+        reason = f" ({why})" if why else ""
+        raise ConfigError(f"{self._key(key)}: {expected}, got {_show(value)}{reason}")
+
+    def has(self, key: str) -> bool:
+        return key in self._raw
+
+    def names(self) -> list[str]:
+        self._read.update(self._raw)
+        return list(self._raw)
+
+    def get(self, key: str, default: object = None) -> object:
+        self._read.add(key)
+        return self._raw.get(key, default)
+
+    def close(self) -> None:
+        for key in self._raw:
+            if key not in self._read:
+                raise ConfigError(f"{self._key(key)}: unknown key")
+
+    def table(self, key: str) -> _Table:
+        value = self.get(key, {})
+        if not isinstance(value, dict):
+            self._fail(key, "expected a table", value)
+        return _Table(value, self._key(key))
+
+    def string(self, key: str, default: str) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str):
+            self._fail(key, "expected a string", value)
+        return value
+
+    def string_list(self, key: str) -> list[str]:
+        value = self.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self._fail(key, "expected an array of strings", value)
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> Any:
+        value = self.get(key, default)
+        if value not in choices:
+            names = [f'"{c}"' for c in choices]
+            self._fail(key, f"expected {', '.join(names[:-1])} or {names[-1]}", value)
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            self._fail(key, "expected true or false", value)
+        return value
+
+    def integer(
+        self, key: str, default: int, least: int = 0, most: int | None = None
+    ) -> int:
+        value = self.get(key, default)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < least
+            or (most is not None and value > most)
+        ):
+            bounds = f">= {least}" + (f" and <= {most}" if most is not None else "")
+            self._fail(key, f"expected an integer {bounds}", value)
+        return value
+
+    def seconds(
+        self,
+        key: str,
+        default: float,
+        *,
+        above: float | None = None,
+        least: float | None = None,
+        most: float | None = None,
+        why: str = "",
+    ) -> float:
+        value = self.get(key, default)
+        seconds = math.nan
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        if (
+            not math.isfinite(seconds)
+            or (above is not None and seconds <= above)
+            or (least is not None and seconds < least)
+            or (most is not None and seconds > most)
+        ):
+            bounds = [
+                f"> {above:g}" if above is not None else "",
+                f">= {least:g}" if least is not None else "",
+                f"<= {most:g}" if most is not None else "",
+            ]
+            expected = "expected seconds " + " and ".join(b for b in bounds if b)
+            self._fail(key, expected, value, why)
+        return seconds

@@ -1,0 +1,222 @@
+# -*- test-case-name: tests.unit.test_decision -*-
+"""The only place that chooses what Postfix hears, and how the cache moves.
+
+Pure: every function takes the cached entry, what the network said, and
+``now``; none does I/O.  Rule ids refer to spec.md.
+"""
+
+from __future__ import annotations
+
+from attrs import evolve, frozen
+
+from postfix_mtasts.answer import Answer
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.config import MapConfig
+from postfix_mtasts.mx import policy_value
+from postfix_mtasts.policy import Mode, Policy
+
+__all__ = [
+    "BackedOff",
+    "DnsFailed",
+    "FetchFailed",
+    "Fetched",
+    "Negative",
+    "NoPolicy",
+    "Outcome",
+    "Timing",
+    "Unchanged",
+    "Update",
+    "answer_for",
+    "apply_outcome",
+    "needs_check",
+]
+
+
+# What one round of discovery found (resolver.py produces these).
+@frozen
+class NoPolicy:
+    """No usable ``_mta-sts`` record: NXDOMAIN, NODATA or invalid (A7, A15)."""
+
+    reason: str
+
+
+@frozen
+class DnsFailed:
+    """The TXT lookup failed: SERVFAIL, timeout, CNAME loop (A11, A15)."""
+
+    reason: str
+
+
+@frozen
+class Unchanged:
+    """The TXT id equals the cached policy's id (E3)."""
+
+    policy_id: str
+
+
+@frozen
+class BackedOff:
+    """A fetch for this id failed recently; no new attempt yet (B14)."""
+
+    policy_id: str
+
+
+@frozen
+class Fetched:
+    policy_id: str
+    policy: Policy
+
+
+@frozen
+class FetchFailed:
+    """HTTPS failed or the policy was invalid (B7-B12, C17)."""
+
+    policy_id: str
+    reason: str
+    report_type: str
+
+
+Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
+
+
+@frozen
+class Negative:
+    """Why a domain has no usable policy now, and until when not to ask again."""
+
+    reason: str
+    until: float
+    dns_failure: bool = False
+
+
+@frozen
+class Timing:
+    recheck_interval_s: float
+    negative_ttl_s: float
+    failure_backoff_s: float
+    retry_s: float = 60.0
+
+
+@frozen
+class Update:
+    """How the cache changes after an outcome.
+
+    ``entry`` is the entry to store (``None``: leave the store alone unless
+    ``delete``); ``backoff`` is a ``(policy_id, until)`` to remember (B14);
+    ``event`` names what happened, for the log.
+    """
+
+    event: str
+    entry: CacheEntry | None = None
+    delete: bool = False
+    negative: Negative | None = None
+    backoff: tuple[str, float] | None = None
+
+
+def needs_check(
+    entry: CacheEntry | None,
+    negative: Negative | None,
+    now: float,
+    timing: Timing,
+) -> bool:
+    """Must this lookup ask DNS (and perhaps HTTPS) before answering?
+
+    A valid entry is served without network until its TXT id is due for a
+    re-check (E2, D11); a negative answer or a recent failure holds for its
+    own short time.
+    """
+    if negative is not None and now < negative.until:
+        return False
+    if entry is not None and entry.is_valid(now):
+        return now >= entry.checked_at + timing.recheck_interval_s
+    return True
+
+
+def known_id(entry: CacheEntry | None, now: float) -> str | None:
+    """The id to compare the TXT record with; ``None`` forces a fetch.
+
+    An expired entry is never extended without a fetch (E4 decision).
+    """
+    if entry is not None and entry.is_valid(now):
+        return entry.policy_id
+    return None
+
+
+def apply_outcome(
+    entry: CacheEntry | None,
+    outcome: Outcome,
+    domain: str,
+    now: float,
+    timing: Timing,
+) -> Update:
+    """The cache rules of spec E (and B14, B16, B17, C17)."""
+    valid = entry is not None and entry.is_valid(now)
+    if isinstance(outcome, Fetched):
+        new = CacheEntry.fetched(domain, outcome.policy_id, outcome.policy, now)
+        if entry is not None and entry.policy_id == outcome.policy_id:
+            return Update("policy renewed", entry=new)
+        return Update("policy updated", entry=new)
+    if isinstance(outcome, Unchanged):
+        if entry is not None and valid:
+            return Update("policy id unchanged", entry=evolve(entry, checked_at=now))
+        return Update("policy id unchanged", negative=None)  # pragma: no cover
+    if isinstance(outcome, NoPolicy):
+        if entry is not None and valid:
+            # E7/A10: a missing or invalid record never removes a valid policy.
+            return Update(
+                "record gone, cached policy kept", entry=evolve(entry, checked_at=now)
+            )
+        return Update(
+            "no policy",
+            delete=entry is not None,
+            negative=Negative(outcome.reason, now + timing.negative_ttl_s),
+        )
+    if isinstance(outcome, DnsFailed):
+        # A15/E7: never delete the cache on a DNS error; retry soon.
+        return Update(
+            "dns failure",
+            negative=Negative(outcome.reason, now + timing.retry_s, dns_failure=True),
+        )
+    if isinstance(outcome, BackedOff):
+        return Update(
+            "fetch backed off",
+            negative=Negative(
+                f"policy fetch for id {outcome.policy_id} failed recently",
+                now + timing.retry_s,
+            ),
+        )
+    # FetchFailed: B17/E8 keep the old policy, do not record the new id, and
+    # wait before fetching this id again (B14).
+    return Update(
+        "policy fetch failed",
+        negative=Negative(outcome.reason, now + timing.retry_s),
+        backoff=(outcome.policy_id, now + timing.failure_backoff_s),
+    )
+
+
+def answer_for(
+    domain: str,
+    entry: CacheEntry | None,
+    negative: Negative | None,
+    now: float,
+    settings: MapConfig,
+    *,
+    just_fetched: bool = False,
+) -> Answer:
+    """What Postfix hears for a domain (spec G.6 table).
+
+    ``just_fetched``: the entry was fetched for this very lookup, so it
+    applies even if its max_age is 0 (C10).
+    """
+    if entry is not None and (just_fetched or entry.is_valid(now)):
+        mode = entry.policy.mode
+        if mode is Mode.ENFORCE or (mode is Mode.TESTING and settings.strict_testing):
+            return Answer.ok(
+                policy_value(domain, entry.policy, report=settings.tlsrpt),
+                reason=f"policy {entry.policy_id} mode {mode.value}",
+            )
+        return Answer.notfound(f"policy {entry.policy_id} mode {mode.value}")
+    if negative is not None:
+        if negative.dns_failure and settings.dns_failure == "temp":
+            return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
+        return Answer.notfound(negative.reason)
+    return Answer.notfound("no policy")

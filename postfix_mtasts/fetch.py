@@ -1,0 +1,483 @@
+# -*- test-case-name: tests.unit.test_fetch -*-
+"""The HTTPS policy fetch (RFC 8461 §3.2-3.3, spec B).
+
+One GET of ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` through an
+injected treq client: no redirects, no HTTP cache, no content coding, status
+200 and ``text/plain`` only, a byte cap counted while streaming and one overall
+timeout on the injected clock.  Every fault is a :class:`FetchError` subtype
+carrying the TLSRPT result type the caller reports.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable, Sequence
+from http.cookiejar import DefaultCookiePolicy
+
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from service_identity import CertificateError, VerificationError
+from service_identity.hazmat import DNS_ID, verify_service_identity
+from service_identity.pyopenssl import extract_patterns
+from treq.client import HTTPClient
+from treq.cookies import IndexableCookieJar
+from twisted.internet import error as net_error
+from twisted.internet import protocol
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.ssl import (
+    Certificate,
+    TLSVersion,
+    optionsForClientTLS,
+    trustRootFromCertificates,
+)
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    ResponseDone,
+    ResponseFailed,
+)
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from zope.interface import implementer
+
+from postfix_mtasts import __version__
+from postfix_mtasts.policy import MAX_POLICY_BYTES
+
+__all__ = [
+    "FETCH_TIMEOUT_S",
+    "FetchConnectError",
+    "FetchContentTypeError",
+    "FetchEncodingError",
+    "FetchError",
+    "FetchRedirectError",
+    "FetchStatusError",
+    "FetchTimeoutError",
+    "FetchTlsError",
+    "FetchTooLargeError",
+    "HttpsPolicyFetcher",
+    "PolicyFetcher",
+    "StsTlsPolicy",
+    "http_client",
+    "load_pem_certificates",
+    "make_https_client",
+    "policy_url",
+]
+
+FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
+_CONNECT_TIMEOUT_S = 10.0
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
+_PEM_CERT = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+class FetchError(Exception):
+    """The policy could not be fetched; ``report_type`` is its TLSRPT result."""
+
+    report_type = "sts-policy-fetch-error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchConnectError(FetchError):
+    """DNS, TCP or a TLS handshake failure other than the certificate's."""
+
+
+class FetchTlsError(FetchError):
+    """The certificate is untrusted, expired or not for the host (B3, B4)."""
+
+    report_type = "sts-webpki-invalid"
+
+
+class FetchStatusError(FetchError):
+    """Any status but 200 (B7)."""
+
+    def __init__(self, status: int, reason: str | None = None) -> None:
+        super().__init__(reason or f"HTTP status {status}, not 200")
+        self.status = status
+
+
+class FetchRedirectError(FetchStatusError):
+    """A 3xx answer; redirects are never followed (B8)."""
+
+    def __init__(self, status: int, location: str | None) -> None:
+        super().__init__(status, f"HTTP redirect {status} to {location!r} refused")
+        self.location = location
+
+
+class FetchContentTypeError(FetchError):
+    """Media type not ``text/plain``, or no Content-Type at all (B10)."""
+
+    def __init__(self, content_type: str | None) -> None:
+        super().__init__(f"Content-Type {content_type!r} is not text/plain")
+        self.content_type = content_type
+
+
+class FetchTooLargeError(FetchError):
+    """The body is longer than the cap (B12)."""
+
+
+class FetchTimeoutError(FetchError):
+    """Connect, headers and body did not finish within the timeout (B12, G14)."""
+
+
+class FetchEncodingError(FetchError):
+    """A Content-Encoding other than identity (B21)."""
+
+    def __init__(self, content_encoding: str) -> None:
+        super().__init__(f"Content-Encoding {content_encoding!r} refused")
+        self.content_encoding = content_encoding
+
+
+class PolicyFetcher(typing.Protocol):
+    """Fetch a policy domain's (A-label) policy file; fails with FetchError only."""
+
+    def fetch(self, domain: str) -> Deferred[bytes]: ...
+
+
+class _DelayedCall(typing.Protocol):
+    def active(self) -> bool: ...
+    def cancel(self) -> None: ...
+
+
+class _Clock(typing.Protocol):
+    def callLater(  # noqa: N802 (Twisted's name)
+        self, delay: float, callable: Callable[..., object], *args: object
+    ) -> _DelayedCall: ...
+
+
+class _Producer(typing.Protocol):
+    def stopProducing(self) -> None: ...  # noqa: N802 (Twisted's name)
+
+
+class _Response(typing.Protocol):
+    """The parts of an IResponse we read (mypy cannot see zope interfaces)."""
+
+    code: int
+    headers: Headers
+    length: object  # an int, or twisted.web.iweb.UNKNOWN_LENGTH
+
+    def deliverBody(self, protocol: protocol.Protocol) -> None: ...  # noqa: N802
+
+
+class _Agent(typing.Protocol):
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = ...,
+        bodyProducer: IBodyProducer | None = ...,  # noqa: N803 (Twisted's name)
+    ) -> Deferred[IResponse]: ...
+
+
+def policy_url(domain: str) -> str:
+    """The one URL a policy is fetched from (B1)."""
+    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+
+
+class HttpsPolicyFetcher:
+    """:class:`PolicyFetcher` over HTTPS; cancelling a fetch aborts it."""
+
+    def __init__(
+        self,
+        client: HTTPClient,
+        clock: _Clock,
+        *,
+        timeout_s: float = FETCH_TIMEOUT_S,
+        max_bytes: int = MAX_POLICY_BYTES,
+        user_agent: str = f"postfix-mtasts/{__version__}",
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._timeout_s = timeout_s
+        self._max_bytes = max_bytes
+        self._headers = Headers({b"User-Agent": [user_agent.encode("ascii")]})
+
+    def fetch(self, domain: str) -> Deferred[bytes]:
+        domain = domain.removesuffix(".")
+        if not _DOMAIN.fullmatch(domain):
+            return fail(FetchError(f"invalid policy domain {domain!r}"))
+        d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
+        clock = typing.cast(IReactorTime, self._clock)
+        d.addTimeout(self._timeout_s, clock, onTimeoutCancel=_timed_out)
+        return d.addErrback(_as_fetch_error)
+
+    async def _fetch(self, url: str) -> bytes:
+        response: _Response = await self._client.request(
+            "GET",
+            url,
+            headers=self._headers.copy(),  # no conditional or cache headers (B9)
+            allow_redirects=False,  # B8
+            unbuffered=True,  # stream, so that the byte cap bites (B12)
+            # treq uses it only for its own timeout (unused); without it, treq
+            # would import the global reactor.
+            reactor=typing.cast(typing.Any, self._clock),
+        )
+        try:
+            _check_headers(response, self._max_bytes)
+        except FetchError:
+            response.deliverBody(_Discard())
+            raise
+        reader = _BodyReader(self._max_bytes)
+        response.deliverBody(reader)
+        return await reader.finished
+
+
+def _check_headers(response: _Response, max_bytes: int) -> None:
+    if response.code != 200:
+        if 300 <= response.code < 400:
+            location = _header(response.headers, b"location")
+            raise FetchRedirectError(response.code, location)
+        raise FetchStatusError(response.code)
+    coding = _header(response.headers, b"content-encoding")
+    if coding is not None and not _is_identity(coding):
+        raise FetchEncodingError(coding)
+    content_type = _header(response.headers, b"content-type")
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "text/plain":  # B10, B11: parameters ignored
+        raise FetchContentTypeError(content_type)
+    if isinstance(response.length, int) and response.length > max_bytes:
+        raise FetchTooLargeError(
+            f"Content-Length {response.length} exceeds {max_bytes} bytes"
+        )
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    values = headers.getRawHeaders(name)
+    return None if not values else b", ".join(values).decode("latin-1")
+
+
+def _is_identity(coding: str) -> bool:
+    return all(t.strip().lower() in ("", "identity") for t in coding.split(","))
+
+
+class _Discard(protocol.Protocol):
+    """Drops an unwanted body by closing the connection."""
+
+    def connectionMade(self) -> None:
+        typing.cast(_Producer, self.transport).stopProducing()
+
+
+class _BodyReader(protocol.Protocol):
+    """Collects up to ``max_bytes``; aborts the connection past that (B12)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.finished: Deferred[bytes] = Deferred(lambda _: self._abort())
+        self._max_bytes = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            typing.cast(_Producer, self.transport).stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        self._size += len(data)
+        if self._size > self._max_bytes:
+            self._abort()
+            limit = self._max_bytes
+            self.finished.errback(FetchTooLargeError(f"body exceeds {limit} bytes"))
+        else:
+            self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if self.finished.called:
+            return
+        if isinstance(reason.value, ResponseDone | PotentialDataLoss):
+            self.finished.callback(b"".join(self._chunks))
+        else:
+            self.finished.errback(reason)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and, depth first, the failures it wraps (ResponseFailed & co.)."""
+    found = [error]
+    for reason in getattr(error, "reasons", None) or ():
+        if isinstance(reason, Failure) and reason.value is not None:
+            found.extend(_causes(reason.value))
+    return found
+
+
+def _ssl_reason(error: SSL.Error) -> str:
+    details = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    texts = [str(d[-1]) for d in details if isinstance(d, tuple) and d]
+    return "; ".join(texts) or str(error) or "unknown TLS error"
+
+
+def _timed_out(result: object, timeout_s: float) -> typing.NoReturn:
+    """Whatever the cancelled fetch ended with, it timed out (B12, G14)."""
+    raise FetchTimeoutError(f"no complete answer within {timeout_s}s")
+
+
+def _as_fetch_error(failure: Failure) -> Failure:
+    """Map a Twisted, OpenSSL or service_identity failure to a FetchError."""
+    if isinstance(failure.value, FetchError | CancelledError):
+        return failure
+    causes = _causes(failure.value) if failure.value is not None else []
+    for cause in causes:
+        if isinstance(cause, VerificationError | CertificateError):
+            raise FetchTlsError(f"certificate not valid for host: {cause}")
+        if isinstance(cause, SSL.Error):
+            text = _ssl_reason(cause)
+            if "certificate" in text:
+                raise FetchTlsError(f"certificate rejected: {text}")
+            raise FetchConnectError(f"TLS handshake failed: {text}")
+    inner = [c for c in causes if not isinstance(c, ResponseFailed)] or causes
+    text = " ".join((str(inner[-1]) or type(inner[-1]).__name__).split())[:200]
+    if isinstance(inner[-1], net_error.DNSLookupError):
+        raise FetchConnectError(f"host name lookup failed: {text}")
+    raise FetchConnectError(text)
+
+
+class StsTlsPolicy(BrowserLikePolicyForHTTPS):
+    """TLS for a policy host (B3, B4, B6, B20).
+
+    SNI and the name check on SAN DNS-IDs use the host name the Agent connects
+    to; the chain must end at one of ``ca_certificates`` or, when none are
+    given, in the platform's store (which honours SSL_CERT_FILE and
+    SSL_CERT_DIR); TLS 1.2 at least.
+    """
+
+    def __init__(self, ca_certificates: Sequence[Certificate] = ()) -> None:
+        self._trust_root = (
+            trustRootFromCertificates(list(ca_certificates))  # type: ignore[no-untyped-call]
+            if ca_certificates
+            else None  # optionsForClientTLS then uses platformTrust()
+        )
+
+    def creatorForNetloc(  # noqa: N802 (Twisted's name)
+        self, hostname: bytes, port: int
+    ) -> IOpenSSLClientConnectionCreator:
+        host = hostname.decode("ascii")
+        options = optionsForClientTLS(
+            host,
+            trustRoot=self._trust_root,
+            extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
+        )
+        creator = _StrictNameCheck(typing.cast(_ConnectionCreator, options), host)
+        return typing.cast(IOpenSSLClientConnectionCreator, creator)
+
+
+class _ConnectionCreator(typing.Protocol):
+    def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
+        self,
+        tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
+    ) -> SSL.Connection: ...
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _StrictNameCheck:
+    """Twisted's own verify callback treats a service_identity CertificateError
+    (a leaf without subjectAltName, a malformed wildcard) as a pass; this one
+    fails the handshake for it too (B3, B4: DNS-IDs only, no CN fallback)."""
+
+    def __init__(self, creator: _ConnectionCreator, hostname: str) -> None:
+        self.creator = creator
+        self.hostname = hostname
+
+    def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
+        self,
+        tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
+    ) -> SSL.Connection:
+        connection = self.creator.clientConnectionForTLS(tlsProtocol)
+        service_id = DNS_ID(self.hostname)
+        holder = [tlsProtocol]  # emptied at the leaf, as Twisted does: no cycle
+
+        def verify(
+            _c: SSL.Connection, cert: X509, _e: int, depth: int, ok: int
+        ) -> bool:
+            if depth != 0 or not ok or not holder:
+                return bool(ok)
+            tls = holder.pop()
+            try:
+                verify_service_identity(extract_patterns(cert), [service_id], [])
+            except (VerificationError, CertificateError) as e:
+                tls.failVerification(Failure(e))  # type: ignore[no-untyped-call]
+                return False
+            return True
+
+        flags = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        connection.set_verify(flags, verify)
+        return connection
+
+
+@implementer(IAgent)
+class _IdentityEncodingAgent:
+    """Under treq's ContentDecoderAgent: drops the Accept-Encoding it adds and
+    refuses a coded 200 body before it can be decompressed (B21)."""
+
+    def __init__(self, agent: _Agent) -> None:
+        self._agent = agent
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,  # noqa: N803 (Twisted's name)
+    ) -> Deferred[IResponse]:
+        headers = Headers() if headers is None else headers.copy()
+        headers.removeHeader(b"accept-encoding")
+        d = self._agent.request(method, uri, headers, bodyProducer)
+        return d.addCallback(_refuse_content_coding)
+
+
+def _refuse_content_coding(original: IResponse) -> IResponse:
+    response = typing.cast(_Response, original)
+    coding = _header(response.headers, b"content-encoding")
+    if response.code == 200 and coding is not None and not _is_identity(coding):
+        response.deliverBody(_Discard())
+        raise FetchEncodingError(coding)
+    return original
+
+
+def http_client(agent: _Agent) -> HTTPClient:
+    """A treq client over ``agent`` that sends no Accept-Encoding, decodes no
+    body (B21) and keeps no cookies."""
+    no_cookies = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    wrapped = typing.cast(IAgent, _IdentityEncodingAgent(agent))
+    return HTTPClient(wrapped, cookiejar=no_cookies)
+
+
+def make_https_client(
+    reactor: object,
+    *,
+    ca_file: str | None = None,
+    pool: bool = True,
+    connect_timeout_s: float = _CONNECT_TIMEOUT_S,
+) -> HTTPClient:
+    """The production client: a plain Agent (no redirect or decoder agent) with
+    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store.
+
+    ``reactor`` provides IReactorTCP, IReactorTime and IReactorPluggableNameResolver.
+    """
+    ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
+    connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
+    connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
+    connections.cachedConnectionTimeout = 30
+    agent = Agent(  # type: ignore[no-untyped-call]
+        reactor,
+        contextFactory=StsTlsPolicy(ca_certificates),
+        connectTimeout=connect_timeout_s,
+        pool=connections,
+    )
+    return http_client(agent)
+
+
+def load_pem_certificates(path: str) -> list[Certificate]:
+    """Every certificate of a PEM bundle; ValueError if it has none."""
+    with open(path, "rb") as f:
+        pems = _PEM_CERT.findall(f.read())
+    if not pems:
+        raise ValueError(f"{path}: no PEM certificate found")
+    return [Certificate.loadPEM(pem) for pem in pems]

@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.unit.test_resolver -*-
+"""One round of discovery: TXT record, id comparison, HTTPS fetch, parse.
+
+No cache and no timers: the caller says which id it already has and which
+ids it may fetch now; the result is a :data:`~postfix_mtasts.decision.Outcome`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+
+from postfix_mtasts.decision import (
+    BackedOff,
+    DnsFailed,
+    Fetched,
+    FetchFailed,
+    NoPolicy,
+    Outcome,
+    Unchanged,
+)
+from postfix_mtasts.fetch import FetchError, PolicyFetcher
+from postfix_mtasts.policy import (
+    PolicyInvalid,
+    RecordInvalid,
+    parse_policy,
+    parse_sts_records,
+)
+from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtResolver
+
+__all__ = ["PolicyResolver"]
+
+
+class PolicyResolver:
+    def __init__(self, txt: TxtResolver, fetcher: PolicyFetcher) -> None:
+        self._txt = txt
+        self._fetcher = fetcher
+
+    def resolve(
+        self,
+        domain: str,
+        known_id: str | None,
+        may_fetch: Callable[[str], bool],
+    ) -> Deferred[Outcome]:
+        """Discover ``domain``'s policy.
+
+        ``known_id`` is the id of a valid cached policy (``None`` forces a
+        fetch, E4); ``may_fetch(id)`` is false while a failed fetch of that
+        id backs off (B14).
+        """
+        return Deferred.fromCoroutine(self._resolve(domain, known_id, may_fetch))
+
+    async def _resolve(
+        self,
+        domain: str,
+        known_id: str | None,
+        may_fetch: Callable[[str], bool],
+    ) -> Outcome:
+        # A1/A16: exactly this name, never a parent.
+        txt = await self._txt.lookup_txt("_mta-sts." + domain)
+        if isinstance(txt, TxtNoRecord):
+            return NoPolicy(txt.reason)
+        if isinstance(txt, TxtFailure):
+            return DnsFailed(txt.reason)
+        record = parse_sts_records(txt.records)
+        if isinstance(record, RecordInvalid):
+            return NoPolicy(f"{record.rule}: {record.reason}")
+        if record.id == known_id:  # A5: exact, case-sensitive comparison
+            return Unchanged(record.id)
+        if not may_fetch(record.id):
+            return BackedOff(record.id)
+        try:
+            body = await self._fetcher.fetch(domain)
+        except FetchError as e:
+            return FetchFailed(record.id, e.reason, e.report_type)
+        policy = parse_policy(body)
+        if isinstance(policy, PolicyInvalid):
+            return FetchFailed(
+                record.id,
+                f"invalid policy: {policy.rule}: {policy.reason}",
+                "sts-policy-invalid",
+            )
+        return Fetched(record.id, policy)

@@ -1,0 +1,44 @@
+"""Tests for postfix_mtasts.answer: rendering a TLS policy value."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.answer import StsReportAttributes, TlsPolicyValue, render_value
+
+
+def value(*lines: str) -> TlsPolicyValue:
+    return TlsPolicyValue(
+        level="secure",
+        match=("mx.example.net",),
+        servername="hostname",
+        report=StsReportAttributes("example.net", ("mx.example.net",), lines),
+    )
+
+
+class RenderValueTests(SynchronousTestCase):
+    def test_without_report(self) -> None:
+        """with_report=False leaves every TLSRPT attribute out (G31)."""
+        self.assertEqual(
+            render_value(value("mode: enforce"), with_report=False),
+            "secure match=mx.example.net servername=hostname",
+        )
+
+    def test_braces_dropped(self) -> None:
+        """A policy line with ``{`` or ``}`` cannot be wrapped: dropped (G27)."""
+        text = render_value(value("mode: enforce", "x-a: {b}", "x-c: d}"))
+        self.assertTrue(text.endswith(" { policy_string = mode: enforce }"), text)
+        self.assertEqual(text.count("policy_string"), 1)
+
+    def test_control_characters_dropped(self) -> None:
+        """A policy line with NUL, CR, LF or DEL is dropped; a TAB (legal
+        WSP after ``:``, C2) is kept (G27)."""
+        lines = ("mode:\tenforce", "x-a: b\x00c", "x-d: e\rf", "x-g: \n", "x-h: \x7f")
+        text = render_value(value(*lines))
+        self.assertTrue(text.endswith(" { policy_string = mode:\tenforce }"), text)
+        self.assertEqual(text.count("policy_string"), 1)
+
+    def test_utf8_line_kept(self) -> None:
+        """A UTF-8 extension value is embedded as it is (C16, G27)."""
+        text = render_value(value("x-note: café"))
+        self.assertTrue(text.endswith(" { policy_string = x-note: café }"), text)

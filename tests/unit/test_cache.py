@@ -1,0 +1,77 @@
+"""Cache entries and the in-memory LRU (spec E1, E13)."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.policy import Mode, Policy, parse_policy
+
+from .fakes import make_policy
+
+
+def entry(domain: str, now: float = 1000.0) -> CacheEntry:
+    return CacheEntry.fetched(domain, "id1", make_policy(), now)
+
+
+class CacheEntryTests(SynchronousTestCase):
+    def test_expiry_counts_from_fetch(self) -> None:
+        """A policy is valid for max_age seconds from its fetch (E1, E9)."""
+        e = entry("example.com", now=1000.0)
+        self.assertTrue(e.is_valid(1000.0 + 86399))
+        self.assertFalse(e.is_valid(1000.0 + 86400))
+
+    def test_round_trip(self) -> None:
+        """An entry survives to_bytes/from_bytes with its policy re-parsed (E13)."""
+        policy = parse_policy(
+            b"version: STSv1\nmode: enforce\nmx: *.example.net\nmx: mx1.example.com\nmax_age: 604800\n"
+        )
+        assert isinstance(policy, Policy)
+        original = CacheEntry.fetched("example.com", "abc", policy, 12.5)
+        again = CacheEntry.from_bytes(original.to_bytes())
+        self.assertEqual(again, original)
+        assert again is not None
+        self.assertEqual(again.mode, Mode.ENFORCE)
+
+    def test_corrupt_bytes(self) -> None:
+        """Unreadable stored bytes give None, never an exception (bad input loses nothing)."""
+        good = entry("example.com").to_bytes()
+        for data in (
+            b"",
+            b"{",
+            b"[]",
+            b'{"v": 2}',
+            good.replace(b"enforce", b"enforced"),
+            b"\xff",
+        ):
+            self.assertIsNone(CacheEntry.from_bytes(data), data)
+
+
+class MemoryCacheTests(SynchronousTestCase):
+    def test_get_put_delete(self) -> None:
+        """Entries are found by domain and can be removed."""
+        cache = MemoryCache(10)
+        cache.put(entry("a.example"))
+        got = cache.get("a.example")
+        assert got is not None
+        self.assertEqual(got.domain, "a.example")
+        cache.delete("a.example")
+        self.assertIsNone(cache.get("a.example"))
+        cache.delete("a.example")
+
+    def test_lru_bound(self) -> None:
+        """At most max_entries; the least recently used is evicted first (bounded cache)."""
+        cache = MemoryCache(2)
+        cache.put(entry("a.example"))
+        cache.put(entry("b.example"))
+        cache.get("a.example")
+        cache.put(entry("c.example"))
+        self.assertEqual(
+            sorted(e.domain for e in cache.scan()), ["a.example", "c.example"]
+        )
+        self.assertEqual(len(cache), 2)
+
+    def test_bad_size(self) -> None:
+        """A cache of size 0 is a configuration bug."""
+        self.assertRaises(ValueError, MemoryCache, 0)
