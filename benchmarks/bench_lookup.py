@@ -203,6 +203,14 @@ def load(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc: the server's cost per
+    request, whatever the client's speed."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(kind: str, policies: int) -> tuple[subprocess.Popen[str], dict[str, int]]:
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, "--policies", str(policies)],
@@ -228,9 +236,15 @@ def main() -> None:
     for kind in ("bare", "daemon"):
         proc, info = start(kind, args.policies)
         try:
-            runs = [
-                load(info["port"], c, args.seconds, args.policies) for c in (1, 100)
-            ]
+            runs = []
+            for c in (1, 100):
+                cpu_before = cpu_seconds(proc.pid)
+                run = load(info["port"], c, args.seconds, args.policies)
+                cpu = cpu_seconds(proc.pid) - cpu_before
+                run["server_cpu_us_per_req"] = round(
+                    cpu / max(run["requests"], 1) * 1e6, 1
+                )
+                runs.append(run)
         finally:
             proc.terminate()
             assert proc.stdout is not None
@@ -266,6 +280,7 @@ def main() -> None:
             print(
                 f"         {run['connections']:>3} conn: {run['req_per_s']:>7} req/s "
                 f"p50 {run['p50_ms']:.3f} ms p99 {run['p99_ms']:.3f} ms "
+                f"server CPU {run['server_cpu_us_per_req']} us/req "
                 f"(non-OK {run['non_ok_replies']})"
             )
     print(

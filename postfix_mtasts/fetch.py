@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
 
 from OpenSSL import SSL
@@ -25,7 +25,11 @@ from treq.cookies import IndexableCookieJar
 from twisted.internet import error as net_error
 from twisted.internet import protocol
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.ssl import (
     Certificate,
     TLSVersion,
@@ -109,7 +113,7 @@ class FetchRedirectError(FetchStatusError):
     """A 3xx answer; redirects are never followed (B8)."""
 
     def __init__(self, status: int, location: str | None) -> None:
-        super().__init__(status, f"HTTP redirect {status} to {location!r} refused")
+        super().__init__(status, f"HTTP redirect {status} to {_peer(location)} refused")
         self.location = location
 
 
@@ -117,7 +121,7 @@ class FetchContentTypeError(FetchError):
     """Media type not ``text/plain``, or no Content-Type at all (B10)."""
 
     def __init__(self, content_type: str | None) -> None:
-        super().__init__(f"Content-Type {content_type!r} is not text/plain")
+        super().__init__(f"Content-Type {_peer(content_type)} is not text/plain")
         self.content_type = content_type
 
 
@@ -133,49 +137,19 @@ class FetchEncodingError(FetchError):
     """A Content-Encoding other than identity (B21)."""
 
     def __init__(self, content_encoding: str) -> None:
-        super().__init__(f"Content-Encoding {content_encoding!r} refused")
+        super().__init__(f"Content-Encoding {_peer(content_encoding)} refused")
         self.content_encoding = content_encoding
+
+
+def _peer(value: str | None) -> str:
+    """Peer input in a reason: repr, cut at 200 characters (style section 4)."""
+    return repr(value)[:200]
 
 
 class PolicyFetcher(typing.Protocol):
     """Fetch a policy domain's (A-label) policy file; fails with FetchError only."""
 
     def fetch(self, domain: str) -> Deferred[bytes]: ...
-
-
-class _DelayedCall(typing.Protocol):
-    def active(self) -> bool: ...
-    def cancel(self) -> None: ...
-
-
-class _Clock(typing.Protocol):
-    def callLater(  # noqa: N802 (Twisted's name)
-        self, delay: float, callable: Callable[..., object], *args: object
-    ) -> _DelayedCall: ...
-
-
-class _Producer(typing.Protocol):
-    def stopProducing(self) -> None: ...  # noqa: N802 (Twisted's name)
-
-
-class _Response(typing.Protocol):
-    """The parts of an IResponse we read (mypy cannot see zope interfaces)."""
-
-    code: int
-    headers: Headers
-    length: object  # an int, or twisted.web.iweb.UNKNOWN_LENGTH
-
-    def deliverBody(self, protocol: protocol.Protocol) -> None: ...  # noqa: N802
-
-
-class _Agent(typing.Protocol):
-    def request(
-        self,
-        method: bytes,
-        uri: bytes,
-        headers: Headers | None = ...,
-        bodyProducer: IBodyProducer | None = ...,  # noqa: N803 (Twisted's name)
-    ) -> Deferred[IResponse]: ...
 
 
 def policy_url(domain: str) -> str:
@@ -189,7 +163,7 @@ class HttpsPolicyFetcher:
     def __init__(
         self,
         client: HTTPClient,
-        clock: _Clock,
+        clock: IReactorTime,
         *,
         timeout_s: float = FETCH_TIMEOUT_S,
         max_bytes: int = MAX_POLICY_BYTES,
@@ -204,14 +178,13 @@ class HttpsPolicyFetcher:
     def fetch(self, domain: str) -> Deferred[bytes]:
         domain = domain.removesuffix(".")
         if not _DOMAIN.fullmatch(domain):
-            return fail(FetchError(f"invalid policy domain {domain!r}"))
+            return fail(FetchError(f"invalid policy domain {_peer(domain)}"))
         d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
-        clock = typing.cast(IReactorTime, self._clock)
-        d.addTimeout(self._timeout_s, clock, onTimeoutCancel=_timed_out)
+        d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
         return d.addErrback(_as_fetch_error)
 
     async def _fetch(self, url: str) -> bytes:
-        response: _Response = await self._client.request(
+        response: IResponse = await self._client.request(
             "GET",
             url,
             headers=self._headers.copy(),  # no conditional or cache headers (B9)
@@ -224,14 +197,14 @@ class HttpsPolicyFetcher:
         try:
             _check_headers(response, self._max_bytes)
         except FetchError:
-            response.deliverBody(_Discard())
+            _deliver(response, _Discard())
             raise
         reader = _BodyReader(self._max_bytes)
-        response.deliverBody(reader)
+        _deliver(response, reader)
         return await reader.finished
 
 
-def _check_headers(response: _Response, max_bytes: int) -> None:
+def _check_headers(response: IResponse, max_bytes: int) -> None:
     if response.code != 200:
         if 300 <= response.code < 400:
             location = _header(response.headers, b"location")
@@ -250,6 +223,10 @@ def _check_headers(response: _Response, max_bytes: int) -> None:
         )
 
 
+def _deliver(response: IResponse, body_protocol: protocol.Protocol) -> None:
+    response.deliverBody(body_protocol)  # type: ignore[no-untyped-call]
+
+
 def _header(headers: Headers, name: bytes) -> str | None:
     values = headers.getRawHeaders(name)
     return None if not values else b", ".join(values).decode("latin-1")
@@ -263,7 +240,7 @@ class _Discard(protocol.Protocol):
     """Drops an unwanted body by closing the connection."""
 
     def connectionMade(self) -> None:
-        typing.cast(_Producer, self.transport).stopProducing()
+        typing.cast(IPushProducer, self.transport).stopProducing()
 
 
 class _BodyReader(protocol.Protocol):
@@ -277,7 +254,7 @@ class _BodyReader(protocol.Protocol):
 
     def _abort(self) -> None:
         if self.transport is not None:
-            typing.cast(_Producer, self.transport).stopProducing()
+            typing.cast(IPushProducer, self.transport).stopProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self.finished.called:
@@ -325,8 +302,10 @@ def _as_fetch_error(failure: Failure) -> Failure:
         return failure
     causes = _causes(failure.value) if failure.value is not None else []
     for cause in causes:
-        if isinstance(cause, VerificationError | CertificateError):
-            raise FetchTlsError(f"certificate not valid for host: {cause}")
+        if isinstance(cause, VerificationError):
+            raise FetchTlsError("certificate does not name the policy host")
+        if isinstance(cause, CertificateError):
+            raise FetchTlsError(f"unusable certificate: {cause}")
         if isinstance(cause, SSL.Error):
             text = _ssl_reason(cause)
             if "certificate" in text:
@@ -364,15 +343,7 @@ class StsTlsPolicy(BrowserLikePolicyForHTTPS):
             trustRoot=self._trust_root,
             extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
         )
-        creator = _StrictNameCheck(typing.cast(_ConnectionCreator, options), host)
-        return typing.cast(IOpenSSLClientConnectionCreator, creator)
-
-
-class _ConnectionCreator(typing.Protocol):
-    def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
-        self,
-        tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
-    ) -> SSL.Connection: ...
+        return _StrictNameCheck(options, host)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -381,7 +352,7 @@ class _StrictNameCheck:
     (a leaf without subjectAltName, a malformed wildcard) as a pass; this one
     fails the handshake for it too (B3, B4: DNS-IDs only, no CN fallback)."""
 
-    def __init__(self, creator: _ConnectionCreator, hostname: str) -> None:
+    def __init__(self, creator: IOpenSSLClientConnectionCreator, hostname: str) -> None:
         self.creator = creator
         self.hostname = hostname
 
@@ -416,7 +387,7 @@ class _IdentityEncodingAgent:
     """Under treq's ContentDecoderAgent: drops the Accept-Encoding it adds and
     refuses a coded 200 body before it can be decompressed (B21)."""
 
-    def __init__(self, agent: _Agent) -> None:
+    def __init__(self, agent: IAgent) -> None:
         self._agent = agent
 
     def request(
@@ -432,21 +403,19 @@ class _IdentityEncodingAgent:
         return d.addCallback(_refuse_content_coding)
 
 
-def _refuse_content_coding(original: IResponse) -> IResponse:
-    response = typing.cast(_Response, original)
+def _refuse_content_coding(response: IResponse) -> IResponse:
     coding = _header(response.headers, b"content-encoding")
     if response.code == 200 and coding is not None and not _is_identity(coding):
-        response.deliverBody(_Discard())
+        _deliver(response, _Discard())
         raise FetchEncodingError(coding)
-    return original
+    return response
 
 
-def http_client(agent: _Agent) -> HTTPClient:
+def http_client(agent: IAgent) -> HTTPClient:
     """A treq client over ``agent`` that sends no Accept-Encoding, decodes no
     body (B21) and keeps no cookies."""
     no_cookies = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    wrapped = typing.cast(IAgent, _IdentityEncodingAgent(agent))
-    return HTTPClient(wrapped, cookiejar=no_cookies)
+    return HTTPClient(_IdentityEncodingAgent(agent), cookiejar=no_cookies)
 
 
 def make_https_client(

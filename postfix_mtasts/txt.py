@@ -28,7 +28,7 @@ from dns.rdtypes.txtbase import TXTBase
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITransport
 from twisted.python.failure import Failure
 
 __all__ = [
@@ -112,22 +112,9 @@ class TxtResolver(typing.Protocol):
     def lookup_txt(self, name: str) -> Deferred[TxtResult]: ...
 
 
-class _DelayedCall(typing.Protocol):
-    def active(self) -> bool: ...
-    def cancel(self) -> None: ...
-
-
 class _UdpPort(typing.Protocol):
     def write(self, datagram: bytes, addr: tuple[str, int]) -> object: ...
     def stopListening(self) -> object: ...  # noqa: N802 (Twisted's name)
-
-
-class _Connector(typing.Protocol):
-    def disconnect(self) -> None: ...
-
-
-class _Stream(typing.Protocol):
-    def write(self, data: bytes) -> object: ...
 
 
 class DnsReactor(typing.Protocol):
@@ -135,13 +122,13 @@ class DnsReactor(typing.Protocol):
 
     def callLater(  # noqa: N802 (Twisted's names, here and below)
         self, delay: float, callable: Callable[..., object], *args: object
-    ) -> _DelayedCall: ...
+    ) -> IDelayedCall: ...
     def listenUDP(  # noqa: N802
         self, port: int, protocol: protocol.DatagramProtocol, interface: str = ...
     ) -> _UdpPort: ...
     def connectTCP(  # noqa: N802
         self, host: str, port: int, factory: _TcpExchange, timeout: float = ...
-    ) -> _Connector: ...
+    ) -> IConnector: ...
 
 
 class _Exchange:
@@ -191,6 +178,8 @@ class _Exchange:
 
 
 class _UdpExchange(_Exchange, protocol.DatagramProtocol):
+    noisy = False  # no "Starting protocol" line per query
+
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
         if addr[1] != self.server[1] or not _same_host(addr[0], self.server[0]):
             return  # not from the server we asked: spoofed or stray
@@ -206,7 +195,9 @@ class _TcpProtocol(protocol.Protocol):
 
     def connectionMade(self) -> None:
         wire = self._exchange.wire
-        typing.cast(_Stream, self.transport).write(struct.pack("!H", len(wire)) + wire)
+        typing.cast(ITransport, self.transport).write(
+            struct.pack("!H", len(wire)) + wire
+        )
 
     def dataReceived(self, data: bytes) -> None:
         self._buffer += data
@@ -224,6 +215,8 @@ class _TcpProtocol(protocol.Protocol):
 
 
 class _TcpExchange(_Exchange, protocol.ClientFactory[_TcpProtocol]):
+    noisy = False  # no "Starting factory" line per query
+
     def buildProtocol(self, addr: IAddress | None) -> _TcpProtocol:
         return _TcpProtocol(self)
 

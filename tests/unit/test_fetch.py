@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+from typing import Any, cast
 
 import trustme
 from cryptography import x509
@@ -12,12 +13,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
-from service_identity import VerificationError
+from service_identity import CertificateError, VerificationError
 from treq.client import HTTPClient
 from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -27,9 +28,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
 from postfix_mtasts import __version__
 from postfix_mtasts.fetch import (
@@ -78,7 +80,7 @@ class FakeResponse:
         self.headers = Headers(TEXT_PLAIN if headers is None else headers)
         self.length = length
         self.transport = FakeBodyTransport()
-        self.protocol = None
+        self.protocol: Any = None
 
     def deliverBody(self, protocol):
         assert self.protocol is None, "the body is delivered once"
@@ -98,9 +100,12 @@ class FakeRequest:
         self.uri = uri
         self.headers = headers
         self.cancelled = False
-        self.deferred = Deferred(lambda _: setattr(self, "cancelled", True))
+        self.deferred: Deferred[Any] = Deferred(
+            lambda _: setattr(self, "cancelled", True)
+        )
 
 
+@implementer(IAgent)
 class FakeAgent:
     """An IAgent that records requests; the test fires their Deferreds."""
 
@@ -296,7 +301,8 @@ class FetchRejectionTests(FetcherTestCase):
 
     def test_encoding_refused_with_any_treq_client(self):
         """A coding treq does not decode is refused by the fetcher itself (B21)."""
-        fetcher = HttpsPolicyFetcher(HTTPClient(self.agent), self.clock)
+        plain_treq = HTTPClient(self.agent)  # it decodes gzip only
+        fetcher = HttpsPolicyFetcher(plain_treq, self.clock)
         d = fetcher.fetch("example.com")
         self.respond(headers={**TEXT_PLAIN, b"Content-Encoding": [b"br"]})
         self.assert_fails(d, FetchEncodingError)
@@ -361,11 +367,11 @@ class FetchErrorMappingTests(FetcherTestCase):
         self.assertIn("certificate verify failed", error.reason)
 
     def test_certificate_name(self):
-        """A certificate for another name is sts-webpki-invalid (B3, B4)."""
-        d = self.fail_with(ResponseNeverReceived([Failure(VerificationError([]))]))
-        self.assertEqual(
-            self.assert_fails(d, FetchTlsError).report_type, "sts-webpki-invalid"
-        )
+        """A wrong name, or no SAN at all, is sts-webpki-invalid (B3, B4)."""
+        for exception in (VerificationError([]), CertificateError("no SAN")):
+            d = self.fail_with(ResponseNeverReceived([Failure(exception)]))
+            error = self.assert_fails(d, FetchTlsError)
+            self.assertEqual(error.report_type, "sts-webpki-invalid")
 
     def test_handshake_failure(self):
         """A TLS failure not about the certificate is a fetch error (B20)."""
@@ -457,7 +463,9 @@ class FetchThroughTwistedWebTests(SynchronousTestCase):
 
 
 class HandshakeClient(Protocol):
-    def connectionLost(self, reason):
+    lost: Failure | None = None
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost = reason
 
 
@@ -471,7 +479,7 @@ def tls_handshake(server_pem, ca_certificates, hostname=b"mta-sts.example.com"):
     client_transport, server_transport = StringTransport(), StringTransport()
     client_tls.makeConnection(client_transport)
     server_tls.makeConnection(server_transport)
-    wrapped = client_tls.wrappedProtocol
+    wrapped = cast(HandshakeClient, client_tls.wrappedProtocol)
     for _ in range(10):
         for source, sink in [
             (client_transport, server_tls),
@@ -491,6 +499,7 @@ def leaf_without_san(ca):
     """A leaf with CN=mta-sts.example.com and no subjectAltName (B4)."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # trustme's default
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     subject = x509.Name(
@@ -520,7 +529,7 @@ class TlsPolicyTests(SynchronousTestCase):
 
     def test_options(self):
         """SNI and the name check are the policy host's; TLS 1.0/1.1 off (B6, B20)."""
-        creator = StsTlsPolicy().creatorForNetloc(b"mta-sts.example.com", 443)
+        creator: Any = StsTlsPolicy().creatorForNetloc(b"mta-sts.example.com", 443)
         self.assertEqual(creator.hostname, "mta-sts.example.com")
         options = creator.creator
         self.assertEqual(options._hostnameBytes, b"mta-sts.example.com")
