@@ -11,7 +11,11 @@ from attrs import frozen
 
 from postfix_mtasts.policy import Mode, Policy, parse_policy
 
-__all__ = ["CacheEntry", "PolicyCache"]
+__all__ = ["STORE_GRACE_S", "CacheEntry", "PolicyCache"]
+
+# A stored entry is kept this long past its expiry: an expired policy no
+# longer applies (E9), but its id still tells a returning host what changed.
+STORE_GRACE_S = 86400.0
 
 _FORMAT_VERSION = 1
 
