@@ -21,11 +21,14 @@ from typing import Any, Literal, NoReturn, TypeVar, get_args
 from attrs import AttrsInstance, field, fields, frozen
 
 __all__ = [
+    "DEFAULT_CONTROL_SOCKET",
+    "DEFAULT_STORE_PATH",
     "MAX_WAIT_S",
     "MIN_FAILURE_BACKOFF_S",
     "CacheConfig",
     "Config",
     "ConfigError",
+    "ControlConfig",
     "DnsConfig",
     "DnsFailure",
     "FetchConfig",
@@ -35,7 +38,10 @@ __all__ = [
     "LogFormat",
     "LogLevelName",
     "MapConfig",
+    "RedisConfig",
+    "RefreshConfig",
     "ServerConfig",
+    "StoreConfig",
     "load",
     "parse_config",
 ]
@@ -50,6 +56,9 @@ LogFormat = Literal["text", "json"]
 MAX_WAIT_S = 90.0
 #: RFC 8461 §3.3: wait at least 5 minutes after a failed fetch (spec B14).
 MIN_FAILURE_BACKOFF_S = 300.0
+
+DEFAULT_STORE_PATH = "/var/lib/postfix-mtasts/policies.sqlite3"
+DEFAULT_CONTROL_SOCKET = "/run/postfix-mtasts/control.sock"
 
 _G14 = "Postfix gives up on a reply after 100 s, G14"
 _D11 = "re-check the TXT id well before Postfix bounces mail, D11"
@@ -150,6 +159,47 @@ class ServerConfig:
 
 
 @frozen
+class StoreConfig:
+    """The embedded persistent store; ``path`` "" = memory only."""
+
+    path: str = field(default=DEFAULT_STORE_PATH, metadata=_rule())
+
+
+@frozen
+class RedisConfig:
+    """The fleet store; ``url`` "" = none."""
+
+    url: str = field(default="", metadata=_rule())
+    prefix: str = field(default="mtasts:", metadata=_rule())
+    timeout_s: float = field(default=1.0, metadata=_rule("timeout", above=0, most=30))
+    claim_ttl_s: float = field(
+        default=30.0, metadata=_rule("claim_ttl", above=0, most=MAX_WAIT_S)
+    )
+
+
+@frozen
+class RefreshConfig:
+    """Proactive refresh (RFC 8461 §3.3, §10.2; spec E5, D11)."""
+
+    enabled: bool = field(default=True, metadata=_rule())
+    interval_s: float = field(default=60.0, metadata=_rule("interval", above=0))
+    refetch_after_s: float = field(
+        default=86400.0, metadata=_rule("refetch_after", above=0)
+    )
+    recently_used_s: float = field(
+        default=86400.0, metadata=_rule("recently_used", least=0)
+    )
+    max_in_flight: int = field(default=4, metadata=_rule(least=1))
+
+
+@frozen
+class ControlConfig:
+    """The local admin socket (``postfix-mtasts cache ...``); "" = off."""
+
+    socket: str = field(default=DEFAULT_CONTROL_SOCKET, metadata=_rule())
+
+
+@frozen
 class LogConfig:
     level: LogLevelName = field(default="info", metadata=_rule(choices=_LOG_LEVELS))
     format: LogFormat = field(default="text", metadata=_rule(choices=_LOG_FORMATS))
@@ -167,6 +217,10 @@ class Config:
     cache: CacheConfig = CacheConfig()
     server: ServerConfig = ServerConfig()
     log: LogConfig = LogConfig()
+    store: StoreConfig = StoreConfig()
+    redis: RedisConfig = RedisConfig()
+    refresh: RefreshConfig = RefreshConfig()
+    control: ControlConfig = ControlConfig()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -222,6 +276,10 @@ def parse_config(text: str) -> Config:
         cache=_section(CacheConfig, top.table("cache")),
         server=_section(ServerConfig, top.table("server")),
         log=_section(LogConfig, top.table("log")),
+        store=_section(StoreConfig, top.table("store")),
+        redis=_section(RedisConfig, top.table("redis")),
+        refresh=_section(RefreshConfig, top.table("refresh")),
+        control=_section(ControlConfig, top.table("control")),
         warnings=tuple(warnings),
     )
     top.close()
@@ -245,6 +303,8 @@ def _section(cls: type[_T], t: _Table, **given: Any) -> _T:
             values[f.name] = t.integer(key, f.default, **rule)
         elif isinstance(f.default, float):
             values[f.name] = t.seconds(key, f.default, **rule)
+        elif isinstance(f.default, str) and "choices" not in rule:
+            values[f.name] = t.string(key, f.default)
         else:
             values[f.name] = t.choice(key, f.default, **rule)
     t.close()

@@ -15,6 +15,7 @@ import typing
 from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
 
+from attrs import frozen
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from service_identity import CertificateError, VerificationError
@@ -51,7 +52,7 @@ from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
 from postfix_mtasts import __version__
-from postfix_mtasts.policy import MAX_POLICY_BYTES
+from postfix_mtasts.policy import MAX_POLICY_BYTES, policy_url, split_content_type
 
 __all__ = [
     "FETCH_TIMEOUT_S",
@@ -66,11 +67,13 @@ __all__ = [
     "FetchTooLargeError",
     "HttpsPolicyFetcher",
     "PolicyFetcher",
+    "PolicyResponse",
     "StsTlsPolicy",
     "http_client",
     "load_pem_certificates",
     "make_https_client",
     "policy_url",
+    "ssl_error_text",
 ]
 
 FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
@@ -146,19 +149,26 @@ def _peer(value: str | None) -> str:
     return repr(value)[:200]
 
 
+@frozen
+class PolicyResponse:
+    """A 200 answer: the body and its Content-Type header (None: absent)."""
+
+    body: bytes
+    content_type: str | None
+
+
 class PolicyFetcher(typing.Protocol):
     """Fetch a policy domain's (A-label) policy file; fails with FetchError only."""
 
     def fetch(self, domain: str) -> Deferred[bytes]: ...
 
 
-def policy_url(domain: str) -> str:
-    """The one URL a policy is fetched from (B1)."""
-    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
-
-
 class HttpsPolicyFetcher:
-    """:class:`PolicyFetcher` over HTTPS; cancelling a fetch aborts it."""
+    """:class:`PolicyFetcher` over HTTPS; cancelling a fetch aborts it.
+
+    ``check_media_type=False`` lets a non-``text/plain`` answer through, for
+    the domain-owner checker, which judges the header itself (spec H8).
+    """
 
     def __init__(
         self,
@@ -168,14 +178,20 @@ class HttpsPolicyFetcher:
         timeout_s: float = FETCH_TIMEOUT_S,
         max_bytes: int = MAX_POLICY_BYTES,
         user_agent: str = f"postfix-mtasts/{__version__}",
+        check_media_type: bool = True,
     ) -> None:
         self._client = client
         self._clock = clock
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._headers = Headers({b"User-Agent": [user_agent.encode("ascii")]})
+        self._check_media_type = check_media_type
 
     def fetch(self, domain: str) -> Deferred[bytes]:
+        return self.fetch_response(domain).addCallback(lambda r: r.body)
+
+    def fetch_response(self, domain: str) -> Deferred[PolicyResponse]:
+        """Like :meth:`fetch`, with the response's Content-Type."""
         domain = domain.removesuffix(".")
         if not _DOMAIN.fullmatch(domain):
             return fail(FetchError(f"invalid policy domain {_peer(domain)}"))
@@ -183,7 +199,7 @@ class HttpsPolicyFetcher:
         d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
         return d.addErrback(_as_fetch_error)
 
-    async def _fetch(self, url: str) -> bytes:
+    async def _fetch(self, url: str) -> PolicyResponse:
         response: IResponse = await self._client.request(
             "GET",
             url,
@@ -195,16 +211,19 @@ class HttpsPolicyFetcher:
             reactor=typing.cast(typing.Any, self._clock),
         )
         try:
-            _check_headers(response, self._max_bytes)
+            _check_headers(response, self._max_bytes, self._check_media_type)
         except FetchError:
             _deliver(response, _Discard())
             raise
         reader = _BodyReader(self._max_bytes)
         _deliver(response, reader)
-        return await reader.finished
+        content_type = _header(response.headers, b"content-type")
+        return PolicyResponse(await reader.finished, content_type)
 
 
-def _check_headers(response: IResponse, max_bytes: int) -> None:
+def _check_headers(
+    response: IResponse, max_bytes: int, check_media_type: bool = True
+) -> None:
     if response.code != 200:
         if 300 <= response.code < 400:
             location = _header(response.headers, b"location")
@@ -214,8 +233,8 @@ def _check_headers(response: IResponse, max_bytes: int) -> None:
     if coding is not None and not _is_identity(coding):
         raise FetchEncodingError(coding)
     content_type = _header(response.headers, b"content-type")
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type != "text/plain":  # B10, B11: parameters ignored
+    media_type = split_content_type(content_type)[0]
+    if check_media_type and media_type != "text/plain":  # B10, B11
         raise FetchContentTypeError(content_type)
     if isinstance(response.length, int) and response.length > max_bytes:
         raise FetchTooLargeError(
@@ -285,7 +304,8 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _ssl_reason(error: SSL.Error) -> str:
+def ssl_error_text(error: SSL.Error) -> str:
+    """The OpenSSL reasons an ``SSL.Error`` carries, as one line."""
     details = error.args[0] if error.args and isinstance(error.args[0], list) else []
     texts = [str(d[-1]) for d in details if isinstance(d, tuple) and d]
     return "; ".join(texts) or str(error) or "unknown TLS error"
@@ -307,7 +327,7 @@ def _as_fetch_error(failure: Failure) -> Failure:
         if isinstance(cause, CertificateError):
             raise FetchTlsError(f"unusable certificate: {cause}")
         if isinstance(cause, SSL.Error):
-            text = _ssl_reason(cause)
+            text = ssl_error_text(cause)
             if "certificate" in text:
                 raise FetchTlsError(f"certificate rejected: {text}")
             raise FetchConnectError(f"TLS handshake failed: {text}")

@@ -36,6 +36,7 @@ from postfix_mtasts.decision import (
 )
 from postfix_mtasts.nexthop import KeyKind, classify_key
 from postfix_mtasts.policy import Mode
+from postfix_mtasts.sharing import PolicySharing
 
 __all__ = ["LookupService", "Resolves"]
 
@@ -63,6 +64,7 @@ class LookupService:
         max_in_flight: int,
         refresh_timeout_s: float = 80.0,
         log_lookups: bool = False,
+        sharing: PolicySharing | None = None,
     ) -> None:
         self._resolver = resolver
         self._cache = cache
@@ -80,6 +82,9 @@ class LookupService:
         # that very entry is still current.
         self._memo: dict[tuple[str, bytes], tuple[CacheEntry, Answer]] = {}
         self._log_lookups = log_lookups
+        self._sharing = sharing
+        # domain -> when Postfix last asked for it (background re-checks).
+        self._last_used: dict[str, float] = {}
 
     # -- the hot path -------------------------------------------------------
 
@@ -94,6 +99,7 @@ class LookupService:
                 and now < remembered.checked_at + self._timing.recheck_interval_s
                 and self._cache.get(remembered.domain) is remembered
             ):
+                self._last_used[remembered.domain] = now
                 return (
                     self._logged(map_name, key, answer) if self._log_lookups else answer
                 )
@@ -109,6 +115,7 @@ class LookupService:
         domain = hop.domain
         try:
             now = self._clock.seconds()
+            self._last_used[domain] = now
             entry = self._cache.get(domain)
             negative = self._negative.get(domain)
             if not needs_check(entry, negative, now, self._timing):
@@ -211,10 +218,69 @@ class LookupService:
             waiters.append(done)
         return result
 
-    def _start_refresh(self, domain: str) -> None:
-        d = self._semaphore.run(self._refresh, domain)
+    def _start_refresh(self, domain: str, force_fetch: bool = False) -> None:
+        d = self._semaphore.run(self._refresh, domain, force_fetch)
         d.addErrback(self._refresh_bug, domain)
         d.addBoth(self._refresh_done, domain)
+
+    def refresh_in_background(
+        self, domain: str, *, force_fetch: bool = False
+    ) -> Deferred[CacheEntry | None] | None:
+        """Refresh ``domain`` now (proactive refresh, admin ``refresh``);
+        None when a refresh of it is already running."""
+        if domain in self._waiters:
+            return None
+        done: Deferred[CacheEntry | None] = Deferred()
+        self._waiters[domain] = [done]
+        self._start_refresh(domain, force_fetch)
+        return done
+
+    # -- what the refresher and the admin verbs see --------------------------
+
+    def domains(self) -> list[str]:
+        return [entry.domain for entry in self._cache.scan()]
+
+    def peek(self, domain: str) -> CacheEntry | None:
+        """The cached entry, without counting as a use."""
+        return self._cache.peek(domain)
+
+    def waiting(self, domain: str) -> bool:
+        """True while a recent failure holds back network work for ``domain``."""
+        negative = self._negative.get(domain)
+        return negative is not None and self._clock.seconds() < negative.until
+
+    def last_used(self, domain: str) -> float | None:
+        return self._last_used.get(domain)
+
+    def preload(self, entries: list[CacheEntry]) -> int:
+        """Fill the memory cache from a store at start-up (E1); returns the
+        number of entries still valid."""
+        now = self._clock.seconds()
+        valid = sorted(
+            (e for e in entries if e.is_valid(now)), key=lambda e: e.checked_at
+        )
+        for entry in valid[-self._cache.max_entries :]:
+            self._cache.put(entry)
+        return min(len(valid), self._cache.max_entries)
+
+    def purge(self, domain: str) -> bool:
+        """Forget ``domain`` here and in the stores; True if it was cached."""
+        known = self._cache.peek(domain) is not None
+        self._cache.delete(domain)
+        self._negative.pop(domain, None)
+        self._last_used.pop(domain, None)
+        for key in [k for k in self._backoff if k[0] == domain]:
+            del self._backoff[key]
+        if self._sharing is not None:
+            self._sharing.delete(domain)
+        self.log.info("policy purged domain={domain}", domain=domain)
+        return known
+
+    def import_entry(self, entry: CacheEntry) -> None:
+        self._cache.put(entry)
+        self._negative.pop(entry.domain, None)
+        if self._sharing is not None:
+            self._sharing.write(entry)
 
     def _refresh_done(self, result: object, domain: str) -> None:
         fresh = result if isinstance(result, CacheEntry) else None
@@ -230,13 +296,47 @@ class LookupService:
 
     # -- one refresh ---------------------------------------------------------
 
-    def _refresh(self, domain: str) -> Deferred[CacheEntry | None]:
-        now = self._clock.seconds()
-        d = self._resolver.resolve(
-            domain, known_id(self._cache.get(domain), now), self._fetch_allowed(domain)
-        )
-        d.addTimeout(self._refresh_timeout_s, self._clock, self._timed_out)
-        return d.addCallback(self._apply, domain)
+    def _refresh(self, domain: str, force_fetch: bool) -> Deferred[CacheEntry | None]:
+        return Deferred.fromCoroutine(self._refresh_async(domain, force_fetch))
+
+    async def _refresh_async(self, domain: str, force_fetch: bool) -> CacheEntry | None:
+        sharing = self._sharing
+        if sharing is not None:
+            adopted = await sharing.adopt_or_claim(
+                domain, self._cache.peek(domain), self._usable(force_fetch)
+            )
+            if adopted is not None:
+                self._cache.put(adopted)
+                self._negative.pop(domain, None)
+                self.log.info(
+                    "policy adopted from store domain={domain} id={policy_id}",
+                    domain=domain,
+                    policy_id=adopted.policy_id,
+                )
+                return adopted
+        try:
+            now = self._clock.seconds()
+            known = None if force_fetch else known_id(self._cache.get(domain), now)
+            d = self._resolver.resolve(domain, known, self._fetch_allowed(domain))
+            d.addTimeout(self._refresh_timeout_s, self._clock, self._timed_out)
+            return self._apply(await d, domain)
+        finally:
+            if sharing is not None:
+                sharing.release(domain)
+
+    def _usable(self, force_fetch: bool) -> Callable[[CacheEntry], bool]:
+        """Whether a stored entry spares this refresh its network work."""
+
+        def usable(entry: CacheEntry) -> bool:
+            now = self._clock.seconds()
+            if force_fetch:
+                return (
+                    entry.is_valid(now)
+                    and now - entry.fetched_at < self._timing.recheck_interval_s
+                )
+            return not needs_check(entry, None, now, self._timing)
+
+        return usable
 
     @staticmethod
     def _timed_out(result: object, timeout: float) -> Outcome:
@@ -256,8 +356,12 @@ class LookupService:
         update = apply_outcome(entry, outcome, domain, now, self._timing)
         if update.entry is not None:
             self._cache.put(update.entry)
+            if self._sharing is not None:
+                self._sharing.write(update.entry)
         elif update.delete:
             self._cache.delete(domain)
+            if self._sharing is not None:
+                self._sharing.delete(domain)
         if update.negative is None:
             self._negative.pop(domain, None)
         else:

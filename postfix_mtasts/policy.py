@@ -33,6 +33,8 @@ __all__ = [
     "parse_mx_pattern",
     "parse_policy",
     "parse_sts_records",
+    "policy_url",
+    "split_content_type",
 ]
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -236,8 +238,14 @@ def _is_a_label(label: str) -> bool:
         return False
 
 
-def parse_policy(body: bytes) -> Policy | PolicyInvalid:
-    """Parse and validate a policy body (spec C1-C19)."""
+def parse_policy(
+    body: bytes, *, max_age_limit: int | None = MAX_AGE_LIMIT_S
+) -> Policy | PolicyInvalid:
+    """Parse and validate a policy body (spec C1-C19).
+
+    ``max_age_limit=None`` accepts any 1-10 digit ``max_age`` (C9 lifted), for
+    the checker, which judges the range itself (H12).
+    """
     if len(body) > MAX_POLICY_BYTES:
         return PolicyInvalid("B12", f"{len(body)} bytes > {MAX_POLICY_BYTES}")
     notes: list[Note] = []
@@ -263,7 +271,7 @@ def parse_policy(body: bytes) -> Policy | PolicyInvalid:
         blank += 1
     if blank:
         notes.append(Note("C3", f"{blank} trailing blank line(s) ignored"))
-    return _parse_fields(lines, notes)
+    return _parse_fields(lines, notes, max_age_limit)
 
 
 def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
@@ -286,7 +294,9 @@ def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
     return key, value.strip(_WSP)
 
 
-def _parse_fields(lines: list[str], notes: list[Note]) -> Policy | PolicyInvalid:
+def _parse_fields(
+    lines: list[str], notes: list[Note], max_age_limit: int | None
+) -> Policy | PolicyInvalid:
     first: dict[str, tuple[int, str]] = {}  # key: (line number, value)
     mx: dict[str, MxPattern] = {}
     unknown: dict[str, None] = {}
@@ -334,7 +344,7 @@ def _parse_fields(lines: list[str], notes: list[Note]) -> Policy | PolicyInvalid
             return PolicyInvalid(rule, f"no {key!r} field", tuple(notes))
     if (version_line := first["version"][0]) != 1:
         notes.append(Note("C5", f"'version' is on line {version_line}, not 1"))
-    return _check_values(first, tuple(mx.values()), lines, notes)
+    return _check_values(first, tuple(mx.values()), lines, notes, max_age_limit)
 
 
 def _check_values(
@@ -342,6 +352,7 @@ def _check_values(
     mx: tuple[MxPattern, ...],
     lines: list[str],
     notes: list[Note],
+    max_age_limit: int | None,
 ) -> Policy | PolicyInvalid:
     def bad(rule: str, key: str, why: str) -> PolicyInvalid:
         number, value = first[key]
@@ -356,10 +367,30 @@ def _check_values(
     if not _MAX_AGE.fullmatch(values["max_age"]):
         return bad("C8", "max_age", "is not 1-10 ASCII digits")
     max_age = int(values["max_age"])
-    if max_age > MAX_AGE_LIMIT_S:
-        return bad("C9", "max_age", f"exceeds {MAX_AGE_LIMIT_S}")
+    if max_age_limit is not None and max_age > max_age_limit:
+        return bad("C9", "max_age", f"exceeds {max_age_limit}")
     mode = _MODES[values["mode"]]
     if not mx and mode is not Mode.NONE:
         why = f"mode {mode.value!r} needs at least one mx line"
         return PolicyInvalid("C11", why, tuple(notes))
     return Policy(mode, max_age, mx, tuple(lines), tuple(notes))
+
+
+def split_content_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """A Content-Type header as ``(media type, parameters)`` (spec B10, B11).
+
+    The media type and parameter names are lower-cased, values unquoted;
+    ``("", {})`` when the header is missing or empty.
+    """
+    media_type, *params = (value or "").split(";")
+    parsed: dict[str, str] = {}
+    for param in params:
+        name, _, param_value = param.partition("=")
+        if name.strip():
+            parsed.setdefault(name.strip().lower(), param_value.strip().strip('"'))
+    return media_type.strip().lower(), parsed
+
+
+def policy_url(domain: str) -> str:
+    """The one URL a policy is fetched from (B1)."""
+    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"

@@ -4,6 +4,7 @@ imports them all."""
 
 from __future__ import annotations
 
+import gc
 import grp
 import os
 import pwd
@@ -13,24 +14,85 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.cache.store import (
+    CacheUnavailableError,
+    FleetCoordinator,
+    PolicyStore,
+)
 from postfix_mtasts.config import Config, ListenerConfig
+from postfix_mtasts.control import ControlProtocol
 from postfix_mtasts.decision import Timing
 from postfix_mtasts.fetch import HttpsPolicyFetcher, make_https_client
 from postfix_mtasts.lookup import LookupService
 from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol, TcpTableProtocol
+from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
+from postfix_mtasts.sharing import PolicySharing
 from postfix_mtasts.txt import DnsClient, system_nameservers
 
-__all__ = ["make_lookup_service", "make_service"]
+__all__ = ["Daemon", "make_lookup_service", "open_sharing", "start_daemon"]
 
 log = Logger()
 
 
-def make_lookup_service(config: Config, reactor: Any) -> LookupService:
+async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
+    """The stores behind the memory cache; a store that cannot be opened is
+    logged and left out (the daemon then runs without it)."""
+    stores: list[PolicyStore] = []
+    coordinator: FleetCoordinator | None = None
+    if config.store.path:
+        from postfix_mtasts.cache.sqlite import (
+            SqliteStore,
+            StoreOpenError,
+            thread_runner,
+        )
+
+        run_in_thread, stop = thread_runner(reactor)
+        sqlite = SqliteStore(
+            config.store.path,
+            reactor,
+            run_in_thread=run_in_thread,
+            max_entries=config.cache.max_entries,
+        )
+        try:
+            await sqlite.open()
+        except (StoreOpenError, CacheUnavailableError) as e:
+            stop()
+            log.error(
+                "persistent store {path} unavailable, policies will not survive a "
+                "restart: {error}",
+                path=config.store.path,
+                error=str(e),
+            )
+        else:
+            reactor.addSystemEventTrigger("after", "shutdown", stop)
+            stores.append(sqlite)
+    if config.redis.url:
+        from postfix_mtasts.cache.redis import make_redis
+
+        redis_store, coordinator = make_redis(
+            reactor,
+            config.redis.url,
+            prefix=config.redis.prefix,
+            timeout_s=config.redis.timeout_s,
+        )
+        stores.append(redis_store)
+    if not stores:
+        return None
+    return PolicySharing(
+        stores, reactor, coordinator=coordinator, claim_ttl_s=config.redis.claim_ttl_s
+    )
+
+
+def make_lookup_service(
+    config: Config, reactor: Any, sharing: PolicySharing | None = None
+) -> LookupService:
     """The lookup core with its real DNS, HTTPS and cache parts."""
     nameservers = list(config.dns.nameservers) or system_nameservers()
     dns = DnsClient(
@@ -55,6 +117,7 @@ def make_lookup_service(config: Config, reactor: Any) -> LookupService:
         budget_s=config.server.lookup_budget_s,
         max_in_flight=config.fetch.max_in_flight,
         log_lookups=config.log.level == "debug",
+        sharing=sharing,
     )
 
 
@@ -62,7 +125,7 @@ class _ListenerService(StreamServerEndpointService):
     """A listener that also sets a unix socket's owner and group."""
 
     def __init__(
-        self, endpoint: Any, factory: LookupFactory, listener: ListenerConfig
+        self, endpoint: Any, factory: Factory[Any], listener: ListenerConfig
     ) -> None:
         super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
         self._raiseSynchronously = True
@@ -99,10 +162,33 @@ class _ListenerService(StreamServerEndpointService):
         return port
 
 
-def make_service(config: Config, reactor: Any) -> MultiService:
-    """The whole daemon: one lookup core behind every configured listener."""
-    lookup = make_lookup_service(config, reactor)
-    top = MultiService()
+class Daemon(MultiService):
+    """The running daemon: listeners, refresher, control socket, stores."""
+
+    def __init__(self, lookup: LookupService, sharing: PolicySharing | None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.lookup = lookup
+        self.sharing = sharing
+
+    def stopService(self) -> Deferred[None]:
+        stopped: Deferred[None] = super().stopService()  # type: ignore[no-untyped-call]
+        sharing = self.sharing
+        if sharing is not None:
+            stopped.addCallback(lambda _: Deferred.fromCoroutine(sharing.close()))
+        return stopped
+
+
+async def start_daemon(config: Config, reactor: Any) -> Daemon:
+    """Load the stored policies (E1), then start listening: Postfix's first
+    lookups are answered from them without network.  Raises
+    CannotListenError when a listener cannot bind."""
+    sharing = await open_sharing(config, reactor)
+    lookup = make_lookup_service(config, reactor, sharing)
+    if sharing is not None:
+        loaded = lookup.preload(await sharing.load())
+        log.info("loaded {count} stored policies", count=loaded)
+        gc.freeze()  # the loaded policies live long: keep them out of GC passes
+    daemon = Daemon(lookup, sharing)
     for listener in config.listeners:
         protocol = (
             SocketmapProtocol if listener.protocol == "socketmap" else TcpTableProtocol
@@ -119,5 +205,42 @@ def make_service(config: Config, reactor: Any) -> MultiService:
         service = _ListenerService(
             serverFromString(reactor, listener.endpoint), factory, listener
         )
-        service.setServiceParent(top)  # type: ignore[no-untyped-call]
-    return top
+        service.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    if config.refresh.enabled:
+        Refresher(
+            lookup,
+            reactor,
+            interval_s=config.refresh.interval_s,
+            refetch_after_s=config.refresh.refetch_after_s,
+            recheck_interval_s=config.cache.recheck_interval_s,
+            recently_used_s=config.refresh.recently_used_s,
+            max_in_flight=config.refresh.max_in_flight,
+        ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    daemon.privilegedStartService()  # type: ignore[no-untyped-call]
+    daemon.startService()  # type: ignore[no-untyped-call]
+    if config.control.socket:
+        _start_control(config.control.socket, lookup, reactor, daemon)
+    return daemon
+
+
+def _start_control(
+    path: str, lookup: LookupService, reactor: Any, daemon: Daemon
+) -> None:
+    """The admin socket (mode 660, stale sockets of a dead daemon replaced);
+    the daemon runs on without it if it cannot be created."""
+    factory = Factory.forProtocol(lambda: ControlProtocol(lookup))
+    endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
+    service = StreamServerEndpointService(endpoint, factory)
+    service._raiseSynchronously = True
+    try:
+        service.setServiceParent(daemon)
+    except CannotListenError as e:
+        service.disownServiceParent()
+        log.warn(
+            "control socket {path} unavailable, 'postfix-mtasts cache' cannot reach "
+            "this daemon: {error}",
+            path=path,
+            error=str(e.socketError or e),
+        )
+        return
+    log.info("control socket {path}", path=path)

@@ -29,6 +29,10 @@ class MemoryCache:
             self._entries.move_to_end(domain)
         return entry
 
+    def peek(self, domain: str) -> CacheEntry | None:
+        """Like get, without making the entry recently used."""
+        return self._entries.get(domain)
+
     def put(self, entry: CacheEntry) -> None:
         self._entries[entry.domain] = entry
         self._entries.move_to_end(entry.domain)

@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--map", default="postfix", help="map profile to answer for (default: postfix)"
     )
     query.add_argument("--json", action="store_true", help="print one JSON object")
+    from postfix_mtasts.cli.cache import add_cache_parser
+    from postfix_mtasts.cli.check import add_check_parser
+
+    add_cache_parser(commands)
+    add_check_parser(commands)
     return parser
 
 
@@ -46,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "check":  # needs no configuration
+        from postfix_mtasts.cli.check import run_check
+
+        return run_check(args)
     try:
         config = load(args.config)
     except ConfigError as e:
@@ -58,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from postfix_mtasts.cli.serve import run_serve
 
         return run_serve(config)
+    if args.command == "cache":
+        from postfix_mtasts.cli.cache import run_cache
+
+        return run_cache(config, args)
     from postfix_mtasts.cli.query import run_query
 
     return run_query(config, args.domain, map_name=args.map, as_json=args.json)

@@ -7,14 +7,14 @@ import sys
 from typing import Any
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from postfix_mtasts import __version__
 from postfix_mtasts.config import Config
 from postfix_mtasts.journal import make_observer, start_logging
-from postfix_mtasts.service import make_service
+from postfix_mtasts.service import Daemon, start_daemon
 
 __all__ = ["run_serve"]
 
@@ -26,24 +26,21 @@ def run_serve(config: Config) -> int:
         make_observer(sys.stdout, level=config.log.level, fmt=config.log.format)
     )
 
-    def main(reactor: Any) -> Deferred[None]:
+    async def main(reactor: Any) -> None:
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
-        service = make_service(config, reactor)
         try:
-            service.privilegedStartService()
-            service.startService()
+            daemon = await start_daemon(config, reactor)
         except CannotListenError as e:
             log.error("cannot listen: {error}", error=str(e))
-            return fail(SystemExit(1))
+            raise SystemExit(1) from None
         log.info("postfix-mtasts {version} started", version=__version__)
-        reactor.addSystemEventTrigger("before", "shutdown", _stop, service)
-        return Deferred()  # runs until the reactor is stopped by a signal
+        reactor.addSystemEventTrigger("before", "shutdown", _stop, daemon)
+        await Deferred()  # runs until a signal stops the reactor
 
-    task.react(main)
+    task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
-def _stop(service: Any) -> Deferred[None] | None:
+def _stop(daemon: Daemon) -> Deferred[None]:
     log.info("postfix-mtasts stopping")
-    result: Deferred[None] | None = service.stopService()
-    return result
+    return daemon.stopService()

@@ -158,11 +158,19 @@ class MxHosts:
     def _save(self) -> None:
         _atomic_json(self.config_file, self._hosts)
 
-    def set(self, ip: str, hostname: str, cert: CertKind | None = "good") -> None:
+    def set(
+        self,
+        ip: str,
+        hostname: str,
+        cert: CertKind | None = "good",
+        *,
+        tls_max: str | None = None,
+    ) -> None:
         """The MX at ``ip`` greets as ``hostname``; cert None: no STARTTLS.
 
         The cert is made for ``hostname`` (``wrong-name`` gives
-        ``not-<hostname>``).
+        ``not-<hostname>``).  ``tls_max`` (``"TLSv1_1"``, an ssl.TLSVersion
+        name) caps the TLS version the listener offers.
         """
         if ip not in MX_IPS:
             raise ValueError(f"{ip} is not one of {MX_IPS}")
@@ -170,6 +178,13 @@ class MxHosts:
             "hostname": hostname,
             "cert": str(self.pki.cert(hostname, cert)) if cert else None,
         }
+        if tls_max is not None:
+            self._hosts[ip]["tls_max"] = tls_max
+        self._save()
+
+    def remove(self, ip: str) -> None:
+        """The listener at ``ip`` goes back to greeting as its address, no TLS."""
+        self._hosts.pop(ip, None)
         self._save()
 
     def reset(self, defaults: dict[str, tuple[str, CertKind | None]]) -> None:

@@ -14,31 +14,30 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from .daemonctl import ask as postmap_ask
+from .daemonctl import burst, start_daemon
+from .daemonctl import wait_for as poll_answer
 from .world import HTTPS_IPS, MX_GOOD, MX_WRONG_NAME, Proc, World
 
 SOCKETMAP = "socketmap:inet:127.0.0.1:8461"
 TCP_TABLE = "tcp:127.0.0.1:8462"
-CLIENTS = Path(__file__).resolve().parent / "clients"
 
-CONFIG = """
-[[listener]]
-endpoint = "tcp:8461:interface=127.0.0.1"
-protocol = "socketmap"
-
+LISTENERS = """
 [[listener]]
 endpoint = "tcp:8462:interface=127.0.0.1"
 protocol = "tcp_table"
 map = "postfix"
 
 [[listener]]
-endpoint = "unix:{socket}:mode=660"
+endpoint = "unix:{work}/mtasts.sock:mode=660"
 protocol = "socketmap"
 group = "postfix"
+"""
 
+MAPS = """
 [maps.postfix]
 
 [maps.strict]
@@ -49,37 +48,13 @@ dns_failure = "temp"
 
 [maps.tlsrpt]
 tlsrpt = true
-
-[dns]
-timeout = 1.0
-attempts = 2
-
-[fetch]
-timeout = 10.0
-
-[cache]
-recheck_interval = 1.0
-negative_ttl = 1.0
-
-[server]
-lookup_budget = 3.0
-
-[log]
-level = "debug"
 """
 
 
 @pytest.fixture(scope="module")
 def daemon(world: World) -> Iterator[Proc]:
-    """`postfix-mtasts serve` in $P-mta, trusting only the test CA."""
-    config = world.work / "daemon.toml"
-    config.write_text(CONFIG.format(socket=world.work / "mtasts.sock"))
-    proc = world.spawn(
-        "mta",
-        [sys.executable, "-m", "postfix_mtasts", "serve", "--config", str(config)],
-        name="daemon",
-    )
-    world.wait_tcp("mta", "127.0.0.1", 8461)
+    """`postfix-mtasts serve` in $P-mta with three listeners and four maps."""
+    proc = start_daemon(world, "daemon", port=8461, listeners=LISTENERS, maps=MAPS)
     world.wait_tcp("mta", "127.0.0.1", 8462)
     yield proc
     proc.stop()
@@ -90,20 +65,11 @@ def ask(
 ) -> tuple[int, str]:
     if table.startswith("socketmap:"):
         table = f"{table}:{map_name}"
-    rc, out, err = world.postmap(key, table)
-    return rc, (out.strip() or err.strip())
+    return postmap_ask(world, key, table)
 
 
-def wait_for(
-    world: World, key: str, expected: str, table: str = SOCKETMAP, timeout: float = 15.0
-) -> str:
-    """Ask until the answer contains ``expected`` (polling, for changes the
-    daemon picks up at its next TXT re-check)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        _, answer = ask(world, key, table)
-        if expected in answer or time.monotonic() > deadline:
-            return answer
+def wait_for(world: World, key: str, expected: str, timeout: float = 15.0) -> str:
+    return poll_answer(world, key, expected, f"{SOCKETMAP}:postfix", timeout)
 
 
 class TestAnswers:
@@ -120,13 +86,13 @@ class TestAnswers:
         expected = "secure match=mx1.answers-enforce.test:.answers-enforce.test servername=hostname"
         assert ask(world, "answers-enforce.test") == (0, expected)
         assert ask(world, "answers-enforce.test", TCP_TABLE) == (0, expected)
-        unix = f"socketmap:unix:{world.work / 'mtasts.sock'}"
+        unix = f"socketmap:unix:{world.work / 'daemon' / 'mtasts.sock'}"
         assert ask(world, "ANSWERS-enforce.TEST.", unix) == (0, expected)
         assert len(world.https.requests("mta-sts.answers-enforce.test")) == 1
 
     def test_unix_socket_permissions(self, world: World, daemon: Proc) -> None:
         """The unix listener gets its configured mode and group (F7)."""
-        info = os.stat(world.work / "mtasts.sock")
+        info = os.stat(world.work / "daemon" / "mtasts.sock")
         assert stat.S_IMODE(info.st_mode) == 0o660
         assert info.st_gid == grp.getgrnam("postfix").gr_gid
 
@@ -339,18 +305,7 @@ class TestDiscovery:
         domain = "burst.test"
         world.publish(domain, https_ip=HTTPS_IPS[1])
         world.https.update_host(f"mta-sts.{domain}", delay=0.5)
-        proc = world.run(
-            "mta",
-            [
-                sys.executable,
-                str(CLIENTS / "socketmap_burst.py"),
-                "8461",
-                "100",
-                f"postfix {domain}",
-            ],
-            timeout=60,
-        )
-        replies = json.loads(proc.stdout)
+        replies = burst(world, 8461, 100, f"postfix {domain}")
         assert replies == ["OK secure match=mx1.burst.test servername=hostname"] * 100
         assert len(world.https.requests(f"mta-sts.{domain}")) == 1
 

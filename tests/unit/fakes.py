@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.decision import Outcome
 from postfix_mtasts.policy import Mode, MxPattern, Policy
+
+T = TypeVar("T")
 
 
 def make_policy(
@@ -45,3 +50,60 @@ class FakeResolver:
 
     def answer_last(self, outcome: Outcome) -> None:
         self.calls[-1][3].callback(outcome)
+
+
+class FakeStore:
+    """A dict-backed PolicyStore; ``down = True`` makes every call fail."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, CacheEntry] = {}
+        self.down = False
+        self.calls: list[tuple[str, str]] = []
+
+    def _result(self, value: T) -> Deferred[T]:
+        if self.down:
+            return fail(CacheUnavailableError("store down"))
+        return succeed(value)
+
+    def load(self) -> Deferred[list[CacheEntry]]:
+        self.calls.append(("load", ""))
+        return self._result(list(self.entries.values()))
+
+    def get(self, domain: str) -> Deferred[CacheEntry | None]:
+        self.calls.append(("get", domain))
+        return self._result(None if self.down else self.entries.get(domain))
+
+    def put(self, entry: CacheEntry) -> Deferred[None]:
+        self.calls.append(("put", entry.domain))
+        if not self.down:
+            self.entries[entry.domain] = entry
+        return self._result(None)
+
+    def delete(self, domain: str) -> Deferred[None]:
+        self.calls.append(("delete", domain))
+        if not self.down:
+            self.entries.pop(domain, None)
+        return self._result(None)
+
+    def close(self) -> Deferred[None]:
+        return self._result(None)
+
+
+class FakeCoordinator:
+    """Claims held by this host (``mine``) or by another (``others``)."""
+
+    def __init__(self) -> None:
+        self.others: set[str] = set()
+        self.mine: set[str] = set()
+        self.released: list[str] = []
+
+    def claim(self, domain: str, ttl_s: float) -> Deferred[bool]:
+        if domain in self.others or domain in self.mine:
+            return succeed(False)
+        self.mine.add(domain)
+        return succeed(True)
+
+    def release(self, domain: str) -> Deferred[None]:
+        self.mine.discard(domain)
+        self.released.append(domain)
+        return succeed(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.cache import CacheEntry
@@ -75,3 +77,28 @@ class MemoryCacheTests(SynchronousTestCase):
     def test_bad_size(self) -> None:
         """A cache of size 0 is a configuration bug."""
         self.assertRaises(ValueError, MemoryCache, 0)
+
+
+class StoredFormatTests(SynchronousTestCase):
+    def test_parsed_fields_checked(self) -> None:
+        """A stored mx pattern that is not valid never reaches Postfix (C12, C13)."""
+        data = json.loads(entry("example.com").to_bytes())
+        for bad in (["192.0.2.1"], ["mx.example.com:25"], [""], [3]):
+            self.assertIsNone(
+                CacheEntry.from_bytes(json.dumps({**data, "mx": bad}).encode())
+            )
+        self.assertIsNone(
+            CacheEntry.from_bytes(json.dumps({**data, "max_age": 31557601}).encode())
+        )
+        self.assertIsNone(
+            CacheEntry.from_bytes(json.dumps({**data, "mx": []}).encode())
+        )
+
+    def test_entry_without_parsed_fields(self) -> None:
+        """An entry holding only the policy lines is parsed from them."""
+        data = json.loads(entry("example.com").to_bytes())
+        for key in ("mode", "max_age", "mx"):
+            del data[key]
+        self.assertEqual(
+            CacheEntry.from_bytes(json.dumps(data).encode()), entry("example.com")
+        )

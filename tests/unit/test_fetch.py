@@ -45,6 +45,7 @@ from postfix_mtasts.fetch import (
     FetchTlsError,
     FetchTooLargeError,
     HttpsPolicyFetcher,
+    PolicyResponse,
     StsTlsPolicy,
     http_client,
     load_pem_certificates,
@@ -231,6 +232,42 @@ class FetchSuccessTests(FetcherTestCase):
             {**TEXT_PLAIN, b"Cache-Control": [b"max-age=999999"], b"ETag": [b'"x"']}
         )
         self.assertEqual(self.successResultOf(d), POLICY)
+
+
+class FetchResponseTests(FetcherTestCase):
+    def test_response_carries_content_type(self):
+        """fetch_response gives the body and the Content-Type as sent (H8)."""
+        d = self.fetcher.fetch_response("example.com")
+        response = self.respond(headers={b"Content-Type": [b"text/plain; charset=x"]})
+        response.write(POLICY)
+        response.finish()
+        self.assertEqual(
+            self.successResultOf(d), PolicyResponse(POLICY, "text/plain; charset=x")
+        )
+
+    def test_media_type_check_can_be_left_to_the_caller(self):
+        """With check_media_type=False, text/html and no type get through (H8)."""
+        fetcher = HttpsPolicyFetcher(
+            http_client(self.agent), self.clock, check_media_type=False
+        )
+        for headers, expected in (
+            ({b"Content-Type": [b"text/html"]}, "text/html"),
+            ({}, None),
+        ):
+            d = fetcher.fetch_response("example.com")
+            response = self.respond(headers=headers)
+            response.write(POLICY)
+            response.finish()
+            self.assertEqual(self.successResultOf(d), PolicyResponse(POLICY, expected))
+
+    def test_other_checks_stay_with_lenient_media_type(self):
+        """check_media_type=False still refuses redirects and codings (B8, B21)."""
+        fetcher = HttpsPolicyFetcher(
+            http_client(self.agent), self.clock, check_media_type=False
+        )
+        d = fetcher.fetch_response("example.com")
+        self.respond(code=301, headers={b"Location": [b"https://x.example/"]})
+        self.assert_fails(d, FetchRedirectError)
 
 
 class FetchRejectionTests(FetcherTestCase):

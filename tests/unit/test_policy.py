@@ -25,6 +25,7 @@ from postfix_mtasts.policy import (
     parse_mx_pattern,
     parse_policy,
     parse_sts_records,
+    split_content_type,
 )
 
 # -- helpers -----------------------------------------------------------------
@@ -771,3 +772,24 @@ class MxPatternTests(SynchronousTestCase):
             self.assertIsNone(parse_mx_pattern(value), msg=value)
         self.assertIsNotNone(parse_mx_pattern("123.example.com"))
         self.assertIsNotNone(parse_mx_pattern("mx.example.c0m"))
+
+
+class CheckerHelperTests(SynchronousTestCase):
+    def test_max_age_limit_lifted(self):
+        """max_age_limit=None keeps a max_age above the cap, for the checker (C9, H12)."""
+        lines = (*VALID_LINES[:3], "max_age: 31557601")
+        policy = parse_policy(body(*lines), max_age_limit=None)
+        assert isinstance(policy, Policy)
+        self.assertEqual(policy.max_age, MAX_AGE_LIMIT_S + 1)
+        rejected = parse_policy(body(*lines))
+        assert isinstance(rejected, PolicyInvalid)
+        self.assertEqual(rejected.rule, "C9")
+
+    def test_split_content_type(self):
+        """Media type and parameters, lower-cased names, quotes removed (B10, B11)."""
+        self.assertEqual(
+            split_content_type('Text/Plain; Charset="UTF-8"; x=1'),
+            ("text/plain", {"charset": "UTF-8", "x": "1"}),
+        )
+        self.assertEqual(split_content_type(None), ("", {}))
+        self.assertEqual(split_content_type("text/html"), ("text/html", {}))

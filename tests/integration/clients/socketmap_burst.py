@@ -1,8 +1,8 @@
 """Send one socketmap request on each of N new connections at once.
 
-Usage: socketmap_burst.py PORT N REQUEST
-Prints one JSON line: the list of replies (payloads) in connection order.
-Runs inside the test's $P-mta namespace.
+Usage: socketmap_burst.py PORT[,PORT...] N REQUEST
+Connections are spread round-robin over the ports.  Prints one JSON line:
+the replies (payloads) in connection order.  Runs inside $P-mta.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import threading
 
 
 def main() -> None:
-    port, count, request = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+    ports = [int(p) for p in sys.argv[1].split(",")]
+    count, request = int(sys.argv[2]), sys.argv[3].encode()
     frame = b"%d:%s," % (len(request), request)
     socks = [
-        socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(count)
+        socket.create_connection(("127.0.0.1", ports[i % len(ports)]), timeout=60)
+        for i in range(count)
     ]
     replies: list[str] = [""] * count
     start = threading.Barrier(count)

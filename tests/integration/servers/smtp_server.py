@@ -8,7 +8,10 @@ connection and every TLS handshake:
     {"10.253.3.10": {"hostname": "mx1.enforce.test", "cert": "/path/key-chain.pem"},
      "10.253.3.12": {"hostname": "mx1.notls.test", "cert": null}}
 
-``cert`` null (or a missing entry) means no STARTTLS.  Each TLS handshake
+``cert`` null (or a missing entry) means no STARTTLS.  An optional
+``"tls_max": "TLSv1_1"`` (an ``ssl.TLSVersion`` name) pins the listener to
+that version and older, with OpenSSL security level 0 so that TLS 1.1
+still works (checker tests of old servers).  Each TLS handshake
 logs event "tls" (the SNI the client sent; asyncio gives no peer address, so
 sequential tests only), each message logs event "message" (mail_from,
 rcpt_tos, tls, sni, data size).
@@ -26,7 +29,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-_CONTEXTS: dict[tuple[str, str, float], ssl.SSLContext] = {}
+_CONTEXTS: dict[tuple[str, str, float, str | None], ssl.SSLContext] = {}
 
 
 def _config(path: Path) -> dict[str, Any]:
@@ -37,12 +40,17 @@ def _config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _context(address: str, pem: str) -> ssl.SSLContext:
-    key = (address, pem, Path(pem).stat().st_mtime)
+def _context(address: str, pem: str, tls_max: str | None = None) -> ssl.SSLContext:
+    key = (address, pem, Path(pem).stat().st_mtime, tls_max)
     ctx = _CONTEXTS.get(key)
     if ctx is None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pem)
+        if tls_max is not None:
+            version = ssl.TLSVersion[tls_max]
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # TLS < 1.2 needs level 0
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ctx.maximum_version = version
         _CONTEXTS[key] = ctx
     return ctx
 
@@ -68,7 +76,7 @@ class Listener:
         entry = _config(self.config).get(self.address) or {}
         ctx = None
         if entry.get("cert"):
-            ctx = _context(self.address, entry["cert"])
+            ctx = _context(self.address, entry["cert"], entry.get("tls_max"))
             ctx.sni_callback = self._sni
         self.last_sni = None
         self.log({"event": "connect", "starttls": ctx is not None})

@@ -1,0 +1,503 @@
+# -*- test-case-name: tests.integration.test_redis_store -*-
+"""The Redis fleet store: policies shared by a fleet, each key expiring with
+its policy, and a short claim so that one host fetches a domain (issue 4).
+
+A Redis fault never fails a lookup: each call is bounded by ``timeout_s`` on
+the injected clock (see :meth:`RedisLink._arm`) and fails with
+:class:`CacheUnavailableError`.  An outage
+logs one warning, then fails every call at once while a probe reconnects
+with backoff; writes made meanwhile wait in a bounded map (the latest per
+domain) and reach Redis when it returns, which logs one info line.
+txredisapi hides behind :class:`RedisCommands`; only :func:`make_redis`
+imports it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from operator import methodcaller
+from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    fail,
+    gatherResults,
+    succeed,
+)
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
+from postfix_mtasts.cache.store import CacheUnavailableError
+
+__all__ = [
+    "OP_TIMEOUT_S",
+    "RedisCommands",
+    "RedisCoordinator",
+    "RedisLink",
+    "RedisStore",
+    "make_redis",
+]
+
+T = TypeVar("T")
+OP_TIMEOUT_S = 1.0
+MAX_RETRY_S = 60.0
+MAX_PENDING = 100_000
+BATCH = 500  # keys per SCAN/MGET, writes per replay round
+MAX_IN_FLIGHT = 64  # queued ops on the wire at once
+# Delete a claim only while it still names us as holder, in one round trip.
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class RedisCommands(Protocol):
+    """The txredisapi connection methods used here (it has no type hints)."""
+
+    def get(self, key: str) -> Deferred[Any]: ...
+    def set(
+        self,
+        key: str,
+        value: bytes | str,
+        *,
+        pexpire: int,
+        only_if_not_exists: bool = ...,
+    ) -> Deferred[Any]: ...
+    def delete(self, keys: Sequence[str]) -> Deferred[Any]: ...
+    def mget(self, keys: Sequence[str]) -> Deferred[Any]: ...
+    def scan(self, cursor: int, pattern: str, count: int) -> Deferred[Any]: ...
+    def eval(
+        self, script: str, keys: Sequence[str], args: Sequence[str]
+    ) -> Deferred[Any]: ...
+    def ping(self) -> Deferred[Any]: ...
+    def disconnect(self) -> Deferred[Any]: ...
+
+
+class RedisLink:
+    """One connection, opened by ``connect`` (which must not reconnect by
+    itself) and reopened here with backoff on ``clock``."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        connect: Callable[[], Deferred[RedisCommands]],
+        clock: IReactorTime,
+        *,
+        timeout_s: float = OP_TIMEOUT_S,
+        retry_s: float = 5.0,
+        reply_errors: tuple[type[Exception], ...] = (),
+        on_up: Callable[[], object] = lambda: None,
+    ) -> None:
+        self._connect, self.clock, self.timeout_s = connect, clock, timeout_s
+        self.retry_s, self._delay = retry_s, retry_s
+        self._reply_errors, self._on_up = reply_errors, on_up
+        self._conn: RedisCommands | None = None
+        self._generation = 0  # bumped by each new connection
+        self._waiters: list[Deferred[RedisCommands]] = []
+        self.down_since: float | None = None
+        self._retry: IDelayedCall | None = None
+        self._closed = False
+        # ordered ops not sent yet, FIFO; at most MAX_IN_FLIGHT on the wire
+        self._queue: deque[
+            tuple[Callable[[RedisCommands], Deferred[Any]], Deferred[Any]]
+        ]
+        self._queue, self._in_flight, self._pumping = deque(), 0, False
+
+    @property
+    def available(self) -> bool:
+        return self.down_since is None and not self._closed
+
+    def run(
+        self, op: Callable[[RedisCommands], Deferred[T]], *, queued: bool = False
+    ) -> Deferred[T]:
+        """``op`` on the connection within ``timeout_s``; every fault, and
+        every call during an outage, is :class:`CacheUnavailableError`.
+        ``queued`` ops (writes) keep their order and wait for a free slot, so
+        that a burst cannot outlast its own timeouts."""
+        if not queued:
+            return self._attempt(op) if self.available else _unavailable()
+        done: Deferred[T] = Deferred()
+        self._queue.append((op, done))
+        self._pump()
+        return done
+
+    def _pump(self) -> None:
+        if self._pumping:  # an op that failed at once: the loop below goes on
+            return
+        self._pumping = True
+        try:
+            while self._queue and self._in_flight < MAX_IN_FLIGHT:
+                op, done = self._queue.popleft()
+                self._in_flight += 1
+                d = self._attempt(op) if self.available else _unavailable()
+                d.addBoth(self._sent).chainDeferred(done)
+        finally:
+            self._pumping = False
+
+    def _sent(self, result: T) -> T:
+        self._in_flight -= 1
+        self._pump()
+        return result
+
+    def _attempt(self, op: Callable[[RedisCommands], Deferred[T]]) -> Deferred[T]:
+        async def attempt() -> T:
+            generation = self._generation
+            try:
+                conn = await self._connection()
+                generation = self._generation
+                return await op(conn)
+            except self._reply_errors as e:  # Redis answered: no outage
+                raise CacheUnavailableError(f"redis refused: {e}") from e
+            except Exception as e:  # a timeout arrives here as CancelledError
+                why = "no answer" if isinstance(e, CancelledError) else repr(e)
+                self._lost(generation, why)
+                raise CacheUnavailableError(f"redis: {why}") from e
+
+        d = Deferred.fromCoroutine(attempt())
+        self.clock.callLater(0, self._arm, d)
+        return d
+
+    def _arm(self, d: Deferred[Any]) -> None:
+        """Cancel ``d`` after ``timeout_s``, counted from the reactor's first
+        free turn, and one more turn later (a look at the network): a busy
+        reactor (a burst of writes, a long task) is not a Redis outage."""
+        if not d.called:
+            late = self.clock.callLater(
+                self.timeout_s, self.clock.callLater, 0, d.cancel
+            )
+            d.addBoth(_stop, late)
+
+    def _connection(self) -> Deferred[RedisCommands]:
+        if self._conn is not None:
+            return succeed(self._conn)
+        waiter: Deferred[RedisCommands] = Deferred()  # a timeout cancels only this
+        self._waiters.append(waiter)
+        if len(self._waiters) == 1:
+            self._connect().addBoth(self._opened)
+        return waiter
+
+    def _opened(self, result: RedisCommands | Failure) -> None:
+        waiters, self._waiters = self._waiters, []
+        if self._closed and not isinstance(result, Failure):
+            _drop(result)  # late: the link was closed meanwhile
+        elif not isinstance(result, Failure):
+            self._conn, self._generation = result, self._generation + 1
+        for w in waiters:
+            w.callback(result)
+
+    def _lost(self, generation: int, why: str) -> None:
+        if generation != self._generation or not self.available:
+            return  # an older connection's fault, or a known outage
+        self.down_since, self._delay = self.clock.seconds(), self.retry_s
+        self.log.warn(
+            "redis store unavailable, going on without it: {reason}", reason=why
+        )
+        self._reconnect_later()
+
+    def _reconnect_later(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _drop(conn)
+        if not self._closed:
+            self._retry = self.clock.callLater(self._delay, self._probe)
+            self._delay = min(self._delay * 2, MAX_RETRY_S)
+
+    def _probe(self) -> None:
+        def came_back(_: object) -> None:
+            if self.down_since is not None and not self._closed:
+                outage_s, self.down_since = self.clock.seconds() - self.down_since, None
+                self.log.info(
+                    "redis store available again after {outage_s:.1f}s",
+                    outage_s=outage_s,
+                )
+                self._on_up()
+
+        d = self._attempt(lambda c: c.ping())
+        d.addCallbacks(came_back, lambda _: self._reconnect_later())
+
+    def close(self) -> Deferred[None]:
+        self._closed = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return succeed(None)
+        return conn.disconnect().addTimeout(self.timeout_s, self.clock).addBoth(_none)
+
+
+def _stop(result: T, timer: IDelayedCall) -> T:
+    if timer.active():
+        timer.cancel()
+    return result
+
+
+def _unavailable() -> Deferred[Any]:
+    return fail(CacheUnavailableError("redis is unavailable"))
+
+
+def _drop(conn: RedisCommands) -> None:
+    conn.disconnect().addErrback(_none)
+
+
+def _none(_: object) -> None:
+    return None
+
+
+class RedisStore:
+    """Policies at ``<prefix>policy:<domain>``, each key expiring with its
+    entry (``expires_at + grace_s``).  During an outage ``get``/``load`` fail
+    with :class:`CacheUnavailableError` (the caller treats it as a miss) and
+    ``put``/``delete`` succeed at once: their write waits for Redis."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        connection_factory: Callable[[], Deferred[RedisCommands]],
+        clock: IReactorTime,
+        *,
+        prefix: str = "mtasts:",
+        grace_s: float = STORE_GRACE_S,
+        retry_s: float = 5.0,
+        timeout_s: float = OP_TIMEOUT_S,
+        max_pending: int = MAX_PENDING,
+        reply_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.clock, self.prefix, self.grace_s = clock, prefix, grace_s
+        self.link = RedisLink(
+            connection_factory,
+            clock,
+            timeout_s=timeout_s,
+            retry_s=retry_s,
+            reply_errors=reply_errors,
+            on_up=self._replay,
+        )
+        # domain -> (write number, entry or None for a delete), oldest first
+        self._pending: OrderedDict[str, tuple[int, CacheEntry | None]] = OrderedDict()
+        self.max_pending, self.dropped = max_pending, 0
+        self._seq = 0
+        self._draining: Deferred[None] | None = None
+
+    def key(self, domain: str) -> str:
+        return f"{self.prefix}policy:{domain}"
+
+    @property
+    def pending(self) -> int:
+        """Writes waiting for Redis to return."""
+        return len(self._pending)
+
+    def _live(self, entry: CacheEntry | None) -> CacheEntry | None:
+        if entry is None or self.clock.seconds() >= entry.expires_at + self.grace_s:
+            return None
+        return entry
+
+    def _decode(self, raw: bytes | str | None, domain: str) -> CacheEntry | None:
+        if raw is None:
+            return None
+        entry = CacheEntry.from_bytes(raw.encode() if isinstance(raw, str) else raw)
+        if entry is None or entry.domain != domain:  # not this key's domain
+            return None
+        return self._live(entry)
+
+    def get(self, domain: str) -> Deferred[CacheEntry | None]:
+        if domain in self._pending:  # our newest write, not in Redis yet
+            return succeed(self._live(self._pending[domain][1]))
+        d = self.link.run(lambda c: c.get(self.key(domain)))
+        return d.addCallback(self._decode, domain)
+
+    def load(self) -> Deferred[list[CacheEntry]]:
+        return Deferred.fromCoroutine(self._load())
+
+    async def _load(self) -> list[CacheEntry]:
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        found: dict[str, CacheEntry] = {}
+        cursor = 0
+        while True:  # SCAN may repeat a key: found is keyed by domain
+            scan = methodcaller("scan", cursor, f"{pattern}policy:*", BATCH)
+            cursor, keys = await self.link.run(scan)
+            values = await self.link.run(methodcaller("mget", keys)) if keys else []
+            for key, raw in zip(keys, values, strict=True):
+                text = key if isinstance(key, str) else key.decode(errors="replace")
+                domain = text.removeprefix(self.key(""))
+                if (entry := self._decode(raw, domain)) is not None:
+                    found[domain] = entry
+            if int(cursor) == 0:
+                break
+        for domain, (_, waiting) in self._pending.items():
+            found.pop(domain, None)
+            if (entry := self._live(waiting)) is not None:
+                found[domain] = entry
+        return list(found.values())
+
+    def put(self, entry: CacheEntry) -> Deferred[None]:
+        return self._write(entry.domain, entry)
+
+    def delete(self, domain: str) -> Deferred[None]:
+        return self._write(domain, None)
+
+    def _write(self, domain: str, entry: CacheEntry | None) -> Deferred[None]:
+        self._seq += 1
+        if not self.link.available:
+            self._park(domain, self._seq, entry)
+            return succeed(None)
+        self._pending.pop(domain, None)  # superseded by this newer write
+        return self._send(domain, self._seq, entry)
+
+    def _send(self, domain: str, seq: int, entry: CacheEntry | None) -> Deferred[None]:
+        def op(c: RedisCommands) -> Deferred[Any]:
+            if entry is not None:  # in whole ms: no key outlives its entry
+                left_s = entry.expires_at + self.grace_s - self.clock.seconds()
+                if (ttl_ms := int(left_s * 1000)) > 0:
+                    return c.set(self.key(domain), entry.to_bytes(), pexpire=ttl_ms)
+            return c.delete([self.key(domain)])  # a dead entry leaves no key
+
+        def written(_: object) -> None:
+            if domain in self._pending and self._pending[domain][0] <= seq:
+                del self._pending[domain]
+
+        def failed(f: Failure) -> Failure | None:
+            if not isinstance(f.value, CacheUnavailableError):
+                return f
+            if not self.link.available:
+                self._park(domain, seq, entry)
+                return None
+            self.log.warn("redis store refused a write: {reason}", reason=str(f.value))
+            written(None)
+            return None
+
+        return self.link.run(op, queued=True).addCallbacks(written, failed)
+
+    def _park(self, domain: str, seq: int, entry: CacheEntry | None) -> None:
+        waiting = self._pending.get(domain)
+        if waiting is not None and waiting[0] > seq:
+            return  # a newer write for the domain is already waiting
+        self._pending[domain] = (seq, entry)
+        self._pending.move_to_end(domain)
+        while len(self._pending) > self.max_pending:
+            self._pending.popitem(last=False)
+            self.dropped += 1
+
+    def _replay(self) -> None:
+        if self._draining is None and self._pending:
+            self._draining = Deferred.fromCoroutine(self._drain())
+
+    async def _drain(self) -> None:
+        try:  # a round at a time, until done or down again
+            while self._pending and self.link.available:
+                batch = list(self._pending.items())[:BATCH]
+                await gatherResults([self._send(d, s, e) for d, (s, e) in batch])
+        finally:
+            self._draining = None
+
+    def close(self) -> Deferred[None]:
+        """Send the waiting writes if Redis is there, then disconnect."""
+
+        async def close() -> None:
+            if self.link.available:
+                self._replay()
+            if self._draining is not None:
+                await self._draining
+            await self.link.close()
+
+        return Deferred.fromCoroutine(close())
+
+
+class RedisCoordinator:
+    """One fetch per fleet: a ``SET NX PX`` claim per domain.  While Redis is
+    unavailable every claim succeeds (fail open: fetch it ourselves)."""
+
+    def __init__(
+        self,
+        connection: RedisLink,
+        clock: IReactorTime,
+        *,
+        prefix: str = "mtasts:",
+        holder: str | None = None,
+    ) -> None:
+        self.link, self.clock, self.prefix = connection, clock, prefix
+        self.holder = holder or f"{socket.gethostname()}/{secrets.token_hex(8)}"
+        self._held: dict[str, float] = {}  # domain -> when our claim lapses
+
+    def key(self, domain: str) -> str:
+        return f"{self.prefix}claim:{domain}"
+
+    def claim(self, domain: str, ttl_s: float) -> Deferred[bool]:
+        until, ttl_ms = self.clock.seconds() + ttl_s, max(1, int(ttl_s * 1000))
+
+        def claimed(reply: object) -> bool:
+            if reply is not None:
+                self._held[domain] = until
+            return reply is not None
+
+        def fail_open(f: Failure) -> Failure | bool:
+            return True if isinstance(f.value, CacheUnavailableError) else f
+
+        d = self.link.run(
+            lambda c: c.set(
+                self.key(domain), self.holder, pexpire=ttl_ms, only_if_not_exists=True
+            )
+        )
+        return d.addCallbacks(claimed, fail_open)
+
+    def release(self, domain: str) -> Deferred[None]:
+        """Drop our claim, never another host's (compared inside Redis)."""
+        until = self._held.pop(domain, None)
+        if until is None or self.clock.seconds() >= until:
+            return succeed(None)  # not ours, or lapsed already
+        d = self.link.run(  # queued: after the writes made before it
+            lambda c: c.eval(_RELEASE, [self.key(domain)], [self.holder]), queued=True
+        )
+        return d.addBoth(_none)  # a claim left behind lapses by itself
+
+
+def make_redis(
+    reactor: IReactorTime,
+    url: str,
+    *,
+    prefix: str = "mtasts:",
+    timeout_s: float = OP_TIMEOUT_S,
+    retry_s: float = 5.0,
+) -> tuple[RedisStore, RedisCoordinator]:
+    """A store and coordinator sharing one connection to
+    ``redis://[:password@]host[:port][/db]`` or ``unix:///path[?db=N]``."""
+    import txredisapi  # here: the optional `redis` extra (it imports the reactor)
+
+    u = urlsplit(url)
+    query = parse_qs(u.query)
+    options: dict[str, Any] = {
+        "password": unquote(u.password) if u.password else None,
+        "reconnect": False,  # the link reconnects, on our clock
+        "connectTimeout": timeout_s,  # and txredisapi ends what we time out
+        "replyTimeout": timeout_s * 2,
+        "convertNumbers": False,
+    }
+    if u.scheme == "redis":
+        options.update(host=u.hostname or "localhost", port=u.port or 6379)
+        options["dbid"], new = int(u.path.strip("/") or 0), txredisapi.Connection
+    elif u.scheme == "unix" and u.path:
+        options.update(path=u.path, dbid=int(query.get("db", ["0"])[0]))
+        new = txredisapi.UnixConnection
+    else:
+        raise ValueError(f"not a redis:// or unix:// URL: {url!r}")
+    options["dbid"] = options["dbid"] or None  # db 0 needs no SELECT
+
+    def connect() -> Deferred[RedisCommands]:
+        return new(**options)  # type: ignore[no-any-return]
+
+    store = RedisStore(
+        connect,
+        reactor,
+        prefix=prefix,
+        timeout_s=timeout_s,
+        retry_s=retry_s,
+        reply_errors=(txredisapi.ResponseError,),
+    )
+    return store, RedisCoordinator(store.link, reactor, prefix=prefix)

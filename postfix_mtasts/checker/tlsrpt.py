@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.unit.test_checker_tlsrpt -*-
+"""Parse the ``_smtp._tls`` TLSRPT record (RFC 8460 §3; spec H17, I).
+
+Pure.  ``tlsrpt-record = %s"v=TLSRPTv1" 1*(field-delim tlsrpt-field)
+[field-delim]``; ``rua`` is required: one or more comma-separated
+``mailto:`` or ``https:`` URIs, in which ``,`` ``!`` and ``;`` must be
+%-encoded.  Records not beginning ``v=TLSRPTv1`` (then WSP or ``;``) are
+discarded; not exactly one left means the domain has no TLSRPT.  Unknown
+fields are ignored, a duplicate field keeps the first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from attrs import frozen
+
+__all__ = ["TlsRptInvalid", "TlsRptRecord", "parse_tlsrpt_records"]
+
+_PREFIX = re.compile(rb"v=TLSRPTv1[ \t]*(?:;|\Z)")
+_FIELD = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31})=(.*)", re.DOTALL)
+_EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")
+_MAILBOX = re.compile(r"[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_WSP = " \t"
+
+
+@frozen
+class TlsRptRecord:
+    """A valid record: its report URIs, in order."""
+
+    rua: tuple[str, ...]
+    ignored: tuple[str, ...] = ()  # unknown field names
+
+
+@frozen
+class TlsRptInvalid:
+    """No usable record (the domain then has no TLSRPT, RFC 8460 §3)."""
+
+    reason: str
+
+
+def parse_tlsrpt_records(
+    records: Sequence[Sequence[bytes]],
+) -> TlsRptRecord | TlsRptInvalid:
+    """The one ``v=TLSRPTv1`` record of a TXT RRset, strings joined as-is."""
+    joined = [b"".join(strings) for strings in records]
+    found = [raw for raw in joined if _PREFIX.match(raw)]
+    if len(found) != 1:
+        return TlsRptInvalid(
+            f"{len(found)} TXT records begin with 'v=TLSRPTv1', need exactly one"
+            f" ({len(joined)} record(s) seen)"
+        )
+    raw = found[0]
+    if not raw.isascii():
+        return TlsRptInvalid(f"record {raw[:200]!r} is not US-ASCII")
+    return _parse(raw.decode("ascii"))
+
+
+def _parse(text: str) -> TlsRptRecord | TlsRptInvalid:
+    fields = [f.strip(_WSP) for f in text[len("v=TLSRPTv1") :].split(";")[1:]]
+    if fields and not fields[-1]:
+        fields.pop()  # a trailing delimiter
+    rua: tuple[str, ...] | None = None
+    ignored: list[str] = []
+    for field in fields:
+        match = _FIELD.fullmatch(field)
+        if match is None:
+            return TlsRptInvalid(f"field {field[:200]!r} is not name=value")
+        name, value = match.groups()
+        if name == "rua" and rua is None:
+            uris = tuple(uri.strip(_WSP) for uri in value.split(","))
+            if problem := next(filter(None, map(_uri_problem, uris)), None):
+                return TlsRptInvalid(problem)
+            rua = uris
+        elif not _EXT_VALUE.fullmatch(value):
+            return TlsRptInvalid(f"field {field[:200]!r} has an invalid value")
+        elif name not in ("rua", "v"):
+            ignored.append(name)
+    if rua is None:
+        return TlsRptInvalid("no rua= field (where reports go) in the record")
+    return TlsRptRecord(rua, tuple(ignored))
+
+
+def _uri_problem(uri: str) -> str | None:
+    """Why ``uri`` is not a usable report URI, or None (RFC 8460 §3)."""
+    if not uri:
+        return "empty URI in rua="
+    if "!" in uri or any(c in uri for c in _WSP):
+        return f"rua URI {uri!r} has an unencoded '!' or a space"
+    scheme, _, rest = uri.partition(":")
+    if scheme.lower() == "mailto":
+        if not _MAILBOX.fullmatch(rest.split("?")[0]):
+            return f"rua URI {uri!r} is not mailto:<address>"
+        return None
+    if scheme.lower() == "https":
+        if not urlsplit(uri).hostname:
+            return f"rua URI {uri!r} has no host"
+        return None
+    return f"rua URI {uri!r} is neither mailto: nor https:"

@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.integration.test_daemon -*-
+"""``postfix-mtasts cache list|show|purge|refresh|export|import``.
+
+Talks to the running daemon over its control socket (``[control] socket``);
+the socket's file permissions decide who may.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TextIO
+
+from postfix_mtasts.config import Config
+
+__all__ = ["add_cache_parser", "run_cache"]
+
+TIMEOUT_S = 120.0
+
+
+def add_cache_parser(commands: Any) -> None:
+    cache = commands.add_parser(
+        "cache", help="inspect and manage the running daemon's cache"
+    )
+    cache.add_argument("--config", metavar="FILE", help="TOML configuration")
+    cache.add_argument(
+        "--socket", metavar="PATH", help="control socket (default: from the config)"
+    )
+    verbs = cache.add_subparsers(dest="verb", metavar="VERB", required=True)
+    listing = verbs.add_parser("list", help="one line per cached domain")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    for verb, text in (
+        ("show", "the whole cached policy of a domain"),
+        ("purge", "forget a domain (here and in the stores); it is discovered again"),
+        ("refresh", "fetch a domain's policy now"),
+    ):
+        verbs.add_parser(verb, help=text).add_argument("domain")
+    export = verbs.add_parser("export", help="every entry as JSON lines")
+    export.add_argument(
+        "file", nargs="?", default="-", help="output file (default: stdout)"
+    )
+    imports = verbs.add_parser("import", help="load entries written by export")
+    imports.add_argument("file", help="input file ('-' for stdin)")
+
+
+def run_cache(config: Config, args: Any, out: TextIO = sys.stdout) -> int:
+    path = args.socket or config.control.socket
+    if not path:
+        print(
+            "postfix-mtasts: no control socket configured ([control] socket)",
+            file=sys.stderr,
+        )
+        return 2
+    request: dict[str, Any] = {"cmd": args.verb}
+    if args.verb in ("show", "purge", "refresh"):
+        request["domain"] = args.domain
+    if args.verb == "import":
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with source:
+            request["entries"] = [json.loads(line) for line in source if line.strip()]
+    try:
+        lines = _ask(path, request)
+    except OSError as e:
+        print(
+            f"postfix-mtasts: cannot reach the daemon at {path}: {e}", file=sys.stderr
+        )
+        return 2
+    if args.verb == "export":
+        target: AbstractContextManager[TextIO] = (
+            nullcontext(out)
+            if args.file == "-"
+            else open(args.file, "w", encoding="utf-8")  # noqa: SIM115 - closed by with
+        )
+        with target as f:
+            for line in lines:
+                f.write(line + "\n")
+        return 0
+    reply = json.loads(lines[0]) if lines else {"ok": False, "error": "no answer"}
+    if not reply.get("ok"):
+        print(f"postfix-mtasts: {reply.get('error')}", file=sys.stderr)
+        return 1
+    _print(args, reply, out)
+    return 0
+
+
+def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
+    if args.verb == "list":
+        if args.json:
+            out.write(json.dumps(reply["entries"], indent=2) + "\n")
+            return
+        for e in reply["entries"]:
+            out.write(
+                f"{e['domain']:<40} {e['mode']:<8} id={e['id']} expires={e['expires_at']}\n"
+            )
+    elif args.verb in ("show", "refresh"):
+        out.write(json.dumps(reply["entry"], indent=2) + "\n")
+    elif args.verb == "purge":
+        out.write(
+            ("purged" if reply["purged"] else "was not cached") + f": {args.domain}\n"
+        )
+    else:
+        out.write(f"imported {reply['imported']}, rejected {reply['rejected']}\n")
+
+
+def _ask(path: str, request: dict[str, Any]) -> list[str]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT_S)
+        s.connect(path)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode().splitlines()

@@ -1,0 +1,146 @@
+# -*- test-case-name: tests.integration.test_checker -*-
+"""``postfix-mtasts check DOMAIN``: the domain owner's checker (spec H).
+
+Builds the checker's parts (the daemon's DNS client and HTTPS fetcher, the
+TLS prober), gathers the facts, judges them and prints one line per check
+(or ``--json``, docs/checker.md).  Exit status 0 when nothing FAILs, 1 when
+something does, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import socket
+import sys
+from typing import Any
+
+__all__ = ["add_check_parser", "parse_nameservers", "run_check"]
+
+DEFAULT_SMTP_TIMEOUT_S = 20.0
+HTTPS_TIMEOUT_S = 20.0
+
+
+def add_check_parser(commands: Any) -> None:
+    """The ``check`` subcommand's arguments."""
+    check = commands.add_parser(
+        "check",
+        help="check a domain's MTA-STS setup as a domain owner (DNS, policy, MX hosts)",
+    )
+    check.add_argument("domain", help="the mail domain to check (e.g. example.com)")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument(
+        "--suggest",
+        action="store_true",
+        help="also print a policy file and DNS records for the current MX hosts",
+    )
+    check.add_argument(
+        "--smtp-timeout",
+        type=_positive,
+        default=DEFAULT_SMTP_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds per SMTP session with an MX host (default {DEFAULT_SMTP_TIMEOUT_S:g})",
+    )
+    check.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="trust these PEM CA certificates instead of the system store",
+    )
+    check.add_argument(
+        "--nameserver",
+        action="append",
+        metavar="IP[:PORT]",
+        help="DNS server to ask (repeatable; default: /etc/resolv.conf)",
+    )
+    check.add_argument(
+        "--ehlo",
+        metavar="NAME",
+        help="name to send in EHLO (default: this host's name)",
+    )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def parse_nameservers(values: list[str] | None) -> list[tuple[str, int]]:
+    """``--nameserver`` values (``IP``, ``IP:PORT``, ``[IPv6]:PORT``) as
+    (address, port) pairs; ValueError for anything else."""
+    servers = []
+    for value in values or ():
+        host, port = value, "53"
+        if value.startswith("["):
+            host, bracket, rest = value[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"bad --nameserver {value!r}")
+            port = rest[1:] or port
+        elif value.count(":") == 1:  # IPv4:port; a bare IPv6 has more colons
+            host, _, port = value.partition(":")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"bad port in --nameserver {value!r}")
+        servers.append((str(ipaddress.ip_address(host)), int(port)))
+    return servers
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Run the check; returns 2 for a bad domain, otherwise exits via react."""
+    from twisted.internet import task
+    from twisted.internet.defer import Deferred
+
+    from postfix_mtasts.checker.gather import Gatherer
+    from postfix_mtasts.checker.names import DnsNameResolver
+    from postfix_mtasts.checker.probe import Prober
+    from postfix_mtasts.checker.report import exit_status, render_text, to_json
+    from postfix_mtasts.checker.rules import evaluate, suggestion
+    from postfix_mtasts.fetch import HttpsPolicyFetcher, make_https_client
+    from postfix_mtasts.nexthop import KeyKind, classify_key
+    from postfix_mtasts.txt import DnsClient, system_nameservers
+
+    hop = classify_key(args.domain.encode("utf-8"))
+    if hop.kind is not KeyKind.DOMAIN:
+        print(
+            f"postfix-mtasts: {args.domain!r} is not a domain name ({hop.reason})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        nameservers = parse_nameservers(args.nameserver) or system_nameservers()
+    except ValueError:
+        print("postfix-mtasts: --nameserver wants IP or IP:PORT", file=sys.stderr)
+        return 2
+    ehlo = args.ehlo or socket.gethostname() or "localhost"
+
+    async def main(reactor: Any) -> None:
+        dns_client = DnsClient(reactor, nameservers)
+        client = make_https_client(reactor, ca_file=args.ca_file, pool=False)
+        fetcher = HttpsPolicyFetcher(
+            client, reactor, timeout_s=HTTPS_TIMEOUT_S, check_media_type=False
+        )
+        gatherer = Gatherer(
+            reactor,
+            dns_client,
+            fetcher,
+            Prober(
+                reactor,
+                timeout_s=args.smtp_timeout,
+                ca_file=args.ca_file,
+                ehlo_name=ehlo,
+            ),
+            Prober(reactor, timeout_s=HTTPS_TIMEOUT_S, ca_file=args.ca_file),
+        )
+        reactor.installNameResolver(DnsNameResolver(gatherer.addresses))
+        facts = await gatherer.gather(hop.domain, args.domain)
+        now = reactor.seconds()
+        report = evaluate(facts, now)
+        suggested = suggestion(facts, now) if args.suggest else None
+        if args.json:
+            print(json.dumps(to_json(report, suggested), indent=2))
+        else:
+            sys.stdout.write(render_text(report, suggested))
+        raise SystemExit(exit_status(report))  # react exits with this code
+
+    task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))

@@ -1,0 +1,139 @@
+"""Start `postfix-mtasts serve` in the test world and ask it like Postfix does."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .world import Proc, World
+
+BASE_CONFIG = """
+[[listener]]
+endpoint = "tcp:{port}:interface=127.0.0.1"
+protocol = "socketmap"
+{listeners}
+{maps}
+
+[dns]
+timeout = 1.0
+attempts = 2
+
+[fetch]
+timeout = 10.0
+
+[cache]
+recheck_interval = 1.0
+negative_ttl = 1.0
+
+[server]
+lookup_budget = 3.0
+
+[log]
+level = "debug"
+
+[store]
+path = "{store}"
+
+[control]
+socket = "{control}"
+{extra}
+"""
+
+
+def start_daemon(
+    world: World,
+    name: str,
+    *,
+    port: int,
+    listeners: str = "",
+    maps: str = "",
+    extra: str = "",
+    store: str | None = None,
+) -> Proc:
+    """`postfix-mtasts serve` named ``name`` in $P-mta, trusting only the
+    test CA, with its store and control socket in the world's work dir;
+    returns once its socketmap port accepts connections."""
+    work = world.work / name
+    work.mkdir(exist_ok=True)
+    config = work / "daemon.toml"
+    config.write_text(
+        BASE_CONFIG.format(
+            port=port,
+            listeners=listeners.format(work=work),
+            maps=maps,
+            extra=extra,
+            store=work / "policies.sqlite3" if store is None else store,
+            control=work / "control.sock",
+        )
+    )
+    proc = world.spawn(
+        "mta",
+        [sys.executable, "-m", "postfix_mtasts", "serve", "--config", str(config)],
+        name=name,
+    )
+    world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
+    return proc
+
+
+def control_socket(world: World, name: str) -> Path:
+    return world.work / name / "control.sock"
+
+
+def cache_cli(world: World, name: str, *args: str) -> tuple[int, str]:
+    """`postfix-mtasts cache ...` against daemon ``name``."""
+    proc = world.run(
+        "mta",
+        [
+            sys.executable,
+            "-m",
+            "postfix_mtasts",
+            "cache",
+            "--socket",
+            str(control_socket(world, name)),
+            *args,
+        ],
+        timeout=60,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def ask(world: World, key: str, table: str) -> tuple[int, str]:
+    """`postmap -q key table`: (rc, the value or the error text)."""
+    rc, out, err = world.postmap(key, table)
+    return rc, (out.strip() or err.strip())
+
+
+def socketmap(port: int, map_name: str = "postfix") -> str:
+    return f"socketmap:inet:127.0.0.1:{port}:{map_name}"
+
+
+def wait_for(
+    world: World, key: str, expected: str, table: str, timeout: float = 15.0
+) -> str:
+    """Ask until the answer contains ``expected`` (polling with a deadline,
+    for changes the daemon picks up at its next re-check)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _, answer = ask(world, key, table)
+        if expected in answer or time.monotonic() > deadline:
+            return answer
+
+
+def burst(world: World, port: int | str, count: int, request: str) -> list[str]:
+    """``count`` connections each sending ``request`` at once; their replies."""
+    clients = Path(__file__).resolve().parent / "clients"
+    proc = world.run(
+        "mta",
+        [
+            sys.executable,
+            str(clients / "socketmap_burst.py"),
+            str(port),
+            str(count),
+            request,
+        ],
+        timeout=60,
+    )
+    replies: list[str] = json.loads(proc.stdout)
+    return replies

@@ -1,0 +1,163 @@
+"""The memory cache with stores and a fleet coordinator behind it (issue 4; spec E1, B21)."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.answer import Answer, Status
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.config import MapConfig
+from postfix_mtasts.decision import Fetched, NoPolicy, Timing
+from postfix_mtasts.lookup import LookupService
+from postfix_mtasts.sharing import PolicySharing
+
+from .fakes import FakeCoordinator, FakeResolver, FakeStore, make_policy
+
+TIMING = Timing(recheck_interval_s=3600, negative_ttl_s=300, failure_backoff_s=300)
+MAPS = {"postfix": MapConfig()}
+
+
+class SharingTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        self.resolver = FakeResolver()
+        self.store = FakeStore()
+        self.coordinator = FakeCoordinator()
+        self.sharing = PolicySharing(
+            [self.store], self.clock, coordinator=self.coordinator, claim_ttl_s=30
+        )
+        self.service = LookupService(
+            self.resolver,
+            MemoryCache(100),
+            self.clock,
+            maps=MAPS.get,
+            timing=TIMING,
+            budget_s=15,
+            max_in_flight=4,
+            sharing=self.sharing,
+        )
+
+    def lookup(self, key: bytes = b"example.com") -> Answer | Deferred[Answer]:
+        return self.service.lookup("postfix", key)
+
+    def stored(self, checked_ago: float = 0, policy_id: str = "s1") -> CacheEntry:
+        now = self.clock.seconds()
+        entry = CacheEntry.fetched(
+            "example.com", policy_id, make_policy(), now - checked_ago
+        )
+        self.store.entries["example.com"] = entry
+        return entry
+
+
+class AdoptTests(SharingTestCase):
+    def test_adopts_usable_stored_policy(self) -> None:
+        """A fresh policy in the store is adopted with no DNS or HTTPS (E1, fleet)."""
+        self.stored()
+        result = self.lookup()
+        assert isinstance(result, Deferred)
+        self.assertEqual(self.successResultOf(result).status, Status.OK)
+        self.assertEqual(self.resolver.calls, [])
+        self.assertEqual(self.coordinator.mine, set())
+
+    def test_stale_stored_policy_is_rechecked(self) -> None:
+        """A stored policy due for a TXT re-check does not spare the network (D11)."""
+        self.stored(checked_ago=3600)
+        self.lookup()
+        self.assertEqual(len(self.resolver.calls), 1)
+
+    def test_fetched_policy_written_and_claim_released(self) -> None:
+        """A fetched policy reaches the store; the claim is released (B21)."""
+        self.lookup()
+        self.assertEqual(self.coordinator.mine, {"example.com"})
+        self.resolver.answer_last(Fetched("id1", make_policy()))
+        self.assertEqual(self.store.entries["example.com"].policy_id, "id1")
+        self.assertEqual(self.coordinator.released, ["example.com"])
+
+    def test_no_policy_deletes_expired(self) -> None:
+        """A domain whose policy expired and whose record is gone leaves the store."""
+        self.lookup()
+        self.resolver.answer_last(Fetched("id1", make_policy(max_age=10)))
+        self.clock.advance(11)
+        self.lookup()
+        self.resolver.answer_last(NoPolicy("NXDOMAIN"))
+        self.assertNotIn("example.com", self.store.entries)
+
+
+class FleetTests(SharingTestCase):
+    def test_waits_for_other_hosts_fetch(self) -> None:
+        """Another host holds the claim: wait and adopt its result, no fetch (fleet single-flight)."""
+        self.coordinator.others.add("example.com")
+        result = self.lookup()
+        assert isinstance(result, Deferred)
+        self.clock.advance(0.2)
+        self.assertNoResult(result)
+        self.stored(policy_id="other-host")
+        self.clock.advance(0.2)
+        self.assertEqual(self.successResultOf(result).status, Status.OK)
+        self.assertEqual(self.resolver.calls, [])
+        entry, _ = self.service.state("example.com")
+        assert entry is not None
+        self.assertEqual(entry.policy_id, "other-host")
+
+    def test_claim_freed_without_result(self) -> None:
+        """The other host releases without a policy (none found): discover ourselves."""
+        self.coordinator.others.add("example.com")
+        self.lookup()
+        self.clock.advance(0.2)
+        self.coordinator.others.clear()
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.resolver.calls), 1)
+
+    def test_claim_ttl_bounds_the_wait(self) -> None:
+        """A claim never released stops blocking after claim_ttl (a dead host)."""
+        self.coordinator.others.add("example.com")
+        self.lookup()
+        self.clock.pump([0.2] * 151)
+        self.assertEqual(len(self.resolver.calls), 1)
+
+
+class OutageTests(SharingTestCase):
+    def test_store_down_never_fails_a_lookup(self) -> None:
+        """A dead store costs only its benefit: discovery and answers go on."""
+        self.store.down = True
+        result = self.lookup()
+        assert isinstance(result, Deferred)
+        self.resolver.answer_last(Fetched("id1", make_policy()))
+        self.assertEqual(self.successResultOf(result).status, Status.OK)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class AdminTests(SharingTestCase):
+    def test_preload_serves_without_network(self) -> None:
+        """Stored policies are served at once after a restart, expired ones dropped (E1)."""
+        good = self.stored()
+        expired = CacheEntry.fetched("old.example", "x", make_policy(max_age=10), 0.0)
+        self.store.entries["old.example"] = expired
+        loaded = self.successResultOf(Deferred.fromCoroutine(self.sharing.load()))
+        self.assertEqual(self.service.preload(loaded), 1)
+        self.assertEqual(self.service.peek("example.com"), good)
+        result = self.lookup()
+        self.assertIsInstance(result, Answer)
+        self.assertEqual(self.resolver.calls, [])
+
+    def test_purge(self) -> None:
+        """purge forgets a domain here and in the store (E11 admin escape hatch)."""
+        self.service.preload([self.stored()])
+        self.assertTrue(self.service.purge("example.com"))
+        self.assertIsNone(self.service.peek("example.com"))
+        self.assertNotIn("example.com", self.store.entries)
+        self.assertFalse(self.service.purge("example.com"))
+
+    def test_forced_refresh_fetches(self) -> None:
+        """A forced refresh asks for a fetch even with a valid cached id (E5)."""
+        self.service.preload([self.stored()])
+        done = self.service.refresh_in_background("example.com", force_fetch=True)
+        assert done is not None
+        self.assertIsNone(self.resolver.calls[-1][1])
+        self.assertIsNone(self.service.refresh_in_background("example.com"))
+        self.resolver.answer_last(Fetched("id2", make_policy()))
+        self.assertEqual(self.successResultOf(done).policy_id, "id2")  # type: ignore[union-attr]
