@@ -4,21 +4,21 @@
 Pure except :func:`load`, which reads the file.  Unknown keys and bad values
 raise :class:`ConfigError` whose message starts with the key path at fault
 (``maps.postfix.dns_failure: ...``, ``listener[1].protocol: ...``).  Each
-section's defaults and checks sit on its attrs fields, so ``Config() ==
-parse_config("")``; ``conf/postfix-mtasts.toml`` documents every key.
+section's defaults and checks sit on its attrs fields (read by
+:mod:`postfix_mtasts.config_toml`), so ``Config() == parse_config("")``;
+``conf/postfix-mtasts.toml`` documents every key.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import math
 import re
 import tomllib
-from collections.abc import Mapping
-from typing import Any, Literal, NoReturn, TypeVar, get_args
+from typing import Literal, get_args
 
-from attrs import AttrsInstance, field, fields, frozen
+from attrs import field, frozen
+
+from postfix_mtasts.config_toml import ConfigError, Table, rule, section, show
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
@@ -68,19 +68,6 @@ _MAP_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _DNS_FAILURES = get_args(DnsFailure)
 _LOG_LEVELS = get_args(LogLevelName)
 _LOG_FORMATS = get_args(LogFormat)
-_RULE = "postfix_mtasts.config"
-_T = TypeVar("_T", bound=AttrsInstance)
-
-
-class ConfigError(ValueError):
-    """The configuration is unreadable or invalid; the message names the key."""
-
-
-def _rule(key: str = "", **check: Any) -> dict[str, Any]:
-    """Field metadata read by :func:`_section`: the TOML key (default: the
-    field name) and its check: ``least``/``most`` for integers,
-    ``above``/``least``/``most``/``why`` for seconds, ``choices`` for words."""
-    return {_RULE: (key, check)}
 
 
 @frozen
@@ -100,10 +87,10 @@ class ListenerConfig:
 class MapConfig:
     """How one map (a socketmap name) answers."""
 
-    strict_testing: bool = field(default=False, metadata=_rule())
-    tlsrpt: bool = field(default=False, metadata=_rule())
+    strict_testing: bool = field(default=False, metadata=rule())
+    tlsrpt: bool = field(default=False, metadata=rule())
     dns_failure: DnsFailure = field(
-        default="notfound", metadata=_rule(choices=_DNS_FAILURES)
+        default="notfound", metadata=rule(choices=_DNS_FAILURES)
     )
 
 
@@ -112,8 +99,8 @@ class DnsConfig:
     """``nameservers`` as (address, port); empty = the system resolver config."""
 
     nameservers: tuple[tuple[str, int], ...] = ()
-    timeout_s: float = field(default=5.0, metadata=_rule("timeout", above=0, most=60))
-    attempts: int = field(default=2, metadata=_rule(least=1, most=10))
+    timeout_s: float = field(default=5.0, metadata=rule("timeout", above=0, most=60))
+    attempts: int = field(default=2, metadata=rule(least=1, most=10))
 
 
 @frozen
@@ -121,59 +108,53 @@ class FetchConfig:
     """HTTPS policy fetches; ``ca_file`` None = the system trust store."""
 
     timeout_s: float = field(
-        default=20.0, metadata=_rule("timeout", above=0, most=MAX_WAIT_S, why=_G14)
+        default=20.0, metadata=rule("timeout", above=0, most=MAX_WAIT_S, why=_G14)
     )
-    ca_file: str | None = field(default=None, metadata=_rule())
-    max_in_flight: int = field(default=32, metadata=_rule(least=1))
+    ca_file: str | None = field(default=None, metadata=rule())
+    max_in_flight: int = field(default=32, metadata=rule(least=1))
 
 
 @frozen
 class CacheConfig:
-    max_entries: int = field(default=100_000, metadata=_rule(least=1))
+    max_entries: int = field(default=100_000, metadata=rule(least=1))
     recheck_interval_s: float = field(
         default=3600.0,
-        metadata=_rule("recheck_interval", above=0, most=86400, why=_D11),
+        metadata=rule("recheck_interval", above=0, most=86400, why=_D11),
     )
-    negative_ttl_s: float = field(
-        default=300.0, metadata=_rule("negative_ttl", least=0)
-    )
+    negative_ttl_s: float = field(default=300.0, metadata=rule("negative_ttl", least=0))
     failure_backoff_s: float = field(
         default=MIN_FAILURE_BACKOFF_S,
-        metadata=_rule("failure_backoff", least=MIN_FAILURE_BACKOFF_S, why=_B14),
+        metadata=rule("failure_backoff", least=MIN_FAILURE_BACKOFF_S, why=_B14),
     )
 
 
 @frozen
 class ServerConfig:
-    max_connections: int = field(default=512, metadata=_rule(least=1))
-    idle_timeout_s: float = field(
-        default=120.0, metadata=_rule("idle_timeout", above=0)
-    )
+    max_connections: int = field(default=512, metadata=rule(least=1))
+    idle_timeout_s: float = field(default=120.0, metadata=rule("idle_timeout", above=0))
     lookup_budget_s: float = field(
         default=15.0,
-        metadata=_rule("lookup_budget", above=0, most=MAX_WAIT_S, why=_G14),
+        metadata=rule("lookup_budget", above=0, most=MAX_WAIT_S, why=_G14),
     )
-    max_request_bytes: int = field(
-        default=10_000, metadata=_rule(least=1, most=100_000)
-    )
+    max_request_bytes: int = field(default=10_000, metadata=rule(least=1, most=100_000))
 
 
 @frozen
 class StoreConfig:
     """The embedded persistent store; ``path`` "" = memory only."""
 
-    path: str = field(default=DEFAULT_STORE_PATH, metadata=_rule())
+    path: str = field(default=DEFAULT_STORE_PATH, metadata=rule())
 
 
 @frozen
 class RedisConfig:
     """The fleet store; ``url`` "" = none."""
 
-    url: str = field(default="", metadata=_rule())
-    prefix: str = field(default="mtasts:", metadata=_rule())
-    timeout_s: float = field(default=1.0, metadata=_rule("timeout", above=0, most=30))
+    url: str = field(default="", metadata=rule())
+    prefix: str = field(default="mtasts:", metadata=rule())
+    timeout_s: float = field(default=1.0, metadata=rule("timeout", above=0, most=30))
     claim_ttl_s: float = field(
-        default=30.0, metadata=_rule("claim_ttl", above=0, most=MAX_WAIT_S)
+        default=30.0, metadata=rule("claim_ttl", above=0, most=MAX_WAIT_S)
     )
 
 
@@ -181,28 +162,28 @@ class RedisConfig:
 class RefreshConfig:
     """Proactive refresh (RFC 8461 §3.3, §10.2; spec E5, D11)."""
 
-    enabled: bool = field(default=True, metadata=_rule())
-    interval_s: float = field(default=60.0, metadata=_rule("interval", above=0))
+    enabled: bool = field(default=True, metadata=rule())
+    interval_s: float = field(default=60.0, metadata=rule("interval", above=0))
     refetch_after_s: float = field(
-        default=86400.0, metadata=_rule("refetch_after", above=0)
+        default=86400.0, metadata=rule("refetch_after", above=0)
     )
     recently_used_s: float = field(
-        default=86400.0, metadata=_rule("recently_used", least=0)
+        default=86400.0, metadata=rule("recently_used", least=0)
     )
-    max_in_flight: int = field(default=4, metadata=_rule(least=1))
+    max_in_flight: int = field(default=4, metadata=rule(least=1))
 
 
 @frozen
 class ControlConfig:
     """The local admin socket (``postfix-mtasts cache ...``); "" = off."""
 
-    socket: str = field(default=DEFAULT_CONTROL_SOCKET, metadata=_rule())
+    socket: str = field(default=DEFAULT_CONTROL_SOCKET, metadata=rule())
 
 
 @frozen
 class LogConfig:
-    level: LogLevelName = field(default="info", metadata=_rule(choices=_LOG_LEVELS))
-    format: LogFormat = field(default="text", metadata=_rule(choices=_LOG_FORMATS))
+    level: LogLevelName = field(default="info", metadata=rule(choices=_LOG_LEVELS))
+    format: LogFormat = field(default="text", metadata=rule(choices=_LOG_FORMATS))
 
 
 @frozen
@@ -259,7 +240,7 @@ def parse_config(text: str) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"invalid TOML: {e}") from None
-    top = _Table(raw, "")
+    top = Table(raw, "")
     maps = _parse_maps(top)
     warnings: list[str] = []
     listeners = _parse_listeners(top, {name for name, _ in maps}, warnings)
@@ -271,47 +252,22 @@ def parse_config(text: str) -> Config:
     config = Config(
         listeners=listeners,
         maps=maps,
-        dns=_section(DnsConfig, dns, nameservers=nameservers),
-        fetch=_section(FetchConfig, top.table("fetch")),
-        cache=_section(CacheConfig, top.table("cache")),
-        server=_section(ServerConfig, top.table("server")),
-        log=_section(LogConfig, top.table("log")),
-        store=_section(StoreConfig, top.table("store")),
-        redis=_section(RedisConfig, top.table("redis")),
-        refresh=_section(RefreshConfig, top.table("refresh")),
-        control=_section(ControlConfig, top.table("control")),
+        dns=section(DnsConfig, dns, nameservers=nameservers),
+        fetch=section(FetchConfig, top.table("fetch")),
+        cache=section(CacheConfig, top.table("cache")),
+        server=section(ServerConfig, top.table("server")),
+        log=section(LogConfig, top.table("log")),
+        store=section(StoreConfig, top.table("store")),
+        redis=section(RedisConfig, top.table("redis")),
+        refresh=section(RefreshConfig, top.table("refresh")),
+        control=section(ControlConfig, top.table("control")),
         warnings=tuple(warnings),
     )
     top.close()
     return config
 
 
-def _section(cls: type[_T], t: _Table, **given: Any) -> _T:
-    """Build ``cls`` from its fields' :func:`_rule` metadata; ``given`` are
-    values parsed by the caller.  Rejects keys no field reads."""
-    values = dict(given)
-    for f in fields(cls):
-        if f.name in given:
-            continue
-        key, rule = f.metadata[_RULE]
-        key = key or f.name
-        if f.default is None:  # optional string: "" = None
-            values[f.name] = t.string(key, "") or None
-        elif isinstance(f.default, bool):
-            values[f.name] = t.boolean(key, f.default)
-        elif isinstance(f.default, int):
-            values[f.name] = t.integer(key, f.default, **rule)
-        elif isinstance(f.default, float):
-            values[f.name] = t.seconds(key, f.default, **rule)
-        elif isinstance(f.default, str) and "choices" not in rule:
-            values[f.name] = t.string(key, f.default)
-        else:
-            values[f.name] = t.choice(key, f.default, **rule)
-    t.close()
-    return cls(**values)
-
-
-def _parse_maps(top: _Table) -> tuple[tuple[str, MapConfig], ...]:
+def _parse_maps(top: Table) -> tuple[tuple[str, MapConfig], ...]:
     if not top.has("maps"):
         return Config().maps
     tables = top.table("maps")
@@ -324,36 +280,36 @@ def _parse_maps(top: _Table) -> tuple[tuple[str, MapConfig], ...]:
     for name in tables.names():
         if not _MAP_NAME.fullmatch(name):
             raise ConfigError(
-                f"maps.{_show(name)}: a map name may hold only letters, digits, "
+                f"maps.{show(name)}: a map name may hold only letters, digits, "
                 '"_" and "-"'
             )
-        maps.append((name, _section(MapConfig, tables.table(name))))
+        maps.append((name, section(MapConfig, tables.table(name))))
     return tuple(maps)
 
 
 def _parse_listeners(
-    top: _Table, map_names: set[str], warnings: list[str]
+    top: Table, map_names: set[str], warnings: list[str]
 ) -> tuple[ListenerConfig, ...]:
     if not top.has("listener"):
         return Config().listeners
     items = top.get("listener")
     if not isinstance(items, list) or not items:
         raise ConfigError(
-            "listener: expected one or more [[listener]] tables, got " + _show(items)
+            "listener: expected one or more [[listener]] tables, got " + show(items)
         )
     listeners: list[ListenerConfig] = []
     for i, item in enumerate(items):
         path = f"listener[{i}]"
         if not isinstance(item, dict):
-            raise ConfigError(f"{path}: expected a table, got {_show(item)}")
-        t = _Table(item, path)
+            raise ConfigError(f"{path}: expected a table, got {show(item)}")
+        t = Table(item, path)
         d = ListenerConfig()
         endpoint = t.string("endpoint", d.endpoint)
         kind = endpoint.partition(":")[0]
         if kind not in _ENDPOINT_KINDS or ":" not in endpoint:
             raise ConfigError(
                 f"{path}.endpoint: expected a string starting with tcp:, tcp6:, "
-                f"unix: or systemd:, got {_show(endpoint)}"
+                f"unix: or systemd:, got {show(endpoint)}"
             )
         for j, other in enumerate(listeners):
             if other.endpoint == endpoint:
@@ -367,7 +323,7 @@ def _parse_listeners(
             )
         map_name = t.string("map", d.map)
         if protocol == "tcp_table" and map_name not in map_names:
-            raise ConfigError(f"{path}.map: no [maps.NAME] defines {_show(map_name)}")
+            raise ConfigError(f"{path}.map: no [maps.NAME] defines {show(map_name)}")
         owner = t.string("owner", "") or None
         group = t.string("group", "") or None
         for key, value in (("owner", owner), ("group", group)):
@@ -377,7 +333,7 @@ def _parse_listeners(
         exposed = _non_loopback_interface(endpoint) if kind.startswith("tcp") else None
         if exposed is not None:
             warnings.append(
-                f"{path}.endpoint: {_show(endpoint)} listens on {exposed}; "
+                f"{path}.endpoint: {show(endpoint)} listens on {exposed}; "
                 f"{protocol} requests are unauthenticated, so bind to 127.0.0.1, "
                 "::1 or a unix: socket unless a firewall guards the port (F7)"
             )
@@ -440,127 +396,6 @@ def _parse_nameserver(text: str, path: str) -> tuple[str, int]:
     except ValueError:
         raise ConfigError(
             f'{path}: expected an IP address, "ip:port" or "[ipv6]:port", '
-            f"got {_show(text)}"
+            f"got {show(text)}"
         ) from None
     return str(address), int(port_text)
-
-
-def _show(value: object) -> str:
-    """Render a config value for an error message, TOML-like and cut short."""
-    if isinstance(value, str):
-        shown = json.dumps(value, ensure_ascii=False)
-        return shown if len(shown) <= 200 else shown[:200] + "..."
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
-
-
-class _Table:
-    """One TOML table being read: typed getters that record which keys were
-    read, so :meth:`close` can reject the rest as unknown."""
-
-    def __init__(self, raw: Mapping[str, Any], path: str) -> None:
-        self._raw = raw
-        self._path = path
-        self._read: set[str] = set()
-
-    def _key(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
-
-    def _fail(self, key: str, expected: str, value: object, why: str = "") -> NoReturn:
-        reason = f" ({why})" if why else ""
-        raise ConfigError(f"{self._key(key)}: {expected}, got {_show(value)}{reason}")
-
-    def has(self, key: str) -> bool:
-        return key in self._raw
-
-    def names(self) -> list[str]:
-        self._read.update(self._raw)
-        return list(self._raw)
-
-    def get(self, key: str, default: object = None) -> object:
-        self._read.add(key)
-        return self._raw.get(key, default)
-
-    def close(self) -> None:
-        for key in self._raw:
-            if key not in self._read:
-                raise ConfigError(f"{self._key(key)}: unknown key")
-
-    def table(self, key: str) -> _Table:
-        value = self.get(key, {})
-        if not isinstance(value, dict):
-            self._fail(key, "expected a table", value)
-        return _Table(value, self._key(key))
-
-    def string(self, key: str, default: str) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str):
-            self._fail(key, "expected a string", value)
-        return value
-
-    def string_list(self, key: str) -> list[str]:
-        value = self.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self._fail(key, "expected an array of strings", value)
-        return value
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> Any:
-        value = self.get(key, default)
-        if value not in choices:
-            names = [f'"{c}"' for c in choices]
-            self._fail(key, f"expected {', '.join(names[:-1])} or {names[-1]}", value)
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            self._fail(key, "expected true or false", value)
-        return value
-
-    def integer(
-        self, key: str, default: int, least: int = 0, most: int | None = None
-    ) -> int:
-        value = self.get(key, default)
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or value < least
-            or (most is not None and value > most)
-        ):
-            bounds = f">= {least}" + (f" and <= {most}" if most is not None else "")
-            self._fail(key, f"expected an integer {bounds}", value)
-        return value
-
-    def seconds(
-        self,
-        key: str,
-        default: float,
-        *,
-        above: float | None = None,
-        least: float | None = None,
-        most: float | None = None,
-        why: str = "",
-    ) -> float:
-        value = self.get(key, default)
-        seconds = math.nan
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        if (
-            not math.isfinite(seconds)
-            or (above is not None and seconds <= above)
-            or (least is not None and seconds < least)
-            or (most is not None and seconds > most)
-        ):
-            bounds = [
-                f"> {above:g}" if above is not None else "",
-                f">= {least:g}" if least is not None else "",
-                f"<= {most:g}" if most is not None else "",
-            ]
-            expected = "expected seconds " + " and ".join(b for b in bounds if b)
-            self._fail(key, expected, value, why)
-        return seconds

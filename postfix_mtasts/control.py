@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.unit.test_control -*-
-"""The local admin socket behind ``postfix-mtasts cache ...``.
+"""The admin commands behind ``postfix-mtasts cache ...``, and the local
+socket that carries them to the running daemon.
 
 One JSON request line per connection; the answer is JSON lines, then the
 connection closes.  The unix socket's file permissions are the access
@@ -20,9 +21,11 @@ from twisted.protocols.basic import LineOnlyReceiver
 from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.nexthop import KeyKind, classify_key
 
-__all__ = ["Administered", "ControlProtocol", "describe_entry"]
+__all__ = ["AdminCommands", "Administered", "ControlProtocol", "describe_entry"]
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024  # an import of ~100,000 entries
+
+Reply = list[bytes]
 
 
 class Administered(Protocol):
@@ -58,56 +61,44 @@ def describe_entry(entry: CacheEntry) -> dict[str, Any]:
     }
 
 
-class ControlProtocol(LineOnlyReceiver):
+def _line(obj: dict[str, Any]) -> Reply:
+    return [json.dumps(obj).encode() + b"\n"]
+
+
+def _error(text: str) -> Reply:
+    return _line({"ok": False, "error": text})
+
+
+class AdminCommands:
+    """Runs one admin request against a cache (the daemon's, or a store
+    file read directly); the answer is JSON lines."""
+
     log = Logger()
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_REQUEST_BYTES
 
     def __init__(self, service: Administered) -> None:
         self._service = service
-        self._answered = False
 
-    def lineReceived(self, line: bytes) -> None:
-        if self._answered:
-            return
-        self._answered = True
+    def run(self, line: bytes) -> Reply | Deferred[Reply]:
         try:
             request = json.loads(line)
             command = request["cmd"]
         except (ValueError, KeyError, TypeError):
-            self._reply({"ok": False, "error": "expected a JSON object with a cmd"})
-            return
+            return _error("expected a JSON object with a cmd")
         handler = (
             getattr(self, f"_cmd_{command}", None) if isinstance(command, str) else None
         )
         if handler is None:
-            self._reply({"ok": False, "error": f"unknown command {command!r}"})
-            return
+            return _error(f"unknown command {command!r}")
         self.log.info("admin command {command}", command=command)
-        try:
-            handler(request)
-        except Exception:
-            self.log.failure("admin command {command} failed", command=command)
-            self._reply({"ok": False, "error": "internal error, see the daemon's log"})
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._reply({"ok": False, "error": "request too long"})
-
-    def _reply(self, *objects: dict[str, Any]) -> None:
-        if self.transport is None:
-            return
-        self.transport.write(b"".join(json.dumps(o).encode() + b"\n" for o in objects))
-        self.transport.loseConnection()
+        result: Reply | Deferred[Reply] = handler(request)
+        return result
 
     def _domain(self, request: dict[str, Any]) -> str | None:
         raw = request.get("domain")
         hop = classify_key(raw.encode()) if isinstance(raw, str) else None
-        if hop is None or hop.kind is not KeyKind.DOMAIN:
-            self._reply({"ok": False, "error": f"not a domain: {raw!r}"})
-            return None
-        return hop.domain
+        return hop.domain if hop is not None and hop.kind is KeyKind.DOMAIN else None
 
-    def _cmd_list(self, request: dict[str, Any]) -> None:
+    def _cmd_list(self, request: dict[str, Any]) -> Reply:
         rows = []
         for domain in sorted(self._service.domains()):
             entry = self._service.peek(domain)
@@ -115,55 +106,47 @@ class ControlProtocol(LineOnlyReceiver):
                 row = describe_entry(entry)
                 del row["policy"]
                 rows.append(row)
-        self._reply({"ok": True, "entries": rows})
+        return _line({"ok": True, "entries": rows})
 
-    def _cmd_show(self, request: dict[str, Any]) -> None:
+    def _cmd_show(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)
         if domain is None:
-            return
+            return _error(f"not a domain: {request.get('domain')!r}")
         entry = self._service.peek(domain)
         if entry is None:
-            self._reply({"ok": False, "error": f"{domain} is not cached"})
-        else:
-            self._reply({"ok": True, "entry": describe_entry(entry)})
+            return _error(f"{domain} is not cached")
+        return _line({"ok": True, "entry": describe_entry(entry)})
 
-    def _cmd_purge(self, request: dict[str, Any]) -> None:
-        domain = self._domain(request)
-        if domain is not None:
-            self._reply({"ok": True, "purged": self._service.purge(domain)})
-
-    def _cmd_refresh(self, request: dict[str, Any]) -> None:
+    def _cmd_purge(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)
         if domain is None:
-            return
+            return _error(f"not a domain: {request.get('domain')!r}")
+        return _line({"ok": True, "purged": self._service.purge(domain)})
+
+    def _cmd_refresh(self, request: dict[str, Any]) -> Reply | Deferred[Reply]:
+        domain = self._domain(request)
+        if domain is None:
+            return _error(f"not a domain: {request.get('domain')!r}")
         started = self._service.refresh_in_background(domain, force_fetch=True)
         if started is None:
-            self._reply({"ok": False, "error": f"{domain} is being refreshed already"})
-            return
+            return _error(f"{domain} cannot be refreshed now (a refresh is running?)")
 
-        def done(_: object) -> None:
+        def done(_: object) -> Reply:
             entry = self._service.peek(domain)
             if entry is None:
-                self._reply(
-                    {"ok": False, "error": f"{domain}: no policy (see the log)"}
-                )
-            else:
-                self._reply({"ok": True, "entry": describe_entry(entry)})
+                return _error(f"{domain}: no policy (see the log)")
+            return _line({"ok": True, "entry": describe_entry(entry)})
 
-        started.addBoth(done)
+        return started.addBoth(done)
 
-    def _cmd_export(self, request: dict[str, Any]) -> None:
+    def _cmd_export(self, request: dict[str, Any]) -> Reply:
         entries = [self._service.peek(d) for d in self._service.domains()]
-        lines = [e.to_bytes() + b"\n" for e in entries if e is not None]
-        if self.transport is not None:
-            self.transport.write(b"".join(lines))
-            self.transport.loseConnection()
+        return [e.to_bytes() + b"\n" for e in entries if e is not None]
 
-    def _cmd_import(self, request: dict[str, Any]) -> None:
+    def _cmd_import(self, request: dict[str, Any]) -> Reply:
         raw = request.get("entries")
         if not isinstance(raw, list):
-            self._reply({"ok": False, "error": "import needs a list of entries"})
-            return
+            return _error("import needs a list of entries")
         imported, rejected = 0, 0
         for item in raw:
             entry = CacheEntry.from_bytes(json.dumps(item).encode())
@@ -175,4 +158,38 @@ class ControlProtocol(LineOnlyReceiver):
                 continue
             self._service.import_entry(entry)
             imported += 1
-        self._reply({"ok": True, "imported": imported, "rejected": rejected})
+        return _line({"ok": True, "imported": imported, "rejected": rejected})
+
+
+class ControlProtocol(LineOnlyReceiver):
+    """One request line in, the answer out, then the connection closes."""
+
+    log = Logger()
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_REQUEST_BYTES
+
+    def __init__(self, service: Administered) -> None:
+        self._commands = AdminCommands(service)
+        self._answered = False
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._answered:
+            return
+        self._answered = True
+        try:
+            result = self._commands.run(line)
+        except Exception:
+            self.log.failure("admin command failed")
+            result = _error("internal error, see the daemon's log")
+        if isinstance(result, Deferred):
+            result.addCallback(self._reply)
+        else:
+            self._reply(result)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self._reply(_error("request too long"))
+
+    def _reply(self, lines: Reply) -> None:
+        if self.transport is not None:
+            self.transport.write(b"".join(lines))
+            self.transport.loseConnection()

@@ -5,51 +5,28 @@ One GET of ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` through an
 injected treq client: no redirects, no HTTP cache, no content coding, status
 200 and ``text/plain`` only, a byte cap counted while streaming and one overall
 timeout on the injected clock.  Every fault is a :class:`FetchError` subtype
-carrying the TLSRPT result type the caller reports.
+carrying the TLSRPT result type the caller reports.  The client itself (TLS,
+name checks, no content decoding) is built in :mod:`postfix_mtasts.https`.
 """
 
 from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Sequence
-from http.cookiejar import DefaultCookiePolicy
 
 from attrs import frozen
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
 from service_identity import CertificateError, VerificationError
-from service_identity.hazmat import DNS_ID, verify_service_identity
-from service_identity.pyopenssl import extract_patterns
 from treq.client import HTTPClient
-from treq.cookies import IndexableCookieJar
 from twisted.internet import error as net_error
 from twisted.internet import protocol
 from twisted.internet.defer import CancelledError, Deferred, fail
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IPushProducer,
-    IReactorTime,
-)
-from twisted.internet.ssl import (
-    Certificate,
-    TLSVersion,
-    optionsForClientTLS,
-    trustRootFromCertificates,
-)
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    ResponseDone,
-    ResponseFailed,
-)
+from twisted.web.client import ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
-from zope.interface import implementer
+from twisted.web.iweb import IResponse
 
 from postfix_mtasts import __version__
 from postfix_mtasts.policy import MAX_POLICY_BYTES, policy_url, split_content_type
@@ -68,20 +45,13 @@ __all__ = [
     "HttpsPolicyFetcher",
     "PolicyFetcher",
     "PolicyResponse",
-    "StsTlsPolicy",
-    "http_client",
-    "load_pem_certificates",
-    "make_https_client",
     "policy_url",
+    "refuse_content_coding",
     "ssl_error_text",
 ]
 
 FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
-_CONNECT_TIMEOUT_S = 10.0
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
-)
 
 
 class FetchError(Exception):
@@ -338,135 +308,12 @@ def _as_fetch_error(failure: Failure) -> Failure:
     raise FetchConnectError(text)
 
 
-class StsTlsPolicy(BrowserLikePolicyForHTTPS):
-    """TLS for a policy host (B3, B4, B6, B20).
-
-    SNI and the name check on SAN DNS-IDs use the host name the Agent connects
-    to; the chain must end at one of ``ca_certificates`` or, when none are
-    given, in the platform's store (which honours SSL_CERT_FILE and
-    SSL_CERT_DIR); TLS 1.2 at least.
-    """
-
-    def __init__(self, ca_certificates: Sequence[Certificate] = ()) -> None:
-        self._trust_root = (
-            trustRootFromCertificates(list(ca_certificates))  # type: ignore[no-untyped-call]
-            if ca_certificates
-            else None  # optionsForClientTLS then uses platformTrust()
-        )
-
-    def creatorForNetloc(  # noqa: N802 (Twisted's name)
-        self, hostname: bytes, port: int
-    ) -> IOpenSSLClientConnectionCreator:
-        host = hostname.decode("ascii")
-        options = optionsForClientTLS(
-            host,
-            trustRoot=self._trust_root,
-            extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
-        )
-        return _StrictNameCheck(options, host)
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _StrictNameCheck:
-    """Twisted's own verify callback treats a service_identity CertificateError
-    (a leaf without subjectAltName, a malformed wildcard) as a pass; this one
-    fails the handshake for it too (B3, B4: DNS-IDs only, no CN fallback)."""
-
-    def __init__(self, creator: IOpenSSLClientConnectionCreator, hostname: str) -> None:
-        self.creator = creator
-        self.hostname = hostname
-
-    def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
-        self,
-        tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
-    ) -> SSL.Connection:
-        connection = self.creator.clientConnectionForTLS(tlsProtocol)
-        service_id = DNS_ID(self.hostname)
-        holder = [tlsProtocol]  # emptied at the leaf, as Twisted does: no cycle
-
-        def verify(
-            _c: SSL.Connection, cert: X509, _e: int, depth: int, ok: int
-        ) -> bool:
-            if depth != 0 or not ok or not holder:
-                return bool(ok)
-            tls = holder.pop()
-            try:
-                verify_service_identity(extract_patterns(cert), [service_id], [])
-            except (VerificationError, CertificateError) as e:
-                tls.failVerification(Failure(e))  # type: ignore[no-untyped-call]
-                return False
-            return True
-
-        flags = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        connection.set_verify(flags, verify)
-        return connection
-
-
-@implementer(IAgent)
-class _IdentityEncodingAgent:
-    """Under treq's ContentDecoderAgent: drops the Accept-Encoding it adds and
-    refuses a coded 200 body before it can be decompressed (B21)."""
-
-    def __init__(self, agent: IAgent) -> None:
-        self._agent = agent
-
-    def request(
-        self,
-        method: bytes,
-        uri: bytes,
-        headers: Headers | None = None,
-        bodyProducer: IBodyProducer | None = None,  # noqa: N803 (Twisted's name)
-    ) -> Deferred[IResponse]:
-        headers = Headers() if headers is None else headers.copy()
-        headers.removeHeader(b"accept-encoding")
-        d = self._agent.request(method, uri, headers, bodyProducer)
-        return d.addCallback(_refuse_content_coding)
-
-
-def _refuse_content_coding(response: IResponse) -> IResponse:
+def refuse_content_coding(response: IResponse) -> IResponse:
+    """``response``, unless it is a 200 with a Content-Encoding other than
+    identity: then its body is dropped and :class:`FetchEncodingError` raised
+    before anything can decompress it (B21)."""
     coding = _header(response.headers, b"content-encoding")
     if response.code == 200 and coding is not None and not _is_identity(coding):
         _deliver(response, _Discard())
         raise FetchEncodingError(coding)
     return response
-
-
-def http_client(agent: IAgent) -> HTTPClient:
-    """A treq client over ``agent`` that sends no Accept-Encoding, decodes no
-    body (B21) and keeps no cookies."""
-    no_cookies = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    return HTTPClient(_IdentityEncodingAgent(agent), cookiejar=no_cookies)
-
-
-def make_https_client(
-    reactor: object,
-    *,
-    ca_file: str | None = None,
-    pool: bool = True,
-    connect_timeout_s: float = _CONNECT_TIMEOUT_S,
-) -> HTTPClient:
-    """The production client: a plain Agent (no redirect or decoder agent) with
-    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store.
-
-    ``reactor`` provides IReactorTCP, IReactorTime and IReactorPluggableNameResolver.
-    """
-    ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
-    connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
-    connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
-    connections.cachedConnectionTimeout = 30
-    agent = Agent(  # type: ignore[no-untyped-call]
-        reactor,
-        contextFactory=StsTlsPolicy(ca_certificates),
-        connectTimeout=connect_timeout_s,
-        pool=connections,
-    )
-    return http_client(agent)
-
-
-def load_pem_certificates(path: str) -> list[Certificate]:
-    """Every certificate of a PEM bundle; ValueError if it has none."""
-    with open(path, "rb") as f:
-        pems = _PEM_CERT.findall(f.read())
-    if not pems:
-        raise ValueError(f"{path}: no PEM certificate found")
-    return [Certificate.loadPEM(pem) for pem in pems]

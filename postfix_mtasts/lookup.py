@@ -75,6 +75,8 @@ class LookupService:
         self._refresh_timeout_s = refresh_timeout_s
         self._semaphore = DeferredSemaphore(max_in_flight)
         self._waiters: dict[str, list[Deferred[CacheEntry | None]]] = {}
+        # Never evict a domain that is being refreshed.
+        cache.in_use = self._waiters.__contains__
         self._negative: OrderedDict[str, Negative] = OrderedDict()
         self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()
         # (map, raw key) -> the entry an answer was rendered from, and the

@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.unit.test_policy -*-
-"""Parse and validate the ``_mta-sts`` TXT record and the policy file (RFC 8461 §3).
+"""Parse and validate the policy file (RFC 8461 §3.2, spec C).
 
 Pure: no I/O, no clock.  A parser returns the parsed value or a rejection
 naming the spec.md rule it breaks, never raising; ``notes`` list what a
-domain-owner checker should warn about.  Decisions (spec.md J): A8 WSP before
-the first ``;`` accepted; C3 a leading BOM and trailing blank (empty or
+domain-owner checker should warn about (the ``_mta-sts`` TXT record is
+parsed the same way, in record.py).  Decisions (spec.md J): C3 a leading BOM and trailing blank (empty or
 WSP-only) lines tolerated, other blank lines and ``#`` comments invalid; C9
 ``max_age`` > :data:`MAX_AGE_LIMIT_S` invalid; C10 ``max_age: 0`` valid; C13 and
 C15 strict: one bad ``mx`` or extension line invalidates the policy, so an IP
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
 
 import idna
 from attrs import evolve, frozen
@@ -28,12 +27,10 @@ __all__ = [
     "Note",
     "Policy",
     "PolicyInvalid",
-    "RecordInvalid",
-    "StsRecord",
     "parse_mx_pattern",
     "parse_policy",
-    "parse_sts_records",
     "policy_url",
+    "quote",
     "split_content_type",
 ]
 
@@ -53,23 +50,6 @@ class Note:
 
     rule: str
     text: str
-
-
-@frozen
-class StsRecord:
-    """A valid ``v=STSv1`` TXT record (spec A)."""
-
-    id: str
-    notes: tuple[Note, ...] = ()
-
-
-@frozen
-class RecordInvalid:
-    """No usable record: none found, more than one, or a syntax error (A2-A8)."""
-
-    rule: str
-    reason: str
-    notes: tuple[Note, ...] = ()
 
 
 @frozen
@@ -110,11 +90,7 @@ class PolicyInvalid:
 _QUOTE_MAX = 200
 _WSP = " \t"
 _UTF8_BOM = b"\xef\xbb\xbf"
-_STS_PREFIX = re.compile(rb"v=STSv1[ \t]*(?:;|\Z)")
 _EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-_TXT_FIELD = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31})=(.*)", re.DOTALL)
-_TXT_ID = re.compile(r"[A-Za-z0-9]{1,32}")
-_TXT_EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")
 _BAD_EXT_VALUE = re.compile(r"\A\Z|[\x00-\x1f\x7f]")  # empty, or a CTL
 _BARE_CR = re.compile(r"\r(?!\n)")
 _MAX_AGE = re.compile(r"[0-9]{1,10}")
@@ -124,78 +100,10 @@ _KNOWN_KEYS = frozenset((*_REQUIRED, "mx"))
 _MODES = {mode.value: mode for mode in Mode}
 
 
-def _q(value: object) -> str:
+def quote(value: object) -> str:
     """Quote peer input for a reason or note: repr, cut to 200 characters."""
     text = repr(value)
     return text if len(text) <= _QUOTE_MAX else text[: _QUOTE_MAX - 3] + "..."
-
-
-def parse_sts_records(records: Sequence[Sequence[bytes]]) -> StsRecord | RecordInvalid:
-    """Pick and parse the one ``v=STSv1`` record from a TXT RRset.
-
-    ``records`` is a sequence of records, each a sequence of ``bytes``
-    character-strings (as dnspython's ``TXT.strings``), joined without spaces
-    (A9).
-    """
-    joined = [(b"".join(strings), len(strings)) for strings in records]
-    found = [item for item in joined if _STS_PREFIX.match(item[0])]
-    notes: list[Note] = []
-    if skipped := len(joined) - len(found):
-        notes.append(Note("A6", f"{skipped} TXT record(s) not starting 'v=STSv1;'"))
-    if len(found) > 1:
-        why = f"{len(found)} TXT records begin with 'v=STSv1', need exactly one"
-        quoted = _q([raw for raw, _ in found])
-        return RecordInvalid("A7", f"{why}: {quoted}", tuple(notes))
-    if not found:
-        near = [raw for raw, _ in joined if b"v=stsv1" in raw.lower()]
-        if near:
-            why = "does not begin with case-sensitive 'v=STSv1' then ';' or WSP"
-            return RecordInvalid("A3", f"record {_q(near[0])} {why}", tuple(notes))
-        why = f"no TXT record begins with 'v=STSv1' ({len(joined)} record(s) seen)"
-        return RecordInvalid("A7", why, tuple(notes))
-    raw, count = found[0]
-    if count > 1:
-        notes.append(Note("A9", f"record split into {count} strings, joined as-is"))
-    if not raw.isascii():
-        pos = next(i for i, byte in enumerate(raw) if byte >= 0x80)
-        why = f"record {_q(raw)} has non-ASCII byte 0x{raw[pos]:02x} at offset {pos}"
-        return RecordInvalid("A2", why, tuple(notes))
-    return _parse_record(raw.decode("ascii"), notes)
-
-
-def _parse_record(text: str, notes: list[Note]) -> StsRecord | RecordInvalid:
-    head, *fields = text[len("v=STSv1") :].split(";")
-    if head:
-        notes.append(Note("A8", "whitespace between 'v=STSv1' and the first ';'"))
-    if fields and not fields[-1].strip(_WSP):
-        fields.pop()  # trailing delimiter (A14)
-    record_id: str | None = None
-    seen: set[str] = set()
-    unknown: list[str] = []
-    for field in (f.strip(_WSP) for f in fields):
-        match = _TXT_FIELD.fullmatch(field)
-        if match is None:
-            why = f"field {_q(field)} is not name=value in {_q(text)}"
-            return RecordInvalid("A3", why, tuple(notes))
-        name, value = match.groups()
-        if name == "id" and record_id is None:
-            if not _TXT_ID.fullmatch(value):
-                why = f"id {_q(value)} is not 1-32 letters/digits"
-                return RecordInvalid("A4", why, tuple(notes))
-            record_id = value
-        elif not _TXT_EXT_VALUE.fullmatch(value):
-            why = f"field {_q(field)} has an invalid value in {_q(text)}"
-            return RecordInvalid("A3", why, tuple(notes))
-        elif name in seen or name == "v":
-            notes.append(Note("A13", f"duplicate field {_q(name)} ignored"))
-        elif name != "id":
-            unknown.append(name)
-        seen.add(name)
-    if unknown:
-        notes.append(Note("A12", f"unknown field(s) ignored: {_q(unknown)}"))
-    if record_id is None:
-        return RecordInvalid("A4", f"no id field in {_q(text)}", tuple(notes))
-    return StsRecord(record_id, tuple(notes))
 
 
 def parse_mx_pattern(value: str) -> MxPattern | None:
@@ -207,27 +115,27 @@ def parse_mx_pattern(value: str) -> MxPattern | None:
 def _check_mx(value: str) -> MxPattern | tuple[str, str]:
     """The pattern, or ``(rule, reason)`` saying why ``value`` is not one."""
     if not value.isascii():
-        return "C12", f"mx {_q(value)} is not ASCII (U-labels must be A-labels)"
+        return "C12", f"mx {quote(value)} is not ASCII (U-labels must be A-labels)"
     text = value.lower().removesuffix(".")  # one trailing dot (C13, D4)
     for chars, what in (("[]", "an IP literal"), (":", "a port or IPv6"), ("_", "_")):
         if any(c in text for c in chars):
-            return "C13", f"mx {_q(value)} contains {what}"
+            return "C13", f"mx {quote(value)} contains {what}"
     wildcard = text.startswith("*.")
     base = text[2:] if wildcard else text
     labels = base.split(".")
     if "*" in base:
-        return "C12", f"mx {_q(value)}: '*' is allowed only as a leading '*.'"
+        return "C12", f"mx {quote(value)}: '*' is allowed only as a leading '*.'"
     if len(labels) < 2:
-        return "C12", f"mx {_q(value)} needs 2 or more labels after any '*.'"
+        return "C12", f"mx {quote(value)} needs 2 or more labels after any '*.'"
     if len(text) > 253:
-        return "C12", f"mx {_q(value)} is longer than 253 characters"
+        return "C12", f"mx {quote(value)} is longer than 253 characters"
     for label in labels:
         if not _LDH_LABEL.fullmatch(label):
-            return "C12", f"mx {_q(value)} has invalid label {_q(label)}"
+            return "C12", f"mx {quote(value)} has invalid label {quote(label)}"
         if label.startswith("xn--") and not _is_a_label(label):
-            return "C12", f"mx {_q(value)} has invalid A-label {_q(label)}"
+            return "C12", f"mx {quote(value)} has invalid A-label {quote(label)}"
     if labels[-1].isdigit():
-        return "C13", f"mx {_q(value)} looks like an IP address"
+        return "C13", f"mx {quote(value)} looks like an IP address"
     return MxPattern(text=text, wildcard=wildcard, base=base)
 
 
@@ -277,7 +185,7 @@ def parse_policy(
 def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
     """``(key, value)`` of one line, value stripped of WSP (C2, C3, C15)."""
     key, colon, value = line.partition(":")
-    where = f"line {number}: {_q(line)}"
+    where = f"line {number}: {quote(line)}"
     if not line.strip(_WSP) or line.startswith("#"):
         what = "comment" if line.startswith("#") else "blank line"
         return PolicyInvalid("C3", f"{where} is a {what} (only trailing ones allowed)")
@@ -290,7 +198,7 @@ def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
     if key[-1] in _WSP:
         return PolicyInvalid("C2", f"{where} has whitespace before ':'")
     if not _EXT_NAME.fullmatch(key):
-        return PolicyInvalid("C15", f"{where}: invalid field name {_q(key)}")
+        return PolicyInvalid("C15", f"{where}: invalid field name {quote(key)}")
     return key, value.strip(_WSP)
 
 
@@ -318,7 +226,7 @@ def _parse_fields(
             first[key] = number, value
         elif bad := _BAD_EXT_VALUE.search(value):
             what = f"a control character {bad.group()!r}" if value else "an empty value"
-            why = f"line {number}: {_q(line)} has {what}"
+            why = f"line {number}: {quote(line)} has {what}"
             return PolicyInvalid("C15", why, tuple(notes))
         elif key in first:
             duplicates[key] = None
@@ -326,12 +234,12 @@ def _parse_fields(
             unknown[key] = None
     variants = [key for key in unknown if key.lower() in _KNOWN_KEYS]
     if variants:
-        why = f"field(s) {_q(variants)} ignored: keys are case-sensitive"
+        why = f"field(s) {quote(variants)} ignored: keys are case-sensitive"
         notes.append(Note("C7", why))
     if unknown:
-        notes.append(Note("C14", f"unknown field(s) ignored: {_q(list(unknown))}"))
+        notes.append(Note("C14", f"unknown field(s) ignored: {quote(list(unknown))}"))
     if duplicates:
-        why = f"duplicate field(s) ignored, first kept: {_q(list(duplicates))}"
+        why = f"duplicate field(s) ignored, first kept: {quote(list(duplicates))}"
         notes.append(Note("C14", why))
     if duplicate_mx:
         notes.append(Note("C11", f"{duplicate_mx} duplicate mx line(s) ignored"))
@@ -339,7 +247,7 @@ def _parse_fields(
         if key not in first:
             near = [k for k in variants if k.lower() == key]
             if near:
-                why = f"no {key!r} field ({_q(near[0])} differs in case)"
+                why = f"no {key!r} field ({quote(near[0])} differs in case)"
                 return PolicyInvalid("C7", why, tuple(notes))
             return PolicyInvalid(rule, f"no {key!r} field", tuple(notes))
     if (version_line := first["version"][0]) != 1:
@@ -356,7 +264,7 @@ def _check_values(
 ) -> Policy | PolicyInvalid:
     def bad(rule: str, key: str, why: str) -> PolicyInvalid:
         number, value = first[key]
-        why = f"line {number}: {key} {_q(value)} {why}"
+        why = f"line {number}: {key} {quote(value)} {why}"
         return PolicyInvalid(rule, why, tuple(notes))
 
     values = {key: value for key, (_, value) in first.items()}

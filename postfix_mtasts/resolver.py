@@ -21,12 +21,8 @@ from postfix_mtasts.decision import (
     Unchanged,
 )
 from postfix_mtasts.fetch import FetchError, PolicyFetcher
-from postfix_mtasts.policy import (
-    PolicyInvalid,
-    RecordInvalid,
-    parse_policy,
-    parse_sts_records,
-)
+from postfix_mtasts.policy import PolicyInvalid, parse_policy
+from postfix_mtasts.record import RecordInvalid, parse_sts_records
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtResolver
 
 __all__ = ["PolicyResolver"]

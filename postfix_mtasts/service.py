@@ -28,13 +28,14 @@ from postfix_mtasts.cache.store import (
 from postfix_mtasts.config import Config, ListenerConfig
 from postfix_mtasts.control import ControlProtocol
 from postfix_mtasts.decision import Timing
-from postfix_mtasts.fetch import HttpsPolicyFetcher, make_https_client
+from postfix_mtasts.dnsclient import DnsClient, system_nameservers
+from postfix_mtasts.fetch import HttpsPolicyFetcher
+from postfix_mtasts.https import make_https_client
 from postfix_mtasts.lookup import LookupService
 from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol, TcpTableProtocol
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
-from postfix_mtasts.txt import DnsClient, system_nameservers
 
 __all__ = ["Daemon", "make_lookup_service", "open_sharing", "start_daemon"]
 

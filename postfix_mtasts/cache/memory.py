@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from postfix_mtasts.cache import CacheEntry
 
 __all__ = ["MemoryCache"]
 
 
-class MemoryCache:
-    """At most ``max_entries`` policies; the least recently used goes first."""
+def _never(domain: str) -> bool:
+    return False
 
-    def __init__(self, max_entries: int) -> None:
+
+class MemoryCache:
+    """At most ``max_entries`` policies; the least recently used goes first,
+    but never one that ``in_use`` names (a domain being refreshed)."""
+
+    def __init__(
+        self, max_entries: int, in_use: Callable[[str], bool] = _never
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.max_entries = max_entries
+        self.in_use = in_use
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -37,7 +45,13 @@ class MemoryCache:
         self._entries[entry.domain] = entry
         self._entries.move_to_end(entry.domain)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            victim = next(
+                (d for d in self._entries if d != entry.domain and not self.in_use(d)),
+                None,
+            )
+            if victim is None:
+                break  # everything is in use: over the bound until a refresh ends
+            del self._entries[victim]
 
     def delete(self, domain: str) -> None:
         self._entries.pop(domain, None)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_checker_gather -*-
 """Collect the :class:`~.facts.Facts` of one domain: DNS through the daemon's
-:class:`~postfix_mtasts.txt.DnsClient`, the policy through its
+:class:`~postfix_mtasts.dnsclient.DnsClient`, the policy through its
 :class:`~postfix_mtasts.fetch.HttpsPolicyFetcher`, TLS sessions through
 :class:`~.probe.Prober`.  Independent lookups and all MX sessions run
 concurrently; nothing blocks the reactor, and no failure escapes as an
@@ -33,6 +33,7 @@ from postfix_mtasts.checker.facts import (
     TlsaFacts,
     TxtFacts,
 )
+from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
     FetchConnectError,
     FetchEncodingError,
@@ -45,13 +46,7 @@ from postfix_mtasts.fetch import (
     PolicyResponse,
 )
 from postfix_mtasts.policy import policy_url
-from postfix_mtasts.txt import (
-    DnsAnswer,
-    DnsError,
-    TxtNoRecord,
-    TxtRecords,
-    TxtResult,
-)
+from postfix_mtasts.txt import TxtNoRecord, TxtRecords, TxtResult
 
 __all__ = [
     "MAX_ADDRESSES_PER_HOST",
@@ -75,7 +70,7 @@ _FETCH_PROBLEMS: tuple[tuple[type[FetchError], FetchProblem], ...] = (
 
 
 class DnsLookups(typing.Protocol):
-    """What is asked of :class:`~postfix_mtasts.txt.DnsClient`."""
+    """What is asked of :class:`~postfix_mtasts.dnsclient.DnsClient`."""
 
     def lookup(
         self, name: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False

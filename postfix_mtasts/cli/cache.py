@@ -2,18 +2,26 @@
 """``postfix-mtasts cache list|show|purge|refresh|export|import``.
 
 Talks to the running daemon over its control socket (``[control] socket``);
-the socket's file permissions decide who may.
+the socket's file permissions decide who may.  With no daemon answering,
+every verb but ``refresh`` works on the SQLite store file directly.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import sys
-from contextlib import AbstractContextManager, nullcontext
+import time
+from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Any, TextIO
 
+from twisted.internet.defer import Deferred
+
+from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.cache.sqlite_db import StoreOpenError, open_db, read_all, write
 from postfix_mtasts.config import Config
+from postfix_mtasts.control import AdminCommands
 
 __all__ = ["add_cache_parser", "run_cache"]
 
@@ -63,10 +71,22 @@ def run_cache(config: Config, args: Any, out: TextIO = sys.stdout) -> int:
     try:
         lines = _ask(path, request)
     except OSError as e:
+        if not config.store.path or args.verb == "refresh":
+            print(
+                f"postfix-mtasts: cannot reach the daemon at {path}: {e}",
+                file=sys.stderr,
+            )
+            return 2
         print(
-            f"postfix-mtasts: cannot reach the daemon at {path}: {e}", file=sys.stderr
+            f"postfix-mtasts: the daemon is not answering at {path} ({e}); "
+            f"working on the store {config.store.path} directly",
+            file=sys.stderr,
         )
-        return 2
+        try:
+            lines = _offline(config, request)
+        except (OSError, sqlite3.Error, StoreOpenError) as e:
+            print(f"postfix-mtasts: cannot use the store: {e}", file=sys.stderr)
+            return 2
     if args.verb == "export":
         target: AbstractContextManager[TextIO] = (
             nullcontext(out)
@@ -102,6 +122,49 @@ def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
         )
     else:
         out.write(f"imported {reply['imported']}, rejected {reply['rejected']}\n")
+
+
+def _offline(config: Config, request: dict[str, Any]) -> list[str]:
+    """Run ``request`` on the SQLite store file, for a daemon that is not
+    running (it loads the file when it starts)."""
+    with closing(_StoreFile(config.store.path, config.cache.max_entries)) as store:
+        reply = AdminCommands(store).run(json.dumps(request).encode())
+    if isinstance(reply, Deferred):  # only refresh is asynchronous
+        return ['{"ok": false, "error": "refresh needs the running daemon"}']
+    return b"".join(reply).decode().splitlines()
+
+
+class _StoreFile:
+    """The Administered face of a store file (no daemon, no network)."""
+
+    def __init__(self, path: str, max_entries: int) -> None:
+        self._now = time.time()  # noqa: TID251 - the CLI's own clock, no reactor here
+        self._max_entries = max_entries
+        self._db = open_db(path, busy_timeout_s=5.0)
+        entries, _ = read_all(self._db, self._now)
+        self._entries = {e.domain: e for e in entries}
+
+    def close(self) -> None:
+        self._db.close()
+
+    def domains(self) -> list[str]:
+        return list(self._entries)
+
+    def peek(self, domain: str) -> CacheEntry | None:
+        return self._entries.get(domain)
+
+    def purge(self, domain: str) -> bool:
+        write(self._db, [(domain, None)], self._max_entries)
+        return self._entries.pop(domain, None) is not None
+
+    def import_entry(self, entry: CacheEntry) -> None:
+        write(self._db, [(entry.domain, (entry, self._now))], self._max_entries)
+        self._entries[entry.domain] = entry
+
+    def refresh_in_background(
+        self, domain: str, *, force_fetch: bool = False
+    ) -> Deferred[CacheEntry | None] | None:
+        return None
 
 
 def _ask(path: str, request: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import sys
 import time
 
 from .daemonctl import ask, cache_cli, socketmap, start_daemon
@@ -59,7 +60,7 @@ def test_restart_after_kill_keeps_enforcing(world: World) -> None:
 def test_cache_verbs(world: World) -> None:
     """cache list/show/export/purge/import/refresh act on the running daemon (E11)."""
     world.publish("verbs.test", policy_id="v1")
-    start_daemon(world, "verbs", port=PORT + 1)
+    daemon = start_daemon(world, "verbs", port=PORT + 1)
     table = socketmap(PORT + 1)
     assert ask(world, "verbs.test", table)[0] == 0
 
@@ -104,3 +105,28 @@ def test_cache_verbs(world: World) -> None:
     rc, out = cache_cli(world, "verbs", "show", "nothing-here.test")
     assert rc == 1
     assert "not cached" in out
+
+    # With the daemon stopped, the verbs work on its store file directly.
+    daemon.stop()
+    offline = [
+        sys.executable,
+        "-m",
+        "postfix_mtasts",
+        "cache",
+        "--config",
+        str(world.work / "verbs" / "daemon.toml"),
+    ]
+    listing = world.run("mta", [*offline, "list"])
+    assert listing.returncode == 0, listing.stderr
+    assert "id=v2" in listing.stdout
+    assert "verbs.test" in listing.stdout
+    assert "working on the store" in listing.stderr
+    assert (
+        world.run("mta", [*offline, "purge", "verbs.test"]).stdout
+        == "purged: verbs.test\n"
+    )
+    assert world.run("mta", [*offline, "refresh", "verbs.test"]).returncode == 2
+    start_daemon(world, "verbs", port=PORT + 1)
+    world.https.clear_log()
+    assert ask(world, "verbs.test", table)[0] == 0
+    assert len(world.https.requests("mta-sts.verbs.test")) == 1

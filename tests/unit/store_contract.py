@@ -1,20 +1,24 @@
-"""The behaviour every PolicyStore shares (spec E1, E13), as a mixin.
+"""The behaviour every PolicyStore shares (spec E1, E13), as mixins.
 
-Mix :class:`StoreContract` into a test case and provide its hooks:
-``make_store(clock, max_entries)``, ``wait(d)`` (trial's successResultOf for a
-synchronous store, ``pytest_twisted.blockon`` for a real one) and
-``flush(store)``; ``reopen`` and ``corrupt`` where the store can (the
-defaults skip); a store with no size bound overrides the two eviction tests
-with a skip.  Assertions are plain ``assert``s, so the mixin runs under
-trial's SynchronousTestCase and a plain pytest-twisted class alike.  Time is
-the ``twisted.internet.task.Clock`` handed to ``make_store``, never the wall.
+:class:`StoreContract` holds the tests every store passes;
+:class:`BoundedStoreContract` adds eviction, for a store with ``max_entries``;
+:class:`DurableStoreContract` adds ``close`` then reopen, and unreadable
+stored bytes, for a store whose data outlives it.  Mix the ones a store meets
+into trial's ``SynchronousTestCase`` and provide the hooks:
+``make_store(clock, max_entries)``, ``wait(d)`` and ``flush(store)``, plus
+``reopen`` and ``corrupt`` for the durable contract.  ``wait`` is
+``successResultOf`` for a store whose Deferreds fire synchronously; the Redis
+suite (tests/integration/test_redis_store.py) runs the global reactor with
+``pytest_twisted.blockon``, which works from a ``SynchronousTestCase`` method
+but not from pytest-twisted's plain test functions.  Assertions are plain
+``assert``s.  Time is the ``twisted.internet.task.Clock`` handed to
+``make_store``, never the wall.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
-from unittest import SkipTest
 
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import Clock
@@ -23,7 +27,15 @@ from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
 from postfix_mtasts.cache.store import PolicyStore
 from postfix_mtasts.policy import Policy, parse_policy
 
-__all__ = ["MAX_AGE_S", "START", "StoreContract", "make_entry", "run_now"]
+__all__ = [
+    "MAX_AGE_S",
+    "START",
+    "BoundedStoreContract",
+    "DurableStoreContract",
+    "StoreContract",
+    "make_entry",
+    "run_now",
+]
 
 T = TypeVar("T")
 
@@ -46,7 +58,7 @@ def make_entry(
 
 
 class StoreContract:
-    """Tests shared by the memory, SQLite and Redis stores."""
+    """Tests every store passes: memory, SQLite and Redis."""
 
     # -- hooks -------------------------------------------------------------
 
@@ -59,14 +71,6 @@ class StoreContract:
     def flush(self, store: PolicyStore) -> None:
         """Force the store's pending writes out (no-op for a direct store)."""
         raise NotImplementedError
-
-    def reopen(self, store: PolicyStore, clock: Clock) -> PolicyStore:
-        """A new store over the same data, ``store`` being closed."""
-        raise SkipTest("nothing outlives this store")
-
-    def corrupt(self, store: PolicyStore, domain: str, data: bytes) -> None:
-        """Store raw ``data`` as the value for ``domain``, behind the codec."""
-        raise SkipTest("this store holds no bytes to corrupt")
 
     # -- helpers -----------------------------------------------------------
 
@@ -166,53 +170,6 @@ class StoreContract:
         self.flush(store)
         assert self.loaded(store) == {}
 
-    def test_eviction(self) -> None:
-        """Beyond max_entries the least recently updated entries go first
-        (bounded store, E13)."""
-        clock, store = self.fresh(max_entries=3)
-        for domain in ("a.example", "b.example", "c.example", "d.example"):
-            self.put(store, make_entry(domain))
-            clock.advance(1)
-        self.flush(store)
-        assert set(self.loaded(store)) == {"b.example", "c.example", "d.example"}
-        assert self.get(store, "a.example") is None
-
-    def test_eviction_counts_replace(self) -> None:
-        """Replacing an entry makes it recently updated, so an older one is
-        evicted instead (bounded store, E13)."""
-        clock, store = self.fresh(max_entries=2)
-        for domain in ("a.example", "b.example", "a.example", "c.example"):
-            self.put(store, make_entry(domain, now=clock.seconds()))
-            clock.advance(1)
-        self.flush(store)
-        assert set(self.loaded(store)) == {"a.example", "c.example"}
-        assert self.get(store, "b.example") is None
-
-    def test_corrupt_never_raises(self) -> None:
-        """Unreadable stored data is a miss, never an exception, and does not
-        hide the other entries; the domain can be stored again (E13 key: an
-        entry under another domain's key is not this domain's)."""
-        _, store = self.fresh()
-        good = make_entry("good.example")
-        self.put(store, good)
-        self.flush(store)
-        for data in (
-            b"",
-            b"\xff\xfe\x00",
-            b"{}",
-            b'{"v": 1}',
-            make_entry("bad.example").to_bytes().replace(b"enforce", b"enforced"),
-            make_entry("other.example").to_bytes(),
-        ):
-            self.corrupt(store, "bad.example", data)
-            assert self.get(store, "bad.example") is None, data
-            self.corrupt(store, "bad.example", data)
-            assert self.loaded(store) == {"good.example": good}, data
-        fixed = make_entry("bad.example", "fixed")
-        self.put(store, fixed)
-        self.flush(store)
-        assert self.get(store, "bad.example") == fixed
-
     def test_interleaved(self) -> None:
         """100 puts and gets issued without waiting, on the same and different
         domains: every get sees a value already put (or None), and each domain
@@ -238,6 +195,69 @@ class StoreContract:
         self.flush(store)
         assert {domain: self.get(store, domain) for domain in domains} == last
         assert self.loaded(store) == last
+
+
+class BoundedStoreContract(StoreContract):
+    """A store holding at most ``max_entries``: the memory and SQLite stores."""
+
+    def test_eviction(self) -> None:
+        """Beyond max_entries the least recently updated entries go first
+        (bounded store, E13)."""
+        clock, store = self.fresh(max_entries=3)
+        for domain in ("a.example", "b.example", "c.example", "d.example"):
+            self.put(store, make_entry(domain))
+            clock.advance(1)
+        self.flush(store)
+        assert set(self.loaded(store)) == {"b.example", "c.example", "d.example"}
+        assert self.get(store, "a.example") is None
+
+    def test_eviction_counts_replace(self) -> None:
+        """Replacing an entry makes it recently updated, so an older one is
+        evicted instead (bounded store, E13)."""
+        clock, store = self.fresh(max_entries=2)
+        for domain in ("a.example", "b.example", "a.example", "c.example"):
+            self.put(store, make_entry(domain, now=clock.seconds()))
+            clock.advance(1)
+        self.flush(store)
+        assert set(self.loaded(store)) == {"a.example", "c.example"}
+        assert self.get(store, "b.example") is None
+
+
+class DurableStoreContract(StoreContract):
+    """A store whose data outlives it, as encoded bytes: SQLite and Redis."""
+
+    def reopen(self, store: PolicyStore, clock: Clock) -> PolicyStore:
+        """A new store over the same data, ``store`` being closed."""
+        raise NotImplementedError
+
+    def corrupt(self, store: PolicyStore, domain: str, data: bytes) -> None:
+        """Store raw ``data`` as the value for ``domain``, behind the codec."""
+        raise NotImplementedError
+
+    def test_corrupt_never_raises(self) -> None:
+        """Unreadable stored data is a miss, never an exception, and does not
+        hide the other entries; the domain can be stored again (E13 key: an
+        entry under another domain's key is not this domain's)."""
+        _, store = self.fresh()
+        good = make_entry("good.example")
+        self.put(store, good)
+        self.flush(store)
+        for data in (
+            b"",
+            b"\xff\xfe\x00",
+            b"{}",
+            b'{"v": 1}',
+            make_entry("bad.example").to_bytes().replace(b"enforce", b"enforced"),
+            make_entry("other.example").to_bytes(),
+        ):
+            self.corrupt(store, "bad.example", data)
+            assert self.get(store, "bad.example") is None, data
+            self.corrupt(store, "bad.example", data)
+            assert self.loaded(store) == {"good.example": good}, data
+        fixed = make_entry("bad.example", "fixed")
+        self.put(store, fixed)
+        self.flush(store)
+        assert self.get(store, "bad.example") == fixed
 
     def test_close_flushes(self) -> None:
         """close() writes the pending entries and deletes before it fires, so a

@@ -102,3 +102,17 @@ class StoredFormatTests(SynchronousTestCase):
         self.assertEqual(
             CacheEntry.from_bytes(json.dumps(data).encode()), entry("example.com")
         )
+
+
+class InUseTests(SynchronousTestCase):
+    def test_domain_in_use_not_evicted(self) -> None:
+        """The LRU never evicts a domain in use; it takes the next oldest (bounds)."""
+        busy = {"a.example"}
+        cache = MemoryCache(2, in_use=busy.__contains__)
+        cache.put(entry("a.example"))
+        cache.put(entry("b.example"))
+        cache.put(entry("c.example"))
+        self.assertEqual({e.domain for e in cache.scan()}, {"a.example", "c.example"})
+        busy.clear()
+        cache.put(entry("d.example"))
+        self.assertEqual({e.domain for e in cache.scan()}, {"c.example", "d.example"})

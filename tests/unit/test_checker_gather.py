@@ -23,13 +23,14 @@ from postfix_mtasts.checker.facts import (
 )
 from postfix_mtasts.checker.gather import Gatherer
 from postfix_mtasts.checker.names import DnsNameResolver
+from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
     FetchError,
     FetchRedirectError,
     FetchTimeoutError,
     PolicyResponse,
 )
-from postfix_mtasts.txt import DnsAnswer, DnsError, TxtNoRecord, TxtRecords
+from postfix_mtasts.txt import TxtNoRecord, TxtRecords
 
 from .checker_facts import session
 

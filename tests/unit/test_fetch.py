@@ -1,4 +1,4 @@
-"""Tests for postfix_mtasts.fetch: the HTTPS policy fetch (spec B)."""
+"""Tests for postfix_mtasts.fetch and .https: the HTTPS policy fetch (spec B)."""
 
 from __future__ import annotations
 
@@ -46,11 +46,13 @@ from postfix_mtasts.fetch import (
     FetchTooLargeError,
     HttpsPolicyFetcher,
     PolicyResponse,
+    policy_url,
+)
+from postfix_mtasts.https import (
     StsTlsPolicy,
     http_client,
     load_pem_certificates,
     make_https_client,
-    policy_url,
 )
 
 URL = b"https://mta-sts.example.com/.well-known/mta-sts.txt"

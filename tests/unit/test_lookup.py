@@ -8,6 +8,7 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.answer import Answer, Status, render_value
+from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
 from postfix_mtasts.config import MapConfig
 from postfix_mtasts.decision import (
@@ -383,3 +384,35 @@ class LoggingTests(LookupTestCase):
         self.resolver.calls[0][3].errback(RuntimeError("boom"))
         self.assertEqual(self.successResultOf(d).status, Status.NOTFOUND)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class BoundsTests(SynchronousTestCase):
+    def test_refreshing_domain_not_evicted(self) -> None:
+        """A full cache evicts the least recently used domain, never one being refreshed (bounds)."""
+        clock = Clock()
+        resolver = FakeResolver()
+        cache = MemoryCache(2)
+        service = LookupService(
+            resolver,
+            cache,
+            clock,
+            maps=maps().get,
+            timing=TIMING,
+            budget_s=15,
+            max_in_flight=8,
+        )
+        now = clock.seconds()
+        service.preload(
+            [
+                CacheEntry.fetched(d, "i", ENFORCE, now)
+                for d in ("a.example", "b.example")
+            ]
+        )
+        clock.advance(86400)  # both expired: a lookup refreshes a.example
+        service.lookup("postfix", b"a.example")
+        cache.get("b.example")  # b is now the most recently used
+        service.import_entry(
+            CacheEntry.fetched("c.example", "i", ENFORCE, clock.seconds())
+        )
+        self.assertIsNotNone(service.peek("a.example"))
+        self.assertIsNone(service.peek("b.example"))

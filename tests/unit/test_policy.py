@@ -20,13 +20,11 @@ from postfix_mtasts.policy import (
     Note,
     Policy,
     PolicyInvalid,
-    RecordInvalid,
-    StsRecord,
     parse_mx_pattern,
     parse_policy,
-    parse_sts_records,
     split_content_type,
 )
+from postfix_mtasts.record import RecordInvalid, StsRecord, parse_sts_records
 
 # -- helpers -----------------------------------------------------------------
 

@@ -15,12 +15,10 @@ from postfix_mtasts.policy import (
     MxPattern,
     Policy,
     PolicyInvalid,
-    RecordInvalid,
-    StsRecord,
     parse_mx_pattern,
     parse_policy,
-    parse_sts_records,
 )
+from postfix_mtasts.record import RecordInvalid, StsRecord, parse_sts_records
 
 # Fragments that steer generated input into the parsers' deeper branches.
 _POLICY_PIECES = st.sampled_from(

@@ -16,12 +16,18 @@ from postfix_mtasts.cache.memory_store import MemoryStore
 from postfix_mtasts.cache.sqlite import SqliteStore
 from postfix_mtasts.cache.store import PolicyStore
 
-from .store_contract import MAX_AGE_S, START, StoreContract, run_now
+from .store_contract import (
+    MAX_AGE_S,
+    START,
+    BoundedStoreContract,
+    DurableStoreContract,
+    run_now,
+)
 
 T = TypeVar("T")
 
 
-class MemoryStoreContractTests(StoreContract, SynchronousTestCase):
+class MemoryStoreContractTests(BoundedStoreContract, SynchronousTestCase):
     def make_store(self, clock: Clock, max_entries: int = 1000) -> PolicyStore:
         return MemoryStore(clock, max_entries)
 
@@ -32,7 +38,9 @@ class MemoryStoreContractTests(StoreContract, SynchronousTestCase):
         pass
 
 
-class SqliteStoreContractTests(StoreContract, SynchronousTestCase):
+class SqliteStoreContractTests(
+    BoundedStoreContract, DurableStoreContract, SynchronousTestCase
+):
     """The SQLite store with a synchronous runner, on a file in a temp dir."""
 
     def setUp(self) -> None:

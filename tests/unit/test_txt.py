@@ -1,4 +1,4 @@
-"""Tests for postfix_mtasts.txt: DNS messages over fake UDP/TCP transports."""
+"""Tests for postfix_mtasts.dnsclient and .txt: DNS messages over fake UDP/TCP transports."""
 
 from __future__ import annotations
 
@@ -19,16 +19,14 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.txt import (
+from postfix_mtasts.dnsclient import (
     DnsAnswer,
     DnsClient,
     DnsError,
     DnsTimeoutError,
-    TxtFailure,
-    TxtNoRecord,
-    TxtRecords,
     system_nameservers,
 )
+from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtRecords
 
 NS1 = ("192.0.2.53", 53)
 NS2 = ("2001:db8::53", 5353)

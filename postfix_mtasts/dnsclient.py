@@ -1,0 +1,359 @@
+# -*- test-case-name: tests.unit.test_txt -*-
+"""A non-blocking stub resolver over Twisted transports (spec A11, A15).
+
+dnspython builds and parses the messages; Twisted UDP and TCP transports carry
+them (TCP when a reply comes back truncated).  Timeouts run on the injected
+reactor's clock.  No thread per lookup, no blocking call, no global reactor.
+:meth:`DnsClient.lookup_txt` gives the TXT answer the meaning of
+:mod:`postfix_mtasts.txt`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import typing
+from collections.abc import Callable, Sequence
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+from attrs import frozen
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITransport
+from twisted.python.failure import Failure
+
+from postfix_mtasts.txt import TxtFailure, TxtResult, txt_result
+
+__all__ = [
+    "MAX_CNAME_HOPS",
+    "DnsAnswer",
+    "DnsClient",
+    "DnsError",
+    "DnsReactor",
+    "DnsTimeoutError",
+    "system_nameservers",
+]
+
+DNS_PORT = 53
+EDNS_PAYLOAD_BYTES = 1232
+MAX_CNAME_HOPS = 8
+_FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
+# A server that answers these may be alone in its trouble: ask the next one.
+_TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
+
+
+class DnsError(Exception):
+    """A query got no usable answer (spec A15 counts it as a DNS failure)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DnsTimeoutError(DnsError):
+    """No server answered in time, after every attempt."""
+
+
+@frozen
+class DnsAnswer:
+    """One lookup's outcome after CNAME chasing (spec A11).
+
+    ``rdatas`` is the asked type's RRset at the end of ``cname_chain`` (empty
+    for NXDOMAIN, NODATA and error rcodes); ``authenticated`` is the AD flag
+    of every reply on the way.
+    """
+
+    rcode: dns.rcode.Rcode
+    rdatas: tuple[dns.rdata.Rdata, ...]
+    cname_chain: tuple[str, ...]
+    authenticated: bool
+
+
+class _UdpPort(typing.Protocol):
+    def write(self, datagram: bytes, addr: tuple[str, int]) -> object: ...
+    def stopListening(self) -> object: ...  # noqa: N802 (Twisted's name)
+
+
+class DnsReactor(typing.Protocol):
+    """What the client needs of a reactor: IReactorUDP, IReactorTCP, IReactorTime."""
+
+    def callLater(  # noqa: N802 (Twisted's names, here and below)
+        self, delay: float, callable: Callable[..., object], *args: object
+    ) -> IDelayedCall: ...
+    def listenUDP(  # noqa: N802
+        self, port: int, protocol: protocol.DatagramProtocol, interface: str = ...
+    ) -> _UdpPort: ...
+    def connectTCP(  # noqa: N802
+        self, host: str, port: int, factory: _TcpExchange, timeout: float = ...
+    ) -> IConnector: ...
+
+
+class _Exchange:
+    """One question to one server: its Deferred, its timer and its cleanups."""
+
+    def __init__(
+        self,
+        reactor: DnsReactor,
+        timeout_s: float,
+        query: dns.message.Message,
+        wire: bytes,
+        server: tuple[str, int],
+    ) -> None:
+        self.query, self.wire, self.server = query, wire, server
+        self.deferred: Deferred[dns.message.Message] = Deferred(lambda _: self._close())
+        self._done = False
+        error = DnsTimeoutError(f"no reply from {server[0]} in {timeout_s}s")
+        timer = reactor.callLater(timeout_s, self.finish, error)
+        self._cleanups: list[Callable[[], object]] = [
+            lambda: timer.cancel() if timer.active() else None
+        ]
+
+    def on_close(self, cleanup: Callable[[], object]) -> None:
+        self._cleanups.append(cleanup)
+
+    def finish(self, result: dns.message.Message | DnsError) -> None:
+        if not self._done:
+            self._close()
+            if isinstance(result, DnsError):
+                self.deferred.errback(result)
+            else:
+                self.deferred.callback(result)
+
+    def reply(self, wire: bytes) -> dns.message.Message | None:
+        """``wire`` parsed if it answers our query, else None."""
+        try:
+            reply = dns.message.from_wire(wire)
+        except (dns.exception.DNSException, ValueError):
+            return None
+        return reply if self.query.is_response(reply) else None
+
+    def _close(self) -> None:
+        self._done = True
+        cleanups, self._cleanups = self._cleanups, []
+        for cleanup in cleanups:
+            cleanup()
+
+
+class _UdpExchange(_Exchange, protocol.DatagramProtocol):
+    noisy = False  # no "Starting protocol" line per query
+
+    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        if addr[1] != self.server[1] or not _same_host(addr[0], self.server[0]):
+            return  # not from the server we asked: spoofed or stray
+        reply = self.reply(datagram)
+        if reply is not None:  # junk, a wrong id or question: ignored
+            self.finish(reply)
+
+
+class _TcpProtocol(protocol.Protocol):
+    def __init__(self, exchange: _TcpExchange) -> None:
+        self._exchange = exchange
+        self._buffer = b""
+
+    def connectionMade(self) -> None:
+        wire = self._exchange.wire
+        typing.cast(ITransport, self.transport).write(
+            struct.pack("!H", len(wire)) + wire
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= 2:
+            (size,) = struct.unpack("!H", self._buffer[:2])
+            if len(self._buffer) >= 2 + size:
+                reply = self._exchange.reply(self._buffer[2 : 2 + size])
+                host = self._exchange.server[0]
+                bad = DnsError(f"malformed or mismatched TCP reply from {host}")
+                self._exchange.finish(bad if reply is None else reply)
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        host = self._exchange.server[0]
+        self._exchange.finish(DnsError(f"TCP connection to {host} closed"))
+
+
+class _TcpExchange(_Exchange, protocol.ClientFactory[_TcpProtocol]):
+    noisy = False  # no "Starting factory" line per query
+
+    def buildProtocol(self, addr: IAddress | None) -> _TcpProtocol:
+        return _TcpProtocol(self)
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        host, why = self.server[0], reason.getErrorMessage()
+        self.finish(DnsError(f"TCP connect to {host}: {why}"))
+
+
+def _same_host(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+class DnsClient:
+    """A stub resolver over Twisted transports; a :class:`~.txt.TxtResolver`.
+
+    Asks ``nameservers`` in order, ``attempts`` rounds, ``timeout_s`` per try.
+    """
+
+    def __init__(
+        self,
+        reactor: DnsReactor,
+        nameservers: Sequence[tuple[str, int]],
+        *,
+        timeout_s: float = 5.0,
+        attempts: int = 2,
+    ) -> None:
+        if not nameservers or attempts < 1 or timeout_s <= 0:
+            raise ValueError("need nameservers, attempts >= 1 and timeout_s > 0")
+        self._reactor = reactor
+        self._nameservers = tuple(nameservers)
+        self._timeout_s = timeout_s
+        self._attempts = attempts
+
+    def query(
+        self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
+    ) -> Deferred[dns.message.Message]:
+        """Ask ``qname``/``rdtype`` (RD, AD, EDNS0, DO if ``dnssec``): one reply."""
+        return Deferred.fromCoroutine(self._ask(qname, rdtype, dnssec))
+
+    def lookup(
+        self, name: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
+    ) -> Deferred[DnsAnswer]:
+        """Ask for ``name`` and follow CNAMEs (A11); fails with :class:`DnsError`."""
+        return Deferred.fromCoroutine(self._chase(name, rdtype, dnssec))
+
+    def lookup_txt(self, name: str) -> Deferred[TxtResult]:
+        """The TXT RRset of exactly ``name``, never a parent's (A1, A16)."""
+        d = self.lookup(name, dns.rdatatype.TXT)
+        return d.addCallbacks(_txt_answer, _txt_failure)
+
+    async def _chase(
+        self, name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> DnsAnswer:
+        current = qname = _parse_name(name)
+        chain: list[dns.name.Name] = []
+        authenticated = True
+        while True:
+            reply = await self._ask(current, rdtype, dnssec)
+            authenticated = authenticated and bool(reply.flags & dns.flags.AD)
+            rcode = reply.rcode()
+            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                return DnsAnswer(rcode, (), _texts(chain), authenticated)
+            target = current
+            while True:
+                found = reply.get_rrset(reply.answer, target, dns.rdataclass.IN, rdtype)
+                if found is not None:
+                    return DnsAnswer(rcode, tuple(found), _texts(chain), authenticated)
+                cname = reply.get_rrset(
+                    reply.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME
+                )
+                if cname is None or len(cname) == 0:
+                    break
+                target = cname[0].target
+                if target == qname or target in chain:
+                    raise DnsError(f"CNAME loop at {target}")
+                chain.append(target)
+                if len(chain) > MAX_CNAME_HOPS:
+                    raise DnsError(f"CNAME chain longer than {MAX_CNAME_HOPS}")
+            if rcode == dns.rcode.NXDOMAIN or target == current:
+                return DnsAnswer(rcode, (), _texts(chain), authenticated)
+            current = target  # the chain stops short of the data: ask its end
+
+    async def _ask(
+        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> dns.message.Message:
+        query = dns.message.make_query(
+            _parse_name(qname),
+            rdtype,
+            use_edns=0,
+            payload=EDNS_PAYLOAD_BYTES,
+            want_dnssec=dnssec,
+            flags=dns.flags.RD | dns.flags.AD,
+        )
+        wire = query.to_wire()
+        error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
+        servfail: dns.message.Message | None = None
+        for _ in range(self._attempts):
+            for server in self._nameservers:
+                try:
+                    reply = await self._udp(query, wire, server)
+                    if reply.flags & dns.flags.TC:
+                        reply = await self._tcp(query, wire, server)
+                except DnsError as e:
+                    error = e
+                    continue
+                if reply.rcode() in _TRY_NEXT_SERVER:
+                    servfail = reply
+                    continue
+                return reply
+            if servfail is not None:
+                return servfail
+        raise error
+
+    def _udp(
+        self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
+    ) -> Deferred[dns.message.Message]:
+        exchange = _UdpExchange(self._reactor, self._timeout_s, query, wire, server)
+        try:
+            port = self._reactor.listenUDP(
+                0, exchange, "::" if ":" in server[0] else ""
+            )
+            exchange.on_close(port.stopListening)
+            port.write(wire, server)
+        except (CannotListenError, OSError) as e:
+            exchange.finish(DnsError(f"cannot ask {server[0]} over UDP: {e}"))
+        return exchange.deferred
+
+    def _tcp(
+        self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
+    ) -> Deferred[dns.message.Message]:
+        exchange = _TcpExchange(self._reactor, self._timeout_s, query, wire, server)
+        connector = self._reactor.connectTCP(*server, exchange, self._timeout_s)
+        exchange.on_close(connector.disconnect)
+        return exchange.deferred
+
+
+def _parse_name(name: str | dns.name.Name) -> dns.name.Name:
+    try:
+        return dns.name.from_text(name) if isinstance(name, str) else name
+    except dns.exception.DNSException as e:
+        raise DnsError(f"invalid name {name!r}: {e}") from e
+
+
+def _texts(names: list[dns.name.Name]) -> tuple[str, ...]:
+    return tuple(name.to_text(omit_final_dot=True) for name in names)
+
+
+def _txt_answer(answer: DnsAnswer) -> TxtResult:
+    return txt_result(answer.rcode, answer.rdatas, answer.cname_chain)
+
+
+def _txt_failure(failure: Failure) -> TxtResult | Failure:
+    if isinstance(failure.value, DnsError):
+        return TxtFailure(failure.value.reason)
+    return failure
+
+
+def system_nameservers(resolv_conf: str = "/etc/resolv.conf") -> list[tuple[str, int]]:
+    """The ``nameserver`` lines of ``resolv_conf``; ``127.0.0.1`` if none."""
+    try:
+        resolver = dns.resolver.Resolver(filename=resolv_conf, configure=True)
+    except (dns.exception.DNSException, ValueError):
+        return list(_FALLBACK_NAMESERVERS)
+    servers: list[tuple[str, int]] = []
+    for nameserver in resolver.nameservers:
+        if isinstance(nameserver, str):
+            servers.append((nameserver, resolver.port))
+        elif isinstance(nameserver, dns.nameserver.Do53Nameserver):
+            servers.append((nameserver.address, nameserver.port))
+    return servers or list(_FALLBACK_NAMESERVERS)

@@ -1,0 +1,176 @@
+# -*- test-case-name: tests.unit.test_fetch -*-
+"""The HTTPS client for policy fetches (RFC 8461 §3.3, spec B3-B6, B20, B21).
+
+:func:`make_https_client` builds the production treq client: a plain Agent
+(no redirects, no content decoding, no cookies) whose TLS is
+:class:`StsTlsPolicy`: TLS 1.2 at least, a trusted chain and a strict
+DNS-ID name check.  :class:`~postfix_mtasts.fetch.HttpsPolicyFetcher` uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from http.cookiejar import DefaultCookiePolicy
+
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from service_identity import CertificateError, VerificationError
+from service_identity.hazmat import DNS_ID, verify_service_identity
+from service_identity.pyopenssl import extract_patterns
+from treq.client import HTTPClient
+from treq.cookies import IndexableCookieJar
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import (
+    Certificate,
+    TLSVersion,
+    optionsForClientTLS,
+    trustRootFromCertificates,
+)
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgent, IBodyProducer, IResponse
+from zope.interface import implementer
+
+from postfix_mtasts.fetch import refuse_content_coding
+
+__all__ = [
+    "StsTlsPolicy",
+    "http_client",
+    "load_pem_certificates",
+    "make_https_client",
+]
+
+_CONNECT_TIMEOUT_S = 10.0
+_PEM_CERT = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+class StsTlsPolicy(BrowserLikePolicyForHTTPS):
+    """TLS for a policy host (B3, B4, B6, B20).
+
+    SNI and the name check on SAN DNS-IDs use the host name the Agent connects
+    to; the chain must end at one of ``ca_certificates`` or, when none are
+    given, in the platform's store (which honours SSL_CERT_FILE and
+    SSL_CERT_DIR); TLS 1.2 at least.
+    """
+
+    def __init__(self, ca_certificates: Sequence[Certificate] = ()) -> None:
+        self._trust_root = (
+            trustRootFromCertificates(list(ca_certificates))  # type: ignore[no-untyped-call]
+            if ca_certificates
+            else None  # optionsForClientTLS then uses platformTrust()
+        )
+
+    def creatorForNetloc(  # noqa: N802 (Twisted's name)
+        self, hostname: bytes, port: int
+    ) -> IOpenSSLClientConnectionCreator:
+        host = hostname.decode("ascii")
+        options = optionsForClientTLS(
+            host,
+            trustRoot=self._trust_root,
+            extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
+        )
+        return _StrictNameCheck(options, host)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _StrictNameCheck:
+    """Twisted's own verify callback treats a service_identity CertificateError
+    (a leaf without subjectAltName, a malformed wildcard) as a pass; this one
+    fails the handshake for it too (B3, B4: DNS-IDs only, no CN fallback)."""
+
+    def __init__(self, creator: IOpenSSLClientConnectionCreator, hostname: str) -> None:
+        self.creator = creator
+        self.hostname = hostname
+
+    def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
+        self,
+        tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
+    ) -> SSL.Connection:
+        connection = self.creator.clientConnectionForTLS(tlsProtocol)
+        service_id = DNS_ID(self.hostname)
+        holder = [tlsProtocol]  # emptied at the leaf, as Twisted does: no cycle
+
+        def verify(
+            _c: SSL.Connection, cert: X509, _e: int, depth: int, ok: int
+        ) -> bool:
+            if depth != 0 or not ok or not holder:
+                return bool(ok)
+            tls = holder.pop()
+            try:
+                verify_service_identity(extract_patterns(cert), [service_id], [])
+            except (VerificationError, CertificateError) as e:
+                tls.failVerification(Failure(e))  # type: ignore[no-untyped-call]
+                return False
+            return True
+
+        flags = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        connection.set_verify(flags, verify)
+        return connection
+
+
+@implementer(IAgent)
+class _IdentityEncodingAgent:
+    """Under treq's ContentDecoderAgent: drops the Accept-Encoding it adds and
+    refuses a coded 200 body before it can be decompressed (B21)."""
+
+    def __init__(self, agent: IAgent) -> None:
+        self._agent = agent
+
+    def request(
+        self,
+        method: bytes,
+        uri: bytes,
+        headers: Headers | None = None,
+        bodyProducer: IBodyProducer | None = None,  # noqa: N803 (Twisted's name)
+    ) -> Deferred[IResponse]:
+        headers = Headers() if headers is None else headers.copy()
+        headers.removeHeader(b"accept-encoding")
+        d = self._agent.request(method, uri, headers, bodyProducer)
+        return d.addCallback(refuse_content_coding)
+
+
+def http_client(agent: IAgent) -> HTTPClient:
+    """A treq client over ``agent`` that sends no Accept-Encoding, decodes no
+    body (B21) and keeps no cookies."""
+    no_cookies = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return HTTPClient(_IdentityEncodingAgent(agent), cookiejar=no_cookies)
+
+
+def make_https_client(
+    reactor: object,
+    *,
+    ca_file: str | None = None,
+    pool: bool = True,
+    connect_timeout_s: float = _CONNECT_TIMEOUT_S,
+) -> HTTPClient:
+    """The production client: a plain Agent (no redirect or decoder agent) with
+    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store.
+
+    ``reactor`` provides IReactorTCP, IReactorTime and IReactorPluggableNameResolver.
+    """
+    ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
+    connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
+    connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
+    connections.cachedConnectionTimeout = 30
+    agent = Agent(  # type: ignore[no-untyped-call]
+        reactor,
+        contextFactory=StsTlsPolicy(ca_certificates),
+        connectTimeout=connect_timeout_s,
+        pool=connections,
+    )
+    return http_client(agent)
+
+
+def load_pem_certificates(path: str) -> list[Certificate]:
+    """Every certificate of a PEM bundle; ValueError if it has none."""
+    with open(path, "rb") as f:
+        pems = _PEM_CERT.findall(f.read())
+    if not pems:
+        raise ValueError(f"{path}: no PEM certificate found")
+    return [Certificate.loadPEM(pem) for pem in pems]

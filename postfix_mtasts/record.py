@@ -1,0 +1,110 @@
+# -*- test-case-name: tests.unit.test_policy -*-
+"""Pick and parse the ``_mta-sts`` TXT record (RFC 8461 §3.1, spec A).
+
+Pure: no I/O, no clock.  :func:`parse_sts_records` returns the record or a
+rejection naming the spec.md rule it breaks, never raising; ``notes`` list
+what a domain-owner checker should warn about.  Decision (spec.md J): A8 WSP
+before the first ``;`` accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from attrs import frozen
+
+from postfix_mtasts.policy import Note, quote
+
+__all__ = ["RecordInvalid", "StsRecord", "parse_sts_records"]
+
+_WSP = " \t"
+_STS_PREFIX = re.compile(rb"v=STSv1[ \t]*(?:;|\Z)")
+_TXT_FIELD = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31})=(.*)", re.DOTALL)
+_TXT_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+_TXT_EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")
+
+
+@frozen
+class StsRecord:
+    """A valid ``v=STSv1`` TXT record (spec A)."""
+
+    id: str
+    notes: tuple[Note, ...] = ()
+
+
+@frozen
+class RecordInvalid:
+    """No usable record: none found, more than one, or a syntax error (A2-A8)."""
+
+    rule: str
+    reason: str
+    notes: tuple[Note, ...] = ()
+
+
+def parse_sts_records(records: Sequence[Sequence[bytes]]) -> StsRecord | RecordInvalid:
+    """Pick and parse the one ``v=STSv1`` record from a TXT RRset.
+
+    ``records`` is a sequence of records, each a sequence of ``bytes``
+    character-strings (as dnspython's ``TXT.strings``), joined without spaces
+    (A9).
+    """
+    joined = [(b"".join(strings), len(strings)) for strings in records]
+    found = [item for item in joined if _STS_PREFIX.match(item[0])]
+    notes: list[Note] = []
+    if skipped := len(joined) - len(found):
+        notes.append(Note("A6", f"{skipped} TXT record(s) not starting 'v=STSv1;'"))
+    if len(found) > 1:
+        why = f"{len(found)} TXT records begin with 'v=STSv1', need exactly one"
+        quoted = quote([raw for raw, _ in found])
+        return RecordInvalid("A7", f"{why}: {quoted}", tuple(notes))
+    if not found:
+        near = [raw for raw, _ in joined if b"v=stsv1" in raw.lower()]
+        if near:
+            why = "does not begin with case-sensitive 'v=STSv1' then ';' or WSP"
+            return RecordInvalid("A3", f"record {quote(near[0])} {why}", tuple(notes))
+        why = f"no TXT record begins with 'v=STSv1' ({len(joined)} record(s) seen)"
+        return RecordInvalid("A7", why, tuple(notes))
+    raw, count = found[0]
+    if count > 1:
+        notes.append(Note("A9", f"record split into {count} strings, joined as-is"))
+    if not raw.isascii():
+        pos = next(i for i, byte in enumerate(raw) if byte >= 0x80)
+        why = f"record {quote(raw)} has non-ASCII byte 0x{raw[pos]:02x} at offset {pos}"
+        return RecordInvalid("A2", why, tuple(notes))
+    return _parse_record(raw.decode("ascii"), notes)
+
+
+def _parse_record(text: str, notes: list[Note]) -> StsRecord | RecordInvalid:
+    head, *fields = text[len("v=STSv1") :].split(";")
+    if head:
+        notes.append(Note("A8", "whitespace between 'v=STSv1' and the first ';'"))
+    if fields and not fields[-1].strip(_WSP):
+        fields.pop()  # trailing delimiter (A14)
+    record_id: str | None = None
+    seen: set[str] = set()
+    unknown: list[str] = []
+    for field in (f.strip(_WSP) for f in fields):
+        match = _TXT_FIELD.fullmatch(field)
+        if match is None:
+            why = f"field {quote(field)} is not name=value in {quote(text)}"
+            return RecordInvalid("A3", why, tuple(notes))
+        name, value = match.groups()
+        if name == "id" and record_id is None:
+            if not _TXT_ID.fullmatch(value):
+                why = f"id {quote(value)} is not 1-32 letters/digits"
+                return RecordInvalid("A4", why, tuple(notes))
+            record_id = value
+        elif not _TXT_EXT_VALUE.fullmatch(value):
+            why = f"field {quote(field)} has an invalid value in {quote(text)}"
+            return RecordInvalid("A3", why, tuple(notes))
+        elif name in seen or name == "v":
+            notes.append(Note("A13", f"duplicate field {quote(name)} ignored"))
+        elif name != "id":
+            unknown.append(name)
+        seen.add(name)
+    if unknown:
+        notes.append(Note("A12", f"unknown field(s) ignored: {quote(unknown)}"))
+    if record_id is None:
+        return RecordInvalid("A4", f"no id field in {quote(text)}", tuple(notes))
+    return StsRecord(record_id, tuple(notes))
