@@ -52,6 +52,7 @@ _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
 _SERVICE = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.IGNORECASE)
 _MAX_PORT = 65535
 _IPV6_PREFIX = "ipv6:"
+_IPV4_CHARS = re.compile(r"[0-9.]+")
 
 
 class KeyKind(enum.Enum):
@@ -154,6 +155,8 @@ def is_address_literal(text: str) -> bool:
         text = text[1:-1]
     if text[: len(_IPV6_PREFIX)].lower() == _IPV6_PREFIX:
         text = text[len(_IPV6_PREFIX) :]
+    if ":" not in text and _IPV4_CHARS.fullmatch(text) is None:
+        return False  # the common case, a host name: spare ipaddress the work
     try:
         ipaddress.ip_address(text)
     except ValueError:
