@@ -227,21 +227,25 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
 def _start_control(
     path: str, lookup: LookupService, reactor: Any, daemon: Daemon
 ) -> None:
-    """The admin socket (mode 660, stale sockets of a dead daemon replaced);
-    the daemon runs on without it if it cannot be created."""
+    """The admin socket (mode 660, stale sockets of a dead daemon replaced,
+    its directory created if missing); the daemon runs on without it if it
+    cannot be created."""
     factory = Factory.forProtocol(lambda: ControlProtocol(lookup))
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
         service.setServiceParent(daemon)
-    except CannotListenError as e:
-        service.disownServiceParent()
+    except (CannotListenError, OSError) as e:
+        if service.parent is not None:
+            service.disownServiceParent()
+        reason = e.socketError if isinstance(e, CannotListenError) else e
         log.warn(
             "control socket {path} unavailable, 'postfix-mtasts cache' cannot reach "
             "this daemon: {error}",
             path=path,
-            error=str(e.socketError or e),
+            error=str(reason or e),
         )
         return
     log.info("control socket {path}", path=path)

@@ -9,6 +9,7 @@ every verb but ``refresh`` works on the SQLite store file directly.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -74,6 +75,13 @@ def run_cache(config: Config, args: Any, out: TextIO = sys.stdout) -> int:
         if not config.store.path or args.verb == "refresh":
             print(
                 f"postfix-mtasts: cannot reach the daemon at {path}: {e}",
+                file=sys.stderr,
+            )
+            return 2
+        if not os.path.exists(config.store.path):
+            print(
+                f"postfix-mtasts: cannot reach the daemon at {path} ({e}), and there "
+                f"is no store file at {config.store.path}",
                 file=sys.stderr,
             )
             return 2

@@ -51,6 +51,7 @@ def start_daemon(
     maps: str = "",
     extra: str = "",
     store: str | None = None,
+    control: str | None = None,
 ) -> Proc:
     """`postfix-mtasts serve` named ``name`` in $P-mta, trusting only the
     test CA, with its store and control socket in the world's work dir;
@@ -65,7 +66,7 @@ def start_daemon(
             maps=maps,
             extra=extra,
             store=work / "policies.sqlite3" if store is None else store,
-            control=work / "control.sock",
+            control=work / "control.sock" if control is None else control,
         )
     )
     proc = world.spawn(

@@ -130,3 +130,33 @@ def test_cache_verbs(world: World) -> None:
     world.https.clear_log()
     assert ask(world, "verbs.test", table)[0] == 0
     assert len(world.https.requests("mta-sts.verbs.test")) == 1
+
+
+def test_control_socket_directory(world: World) -> None:
+    """A missing control socket directory is created; an impossible one costs
+    only the admin socket, never the daemon (the README's default run)."""
+    nested = world.work / "ctl" / "made" / "here.sock"
+    start_daemon(world, "ctl1", port=PORT + 2, store="", control=str(nested))
+    assert ask(world, ".example.test", socketmap(PORT + 2))[0] == 1
+    assert (
+        world.run(
+            "mta",
+            [
+                sys.executable,
+                "-m",
+                "postfix_mtasts",
+                "cache",
+                "--socket",
+                str(nested),
+                "list",
+            ],
+        ).returncode
+        == 0
+    )
+    impossible = "/proc/postfix-mtasts-test/ctl.sock"
+    daemon = start_daemon(world, "ctl2", port=PORT + 3, store="", control=impossible)
+    assert ask(world, ".example.test", socketmap(PORT + 3))[0] == 1
+    assert (
+        "control socket /proc/postfix-mtasts-test/ctl.sock unavailable"
+        in daemon.output()
+    )
