@@ -214,6 +214,8 @@ class TcpTableProtocol(_LookupProtocol):
 class LookupFactory(Factory[_LookupProtocol]):
     """Builds one protocol per connection; counts and bounds connections."""
 
+    noisy = False  # the listener logs its own start, in our words
+
     def __init__(
         self,
         protocol: type[_LookupProtocol],

@@ -231,6 +231,7 @@ def _start_control(
     its directory created if missing); the daemon runs on without it if it
     cannot be created."""
     factory = Factory.forProtocol(lambda: ControlProtocol(lookup))
+    factory.noisy = False
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True
