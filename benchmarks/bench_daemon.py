@@ -27,11 +27,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_lookup import cpu_seconds, domain_name, load
+from bench_lookup import cpu_seconds, domain_name, load, synthetic_entries
 
 from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite_db import open_db, write
-from postfix_mtasts.policy import Policy, parse_policy
 
 CONFIG = """
 [[listener]]
@@ -56,17 +55,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def entries(count: int, now: float) -> list[CacheEntry]:
-    out = []
-    for i in range(count):
-        d = domain_name(i)
-        body = f"version: STSv1\nmode: enforce\nmx: mx1.{d}\nmx: *.mx.{d}\nmax_age: 31557600\n"
-        policy = parse_policy(body.encode())
-        assert isinstance(policy, Policy)
-        out.append(CacheEntry.fetched(d, f"id{i}", policy, now))
-    return out
 
 
 def fill_sqlite(path: Path, items: list[CacheEntry]) -> None:
@@ -143,7 +131,7 @@ def main() -> None:
     results: dict[str, Any] = {"policies": args.policies}
     redis_proc = None
     try:
-        items = entries(args.policies, time.time())
+        items = synthetic_entries(args.policies, time.time())
         export = work / "export.jsonl"
         export.write_bytes(b"".join(e.to_bytes() + b"\n" for e in items))
         sqlite_path = work / "policies.sqlite3"

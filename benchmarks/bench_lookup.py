@@ -40,6 +40,21 @@ def domain_name(i: int) -> str:
     return f"d{i}.bench-domain.example"
 
 
+def synthetic_entries(count: int, now: float) -> list[Any]:
+    """``count`` enforce policies (two mx patterns each), fetched at ``now``."""
+    from postfix_mtasts.cache import CacheEntry
+    from postfix_mtasts.policy import Policy, parse_policy
+
+    out = []
+    for i in range(count):
+        d = domain_name(i)
+        body = f"version: STSv1\nmode: enforce\nmx: mx1.{d}\nmx: *.mx.{d}\nmax_age: 31557600\n"
+        policy = parse_policy(body.encode())
+        assert isinstance(policy, Policy)
+        out.append(CacheEntry.fetched(d, f"id{i}", policy, now))
+    return out
+
+
 # -- servers (run in a child process) ------------------------------------------
 
 
@@ -71,12 +86,10 @@ def serve(kind: str, policies: int) -> None:
             0, Factory.forProtocol(Bare), interface="127.0.0.1"
         )
     else:
-        from postfix_mtasts.cache import CacheEntry
         from postfix_mtasts.cache.memory import MemoryCache
         from postfix_mtasts.config import MapConfig
         from postfix_mtasts.decision import Outcome, Timing
         from postfix_mtasts.lookup import LookupService
-        from postfix_mtasts.policy import Policy, parse_policy
         from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol
 
         class NoNetwork:
@@ -86,13 +99,8 @@ def serve(kind: str, policies: int) -> None:
                 raise SystemExit(f"benchmark bug: network lookup for {domain}")
 
         cache = MemoryCache(max(policies, 1))
-        now = reactor.seconds()
-        for i in range(policies):
-            d = domain_name(i)
-            body = f"version: STSv1\nmode: enforce\nmx: mx1.{d}\nmx: *.mx.{d}\nmax_age: 31557600\n"
-            policy = parse_policy(body.encode())
-            assert isinstance(policy, Policy)
-            cache.put(CacheEntry.fetched(d, f"id{i}", policy, now))
+        for entry in synthetic_entries(policies, reactor.seconds()):
+            cache.put(entry)
         service = LookupService(
             NoNetwork(),
             cache,
