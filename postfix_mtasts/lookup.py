@@ -41,6 +41,9 @@ from postfix_mtasts.sharing import PolicySharing
 __all__ = ["LookupService", "Resolves"]
 
 MAX_PENDING_REFRESHES = 10_000
+# A hot domain's LRU position and last use are refreshed at most this often:
+# cheaper hits, and background refresh needs no finer clock.
+USE_GRANULARITY_S = 10.0
 
 
 class Resolves(Protocol):
@@ -96,12 +99,15 @@ class LookupService:
         if memo is not None:
             remembered, answer = memo
             now = self._clock.seconds()
+            domain = remembered.domain
             if (
                 now < remembered.expires_at
                 and now < remembered.checked_at + self._timing.recheck_interval_s
-                and self._cache.get(remembered.domain) is remembered
+                and self._cache.peek(domain) is remembered
             ):
-                self._last_used[remembered.domain] = now
+                if now - self._last_used.get(domain, 0.0) > USE_GRANULARITY_S:
+                    self._cache.get(domain)  # keep it recently used in the LRU
+                    self._last_used[domain] = now
                 return (
                     self._logged(map_name, key, answer) if self._log_lookups else answer
                 )

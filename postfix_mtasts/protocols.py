@@ -27,6 +27,7 @@ Lookup = Callable[[str, bytes], "Answer | Deferred[Answer]"]
 
 _INTERNAL_ERROR = Answer.temp("internal error")
 MAX_ENCODED_ANSWERS = 10_000
+MAX_KNOWN_MAP_NAMES = 64
 
 
 class _LookupProtocol(Protocol):
@@ -35,7 +36,8 @@ class _LookupProtocol(Protocol):
 
     def __init__(self) -> None:
         self._pending: deque[Answer | Deferred[Answer]] = deque()
-        self._last_activity = 0.0
+        self._reads = 0  # data events; the idle check compares counts, not clocks
+        self._reads_at_check = 0
         self._idle_call: IDelayedCall | None = None
         self._closing = False
 
@@ -63,7 +65,7 @@ class _LookupProtocol(Protocol):
             return
         self._counted = True
         factory.connections += 1
-        self._last_activity = factory.clock.seconds()
+        self._encoded_answers = factory.encoded
         self._idle_call = factory.clock.callLater(
             factory.idle_timeout_s, self._check_idle
         )
@@ -78,17 +80,20 @@ class _LookupProtocol(Protocol):
         self._pending.clear()
 
     def _check_idle(self) -> None:
-        clock = self.factory.clock
-        idle_for = clock.seconds() - self._last_activity
-        if idle_for >= self.factory.idle_timeout_s and not self._pending:
+        """Close a connection silent for a whole idle period (so between one
+        and two periods after its last request), unless an answer is due."""
+        if self._reads == self._reads_at_check and not self._pending:
             self._idle_call = None
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        remaining = max(self.factory.idle_timeout_s - idle_for, 1.0)
-        self._idle_call = clock.callLater(remaining, self._check_idle)
+        self._reads_at_check = self._reads
+        factory = self.factory
+        self._idle_call = factory.clock.callLater(
+            factory.idle_timeout_s, self._check_idle
+        )
 
     def dataReceived(self, data: bytes) -> None:
-        self._last_activity = self.factory.clock.seconds()
+        self._reads += 1
         frames, error = self._frames(data)
         pending = self._pending
         ready: list[bytes] = []
@@ -102,8 +107,10 @@ class _LookupProtocol(Protocol):
                 result.addErrback(self._lookup_failed)
                 result.addBoth(self._resolved)
             elif not pending:
-                # Nothing queued ahead of it: the hot path of cached answers.
-                ready.append(self._encoded(result))
+                # Nothing queued ahead of it: the hot path of cached answers,
+                # whose encoded bytes are shared.
+                encoded = self._encoded_answers.get(result)
+                ready.append(encoded if encoded is not None else self._encoded(result))
                 continue
             pending.append(result)
         if ready and self.transport is not None:
@@ -177,9 +184,15 @@ class SocketmapProtocol(_LookupProtocol):
             return list(e.payloads), e.reason
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
+        name, space, key = frame.partition(b" ")
+        known = self.factory.map_names.get(name) if space else None
+        if known is not None:  # a map name already seen valid: skip the checks
+            return self.factory.lookup(known, key)
         request = socketmap.parse_request(frame)
         if isinstance(request, socketmap.RequestError):
             return Answer.perm(request.reason)
+        if len(self.factory.map_names) < MAX_KNOWN_MAP_NAMES:
+            self.factory.map_names[name] = request.name
         return self.factory.lookup(request.name, request.key)
 
     def _encode(self, answer: Answer) -> bytes:
@@ -236,6 +249,7 @@ class LookupFactory(Factory[_LookupProtocol]):
         self.tcp_map_name = tcp_map_name
         self.connections = 0
         self.encoded: dict[Answer, bytes] = {}
+        self.map_names: dict[bytes, str] = {}
 
     def buildProtocol(self, addr: IAddress | None) -> _LookupProtocol:
         proto = self.protocol_class()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from attrs import frozen
 
@@ -159,9 +160,9 @@ def encode_netstring(payload: bytes) -> bytes:
     return b"%d:%s," % (len(payload), payload)
 
 
-@frozen
-class Request:
-    """One socketmap lookup: the map name from main.cf and the raw key (G3)."""
+class Request(NamedTuple):
+    """One socketmap lookup: the map name from main.cf and the raw key (G3).
+    A named tuple: it is built for every request on the hot path."""
 
     name: str
     key: bytes

@@ -163,10 +163,21 @@ class SocketmapTests(ProtocolTestCase):
         self.assertEqual(self.factory.connections, 2)
 
     def test_idle_timeout(self) -> None:
-        """A silent connection is closed after idle_timeout; activity postpones it."""
+        """A connection silent for a whole idle period is closed; a request
+        postpones it (closed between one and two periods after the last one)."""
         proto, transport = self.connect()
         self.clock.advance(30)
         proto.dataReceived(netstring(b"postfix example.com"))
+        self.clock.advance(30)  # t=60: a request since the last check
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(59)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)  # t=120: silent since t=60
+        self.assertTrue(transport.disconnecting)
+
+    def test_silent_connection_closed(self) -> None:
+        """A connection that never sends anything is closed after one period."""
+        _, transport = self.connect()
         self.clock.advance(59)
         self.assertFalse(transport.disconnecting)
         self.clock.advance(1)
