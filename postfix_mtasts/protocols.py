@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
@@ -30,6 +31,10 @@ MAX_ENCODED_ANSWERS = 10_000
 MAX_KNOWN_MAP_NAMES = 64
 
 
+class _Decoder(TypingProtocol):
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+
 class _LookupProtocol(Protocol):
     log = Logger()
     factory: LookupFactory
@@ -41,10 +46,25 @@ class _LookupProtocol(Protocol):
         self._idle_call: IDelayedCall | None = None
         self._closing = False
 
-    # Subclasses: split bytes into requests (and a framing error, if any),
+    _decoder: _Decoder
+
+    # Subclasses: the frames completed before a framing error and its reason,
     # turn one request into a lookup, encode an answer.
-    def _frames(self, data: bytes) -> tuple[list[bytes], str | None]:
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
         raise NotImplementedError
+
+    def _frames(self, data: bytes) -> tuple[list[bytes], str | None]:
+        """Split bytes into requests, and the framing error that ends the
+        stream, if any (frames before it are still answered)."""
+        if self._closing:
+            return [], None
+        try:
+            return self._decoder.feed(data), None
+        except ValueError as e:
+            framed = self._framing_error(e)
+            if framed is None:
+                raise
+            return framed
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         raise NotImplementedError
@@ -175,13 +195,10 @@ class SocketmapProtocol(_LookupProtocol):
         self._decoder = socketmap.NetstringDecoder(self.factory.max_request_bytes)
         super().connectionMade()
 
-    def _frames(self, data: bytes) -> tuple[list[bytes], str | None]:
-        if self._closing:
-            return [], None
-        try:
-            return self._decoder.feed(data), None
-        except socketmap.NetstringError as e:
-            return list(e.payloads), e.reason
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
+        if isinstance(error, socketmap.NetstringError):
+            return list(error.payloads), error.reason
+        return None
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         name, space, key = frame.partition(b" ")
@@ -206,13 +223,10 @@ class TcpTableProtocol(_LookupProtocol):
         self._decoder = tcptable.LineDecoder()
         super().connectionMade()
 
-    def _frames(self, data: bytes) -> tuple[list[bytes], str | None]:
-        if self._closing:
-            return [], None
-        try:
-            return self._decoder.feed(data), None
-        except tcptable.RequestTooLongError as e:
-            return list(e.lines), e.reason
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
+        if isinstance(error, tcptable.RequestTooLongError):
+            return list(error.lines), error.reason
+        return None
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         request = tcptable.parse_request(frame)

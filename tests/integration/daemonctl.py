@@ -82,19 +82,15 @@ def control_socket(world: World, name: str) -> Path:
     return world.work / name / "control.sock"
 
 
-def cache_cli(world: World, name: str, *args: str) -> tuple[int, str]:
-    """`postfix-mtasts cache ...` against daemon ``name``."""
+def cache_cli(
+    world: World, name: str, *args: str, socket: str | None = None
+) -> tuple[int, str]:
+    """`postfix-mtasts cache ...` against daemon ``name`` (or the control
+    socket at ``socket``): (rc, stdout + stderr)."""
+    path = socket or str(control_socket(world, name))
     proc = world.run(
         "mta",
-        [
-            sys.executable,
-            "-m",
-            "postfix_mtasts",
-            "cache",
-            "--socket",
-            str(control_socket(world, name)),
-            *args,
-        ],
+        [sys.executable, "-m", "postfix_mtasts", "cache", "--socket", path, *args],
         timeout=60,
     )
     return proc.returncode, proc.stdout + proc.stderr

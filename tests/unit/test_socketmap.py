@@ -10,7 +10,7 @@ codec, key classification and rendering together.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from attrs import frozen
@@ -106,6 +106,27 @@ def chunkings(data: bytes) -> Iterator[list[bytes]]:
         yield [data[i : i + size] for i in range(0, len(data), size)]
 
 
+def replay_golden(
+    case: SynchronousTestCase,
+    name: str,
+    least_rows: int,
+    serve_chunks: Callable[[list[bytes]], tuple[bytes, bool]],
+) -> None:
+    """Feed every row of tests/data/NAME whole and in chunks of every size;
+    each must give its exact reply bytes and open/close outcome."""
+    rows = load_golden(name)
+    case.assertGreater(len(rows), least_rows)
+    for row in rows:
+        expected = (row.reply, row.closes)
+        for chunks in chunkings(row.request):
+            case.assertEqual(
+                serve_chunks(chunks),
+                expected,
+                f"line {row.line} {row.rule} {row.description}: "
+                f"chunks of {len(chunks[0])}",
+            )
+
+
 def mx(text: str) -> MxPattern:
     return MxPattern(text, text.startswith("*."), text.removeprefix("*."))
 
@@ -178,17 +199,7 @@ class GoldenTests(SynchronousTestCase):
     def test_rows(self) -> None:
         """Each tests/data/socketmap.tsv row, fed whole and in chunks of every
         size, gives its exact reply bytes and open/close outcome (G1-G7, K24)."""
-        rows = load_golden("socketmap.tsv")
-        self.assertGreater(len(rows), 20)
-        for row in rows:
-            expected = (row.reply, row.closes)
-            for chunks in chunkings(row.request):
-                self.assertEqual(
-                    serve(chunks),
-                    expected,
-                    f"line {row.line} {row.rule} {row.description}: "
-                    f"chunks of {len(chunks[0])}",
-                )
+        replay_golden(self, "socketmap.tsv", 20, serve)
 
 
 class NetstringDecoderTests(SynchronousTestCase):

@@ -19,9 +19,8 @@ from postfix_mtasts.tcptable import (
     unquote,
 )
 from tests.unit.test_socketmap import (
-    chunkings,
     fake_answer,
-    load_golden,
+    replay_golden,
     value_with_patterns,
 )
 
@@ -51,17 +50,7 @@ class GoldenTests(SynchronousTestCase):
     def test_rows(self) -> None:
         """Each tests/data/tcptable.tsv row, fed whole and in chunks of every
         size, gives its exact reply bytes and open/close outcome (G15-G17)."""
-        rows = load_golden("tcptable.tsv")
-        self.assertGreater(len(rows), 15)
-        for row in rows:
-            expected = (row.reply, row.closes)
-            for chunks in chunkings(row.request):
-                self.assertEqual(
-                    serve(chunks),
-                    expected,
-                    f"line {row.line} {row.rule} {row.description}: "
-                    f"chunks of {len(chunks[0])}",
-                )
+        replay_golden(self, "tcptable.tsv", 15, serve)
 
 
 class LineDecoderTests(SynchronousTestCase):
