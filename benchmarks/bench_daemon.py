@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_lookup import cpu_seconds, domain_name, load, synthetic_entries
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite_db import open_db, write
+from postfix_mtasts.core.entry import CacheEntry
 
 CONFIG = """
 [[listener]]

@@ -46,8 +46,8 @@ def domain_name(i: int) -> str:
 
 def synthetic_entries(count: int, now: float) -> list[Any]:
     """``count`` enforce policies (two mx patterns each), fetched at ``now``."""
-    from postfix_mtasts.cache import CacheEntry
-    from postfix_mtasts.policy import Policy, parse_policy
+    from postfix_mtasts.core.entry import CacheEntry
+    from postfix_mtasts.core.policy import Policy, parse_policy
 
     out = []
     for i in range(count):
@@ -91,8 +91,8 @@ def serve(kind: str, policies: int) -> None:
         )
     else:
         from postfix_mtasts.cache.memory import MemoryCache
-        from postfix_mtasts.config import MapConfig
-        from postfix_mtasts.decision import Outcome, Timing
+        from postfix_mtasts.core.config import MapConfig
+        from postfix_mtasts.core.decision import Outcome, Timing
         from postfix_mtasts.lookup import LookupService
         from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol
 

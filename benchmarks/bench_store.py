@@ -24,9 +24,9 @@ from typing import TypeVar
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite import SqliteStore
-from postfix_mtasts.policy import Policy, parse_policy
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Policy, parse_policy
 
 T = TypeVar("T")
 NOW = 1_700_000_000.0

@@ -18,8 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
-from postfix_mtasts.cache import CacheEntry
-from postfix_mtasts.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.nexthop import KeyKind, classify_key
 
 __all__ = ["AdminCommands", "Administered", "ControlProtocol", "describe_entry"]
 

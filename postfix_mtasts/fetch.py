@@ -29,7 +29,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from postfix_mtasts import __version__
-from postfix_mtasts.policy import MAX_POLICY_BYTES, policy_url, split_content_type
+from postfix_mtasts.core.policy import MAX_POLICY_BYTES, policy_url, split_content_type
 
 __all__ = [
     "FETCH_TIMEOUT_S",

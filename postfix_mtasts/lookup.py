@@ -18,11 +18,10 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts.answer import Answer
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.config import MapConfig
-from postfix_mtasts.decision import (
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import (
     DnsFailed,
     Fetched,
     Negative,
@@ -34,8 +33,9 @@ from postfix_mtasts.decision import (
     known_id,
     needs_check,
 )
-from postfix_mtasts.nexthop import KeyKind, classify_key
-from postfix_mtasts.policy import Mode
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.sharing import PolicySharing
 
 __all__ = ["LookupService", "Resolves"]

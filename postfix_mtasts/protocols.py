@@ -19,8 +19,8 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts import socketmap, tcptable
-from postfix_mtasts.answer import Answer
+from postfix_mtasts.core import socketmap, tcptable
+from postfix_mtasts.core.answer import Answer
 
 __all__ = ["Lookup", "LookupFactory", "SocketmapProtocol", "TcpTableProtocol"]
 

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["Refreshable", "Refresher"]
 

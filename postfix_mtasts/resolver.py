@@ -2,7 +2,7 @@
 """One round of discovery: TXT record, id comparison, HTTPS fetch, parse.
 
 No cache and no timers: the caller says which id it already has and which
-ids it may fetch now; the result is a :data:`~postfix_mtasts.decision.Outcome`.
+ids it may fetch now; the result is a :data:`~postfix_mtasts.core.decision.Outcome`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 
-from postfix_mtasts.decision import (
+from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
     Fetched,
@@ -20,9 +20,9 @@ from postfix_mtasts.decision import (
     Outcome,
     Unchanged,
 )
+from postfix_mtasts.core.policy import PolicyInvalid, parse_policy
+from postfix_mtasts.core.record import RecordInvalid, parse_sts_records
 from postfix_mtasts.fetch import FetchError, PolicyFetcher
-from postfix_mtasts.policy import PolicyInvalid, parse_policy
-from postfix_mtasts.record import RecordInvalid, parse_sts_records
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtResolver
 
 __all__ = ["PolicyResolver"]

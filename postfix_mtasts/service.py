@@ -25,9 +25,9 @@ from postfix_mtasts.cache.store import (
     FleetCoordinator,
     PolicyStore,
 )
-from postfix_mtasts.config import Config, ListenerConfig
 from postfix_mtasts.control import ControlProtocol
-from postfix_mtasts.decision import Timing
+from postfix_mtasts.core.config import Config, ListenerConfig
+from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.https import make_https_client

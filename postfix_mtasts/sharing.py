@@ -17,12 +17,12 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.store import (
     CacheUnavailableError,
     FleetCoordinator,
     PolicyStore,
 )
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["PolicySharing"]
 

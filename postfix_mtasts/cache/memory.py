@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
-from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["MemoryCache"]
 

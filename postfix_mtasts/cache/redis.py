@@ -26,9 +26,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
 from postfix_mtasts.cache.redis_link import OP_TIMEOUT_S, RedisCommands, RedisLink
 from postfix_mtasts.cache.store import CacheUnavailableError
+from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
 
 __all__ = ["RedisCoordinator", "RedisStore", "make_redis"]
 
@@ -85,7 +85,7 @@ class RedisStore:
         return len(self._pending)
 
     def _live(self, entry: CacheEntry | None) -> CacheEntry | None:
-        if entry is None or self.clock.seconds() >= entry.expires_at + self.grace_s:
+        if entry is None or not entry.live_in_store(self.clock.seconds(), self.grace_s):
             return None
         return entry
 

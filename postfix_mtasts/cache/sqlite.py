@@ -24,14 +24,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite_db import (
     SCHEMA_VERSION,
     Item,
     Row,
     StoreOpenError,
     delete_exact,
-    is_live,
     open_db,
     prune,
     read_all,
@@ -39,6 +37,7 @@ from postfix_mtasts.cache.sqlite_db import (
     write,
 )
 from postfix_mtasts.cache.store import CacheUnavailableError
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -139,7 +138,7 @@ class SqliteStore:
             live = {entry.domain: entry for entry in entries}
             for layer in (self._flushing, self._pending):
                 for domain, item in layer.items():
-                    if item is not None and is_live(item[0], now):
+                    if item is not None and item[0].live_in_store(now):
                         live[domain] = item[0]
                     else:
                         live.pop(domain, None)
@@ -155,7 +154,7 @@ class SqliteStore:
         for layer in (self._pending, self._flushing):
             if domain in layer:
                 item = layer[domain]
-                if item is None or not is_live(item[0], now):
+                if item is None or not item[0].live_in_store(now):
                     return succeed(None)
                 return succeed(item[0])
         d = self._run("get", lambda db: read_one(db, domain, now))

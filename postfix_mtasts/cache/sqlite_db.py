@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
+from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -20,7 +20,6 @@ __all__ = [
     "Row",
     "StoreOpenError",
     "delete_exact",
-    "is_live",
     "open_db",
     "prune",
     "read_all",
@@ -44,11 +43,6 @@ _SCHEMA = (
 
 class StoreOpenError(Exception):
     """The database has a schema this code does not know: refuse to use it."""
-
-
-def is_live(entry: CacheEntry, now: float) -> bool:
-    """Not yet past its expiry plus the store's grace (the SQL says the same)."""
-    return now < entry.expires_at + STORE_GRACE_S
 
 
 def open_db(path: str, busy_timeout_s: float) -> sqlite3.Connection:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
-from postfix_mtasts.cache import CacheEntry
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["CacheUnavailableError", "FleetCoordinator", "PolicyStore"]
 

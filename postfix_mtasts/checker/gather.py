@@ -33,6 +33,7 @@ from postfix_mtasts.checker.facts import (
     TlsaFacts,
     TxtFacts,
 )
+from postfix_mtasts.core.policy import policy_url
 from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
     FetchConnectError,
@@ -45,7 +46,6 @@ from postfix_mtasts.fetch import (
     FetchTooLargeError,
     PolicyResponse,
 )
-from postfix_mtasts.policy import policy_url
 from postfix_mtasts.txt import TxtNoRecord, TxtRecords, TxtResult
 
 __all__ = [

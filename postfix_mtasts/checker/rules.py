@@ -35,7 +35,7 @@ from postfix_mtasts.checker.rules_sts import (
 )
 from postfix_mtasts.checker.suggest import Suggestion, new_policy_id, suggest
 from postfix_mtasts.checker.tlsrpt import TlsRptRecord, parse_tlsrpt_records
-from postfix_mtasts.policy import Mode, Policy
+from postfix_mtasts.core.policy import Mode, Policy
 
 __all__ = ["decide", "evaluate", "mx_hosts", "suggestion"]
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_checker_mx -*-
 """The MX side: MX records (spec H13), coverage by the policy's ``mx``
-patterns (H14, with the daemon's own :func:`~postfix_mtasts.mx.mx_matches`),
+patterns (H14, with the daemon's own :func:`~postfix_mtasts.core.mx.mx_matches`),
 each MX host's STARTTLS session (H15), a handshake without SNI (H16) and
 TLSA records (H19).  Pure.
 
@@ -25,8 +25,8 @@ from postfix_mtasts.checker.facts import (
 )
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.rules_tls import is_version_error, tls_checks
-from postfix_mtasts.mx import matching_patterns, mx_matches
-from postfix_mtasts.policy import Mode, Policy
+from postfix_mtasts.core.mx import matching_patterns, mx_matches
+from postfix_mtasts.core.policy import Mode, Policy
 
 __all__ = ["check_coverage", "check_mx_host", "check_mx_records"]
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_checker_rules -*-
 """The policy host and the policy file (spec H5-H12, H18, H20).  Pure.
 
-The body is parsed by :func:`postfix_mtasts.policy.parse_policy`, the
+The body is parsed by :func:`postfix_mtasts.core.policy.parse_policy`, the
 daemon's own parser, with the ``max_age`` cap lifted so that H12 (not H10)
 reports an out-of-range ``max_age``; its notes become the guide's style
 warnings (H11).
@@ -18,7 +18,7 @@ from postfix_mtasts.checker.facts import (
 )
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.rules_tls import tls_checks
-from postfix_mtasts.policy import (
+from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
     MAX_POLICY_BYTES,
     Mode,

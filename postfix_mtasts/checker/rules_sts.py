@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_checker_rules -*-
 """The DNS records of a policy domain: ``_mta-sts`` (spec H1-H3, H20),
 ``_smtp._tls`` (H17) and the domain name itself (H21).  Pure; the record
-grammar is :func:`postfix_mtasts.record.parse_sts_records`, the daemon's own.
+grammar is :func:`postfix_mtasts.core.record.parse_sts_records`, the daemon's own.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from postfix_mtasts.checker.facts import Found, TxtFacts
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.tlsrpt import TlsRptInvalid, parse_tlsrpt_records
-from postfix_mtasts.record import RecordInvalid, StsRecord, parse_sts_records
+from postfix_mtasts.core.record import RecordInvalid, StsRecord, parse_sts_records
 
 __all__ = ["check_domain_name", "check_sts_record", "check_tlsrpt_record"]
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from postfix_mtasts import __version__
-from postfix_mtasts.config import ConfigError, load
+from postfix_mtasts.core.config import ConfigError, load
 
 __all__ = ["build_parser", "main"]
 

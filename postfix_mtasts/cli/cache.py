@@ -19,10 +19,10 @@ from typing import Any, TextIO
 
 from twisted.internet.defer import Deferred
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite_db import StoreOpenError, open_db, read_all, write
-from postfix_mtasts.config import Config
 from postfix_mtasts.control import AdminCommands
+from postfix_mtasts.core.config import Config
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["add_cache_parser", "run_cache"]
 

@@ -96,10 +96,10 @@ def run_check(args: argparse.Namespace) -> int:
     from postfix_mtasts.checker.probe import Prober
     from postfix_mtasts.checker.report import exit_status, render_text, to_json
     from postfix_mtasts.checker.rules import evaluate, suggestion
+    from postfix_mtasts.core.nexthop import KeyKind, classify_key
     from postfix_mtasts.dnsclient import DnsClient, system_nameservers
     from postfix_mtasts.fetch import HttpsPolicyFetcher
     from postfix_mtasts.https import make_https_client
-    from postfix_mtasts.nexthop import KeyKind, classify_key
 
     hop = classify_key(args.domain.encode("utf-8"))
     if hop.kind is not KeyKind.DOMAIN:

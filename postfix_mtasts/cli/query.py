@@ -13,10 +13,10 @@ from attrs import evolve
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from postfix_mtasts.answer import Answer, Status, render_value
-from postfix_mtasts.cache import CacheEntry
-from postfix_mtasts.config import Config
-from postfix_mtasts.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.answer import Answer, Status, render_value
+from postfix_mtasts.core.config import Config
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.service import make_lookup_service
 
 __all__ = ["describe", "run_query"]

@@ -12,7 +12,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from postfix_mtasts import __version__
-from postfix_mtasts.config import Config
+from postfix_mtasts.core.config import Config
 from postfix_mtasts.journal import make_observer, start_logging
 from postfix_mtasts.service import Daemon, start_daemon
 

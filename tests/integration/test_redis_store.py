@@ -24,13 +24,13 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.redis import (
     RedisCoordinator,
     RedisStore,
     make_redis,
 )
 from postfix_mtasts.cache.store import CacheUnavailableError, PolicyStore
+from postfix_mtasts.core.entry import CacheEntry
 from tests.unit.fakes import make_policy
 from tests.unit.store_contract import DurableStoreContract
 

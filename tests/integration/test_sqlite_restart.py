@@ -18,8 +18,8 @@ import pytest
 import pytest_twisted  # type: ignore[import-untyped]
 from twisted.internet.task import Clock
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.sqlite import SqliteStore, thread_runner
+from postfix_mtasts.core.entry import CacheEntry
 from tests.unit.store_contract import START, make_entry, run_now
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.store import CacheUnavailableError
-from postfix_mtasts.decision import Outcome
-from postfix_mtasts.policy import Mode, MxPattern, Policy
+from postfix_mtasts.core.decision import Outcome
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode, MxPattern, Policy
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import Clock
 
-from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
 from postfix_mtasts.cache.store import PolicyStore
-from postfix_mtasts.policy import Policy, parse_policy
+from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
+from postfix_mtasts.core.policy import Policy, parse_policy
 
 __all__ = [
     "MAX_AGE_S",

@@ -1,10 +1,10 @@
-"""Tests for postfix_mtasts.answer: rendering a TLS policy value."""
+"""Tests for postfix_mtasts.core.answer: rendering a TLS policy value."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import StsReportAttributes, TlsPolicyValue, render_value
+from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue, render_value
 
 
 def value(*lines: str) -> TlsPolicyValue:

@@ -6,9 +6,9 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.policy import Mode, Policy, parse_policy
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode, Policy, parse_policy
 
 from .fakes import make_policy
 

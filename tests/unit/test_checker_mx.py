@@ -22,7 +22,7 @@ from postfix_mtasts.checker.rules_mx import (
     check_mx_records,
 )
 from postfix_mtasts.checker.rules_tls import tls_checks
-from postfix_mtasts.policy import Policy, parse_policy
+from postfix_mtasts.core.policy import Policy, parse_policy
 
 from .checker_facts import (
     DAY,

@@ -28,7 +28,7 @@ from postfix_mtasts.checker.rules_sts import (
     check_sts_record,
     check_tlsrpt_record,
 )
-from postfix_mtasts.policy import Mode
+from postfix_mtasts.core.policy import Mode
 
 from .checker_facts import (
     DAY,

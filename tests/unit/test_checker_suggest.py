@@ -14,8 +14,8 @@ from postfix_mtasts.checker.facts import (
 )
 from postfix_mtasts.checker.rules import suggestion
 from postfix_mtasts.checker.suggest import new_policy_id, suggest
-from postfix_mtasts.policy import Mode, Policy, parse_policy
-from postfix_mtasts.record import StsRecord, parse_sts_records
+from postfix_mtasts.core.policy import Mode, Policy, parse_policy
+from postfix_mtasts.core.record import StsRecord, parse_sts_records
 
 from .checker_facts import DOMAIN, MX1, MX2, NOW, facts, txt
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts import socketmap, tcptable
-from postfix_mtasts.answer import Answer, Status
-from postfix_mtasts.nexthop import MAX_NAME_CHARS, KeyKind, classify_key
+from postfix_mtasts.core import socketmap, tcptable
+from postfix_mtasts.core.answer import Answer, Status
+from postfix_mtasts.core.nexthop import MAX_NAME_CHARS, KeyKind, classify_key
 
 
 @st.composite

@@ -1,4 +1,4 @@
-"""Tests for postfix_mtasts.config: TOML text to a frozen Config."""
+"""Tests for postfix_mtasts.core.config: TOML text to a frozen Config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.config import (
+from postfix_mtasts.core.config import (
     CacheConfig,
     Config,
     ConfigError,

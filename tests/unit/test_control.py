@@ -9,11 +9,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.config import MapConfig
 from postfix_mtasts.control import ControlProtocol
-from postfix_mtasts.decision import Fetched, Timing
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import Fetched, Timing
+from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.lookup import LookupService
 
 from .fakes import FakeResolver, make_policy

@@ -7,11 +7,10 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import Answer, Status, render_value
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.config import MapConfig
-from postfix_mtasts.decision import (
+from postfix_mtasts.core.answer import Answer, Status, render_value
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
     Fetched,
@@ -20,8 +19,9 @@ from postfix_mtasts.decision import (
     Timing,
     Unchanged,
 )
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.lookup import LookupService
-from postfix_mtasts.policy import Mode
 
 from .fakes import FakeResolver, make_policy
 

@@ -1,17 +1,17 @@
-"""Tests for postfix_mtasts.mx: MX pattern matching and the Postfix reply value."""
+"""Tests for postfix_mtasts.core.mx: MX pattern matching and the Postfix reply value."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import StsReportAttributes, TlsPolicyValue, render_value
-from postfix_mtasts.mx import (
+from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue, render_value
+from postfix_mtasts.core.mx import (
     matching_patterns,
     mx_matches,
     policy_value,
     postfix_match_list,
 )
-from postfix_mtasts.policy import Mode, MxPattern, Policy
+from postfix_mtasts.core.policy import Mode, MxPattern, Policy
 
 
 def pattern(text: str) -> MxPattern:

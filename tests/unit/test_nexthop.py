@@ -1,10 +1,10 @@
-"""Tests for postfix_mtasts.nexthop: what a Postfix lookup key names."""
+"""Tests for postfix_mtasts.core.nexthop: what a Postfix lookup key names."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.nexthop import (
+from postfix_mtasts.core.nexthop import (
     MAX_KEY_BYTES,
     KeyKind,
     NextHop,

@@ -1,4 +1,4 @@
-"""Tests for postfix_mtasts.policy: the TXT record (spec A), the policy body
+"""Tests for postfix_mtasts.core.policy: the TXT record (spec A), the policy body
 (spec C) and mx patterns (C12, C13, D4).
 
 Rules A1, A10 (beyond the empty RRset), A11 and A15-A17 are about DNS lookups
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.policy import (
+from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
     MAX_POLICY_BYTES,
     Mode,
@@ -24,7 +24,7 @@ from postfix_mtasts.policy import (
     parse_policy,
     split_content_type,
 )
-from postfix_mtasts.record import RecordInvalid, StsRecord, parse_sts_records
+from postfix_mtasts.core.record import RecordInvalid, StsRecord, parse_sts_records
 
 # -- helpers -----------------------------------------------------------------
 

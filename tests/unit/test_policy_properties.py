@@ -1,4 +1,4 @@
-"""Property tests for the pure parsers in postfix_mtasts.policy (spec A, C).
+"""Property tests for the pure parsers in postfix_mtasts.core.policy (spec A, C).
 
 Bounded by the hypothesis profiles in tests/conftest.py.
 """
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.policy import (
+from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
     Mode,
     MxPattern,
@@ -18,7 +18,7 @@ from postfix_mtasts.policy import (
     parse_mx_pattern,
     parse_policy,
 )
-from postfix_mtasts.record import RecordInvalid, StsRecord, parse_sts_records
+from postfix_mtasts.core.record import RecordInvalid, StsRecord, parse_sts_records
 
 # Fragments that steer generated input into the parsers' deeper branches.
 _POLICY_PIECES = st.sampled_from(

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import Answer, TlsPolicyValue
+from postfix_mtasts.core.answer import Answer, TlsPolicyValue
 from postfix_mtasts.protocols import (
     LookupFactory,
     SocketmapProtocol,

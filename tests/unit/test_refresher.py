@@ -5,11 +5,11 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import Answer
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.config import MapConfig
-from postfix_mtasts.decision import Fetched, Timing, Unchanged
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import Fetched, Timing, Unchanged
+from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.lookup import LookupService
 from postfix_mtasts.refresher import Refresher
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.decision import (
+from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
     Fetched,
@@ -14,8 +14,8 @@ from postfix_mtasts.decision import (
     Outcome,
     Unchanged,
 )
+from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.fetch import FetchError, FetchStatusError
-from postfix_mtasts.policy import Mode
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtRecords, TxtResult
 

@@ -6,11 +6,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import Answer, Status
-from postfix_mtasts.cache import CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
-from postfix_mtasts.config import MapConfig
-from postfix_mtasts.decision import Fetched, NoPolicy, Timing
+from postfix_mtasts.core.answer import Answer, Status
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import Fetched, NoPolicy, Timing
+from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.lookup import LookupService
 from postfix_mtasts.sharing import PolicySharing
 

@@ -1,4 +1,4 @@
-"""Tests for postfix_mtasts.socketmap: netstrings, requests and replies.
+"""Tests for postfix_mtasts.core.socketmap: netstrings, requests and replies.
 
 The golden rows in tests/data/socketmap.tsv are connections: the bytes a
 client sends, the exact bytes the daemon answers and whether it then closes.
@@ -16,18 +16,18 @@ from pathlib import Path
 from attrs import frozen
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts import socketmap
-from postfix_mtasts.answer import (
+from postfix_mtasts.core import socketmap
+from postfix_mtasts.core.answer import (
     Answer,
     Status,
     StsReportAttributes,
     TlsPolicyValue,
     render_value,
 )
-from postfix_mtasts.mx import policy_value
-from postfix_mtasts.nexthop import KeyKind, classify_key
-from postfix_mtasts.policy import Mode, MxPattern, Policy
-from postfix_mtasts.socketmap import (
+from postfix_mtasts.core.mx import policy_value
+from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.policy import Mode, MxPattern, Policy
+from postfix_mtasts.core.socketmap import (
     MAX_QUERY_BYTES,
     MAX_REPLY_BYTES,
     NetstringDecoder,

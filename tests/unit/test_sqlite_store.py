@@ -18,7 +18,6 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache import STORE_GRACE_S
 from postfix_mtasts.cache.sqlite import (
     PRUNE_INTERVAL_S,
     SCHEMA_VERSION,
@@ -27,6 +26,7 @@ from postfix_mtasts.cache.sqlite import (
     StoreOpenError,
 )
 from postfix_mtasts.cache.store import CacheUnavailableError
+from postfix_mtasts.core.entry import STORE_GRACE_S
 
 from .store_contract import MAX_AGE_S, START, make_entry, run_now
 

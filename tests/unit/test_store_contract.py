@@ -12,9 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.memory_store import MemoryStore
 from postfix_mtasts.cache.sqlite import SqliteStore
 from postfix_mtasts.cache.store import PolicyStore
+from tests.unit.memory_store import MemoryStore
 
 from .store_contract import (
     MAX_AGE_S,

@@ -1,11 +1,16 @@
-"""Tests for postfix_mtasts.tcptable: lines, %XX keys and 200/400/500 replies."""
+"""Tests for postfix_mtasts.core.tcptable: lines, %XX keys and 200/400/500 replies."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.answer import Answer, Status, StsReportAttributes, TlsPolicyValue
-from postfix_mtasts.tcptable import (
+from postfix_mtasts.core.answer import (
+    Answer,
+    Status,
+    StsReportAttributes,
+    TlsPolicyValue,
+)
+from postfix_mtasts.core.tcptable import (
     MAX_REPLY_BYTES,
     MAX_REQUEST_BYTES,
     LineDecoder,

@@ -5,7 +5,7 @@ Pure except :func:`load`, which reads the file.  Unknown keys and bad values
 raise :class:`ConfigError` whose message starts with the key path at fault
 (``maps.postfix.dns_failure: ...``, ``listener[1].protocol: ...``).  Each
 section's defaults and checks sit on its attrs fields (read by
-:mod:`postfix_mtasts.config_toml`), so ``Config() == parse_config("")``;
+:mod:`postfix_mtasts.core.config_toml`), so ``Config() == parse_config("")``;
 ``conf/postfix-mtasts.toml`` documents every key.
 """
 
@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 from attrs import field, frozen
 
-from postfix_mtasts.config_toml import ConfigError, Table, rule, section, show
+from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",

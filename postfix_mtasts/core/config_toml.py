@@ -19,7 +19,7 @@ from attrs import AttrsInstance, fields
 
 __all__ = ["ConfigError", "Table", "rule", "section", "show"]
 
-_RULE_KEY = "postfix_mtasts.config"
+_RULE_KEY = "postfix_mtasts.core.config"
 _T = TypeVar("_T", bound=AttrsInstance)
 
 

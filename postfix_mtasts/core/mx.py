@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from postfix_mtasts.answer import StsReportAttributes, TlsPolicyValue
-from postfix_mtasts.nexthop import is_address_literal, to_ascii_name
-from postfix_mtasts.policy import MxPattern, Policy
+from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue
+from postfix_mtasts.core.nexthop import is_address_literal, to_ascii_name
+from postfix_mtasts.core.policy import MxPattern, Policy
 
 __all__ = [
     "matching_patterns",

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from attrs import frozen
 
-from postfix_mtasts.answer import Answer, Status, TlsPolicyValue, render_value
+from postfix_mtasts.core.answer import Answer, Status, TlsPolicyValue, render_value
 
 __all__ = [
     "MAX_LENGTH_DIGITS",

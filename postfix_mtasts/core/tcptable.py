@@ -17,7 +17,7 @@ Size rule (G17): a reply, newline included and after %-encoding, is at most
 value too long with the TLSRPT attributes is sent without them; if it is
 still too long the reply is ``400 policy too large for this map`` (mail is
 deferred, the ``match=`` list is never shortened).  See
-:mod:`postfix_mtasts.socketmap` for the same rule there.
+:mod:`postfix_mtasts.core.socketmap` for the same rule there.
 
 A request line is at most :data:`MAX_REQUEST_BYTES` bytes, not counting its
 LF; a longer one raises :class:`RequestTooLongError` as soon as it is seen,
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from postfix_mtasts.answer import Answer, Status
-from postfix_mtasts.socketmap import (
+from postfix_mtasts.core.answer import Answer, Status
+from postfix_mtasts.core.socketmap import (
     MIN_REPLY_LIMIT,
     TOO_LARGE_REASON,
     render_within,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
-from postfix_mtasts.cache import STORE_GRACE_S, CacheEntry
 from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["MemoryStore"]
 
@@ -29,7 +29,7 @@ class MemoryStore:
         now = self._clock.seconds()
         live = []
         for entry in self._entries.scan():
-            if self._live(entry, now):
+            if entry.live_in_store(now):
                 live.append(entry)
             else:
                 self._entries.delete(entry.domain)
@@ -37,7 +37,7 @@ class MemoryStore:
 
     def get(self, domain: str) -> Deferred[CacheEntry | None]:
         entry = self._entries.get(domain)
-        if entry is not None and not self._live(entry, self._clock.seconds()):
+        if entry is not None and not entry.live_in_store(self._clock.seconds()):
             self._entries.delete(domain)
             entry = None
         return succeed(entry)
@@ -52,7 +52,3 @@ class MemoryStore:
 
     def close(self) -> Deferred[None]:
         return succeed(None)
-
-    @staticmethod
-    def _live(entry: CacheEntry, now: float) -> bool:
-        return now < entry.expires_at + STORE_GRACE_S

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from attrs import evolve, frozen
 
-from postfix_mtasts.answer import Answer
-from postfix_mtasts.cache import CacheEntry
-from postfix_mtasts.config import MapConfig
-from postfix_mtasts.mx import policy_value
-from postfix_mtasts.policy import Mode, Policy
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.mx import policy_value
+from postfix_mtasts.core.policy import Mode, Policy
 
 __all__ = [
     "BackedOff",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from postfix_mtasts.policy import Note, quote
+from postfix_mtasts.core.policy import Note, quote
 
 __all__ = ["RecordInvalid", "StsRecord", "parse_sts_records"]
 
