@@ -399,10 +399,10 @@ class LookupService:
         self, domain: str, old: CacheEntry | None, outcome: Outcome, update: Update
     ) -> None:
         new = update.entry
-        if update.event in ("policy updated", "policy renewed") and new is not None:
+        if update.event.changed_policy and new is not None:
             self.log.info(
                 "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}",
-                event=update.event,
+                event=update.event.value,
                 domain=domain,
                 policy_id=new.policy_id,
                 mode=new.policy.mode.value,
@@ -412,11 +412,11 @@ class LookupService:
         reason = update.negative.reason if update.negative is not None else ""
         cached_mode = old.policy.mode if old is not None else None
         # E6: warn on failures, except for a domain whose policy is mode none.
-        failing = update.event in ("dns failure", "policy fetch failed")
+        failing = update.event.failure
         if failing and cached_mode is not Mode.NONE:
             self.log.warn(
                 "{event} domain={domain} reason={reason} cached={cached}",
-                event=update.event,
+                event=update.event.value,
                 domain=domain,
                 reason=reason,
                 cached=cached_mode.value if cached_mode is not None else "none-cached",
@@ -424,7 +424,7 @@ class LookupService:
         else:
             self.log.debug(
                 "{event} domain={domain} reason={reason}",
-                event=update.event,
+                event=update.event.value,
                 domain=domain,
                 reason=reason,
             )

@@ -7,6 +7,8 @@ Pure: every function takes the cached entry, what the network said, and
 
 from __future__ import annotations
 
+import enum
+
 from attrs import evolve, frozen
 
 from postfix_mtasts.core.answer import Answer
@@ -18,6 +20,7 @@ from postfix_mtasts.core.policy import Mode, Policy
 __all__ = [
     "BackedOff",
     "DnsFailed",
+    "Event",
     "FetchFailed",
     "Fetched",
     "Negative",
@@ -96,6 +99,28 @@ class Timing:
     retry_s: float = 60.0
 
 
+class Event(enum.Enum):
+    """What one round of discovery did to a domain's cache state (for the log)."""
+
+    UPDATED = "policy updated"
+    RENEWED = "policy renewed"
+    UNCHANGED = "policy id unchanged"
+    RECORD_GONE = "record gone, cached policy kept"
+    NO_POLICY = "no policy"
+    DNS_FAILURE = "dns failure"
+    BACKED_OFF = "fetch backed off"
+    FETCH_FAILED = "policy fetch failed"
+
+    @property
+    def changed_policy(self) -> bool:
+        return self in (Event.UPDATED, Event.RENEWED)
+
+    @property
+    def failure(self) -> bool:
+        """A failure an admin hears of at warning level, unless mode none (E6)."""
+        return self in (Event.DNS_FAILURE, Event.FETCH_FAILED)
+
+
 @frozen
 class Update:
     """How the cache changes after an outcome.
@@ -105,7 +130,7 @@ class Update:
     ``event`` names what happened, for the log.
     """
 
-    event: str
+    event: Event
     entry: CacheEntry | None = None
     delete: bool = False
     negative: Negative | None = None
@@ -153,32 +178,30 @@ def apply_outcome(
     if isinstance(outcome, Fetched):
         new = CacheEntry.fetched(domain, outcome.policy_id, outcome.policy, now)
         if entry is not None and entry.policy_id == outcome.policy_id:
-            return Update("policy renewed", entry=new)
-        return Update("policy updated", entry=new)
+            return Update(Event.RENEWED, entry=new)
+        return Update(Event.UPDATED, entry=new)
     if isinstance(outcome, Unchanged):
         if entry is not None and valid:
-            return Update("policy id unchanged", entry=evolve(entry, checked_at=now))
-        return Update("policy id unchanged", negative=None)  # pragma: no cover
+            return Update(Event.UNCHANGED, entry=evolve(entry, checked_at=now))
+        return Update(Event.UNCHANGED, negative=None)  # pragma: no cover
     if isinstance(outcome, NoPolicy):
         if entry is not None and valid:
             # E7/A10: a missing or invalid record never removes a valid policy.
-            return Update(
-                "record gone, cached policy kept", entry=evolve(entry, checked_at=now)
-            )
+            return Update(Event.RECORD_GONE, entry=evolve(entry, checked_at=now))
         return Update(
-            "no policy",
+            Event.NO_POLICY,
             delete=entry is not None,
             negative=Negative(outcome.reason, now + timing.negative_ttl_s),
         )
     if isinstance(outcome, DnsFailed):
         # A15/E7: never delete the cache on a DNS error; retry soon.
         return Update(
-            "dns failure",
+            Event.DNS_FAILURE,
             negative=Negative(outcome.reason, now + timing.retry_s, dns_failure=True),
         )
     if isinstance(outcome, BackedOff):
         return Update(
-            "fetch backed off",
+            Event.BACKED_OFF,
             negative=Negative(
                 f"policy fetch for id {outcome.policy_id} failed recently",
                 now + timing.retry_s,
@@ -187,7 +210,7 @@ def apply_outcome(
     # FetchFailed: B17/E8 keep the old policy, do not record the new id, and
     # wait before fetching this id again (B14).
     return Update(
-        "policy fetch failed",
+        Event.FETCH_FAILED,
         negative=Negative(outcome.reason, now + timing.retry_s),
         backoff=(outcome.policy_id, now + timing.failure_backoff_s),
     )
