@@ -3,19 +3,32 @@
 
 Pure.  :class:`Table` hands out typed values and remembers which keys were
 read, so that :meth:`Table.close` can reject the rest as unknown;
-:func:`section` builds a frozen attrs class from the :func:`rule` metadata on
-its fields.  Every fault is a :class:`ConfigError` whose message starts with
-the key path (``maps.postfix.dns_failure: ...``).
+:func:`section` builds a frozen attrs class from its fields' declared types
+and :func:`rule` metadata.  Every fault is a :class:`ConfigError` whose
+message starts with the key path (``maps.postfix.dns_failure: ...``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping
-from typing import Any, NoReturn, TypeVar
+import types
+from collections.abc import Callable, Mapping
+from typing import (
+    Any,
+    Literal,
+    NoReturn,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from attrs import AttrsInstance, fields
+
+from postfix_mtasts.core.text import cut
 
 __all__ = ["ConfigError", "Table", "rule", "section", "show"]
 
@@ -35,35 +48,78 @@ def rule(key: str = "", **check: Any) -> dict[str, Any]:
 
 
 def section(cls: type[_T], t: Table, **given: Any) -> _T:
-    """Build ``cls`` from its fields' :func:`rule` metadata; ``given`` are
-    values parsed by the caller.  Rejects keys no field reads."""
+    """Build ``cls`` from its fields' declared types and :func:`rule`
+    metadata; ``given`` are values parsed by the caller, and a field without
+    a rule must be among them.  Rejects keys no field reads."""
+    readers, unruled = _readers(cls)
     values = dict(given)
-    for f in fields(cls):
-        if f.name in given:
-            continue
-        key, check = f.metadata[_RULE_KEY]
-        key = key or f.name
-        if f.default is None:  # optional string: "" = None
-            values[f.name] = t.string(key, "") or None
-        elif isinstance(f.default, bool):
-            values[f.name] = t.boolean(key, f.default)
-        elif isinstance(f.default, int):
-            values[f.name] = t.integer(key, f.default, **check)
-        elif isinstance(f.default, float):
-            values[f.name] = t.seconds(key, f.default, **check)
-        elif isinstance(f.default, str) and "choices" not in check:
-            values[f.name] = t.string(key, f.default)
-        else:
-            values[f.name] = t.choice(key, f.default, **check)
+    for name, read in readers:
+        if name not in given:
+            values[name] = read(t)
+    if missing := [name for name in unruled if name not in given]:
+        raise TypeError(f"{cls.__name__}: no rule() and not given: {missing}")
     t.close()
     return cls(**values)
 
 
+_Reader = Callable[["Table"], object]
+_Readers = tuple[tuple[tuple[str, _Reader], ...], tuple[str, ...]]
+
+
+@functools.cache
+def _readers(cls: type[AttrsInstance]) -> _Readers:
+    """How to read each ruled field of ``cls``, chosen once per class from
+    the field's declared type (not from its default, which may be written
+    ``5`` for a float); and the names of the fields without a rule."""
+    hints = get_type_hints(cls)  # the annotations are strings (PEP 563)
+    readers: list[tuple[str, _Reader]] = []
+    unruled: list[str] = []
+    for f in fields(cls):
+        if _RULE_KEY not in f.metadata:
+            unruled.append(f.name)
+            continue
+        key, check = f.metadata[_RULE_KEY]
+        try:
+            read = _reader(hints[f.name], key or f.name, f.default, check)
+        except TypeError as e:
+            raise TypeError(f"{cls.__name__}.{f.name}: {e}") from None
+        readers.append((f.name, read))
+    return tuple(readers), tuple(unruled)
+
+
+def _reader(kind: Any, key: str, default: Any, check: dict[str, Any]) -> _Reader:
+    """The :class:`Table` getter for a field declared as ``kind``:
+    ``Literal[...]`` or ``str`` with ``choices`` a word, ``str | None`` an
+    optional string ("" = None), then ``bool``, ``int``, ``float`` (seconds)
+    and ``str``."""
+    if get_origin(kind) is Literal:
+        choices = check.get("choices", get_args(kind))
+        return lambda t: t.choice(key, default, choices)
+    if get_origin(kind) in (Union, types.UnionType) and set(get_args(kind)) == {
+        str,
+        type(None),
+    }:
+        return lambda t: t.string(key, "") or None
+    if kind is str and "choices" in check:
+        return lambda t: t.choice(key, default, **check)
+    if kind is bool:
+        return lambda t: t.boolean(key, default)
+    if kind is int:
+        return lambda t: t.integer(key, default, **check)
+    if kind is float:
+        return lambda t: t.seconds(key, default, **check)
+    if kind is str:
+        return lambda t: t.string(key, default)
+    raise TypeError(f"no TOML reader for {kind!r}")
+
+
 def show(value: object) -> str:
-    """Render a config value for an error message, TOML-like and cut short."""
+    """Render a config value for an error message as the admin wrote it:
+    TOML-like (``"text"``, ``true``, ``a table``), cut like peer input.
+    Unlike :func:`~postfix_mtasts.core.text.quote` (Python repr) it speaks
+    the syntax of the file the message is about."""
     if isinstance(value, str):
-        shown = json.dumps(value, ensure_ascii=False)
-        return shown if len(shown) <= 200 else shown[:200] + "..."
+        return cut(json.dumps(value, ensure_ascii=False))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import tomllib
 from pathlib import Path
+from typing import Any, Literal
 
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +25,7 @@ from postfix_mtasts.core.config import (
     load,
     parse_config,
 )
+from postfix_mtasts.core.config_toml import Table, rule, section
 
 SHIPPED = Path(__file__).parents[2] / "conf" / "postfix-mtasts.toml"
 
@@ -606,3 +609,73 @@ class LogTests(ConfigErrorAssertions):
             "[log]\nformat = 'syslog'\n",
             'log.format: expected "text" or "json", got "syslog"',
         )
+
+
+#: A float default for an integer field, as a slip of the pen would write it.
+_FLOAT_DEFAULT: Any = 2.0
+
+
+@attrs.frozen
+class _FloatWrittenAsInt:
+    wait_s: float = attrs.field(default=5, metadata=rule("wait", above=0, why="W"))
+
+
+@attrs.frozen
+class _IntWrittenAsFloat:
+    count: int = attrs.field(default=_FLOAT_DEFAULT, metadata=rule(least=1))
+
+
+def _read(cls: type[Any], text: str) -> Any:
+    return section(cls, Table(tomllib.loads(text), "typed"))
+
+
+class TypedDispatchTests(ConfigErrorAssertions):
+    def test_float_field_with_int_default(self) -> None:
+        """A float field reads seconds by its declared type even when its
+        default is written as an integer: 2.5 and 3 are seconds, -1 is a
+        ConfigError naming the key (not a TypeError from the integer reader)."""
+        cls = _FloatWrittenAsInt
+        self.assertEqual(_read(cls, ""), _FloatWrittenAsInt(5.0))
+        self.assertEqual(_read(cls, "wait = 2.5"), _FloatWrittenAsInt(2.5))
+        three = _read(cls, "wait = 3").wait_s
+        self.assertEqual((three, type(three)), (3.0, float))
+        error = self.assertRaises(ConfigError, _read, cls, "wait = -1")
+        self.assertEqual(str(error), "typed.wait: expected seconds > 0, got -1 (W)")
+
+    def test_int_field_with_float_default(self) -> None:
+        """An int field reads an integer by its declared type even when its
+        default is written as a float: 1.5 is a ConfigError, not seconds."""
+        self.assertEqual(_read(_IntWrittenAsFloat, "count = 7").count, 7)
+        error = self.assertRaises(ConfigError, _read, _IntWrittenAsFloat, "count = 1.5")
+        self.assertEqual(str(error), "typed.count: expected an integer >= 1, got 1.5")
+
+    def test_unsupported_type_is_a_bug(self) -> None:
+        """A ruled field of a type no reader knows is a TypeError naming it,
+        raised whatever the file says; an unruled field must be given."""
+
+        @attrs.frozen
+        class Odd:
+            pairs: tuple[int, ...] = attrs.field(default=(), metadata=rule())
+
+        @attrs.frozen
+        class Given:
+            pairs: tuple[int, ...] = ()
+
+        error = self.assertRaises(TypeError, section, Odd, Table({}, "odd"))
+        self.assertIn("Odd.pairs", str(error))
+        self.assertRaises(TypeError, section, Given, Table({}, "given"))
+        self.assertEqual(section(Given, Table({}, "given"), pairs=(1,)), Given((1,)))
+
+    def test_optional_string_and_literal_by_type(self) -> None:
+        """``str | None`` reads "" as None, and a ``Literal`` field takes its
+        words from the type when its rule names no ``choices``."""
+
+        @attrs.frozen
+        class Typed:
+            path: str | None = attrs.field(default=None, metadata=rule())
+            level: Literal["low", "high"] = attrs.field(default="low", metadata=rule())
+
+        self.assertEqual(_read(Typed, "path = ''"), Typed(None, "low"))
+        self.assertEqual(_read(Typed, "path = 'p'\nlevel = 'high'"), Typed("p", "high"))
+        error = self.assertRaises(ConfigError, _read, Typed, "level = 'mid'")
+        self.assertEqual(str(error), 'typed.level: expected "low" or "high", got "mid"')
