@@ -10,11 +10,13 @@ something does, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import socket
 import sys
 from typing import Any
+
+from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
+from postfix_mtasts.core.text import quote
 
 __all__ = ["add_check_parser", "parse_nameservers", "run_check"]
 
@@ -51,7 +53,8 @@ def add_check_parser(commands: Any) -> None:
         "--nameserver",
         action="append",
         metavar="IP[:PORT]",
-        help="DNS server to ask (repeatable; default: /etc/resolv.conf)",
+        help="DNS server to ask: IP, IP:PORT or [IP]:PORT "
+        "(repeatable; default: /etc/resolv.conf)",
     )
     check.add_argument(
         "--ehlo",
@@ -68,22 +71,10 @@ def _positive(text: str) -> float:
 
 
 def parse_nameservers(values: list[str] | None) -> list[tuple[str, int]]:
-    """``--nameserver`` values (``IP``, ``IP:PORT``, ``[IPv6]:PORT``) as
-    (address, port) pairs; ValueError for anything else."""
-    servers = []
-    for value in values or ():
-        host, port = value, "53"
-        if value.startswith("["):
-            host, bracket, rest = value[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ValueError(f"bad --nameserver {value!r}")
-            port = rest[1:] or port
-        elif value.count(":") == 1:  # IPv4:port; a bare IPv6 has more colons
-            host, _, port = value.partition(":")
-        if not 0 < int(port) < 65536:
-            raise ValueError(f"bad port in --nameserver {value!r}")
-        servers.append((str(ipaddress.ip_address(host)), int(port)))
-    return servers
+    """``--nameserver`` values as (address, port) pairs, in the grammar of
+    :mod:`postfix_mtasts.core.nameserver` (as ``[dns] nameservers``);
+    :class:`~postfix_mtasts.core.nameserver.NameserverError` for any other."""
+    return [parse_nameserver(value) for value in values or ()]
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -104,14 +95,16 @@ def run_check(args: argparse.Namespace) -> int:
     hop = classify_key(args.domain.encode("utf-8"))
     if hop.kind is not KeyKind.DOMAIN:
         print(
-            f"postfix-mtasts: {args.domain!r} is not a domain name ({hop.reason})",
+            f"postfix-mtasts: {quote(args.domain)} is not a domain name ({hop.reason})",
             file=sys.stderr,
         )
         return 2
     try:
         nameservers = parse_nameservers(args.nameserver) or system_nameservers()
-    except ValueError:
-        print("postfix-mtasts: --nameserver wants IP or IP:PORT", file=sys.stderr)
+    except NameserverError as e:
+        print(
+            f"postfix-mtasts: --nameserver: {e}, got {quote(e.text)}", file=sys.stderr
+        )
         return 2
     ehlo = args.ehlo or socket.gethostname() or "localhost"
 

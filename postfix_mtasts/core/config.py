@@ -19,6 +19,7 @@ from typing import Literal, get_args
 from attrs import field, frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
+from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
@@ -376,26 +377,8 @@ def _non_loopback_interface(endpoint: str) -> str | None:
 
 
 def _parse_nameserver(text: str, path: str) -> tuple[str, int]:
-    """Parse "ip", "ip:port", "[ipv6]:port", "[ipv6]" or a bare IPv6 address."""
-    host, port_text, version = text, "53", None
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        version = 6
-        if not bracket or (rest and not rest.startswith(":")):
-            host = ""
-        port_text = rest[1:] if rest else port_text
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        version = 4
+    """One ``[dns] nameservers`` entry (the grammar of core.nameserver)."""
     try:
-        address = ipaddress.ip_address(host)
-        if version not in (None, address.version):
-            raise ValueError(host)
-        if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
-            raise ValueError(port_text)
-    except ValueError:
-        raise ConfigError(
-            f'{path}: expected an IP address, "ip:port" or "[ipv6]:port", '
-            f"got {show(text)}"
-        ) from None
-    return str(address), int(port_text)
+        return parse_nameserver(text)
+    except NameserverError as e:
+        raise ConfigError(f"{path}: {e}, got {show(text)}") from None

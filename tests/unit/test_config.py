@@ -417,11 +417,12 @@ class LoopbackWarningTests(SynchronousTestCase):
 
 class DnsTests(ConfigErrorAssertions):
     def test_nameserver_forms(self) -> None:
-        """Nameservers may be "ip", "ip:port", "[v6]:port", "[v6]" or a bare
-        IPv6 address; the port defaults to 53 and addresses are normalised."""
+        """Nameservers may be "ip", "ip:port", "[ip]:port", "[ip]" or a bare
+        IPv6 address; the port defaults to 53 and addresses are normalised
+        (the whole grammar: test_nameserver)."""
         config = parse_config(
             "[dns]\nnameservers = ['192.0.2.53', '192.0.2.54:5353', "
-            "'[2001:db8::53]:5300', '2001:DB8::54', '[::1]']\n"
+            "'[2001:db8::53]:5300', '2001:DB8::54', '[::1]', '[192.0.2.55]:53']\n"
         )
         self.assertEqual(
             config.dns.nameservers,
@@ -431,19 +432,19 @@ class DnsTests(ConfigErrorAssertions):
                 ("2001:db8::53", 5300),
                 ("2001:db8::54", 53),
                 ("::1", 53),
+                ("192.0.2.55", 53),
             ),
         )
 
     def test_bad_nameservers(self) -> None:
-        """Host names, bad ports, IPv4 in brackets and junk are rejected with
-        the index of the bad entry."""
+        """Host names, bad ports and junk are rejected with the index of the
+        bad entry."""
         for bad in (
             "ns1.example",
             "192.0.2.1:0",
             "192.0.2.1:65536",
             "192.0.2.1:",
             "192.0.2.1:x",
-            "[192.0.2.1]:53",
             "[2001:db8::1",
             "[2001:db8::1]53",
             "",
@@ -451,7 +452,7 @@ class DnsTests(ConfigErrorAssertions):
             self.assertConfigError(
                 f"[dns]\nnameservers = ['192.0.2.9', '{bad}']\n",
                 'dns.nameservers[1]: expected an IP address, "ip:port" or '
-                f'"[ipv6]:port", got "{bad}"',
+                f'"[ip]:port", got "{bad}"',
             )
 
     def test_nameservers_must_be_strings(self) -> None:
