@@ -90,11 +90,10 @@ def serve(kind: str, policies: int) -> None:
             0, Factory.forProtocol(Bare), interface="127.0.0.1"
         )
     else:
-        from postfix_mtasts.cache.memory import MemoryCache
         from postfix_mtasts.core.config import MapConfig
         from postfix_mtasts.core.decision import Outcome, Timing
-        from postfix_mtasts.lookup import LookupService
         from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol
+        from postfix_mtasts.service import assemble_lookup
 
         class NoNetwork:
             def resolve(
@@ -102,14 +101,10 @@ def serve(kind: str, policies: int) -> None:
             ) -> Deferred[Outcome]:
                 raise SystemExit(f"benchmark bug: network lookup for {domain}")
 
-        cache = MemoryCache(max(policies, 1))
-        for entry in synthetic_entries(policies, reactor.seconds()):
-            cache.put(entry)
-        gc.freeze()  # as the daemon does after loading its store
-        service = LookupService(
+        parts = assemble_lookup(
             NoNetwork(),
-            cache,
             reactor,
+            max_entries=max(policies, 1),
             maps={
                 "postfix": MapConfig(
                     strict_testing=False, tlsrpt=False, dns_failure="notfound"
@@ -121,9 +116,11 @@ def serve(kind: str, policies: int) -> None:
             budget_s=15,
             max_in_flight=32,
         )
+        parts.admin.preload(synthetic_entries(policies, reactor.seconds()))
+        gc.freeze()  # as the daemon does after loading its store
         factory = LookupFactory(
             SocketmapProtocol,
-            service.lookup,
+            parts.front_door.lookup,
             reactor,
             max_connections=1000,
             idle_timeout_s=600,

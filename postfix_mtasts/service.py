@@ -8,36 +8,47 @@ import gc
 import grp
 import os
 import pwd
+from collections.abc import Callable
 from typing import Any
 
+from attrs import frozen
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.admin import Admin
 from postfix_mtasts.cache.store import (
     CacheUnavailableError,
     FleetCoordinator,
     PolicyStore,
 )
 from postfix_mtasts.control import ControlProtocol
-from postfix_mtasts.core.config import Config, ListenerConfig
+from postfix_mtasts.coordinator import RefreshCoordinator, Resolves
+from postfix_mtasts.core.config import Config, ListenerConfig, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
+from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fetch import HttpsPolicyFetcher
+from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.https import make_https_client
-from postfix_mtasts.lookup import LookupService
 from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol, TcpTableProtocol
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
 
-__all__ = ["Daemon", "make_lookup_service", "open_sharing", "start_daemon"]
+__all__ = [
+    "Daemon",
+    "LookupParts",
+    "assemble_lookup",
+    "make_lookup",
+    "open_sharing",
+    "start_daemon",
+]
 
 log = Logger()
 
@@ -91,10 +102,19 @@ async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
     )
 
 
-def make_lookup_service(
+@frozen
+class LookupParts:
+    """The lookup side of the daemon: Postfix's front door, and the admin
+    face the control socket and the proactive refresher use."""
+
+    front_door: FrontDoor
+    admin: Admin
+
+
+def make_lookup(
     config: Config, reactor: Any, sharing: PolicySharing | None = None
-) -> LookupService:
-    """The lookup core with its real DNS, HTTPS and cache parts."""
+) -> LookupParts:
+    """The lookup parts with their real DNS, HTTPS and cache parts."""
     nameservers = list(config.dns.nameservers) or system_nameservers()
     dns = DnsClient(
         reactor,
@@ -109,17 +129,51 @@ def make_lookup_service(
         negative_ttl_s=config.cache.negative_ttl_s,
         failure_backoff_s=config.cache.failure_backoff_s,
     )
-    return LookupService(
+    return assemble_lookup(
         PolicyResolver(dns, fetcher),
-        MemoryCache(config.cache.max_entries),
         reactor,
-        maps=config.map_named,
         timing=timing,
-        budget_s=config.server.lookup_budget_s,
+        maps=config.map_named,
+        max_entries=config.cache.max_entries,
         max_in_flight=config.fetch.max_in_flight,
+        budget_s=config.server.lookup_budget_s,
         log_lookups=config.log.level == "debug",
         sharing=sharing,
     )
+
+
+def assemble_lookup(
+    resolver: Resolves,
+    clock: IReactorTime,
+    *,
+    timing: Timing,
+    maps: Callable[[str], MapConfig | None],
+    max_entries: int,
+    max_in_flight: int,
+    budget_s: float,
+    log_lookups: bool = False,
+    sharing: PolicySharing | None = None,
+) -> LookupParts:
+    """The lookup parts around any resolver (the real one, or a test's)."""
+    domains = DomainState(max_entries)
+    coordinator = RefreshCoordinator(
+        resolver,
+        domains,
+        clock,
+        timing=timing,
+        max_in_flight=max_in_flight,
+        sharing=sharing,
+    )
+    front_door = FrontDoor(
+        domains,
+        coordinator,
+        clock,
+        maps=maps,
+        timing=timing,
+        budget_s=budget_s,
+        log_lookups=log_lookups,
+    )
+    return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
 
 
 class _ListenerService(StreamServerEndpointService):
@@ -166,7 +220,7 @@ class _ListenerService(StreamServerEndpointService):
 class Daemon(MultiService):
     """The running daemon: listeners, refresher, control socket, stores."""
 
-    def __init__(self, lookup: LookupService, sharing: PolicySharing | None) -> None:
+    def __init__(self, lookup: LookupParts, sharing: PolicySharing | None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.lookup = lookup
         self.sharing = sharing
@@ -184,9 +238,9 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
     lookups are answered from them without network.  Raises
     CannotListenError when a listener cannot bind."""
     sharing = await open_sharing(config, reactor)
-    lookup = make_lookup_service(config, reactor, sharing)
+    lookup = make_lookup(config, reactor, sharing)
     if sharing is not None:
-        loaded = lookup.preload(await sharing.load())
+        loaded = lookup.admin.preload(await sharing.load())
         log.info("loaded {count} stored policies", count=loaded)
         gc.freeze()  # the loaded policies live long: keep them out of GC passes
     daemon = Daemon(lookup, sharing)
@@ -196,7 +250,7 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
         )
         factory = LookupFactory(
             protocol,
-            lookup.lookup,
+            lookup.front_door.lookup,
             reactor,
             max_connections=config.server.max_connections,
             idle_timeout_s=config.server.idle_timeout_s,
@@ -209,7 +263,7 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
         service.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     if config.refresh.enabled:
         Refresher(
-            lookup,
+            lookup.admin,
             reactor,
             interval_s=config.refresh.interval_s,
             refetch_after_s=config.refresh.refetch_after_s,
@@ -220,17 +274,15 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
     if config.control.socket:
-        _start_control(config.control.socket, lookup, reactor, daemon)
+        _start_control(config.control.socket, lookup.admin, reactor, daemon)
     return daemon
 
 
-def _start_control(
-    path: str, lookup: LookupService, reactor: Any, daemon: Daemon
-) -> None:
+def _start_control(path: str, admin: Admin, reactor: Any, daemon: Daemon) -> None:
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
     cannot be created."""
-    factory = Factory.forProtocol(lambda: ControlProtocol(lookup))
+    factory = Factory.forProtocol(lambda: ControlProtocol(admin))
     factory.noisy = False
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)

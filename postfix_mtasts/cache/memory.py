@@ -25,7 +25,7 @@ class MemoryCache:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.max_entries = max_entries
-        self.in_use = in_use
+        self._in_use = in_use
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -46,7 +46,7 @@ class MemoryCache:
         self._entries.move_to_end(entry.domain)
         while len(self._entries) > self.max_entries:
             victim = next(
-                (d for d in self._entries if d != entry.domain and not self.in_use(d)),
+                (d for d in self._entries if d != entry.domain and not self._in_use(d)),
                 None,
             )
             if victim is None:

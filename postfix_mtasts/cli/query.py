@@ -17,7 +17,7 @@ from postfix_mtasts.core.answer import Answer, Status, render_value
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
-from postfix_mtasts.service import make_lookup_service
+from postfix_mtasts.service import make_lookup
 
 __all__ = ["describe", "run_query"]
 
@@ -35,11 +35,11 @@ def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
     patient = evolve(config, server=evolve(config.server, lookup_budget_s=120.0))
 
     async def main(reactor: Any) -> None:
-        service = make_lookup_service(patient, reactor)
-        result = service.lookup(map_name, key.encode())
+        parts = make_lookup(patient, reactor)
+        result = parts.front_door.lookup(map_name, key.encode())
         answer = await result if isinstance(result, Deferred) else result
         hop = classify_key(key.encode())
-        entry = service.state(hop.domain)[0] if hop.kind is KeyKind.DOMAIN else None
+        entry = parts.admin.peek(hop.domain) if hop.kind is KeyKind.DOMAIN else None
         report = describe(key, hop.domain, answer, entry, reactor.seconds())
         if as_json:
             print(json.dumps(report, indent=2, sort_keys=True))

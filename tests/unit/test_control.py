@@ -9,12 +9,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.memory import MemoryCache
 from postfix_mtasts.control import ControlProtocol
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Fetched, Timing
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.lookup import LookupService
+from postfix_mtasts.service import assemble_lookup
 
 from .fakes import FakeResolver, make_policy
 
@@ -24,15 +23,16 @@ class ControlTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.resolver = FakeResolver()
-        self.service = LookupService(
+        parts = assemble_lookup(
             self.resolver,
-            MemoryCache(100),
             self.clock,
             maps={"postfix": MapConfig()}.get,
             timing=Timing(3600, 300, 300),
+            max_entries=100,
             budget_s=15,
             max_in_flight=4,
         )
+        self.service, self.front_door = parts.admin, parts.front_door
         self.entry = CacheEntry.fetched("example.com", "id1", make_policy(), 1_000_000)
         self.service.preload([self.entry])
 
@@ -63,7 +63,7 @@ class ControlTests(SynchronousTestCase):
         """purge forgets a domain; the next lookup discovers it again (E11)."""
         (reply,), _ = self.send({"cmd": "purge", "domain": "example.com"})
         self.assertEqual(reply, {"ok": True, "purged": True})
-        self.service.lookup("postfix", b"example.com")
+        self.front_door.lookup("postfix", b"example.com")
         self.assertEqual(len(self.resolver.calls), 1)
 
     def test_refresh(self) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.memory import MemoryCache
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Fetched, Timing, Unchanged
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.lookup import LookupService
+from postfix_mtasts.service import assemble_lookup
 from postfix_mtasts.refresher import Refresher
 
 from .fakes import FakeResolver, make_policy
@@ -24,15 +23,16 @@ class RefresherTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_000_000)
         self.resolver = FakeResolver()
-        self.lookup = LookupService(
+        parts = assemble_lookup(
             self.resolver,
-            MemoryCache(10_000),
             self.clock,
             maps={"postfix": MapConfig()}.get,
             timing=TIMING,
+            max_entries=10_000,
             budget_s=15,
             max_in_flight=8,
         )
+        self.lookup, self.front_door = parts.admin, parts.front_door
         self.refresher = Refresher(
             self.lookup,
             self.clock,
@@ -75,7 +75,7 @@ class RefresherTests(SynchronousTestCase):
         """A domain Postfix asked for gets its TXT id re-checked before the lookup path must (D11)."""
         self.cache("used.example")
         self.cache("idle.example")
-        self.lookup.lookup("postfix", b"used.example")
+        self.front_door.lookup("postfix", b"used.example")
         start = self.clock.seconds()
         while not self.resolver.calls:
             self.clock.advance(60)
@@ -86,7 +86,9 @@ class RefresherTests(SynchronousTestCase):
         self.resolver.answer_last(Unchanged("id1"))
         self.clock.advance(600)
         # the lookup path finds the re-checked policy: answered without waiting
-        self.assertIsInstance(self.lookup.lookup("postfix", b"used.example"), Answer)
+        self.assertIsInstance(
+            self.front_door.lookup("postfix", b"used.example"), Answer
+        )
         self.assertEqual(len(self.resolver.calls), 1)
 
     def test_bounded_concurrency(self) -> None:

@@ -6,12 +6,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.memory import MemoryCache
 from postfix_mtasts.core.answer import Answer, Status
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Fetched, NoPolicy, Timing
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.lookup import LookupService
+from postfix_mtasts.service import assemble_lookup
 from postfix_mtasts.sharing import PolicySharing
 
 from .fakes import FakeCoordinator, FakeResolver, FakeStore, make_policy
@@ -30,19 +29,20 @@ class SharingTestCase(SynchronousTestCase):
         self.sharing = PolicySharing(
             [self.store], self.clock, coordinator=self.coordinator, claim_ttl_s=30
         )
-        self.service = LookupService(
+        parts = assemble_lookup(
             self.resolver,
-            MemoryCache(100),
             self.clock,
             maps=MAPS.get,
             timing=TIMING,
+            max_entries=100,
             budget_s=15,
             max_in_flight=4,
             sharing=self.sharing,
         )
+        self.service, self.front_door = parts.admin, parts.front_door
 
     def lookup(self, key: bytes = b"example.com") -> Answer | Deferred[Answer]:
-        return self.service.lookup("postfix", key)
+        return self.front_door.lookup("postfix", key)
 
     def stored(self, checked_ago: float = 0, policy_id: str = "s1") -> CacheEntry:
         now = self.clock.seconds()
@@ -99,7 +99,7 @@ class FleetTests(SharingTestCase):
         self.clock.advance(0.2)
         self.assertEqual(self.successResultOf(result).status, Status.OK)
         self.assertEqual(self.resolver.calls, [])
-        entry, _ = self.service.state("example.com")
+        entry = self.service.peek("example.com")
         assert entry is not None
         self.assertEqual(entry.policy_id, "other-host")
 

@@ -1,4 +1,5 @@
-"""The lookup service's cache rules, driven by a fake resolver and task.Clock."""
+"""The front door with the coordinator and domain state behind it: the cache
+rules as Postfix sees them, driven by a fake resolver and task.Clock."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.admin import Admin
+from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.answer import Answer, Status, render_value
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import (
@@ -21,7 +23,8 @@ from postfix_mtasts.core.decision import (
 )
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode
-from postfix_mtasts.lookup import LookupService
+from postfix_mtasts.domains import DomainState
+from postfix_mtasts.frontdoor import FrontDoor
 
 from .fakes import FakeResolver, make_policy
 
@@ -45,18 +48,33 @@ class LookupTestCase(SynchronousTestCase):
         self.make()
 
     def make(
-        self, budget_s: float = 15.0, max_in_flight: int = 8, **map_settings: object
+        self,
+        budget_s: float = 15.0,
+        max_in_flight: int = 8,
+        max_entries: int = 1000,
+        **map_settings: object,
     ) -> None:
         table = maps(**map_settings)
-        self.service = LookupService(
+        self.domains = DomainState(max_entries)
+        self.coordinator = RefreshCoordinator(
             self.resolver,
-            MemoryCache(1000),
+            self.domains,
+            self.clock,
+            timing=TIMING,
+            max_in_flight=max_in_flight,
+        )
+        self.service = FrontDoor(
+            self.domains,
+            self.coordinator,
             self.clock,
             maps=table.get,
             timing=TIMING,
             budget_s=budget_s,
-            max_in_flight=max_in_flight,
         )
+        self.admin = Admin(self.domains, self.coordinator, self.clock)
+
+    def state(self, domain: str):
+        return self.domains.peek(domain), self.domains.negative(domain)
 
     def lookup(self, key: bytes = b"example.com", map_name: str = "postfix") -> Answer:
         result = self.service.lookup(map_name, key)
@@ -285,7 +303,7 @@ class RefreshTests(LookupTestCase):
         d = self.pending()
         self.resolver.answer_last(Fetched("id2", make_policy(Mode.NONE, ())))
         self.assertEqual(self.successResultOf(d).status, Status.NOTFOUND)
-        entry, _ = self.service.state("example.com")
+        entry, _ = self.state("example.com")
         assert entry is not None
         self.assertEqual(entry.policy.mode, Mode.NONE)
 
@@ -326,7 +344,7 @@ class BudgetTests(LookupTestCase):
         self.clock.advance(80)
         self.successResultOf(d)
         self.assertTrue(self.resolver.calls[0][3].called)
-        _, negative = self.service.state("example.com")
+        _, negative = self.state("example.com")
         assert negative is not None
         self.assertIn("timed out", negative.reason)
 
@@ -386,33 +404,22 @@ class LoggingTests(LookupTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
-class BoundsTests(SynchronousTestCase):
+class BoundsTests(LookupTestCase):
     def test_refreshing_domain_not_evicted(self) -> None:
         """A full cache evicts the least recently used domain, never one being refreshed (bounds)."""
-        clock = Clock()
-        resolver = FakeResolver()
-        cache = MemoryCache(2)
-        service = LookupService(
-            resolver,
-            cache,
-            clock,
-            maps=maps().get,
-            timing=TIMING,
-            budget_s=15,
-            max_in_flight=8,
-        )
-        now = clock.seconds()
-        service.preload(
+        self.make(max_entries=2)
+        now = self.clock.seconds()
+        self.admin.preload(
             [
                 CacheEntry.fetched(d, "i", ENFORCE, now)
                 for d in ("a.example", "b.example")
             ]
         )
-        clock.advance(86400)  # both expired: a lookup refreshes a.example
-        service.lookup("postfix", b"a.example")
-        cache.get("b.example")  # b is now the most recently used
-        service.import_entry(
-            CacheEntry.fetched("c.example", "i", ENFORCE, clock.seconds())
+        self.clock.advance(86400)  # both expired: a lookup refreshes a.example
+        self.service.lookup("postfix", b"a.example")
+        self.domains.entry("b.example")  # b is now the most recently used
+        self.admin.import_entry(
+            CacheEntry.fetched("c.example", "i", ENFORCE, self.clock.seconds())
         )
-        self.assertIsNotNone(service.peek("a.example"))
-        self.assertIsNone(service.peek("b.example"))
+        self.assertIsNotNone(self.admin.peek("a.example"))
+        self.assertIsNone(self.admin.peek("b.example"))

@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.unit.test_control -*-
+"""The daemon's state as the control socket and the proactive refresher see
+it: list, peek, purge, import, refresh, and when a domain was last used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from postfix_mtasts.coordinator import RefreshCoordinator
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.domains import DomainState
+from postfix_mtasts.sharing import PolicySharing
+
+__all__ = ["Admin"]
+
+
+class Admin:
+    log = Logger()
+
+    def __init__(
+        self,
+        domains: DomainState,
+        coordinator: RefreshCoordinator,
+        clock: IReactorTime,
+        sharing: PolicySharing | None = None,
+    ) -> None:
+        self._domains = domains
+        self._coordinator = coordinator
+        self._clock = clock
+        self._sharing = sharing
+
+    def domains(self) -> list[str]:
+        return self._domains.domains()
+
+    def peek(self, domain: str) -> CacheEntry | None:
+        """The cached entry, without counting as a use."""
+        return self._domains.peek(domain)
+
+    def waiting(self, domain: str) -> bool:
+        """True while a recent failure holds back network work for ``domain``."""
+        return self._domains.backing_off(domain, self._clock.seconds())
+
+    def last_used(self, domain: str) -> float | None:
+        return self._domains.last_used(domain)
+
+    def refresh_in_background(
+        self, domain: str, *, force_fetch: bool = False
+    ) -> Deferred[CacheEntry | None] | None:
+        """Refresh ``domain`` now; None when a refresh of it is already running."""
+        return self._coordinator.refresh_in_background(domain, force_fetch=force_fetch)
+
+    def preload(self, entries: Iterable[CacheEntry]) -> int:
+        """Fill the memory cache from a store at start-up (E1); returns the
+        number of entries still valid."""
+        return self._domains.preload(entries, self._clock.seconds())
+
+    def purge(self, domain: str) -> bool:
+        """Forget ``domain`` here and in the stores; True if it was cached."""
+        known = self._domains.purge(domain)
+        if self._sharing is not None:
+            self._sharing.delete(domain)
+        self.log.info("policy purged domain={domain}", domain=domain)
+        return known
+
+    def import_entry(self, entry: CacheEntry) -> None:
+        self._domains.put(entry)
+        if self._sharing is not None:
+            self._sharing.write(entry)

@@ -1,0 +1,300 @@
+# -*- test-case-name: tests.unit.test_coordinator -*-
+"""Refreshes: one per domain however many lookups wait for it, and bounded.
+
+A refresh is queued in one of two lanes: re-checks and refetches of domains
+with a cached policy, and discovery of domains with none, each with its own
+concurrency bound, so a flood of unknown names cannot starve the domains
+mail already depends on.  A queued discovery that every waiting lookup has
+given up on is dropped before it starts, and discoveries start newest
+first: under a backlog, the lookups that still have budget left go first
+(under no backlog the order makes no difference).  One refresh holds a fleet claim
+from claim to release in one ``try``/``finally``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from attrs import define, field
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from postfix_mtasts.core.decision import (
+    DnsFailed,
+    Fetched,
+    Negative,
+    Outcome,
+    Timing,
+    Update,
+    apply_outcome,
+    known_id,
+    needs_check,
+)
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.domains import DomainState
+from postfix_mtasts.sharing import PolicySharing
+
+__all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator", "Resolves"]
+
+MAX_PENDING_REFRESHES = 10_000
+REFRESH_TIMEOUT_S = 80.0  # under Postfix's 100 s, over any one DNS + HTTPS round
+
+
+class Resolves(Protocol):
+    def resolve(
+        self, domain: str, known_id: str | None, may_fetch: Callable[[str], bool]
+    ) -> Deferred[Outcome]: ...
+
+
+class Lane(enum.Enum):
+    KNOWN = "known"  # the domain has a cached policy
+    NEW = "new"  # nothing cached: first discovery
+
+
+@define(eq=False)
+class _Flight:
+    """One domain's refresh: queued, then running, then done."""
+
+    domain: str
+    lane: Lane
+    force_fetch: bool
+    kept: bool  # the refresher or the admin asked: runs even if nobody waits
+    waiters: dict[Deferred[CacheEntry | None], None] = field(factory=dict)
+    started: bool = False
+
+
+class RefreshCoordinator:
+    log = Logger()
+
+    def __init__(
+        self,
+        resolver: Resolves,
+        domains: DomainState,
+        clock: IReactorTime,
+        *,
+        timing: Timing,
+        max_in_flight: int,
+        max_pending: int = MAX_PENDING_REFRESHES,
+        refresh_timeout_s: float = REFRESH_TIMEOUT_S,
+        sharing: PolicySharing | None = None,
+    ) -> None:
+        self._resolver = resolver
+        self._domains = domains
+        self._clock = clock
+        self._timing = timing
+        self._max_in_flight = max_in_flight
+        self._max_pending = max_pending
+        self._refresh_timeout_s = refresh_timeout_s
+        self._sharing = sharing
+        self._flights: dict[str, _Flight] = {}
+        self._queued = {lane: OrderedDict[str, _Flight]() for lane in Lane}
+        self._running = dict.fromkeys(Lane, 0)
+        self._pumping = False
+        self.dropped = 0  # queued discoveries nobody waited for any more
+
+    def pending(self) -> int:
+        """Domains queued or being refreshed."""
+        return len(self._flights)
+
+    def queued(self, lane: Lane) -> int:
+        return len(self._queued[lane])
+
+    def running(self, lane: Lane) -> int:
+        return self._running[lane]
+
+    def wait(self, domain: str) -> Deferred[CacheEntry | None] | None:
+        """Wait for a refresh of ``domain`` (joining one already queued or
+        running): fires with the entry if a policy was fetched for it, else
+        None.  Cancel it to give up.  None when overloaded."""
+        flight = self._flights.get(domain)
+        if flight is None:
+            if len(self._flights) >= self._max_pending:
+                return None
+            flight = self._enqueue(domain, force_fetch=False, kept=False)
+        waiter: Deferred[CacheEntry | None] = Deferred(
+            lambda d: self._withdraw(flight, d)
+        )
+        flight.waiters[waiter] = None
+        self._pump()
+        return waiter
+
+    def refresh_in_background(
+        self, domain: str, *, force_fetch: bool = False
+    ) -> Deferred[CacheEntry | None] | None:
+        """Refresh ``domain`` (proactive refresh, admin ``refresh``) even if
+        no lookup waits; None when a refresh of it is already queued or
+        running."""
+        if domain in self._flights:
+            return None
+        flight = self._enqueue(domain, force_fetch=force_fetch, kept=True)
+        done: Deferred[CacheEntry | None] = Deferred()
+        flight.waiters[done] = None
+        self._pump()
+        return done
+
+    # -- the queue -----------------------------------------------------------
+
+    def _enqueue(self, domain: str, *, force_fetch: bool, kept: bool) -> _Flight:
+        lane = Lane.KNOWN if self._domains.peek(domain) is not None else Lane.NEW
+        flight = _Flight(domain, lane, force_fetch, kept)
+        self._flights[domain] = flight
+        self._queued[lane][domain] = flight
+        self._domains.pin(domain)
+        return flight
+
+    def _withdraw(self, flight: _Flight, waiter: Deferred[CacheEntry | None]) -> None:
+        """A lookup gave up waiting; drop a discovery nobody waits for now."""
+        flight.waiters.pop(waiter, None)
+        if (
+            flight.waiters
+            or flight.started
+            or flight.kept
+            or self._domains.peek(flight.domain) is not None
+        ):
+            return
+        del self._flights[flight.domain]
+        del self._queued[flight.lane][flight.domain]
+        self._domains.unpin(flight.domain)
+        self.dropped += 1
+
+    def _pump(self) -> None:
+        """Start queued refreshes while their lane has room.  A refresh that
+        completes at once pumps again; the flag keeps that a loop, not a
+        recursion."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            started = True
+            while started:
+                started = False
+                for lane, queue in self._queued.items():
+                    if queue and self._running[lane] < self._max_in_flight:
+                        _, flight = queue.popitem(last=lane is Lane.NEW)
+                        self._running[lane] += 1
+                        flight.started = True
+                        self._start(flight)
+                        started = True
+        finally:
+            self._pumping = False
+
+    def _start(self, flight: _Flight) -> None:
+        d = Deferred.fromCoroutine(self._refresh(flight.domain, flight.force_fetch))
+        d.addErrback(self._refresh_bug, flight.domain)
+        d.addBoth(self._finished, flight)
+
+    def _finished(self, result: object, flight: _Flight) -> None:
+        self._running[flight.lane] -= 1
+        del self._flights[flight.domain]
+        self._domains.unpin(flight.domain)
+        fresh = result if isinstance(result, CacheEntry) else None
+        waiters, flight.waiters = flight.waiters, {}
+        for waiter in waiters:
+            waiter.callback(fresh)
+        self._pump()
+
+    def _refresh_bug(self, failure: Failure, domain: str) -> None:
+        self.log.failure("refresh of {domain} failed", failure, domain=domain)
+        until = self._clock.seconds() + self._timing.retry_s
+        self._domains.remember_failure(domain, Negative("internal error", until))
+
+    # -- one refresh ---------------------------------------------------------
+
+    async def _refresh(self, domain: str, force_fetch: bool) -> CacheEntry | None:
+        sharing = self._sharing
+        try:
+            if sharing is not None:
+                adopted = await sharing.adopt_or_claim(
+                    domain, self._domains.peek(domain), self._usable(force_fetch)
+                )
+                if adopted is not None:
+                    self._domains.put(adopted)
+                    self.log.info(
+                        "policy adopted from store domain={domain} id={policy_id}",
+                        domain=domain,
+                        policy_id=adopted.policy_id,
+                    )
+                    return adopted
+            now = self._clock.seconds()
+            known = None if force_fetch else known_id(self._domains.peek(domain), now)
+            d = self._resolver.resolve(domain, known, self._may_fetch(domain))
+            d.addTimeout(self._refresh_timeout_s, self._clock, _timed_out)
+            return self._apply(await d, domain)
+        finally:
+            if sharing is not None:
+                sharing.release(domain)
+
+    def _usable(self, force_fetch: bool) -> Callable[[CacheEntry], bool]:
+        """Whether a stored entry spares this refresh its network work."""
+
+        def usable(entry: CacheEntry) -> bool:
+            now = self._clock.seconds()
+            if force_fetch:
+                return (
+                    entry.is_valid(now)
+                    and now - entry.fetched_at < self._timing.recheck_interval_s
+                )
+            return not needs_check(entry, None, now, self._timing)
+
+        return usable
+
+    def _may_fetch(self, domain: str) -> Callable[[str], bool]:
+        def may_fetch(policy_id: str) -> bool:
+            return self._domains.may_fetch(domain, policy_id, self._clock.seconds())
+
+        return may_fetch
+
+    def _apply(self, outcome: Outcome, domain: str) -> CacheEntry | None:
+        """Store what discovery found; return the entry if it was fetched now."""
+        now = self._clock.seconds()
+        old = self._domains.entry(domain)
+        update = apply_outcome(old, outcome, domain, now, self._timing)
+        self._domains.apply(domain, update, now)
+        if self._sharing is not None:
+            if update.entry is not None:
+                self._sharing.write(update.entry)
+            elif update.delete:
+                self._sharing.delete(domain)
+        self._log_update(domain, old, update)
+        return update.entry if isinstance(outcome, Fetched) else None
+
+    def _log_update(self, domain: str, old: CacheEntry | None, update: Update) -> None:
+        new = update.entry
+        if update.event.changed_policy and new is not None:
+            self.log.info(
+                "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}",
+                event=update.event.value,
+                domain=domain,
+                policy_id=new.policy_id,
+                mode=new.policy.mode.value,
+                max_age=new.policy.max_age,
+            )
+            return
+        reason = update.negative.reason if update.negative is not None else ""
+        cached_mode = old.policy.mode if old is not None else None
+        # E6: warn on failures, except for a domain whose policy is mode none.
+        if update.event.failure and cached_mode is not Mode.NONE:
+            self.log.warn(
+                "{event} domain={domain} reason={reason} cached={cached}",
+                event=update.event.value,
+                domain=domain,
+                reason=reason,
+                cached=cached_mode.value if cached_mode is not None else "none-cached",
+            )
+        else:
+            self.log.debug(
+                "{event} domain={domain} reason={reason}",
+                event=update.event.value,
+                domain=domain,
+                reason=reason,
+            )
+
+
+def _timed_out(result: object, timeout: float) -> Outcome:
+    return DnsFailed(f"discovery timed out after {timeout:g} s")

@@ -1,0 +1,159 @@
+# -*- test-case-name: tests.unit.test_domains -*-
+"""What the daemon knows of each domain, and every bound on it.
+
+A plain object: no clock, no network.  Callers pass ``now``.  It owns the
+policy LRU (never evicting a pinned domain, one being refreshed), the
+negative answers, the per-(domain, id) fetch back-off (B14) and when Postfix
+last asked for each cached domain; each map is bounded by ``max_entries``,
+so a flood of distinct names cannot grow the daemon.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.core.decision import Negative, Update
+from postfix_mtasts.core.entry import CacheEntry
+
+__all__ = ["USE_GRANULARITY_S", "DomainState"]
+
+# A hot domain's LRU position and last use are refreshed at most this often:
+# cheaper hits, and background refresh needs no finer clock.
+USE_GRANULARITY_S = 10.0
+
+
+class DomainState:
+    """Per-domain memory: policies, negatives, back-offs and last use."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._pinned: dict[str, int] = {}
+        self._policies = MemoryCache(max_entries, in_use=self._pinned.__contains__)
+        self._negative: OrderedDict[str, Negative] = OrderedDict()
+        self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._last_used: OrderedDict[str, float] = OrderedDict()
+
+    def sizes(self) -> dict[str, int]:
+        """How many items each map holds (for tests and the admin)."""
+        return {
+            "policies": len(self._policies),
+            "negative": len(self._negative),
+            "backoff": len(self._backoff),
+            "last_used": len(self._last_used),
+            "pinned": len(self._pinned),
+        }
+
+    # -- reads ---------------------------------------------------------------
+
+    def entry(self, domain: str) -> CacheEntry | None:
+        """The cached policy entry; counts as a use in the LRU."""
+        return self._policies.get(domain)
+
+    def peek(self, domain: str) -> CacheEntry | None:
+        """The cached policy entry, without counting as a use."""
+        return self._policies.peek(domain)
+
+    def negative(self, domain: str) -> Negative | None:
+        return self._negative.get(domain)
+
+    def backing_off(self, domain: str, now: float) -> bool:
+        """True while a recent failure holds back network work for ``domain``."""
+        negative = self._negative.get(domain)
+        return negative is not None and now < negative.until
+
+    def may_fetch(self, domain: str, policy_id: str, now: float) -> bool:
+        """False while a failed fetch of this id backs off (B14)."""
+        until = self._backoff.get((domain, policy_id))
+        return until is None or now >= until
+
+    def last_used(self, domain: str) -> float | None:
+        return self._last_used.get(domain)
+
+    def domains(self) -> list[str]:
+        return [entry.domain for entry in self._policies.scan()]
+
+    # -- writes --------------------------------------------------------------
+
+    def touch(self, domain: str, now: float) -> None:
+        """Postfix asked for ``domain``: keep its policy recently used, and
+        remember when (the refresher re-checks recently used domains, D11).
+        Only cached domains are remembered: an unknown name leaves nothing."""
+        used = self._last_used.get(domain)
+        if used is not None and now - used <= USE_GRANULARITY_S:
+            return
+        if self._policies.get(domain) is None:
+            return
+        self._last_used[domain] = now
+        self._last_used.move_to_end(domain)
+        if len(self._last_used) > self.max_entries:
+            self._last_used.popitem(last=False)
+
+    def pin(self, domain: str) -> None:
+        """Keep ``domain``'s policy from eviction until :meth:`unpin`."""
+        self._pinned[domain] = self._pinned.get(domain, 0) + 1
+
+    def unpin(self, domain: str) -> None:
+        count = self._pinned.pop(domain, 0) - 1
+        if count > 0:
+            self._pinned[domain] = count
+
+    def apply(self, domain: str, update: Update, now: float) -> None:
+        """Make the change :func:`~postfix_mtasts.core.decision.apply_outcome`
+        chose (entry stored or deleted, negative, back-off)."""
+        if update.entry is not None:
+            self._policies.put(update.entry)
+        elif update.delete:
+            self._forget_policy(domain)
+        if update.negative is None:
+            self._negative.pop(domain, None)
+        else:
+            self.remember_failure(domain, update.negative)
+        if update.backoff is not None:
+            policy_id, until = update.backoff
+            self._backoff[(domain, policy_id)] = until
+            self._backoff.move_to_end((domain, policy_id))
+            self._prune_backoff(now)
+
+    def remember_failure(self, domain: str, negative: Negative) -> None:
+        self._negative[domain] = negative
+        self._negative.move_to_end(domain)
+        while len(self._negative) > self.max_entries:
+            self._negative.popitem(last=False)
+
+    def put(self, entry: CacheEntry) -> None:
+        """Store a policy learnt elsewhere (a store, another host, an import)."""
+        self._policies.put(entry)
+        self._negative.pop(entry.domain, None)
+
+    def purge(self, domain: str) -> bool:
+        """Forget everything about ``domain``; True if a policy was cached."""
+        known = self._policies.peek(domain) is not None
+        self._forget_policy(domain)
+        self._negative.pop(domain, None)
+        for key in [k for k in self._backoff if k[0] == domain]:
+            del self._backoff[key]
+        return known
+
+    def preload(self, entries: Iterable[CacheEntry], now: float) -> int:
+        """Fill the LRU from a store at start (E1), the most recently checked
+        last; returns how many valid entries were kept."""
+        valid = sorted(
+            (e for e in entries if e.is_valid(now)), key=lambda e: e.checked_at
+        )
+        for entry in valid[-self.max_entries :]:
+            self._policies.put(entry)
+        return min(len(valid), self.max_entries)
+
+    def _forget_policy(self, domain: str) -> None:
+        self._policies.delete(domain)
+        self._last_used.pop(domain, None)
+
+    def _prune_backoff(self, now: float) -> None:
+        if len(self._backoff) <= self.max_entries:
+            return
+        for key in [k for k, until in self._backoff.items() if until <= now]:
+            del self._backoff[key]
+        while len(self._backoff) > self.max_entries:
+            self._backoff.popitem(last=False)

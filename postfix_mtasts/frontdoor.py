@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.unit.test_frontdoor -*-
+"""The front door: every Postfix lookup enters here and gets one answer.
+
+Cached answers come back synchronously (a memo of rendered answers spares a
+repeated key its classification and rendering); a domain due for discovery
+waits for the refresh coordinator at most ``budget_s`` (spec G14), then is
+answered from what is known while the refresh goes on.  A bug answers per
+spec G.6: TEMP only where a policy is known to demand TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from postfix_mtasts.coordinator import RefreshCoordinator
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import Timing, answer_for, needs_check
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.domains import DomainState
+
+__all__ = ["OVERLOAD_LOG_INTERVAL_S", "FrontDoor"]
+
+OVERLOAD_LOG_INTERVAL_S = 60.0
+
+
+class FrontDoor:
+    log = Logger()
+
+    def __init__(
+        self,
+        domains: DomainState,
+        coordinator: RefreshCoordinator,
+        clock: IReactorTime,
+        *,
+        maps: Callable[[str], MapConfig | None],
+        timing: Timing,
+        budget_s: float,
+        log_lookups: bool = False,
+    ) -> None:
+        self._domains = domains
+        self._coordinator = coordinator
+        self._clock = clock
+        self._maps = maps
+        self._recheck_s = timing.recheck_interval_s
+        self._timing = timing
+        self._budget_s = budget_s
+        self._log_lookups = log_lookups
+        # (map, raw key) -> the entry an answer was rendered from, and the
+        # answer: a repeated key skips classification and rendering while
+        # that very entry is still current.
+        self._memo: dict[tuple[str, bytes], tuple[CacheEntry, Answer]] = {}
+        self._overloaded_since_log = 0
+        self._overload_logged_at: float | None = None
+
+    def lookup(self, map_name: str, key: bytes) -> Answer | Deferred[Answer]:
+        """Answer one Postfix lookup; cached answers come back synchronously."""
+        memo = self._memo.get((map_name, key))
+        if memo is not None:
+            remembered, answer = memo
+            now = self._clock.seconds()
+            if (
+                now < remembered.expires_at
+                and now < remembered.checked_at + self._recheck_s
+                and self._domains.peek(remembered.domain) is remembered
+            ):
+                self._domains.touch(remembered.domain, now)
+                return (
+                    self._logged(map_name, key, answer) if self._log_lookups else answer
+                )
+        settings = self._maps(map_name)
+        if settings is None:
+            return self._logged(
+                map_name, key, Answer.perm(f"unknown map name {map_name!r}")
+            )
+        hop = classify_key(key)
+        if hop.kind is not KeyKind.DOMAIN:
+            # G11/G12/F8: parent probes, next-hops with ports, IPs: no network.
+            return self._logged(map_name, key, Answer.notfound(hop.reason))
+        domain = hop.domain
+        try:
+            now = self._clock.seconds()
+            self._domains.touch(domain, now)
+            entry = self._domains.entry(domain)
+            negative = self._domains.negative(domain)
+            if not needs_check(entry, negative, now, self._timing):
+                answer = answer_for(domain, entry, negative, now, settings)
+                if entry is not None and entry.is_valid(now):
+                    self._remember_answer(map_name, key, entry, answer)
+                return self._logged(map_name, key, answer)
+            return self._wait_for_refresh(map_name, key, domain, settings)
+        except Exception:
+            self.log.failure("internal error answering {domain}", domain=domain)
+            return self._logged(map_name, key, self._internal_error(domain))
+
+    def current_answer(self, domain: str, settings: MapConfig) -> Answer:
+        """What is known about ``domain`` now, without any network."""
+        now = self._clock.seconds()
+        entry, negative = self._domains.peek(domain), self._domains.negative(domain)
+        return answer_for(domain, entry, negative, now, settings)
+
+    def _remember_answer(
+        self, map_name: str, key: bytes, entry: CacheEntry, answer: Answer
+    ) -> None:
+        if len(self._memo) >= self._domains.max_entries:
+            self._memo.clear()
+        self._memo[(map_name, key)] = (entry, answer)
+
+    def _internal_error(self, domain: str) -> Answer:
+        # Only defer mail when we know a policy demands TLS (spec G.6).
+        entry = self._domains.peek(domain)
+        if (
+            entry is not None
+            and entry.is_valid(self._clock.seconds())
+            and entry.policy.mode is not Mode.NONE
+        ):
+            return Answer.temp("internal error")
+        return Answer.notfound("internal error")
+
+    def _logged(self, map_name: str, key: bytes, answer: Answer) -> Answer:
+        if not self._log_lookups:
+            return answer
+        self.log.debug(
+            "lookup map={map} key={key} answer={answer} reason={reason}",
+            map=map_name,
+            key=repr(key[:200]),
+            answer=answer.status.value,
+            reason=answer.reason,
+        )
+        return answer
+
+    # -- waiting for a refresh ---------------------------------------------
+
+    def _wait_for_refresh(
+        self, map_name: str, key: bytes, domain: str, settings: MapConfig
+    ) -> Answer | Deferred[Answer]:
+        waiting = self._coordinator.wait(domain)
+        if waiting is None:
+            self._note_overload()
+            return self._logged(map_name, key, self.current_answer(domain, settings))
+        result: Deferred[Answer] = Deferred()
+
+        def answer(fresh: CacheEntry | None) -> None:
+            if timer.active():
+                timer.cancel()
+            if result.called:
+                return
+            try:
+                if fresh is None:
+                    answered = self.current_answer(domain, settings)
+                else:
+                    # C10: a policy applies to the lookup that fetched it,
+                    # even with max_age 0.
+                    answered = answer_for(
+                        domain,
+                        fresh,
+                        None,
+                        fresh.fetched_at,
+                        settings,
+                        just_fetched=True,
+                    )
+            except Exception:
+                self.log.failure("internal error answering {domain}", domain=domain)
+                answered = self._internal_error(domain)
+            result.callback(self._logged(map_name, key, answered))
+
+        def failed(failure: Failure) -> None:
+            if not isinstance(failure.value, CancelledError):
+                self.log.failure("waiting for {domain} failed", failure, domain=domain)
+                answer(None)
+
+        def budget_spent() -> None:
+            self.log.info(
+                "lookup budget spent for {domain}; answering from what is known",
+                domain=domain,
+            )
+            answer(None)
+            waiting.cancel()  # the coordinator may drop a discovery nobody awaits
+
+        timer = self._clock.callLater(self._budget_s, budget_spent)
+        waiting.addCallbacks(answer, failed)
+        return result
+
+    def _note_overload(self) -> None:
+        """One warning a minute while the coordinator's queue is full."""
+        self._overloaded_since_log += 1
+        now = self._clock.seconds()
+        logged = self._overload_logged_at
+        if logged is not None and now - logged < OVERLOAD_LOG_INTERVAL_S:
+            return
+        self.log.warn(
+            "overloaded: {pending} domains waiting for discovery; {count} lookups "
+            "answered from cache without waiting",
+            pending=self._coordinator.pending(),
+            count=self._overloaded_since_log,
+        )
+        self._overload_logged_at = now
+        self._overloaded_since_log = 0
