@@ -95,6 +95,7 @@ class RefreshCoordinator:
         self._flights: dict[str, _Flight] = {}
         self._queued = {lane: OrderedDict[str, _Flight]() for lane in Lane}
         self._running = dict.fromkeys(Lane, 0)
+        self._flying = dict.fromkeys(Lane, 0)  # queued or running
         self._pumping = False
         self.dropped = 0  # queued discoveries nobody waited for any more
 
@@ -114,7 +115,9 @@ class RefreshCoordinator:
         None.  Cancel it to give up.  None when overloaded."""
         flight = self._flights.get(domain)
         if flight is None:
-            if len(self._flights) >= self._max_pending:
+            # Only discoveries are capped: cached domains are bounded by the cache.
+            new = self._domains.peek(domain) is None
+            if new and self._flying[Lane.NEW] >= self._max_pending:
                 return None
             flight = self._enqueue(domain, force_fetch=False, kept=False)
         waiter: Deferred[CacheEntry | None] = Deferred(
@@ -145,6 +148,7 @@ class RefreshCoordinator:
         flight = _Flight(domain, lane, force_fetch, kept)
         self._flights[domain] = flight
         self._queued[lane][domain] = flight
+        self._flying[lane] += 1
         self._domains.pin(domain)
         return flight
 
@@ -158,10 +162,14 @@ class RefreshCoordinator:
             or self._domains.peek(flight.domain) is not None
         ):
             return
-        del self._flights[flight.domain]
         del self._queued[flight.lane][flight.domain]
-        self._domains.unpin(flight.domain)
+        self._forget(flight)
         self.dropped += 1
+
+    def _forget(self, flight: _Flight) -> None:
+        del self._flights[flight.domain]
+        self._flying[flight.lane] -= 1
+        self._domains.unpin(flight.domain)
 
     def _pump(self) -> None:
         """Start queued refreshes while their lane has room.  A refresh that
@@ -191,8 +199,7 @@ class RefreshCoordinator:
 
     def _finished(self, result: object, flight: _Flight) -> None:
         self._running[flight.lane] -= 1
-        del self._flights[flight.domain]
-        self._domains.unpin(flight.domain)
+        self._forget(flight)
         fresh = result if isinstance(result, CacheEntry) else None
         waiters, flight.waiters = flight.waiters, {}
         for waiter in waiters:

@@ -3,7 +3,7 @@ rules as Postfix sees them, driven by a fake resolver and task.Clock."""
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -423,3 +423,142 @@ class BoundsTests(LookupTestCase):
         )
         self.assertIsNotNone(self.admin.peek("a.example"))
         self.assertIsNone(self.admin.peek("b.example"))
+
+
+class _FailingState(DomainState):
+    """Domain state that fails on demand, as a bug would (style: fakes)."""
+
+    failing = False
+
+    def entry(self, domain: str) -> CacheEntry | None:
+        if self.failing:
+            raise RuntimeError("bug")
+        return super().entry(domain)
+
+
+class ProtectiveTests(LookupTestCase):
+    def make_failing(self) -> _FailingState:
+        state = _FailingState(1000)
+        self.domains = state
+        self.coordinator = RefreshCoordinator(
+            self.resolver, state, self.clock, timing=TIMING, max_in_flight=8
+        )
+        self.service = FrontDoor(
+            state,
+            self.coordinator,
+            self.clock,
+            maps=maps().get,
+            timing=TIMING,
+            budget_s=15,
+        )
+        return state
+
+    def test_internal_error_defers_only_known_policy(self) -> None:
+        """A bug answers TEMP where a valid enforce policy is cached, NOTFOUND
+        elsewhere, and is logged (G.6 internal-error decision)."""
+        state = self.make_failing()
+        state.put(
+            CacheEntry.fetched("example.com", "id1", ENFORCE, self.clock.seconds())
+        )
+        state.failing = True
+        self.assertEqual(self.lookup(b"example.com"), Answer.temp("internal error"))
+        self.assertEqual(
+            self.lookup(b"other.example"), Answer.notfound("internal error")
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_internal_error_mode_none_fails_open(self) -> None:
+        """A bug never defers mail for a mode none policy (G.6, D10)."""
+        state = self.make_failing()
+        none = make_policy(Mode.NONE, ())
+        state.put(CacheEntry.fetched("example.com", "id1", none, self.clock.seconds()))
+        state.failing = True
+        self.assertEqual(self.lookup(b"example.com").status, Status.NOTFOUND)
+        self.flushLoggedErrors(RuntimeError)
+
+    def test_overload_answers_from_cache_and_warns_once_a_minute(self) -> None:
+        """Past the discovery cap, lookups are answered at once from what is
+        known, with one warning a minute, not one per lookup (bounded work)."""
+        self.coordinator = RefreshCoordinator(
+            self.resolver,
+            self.domains,
+            self.clock,
+            timing=TIMING,
+            max_in_flight=8,
+            max_pending=1,
+        )
+        self.service = FrontDoor(
+            self.domains,
+            self.coordinator,
+            self.clock,
+            maps=maps().get,
+            timing=TIMING,
+            budget_s=15,
+        )
+        self.pending(b"first.example")
+        with capturedLogs() as events:
+            for n in range(100):
+                answer = self.service.lookup("postfix", b"d%d.example" % n)
+                self.assertEqual(answer, Answer.notfound("no policy"))
+            self.clock.advance(60)
+            self.service.lookup("postfix", b"late.example")
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual([w["count"] for w in warnings], [1, 100])
+        self.assertEqual(len(self.resolver.calls), 1)
+
+    def test_budget_drops_abandoned_discovery(self) -> None:
+        """When the budget ends a lookup's wait, its queued discovery is
+        dropped: nobody waits for it any more (G14)."""
+        self.make(budget_s=5, max_in_flight=1)
+        busy, gone = self.pending(b"busy.example"), self.pending(b"gone.example")
+        self.clock.advance(5)
+        self.assertEqual(self.successResultOf(gone).status, Status.NOTFOUND)
+        self.successResultOf(busy)
+        self.assertEqual(self.coordinator.dropped, 1)
+        self.resolver.answer_last(NoPolicy("NXDOMAIN"))
+        self.assertEqual([c[0] for c in self.resolver.calls], ["busy.example"])
+
+    def test_debug_log_per_lookup(self) -> None:
+        """With debug logging, one event per lookup names map, key, answer
+        and reason, the peer key quoted (style 4)."""
+        self.service = FrontDoor(
+            self.domains,
+            self.coordinator,
+            self.clock,
+            maps=maps().get,
+            timing=TIMING,
+            budget_s=15,
+            log_lookups=True,
+        )
+        self.cache_enforce()
+        with capturedLogs() as events:
+            self.lookup(b"example.com")
+            self.lookup(b".example.com")
+        lookups = [e for e in events if e["log_format"].startswith("lookup map=")]
+        self.assertEqual(
+            [(e["key"], e["answer"], e["log_level"]) for e in lookups],
+            [
+                ("b'example.com'", "OK", LogLevel.debug),
+                ("b'.example.com'", "NOTFOUND", LogLevel.debug),
+            ],
+        )
+
+    def test_distinct_domains_leave_bounded_state(self) -> None:
+        """20,000 distinct domains through the front door leave every map and
+        the answer memo within max_entries (a review found last use unbounded)."""
+
+        class Instant:
+            def resolve(self, domain, known, may):
+                return succeed(NoPolicy("NXDOMAIN"))
+
+        self.resolver = Instant()  # type: ignore[assignment]
+        self.make(max_entries=100)
+        for n in range(20_000):
+            self.lookup(b"d%d.example" % n)
+        for domain in ("a.example", "b.example"):
+            self.admin.import_entry(
+                CacheEntry.fetched(domain, "i", ENFORCE, self.clock.seconds())
+            )
+            self.lookup(domain.encode())
+        self.assertLessEqual(max(self.domains.sizes().values()), 100)
+        self.assertLessEqual(len(self.service._memo), 100)

@@ -1,0 +1,176 @@
+"""Per-domain state: every map bounded, pinning, last use (spec E13, B14, D11)."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.core.decision import Event, Negative, Update
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.domains import USE_GRANULARITY_S, DomainState
+
+from .fakes import make_policy
+
+NOW = 1_000_000.0
+POLICY = make_policy()
+
+
+def entry(domain: str, at: float = NOW) -> CacheEntry:
+    return CacheEntry.fetched(domain, "id1", POLICY, at)
+
+
+class BoundsTests(SynchronousTestCase):
+    def test_distinct_names_leave_bounded_state(self) -> None:
+        """200,000 distinct domains, each looked up, failing and backing off,
+        leave no map over max_entries (bounded state; a review found last use
+        unbounded)."""
+        state = DomainState(1000)
+        for n in range(200_000):
+            domain = f"d{n}.example"
+            now = NOW + n
+            state.touch(domain, now)
+            if n % 2:
+                state.put(entry(domain, now))
+                state.touch(domain, now + USE_GRANULARITY_S + 1)
+            state.apply(
+                domain,
+                Update(
+                    Event.FETCH_FAILED,
+                    negative=Negative("HTTP 500", now + 60),
+                    backoff=("id2", now + 300),
+                ),
+                now,
+            )
+        sizes = state.sizes()
+        self.assertEqual(sizes["policies"], 1000)
+        self.assertLessEqual(sizes["last_used"], 1000)
+        self.assertLessEqual(sizes["negative"], 1000)
+        self.assertLessEqual(sizes["backoff"], 1000)
+        self.assertEqual(sizes["pinned"], 0)
+
+    def test_unknown_name_leaves_no_last_use(self) -> None:
+        """Asking for a domain with no cached policy records nothing (bounded state)."""
+        state = DomainState(10)
+        state.touch("nothing.example", NOW)
+        self.assertIsNone(state.last_used("nothing.example"))
+        self.assertEqual(state.sizes()["last_used"], 0)
+
+    def test_last_use_granularity(self) -> None:
+        """Last use moves at most every USE_GRANULARITY_S (cheap hot path, D11)."""
+        state = DomainState(10)
+        state.put(entry("a.example"))
+        state.touch("a.example", NOW)
+        state.touch("a.example", NOW + USE_GRANULARITY_S)
+        self.assertEqual(state.last_used("a.example"), NOW)
+        state.touch("a.example", NOW + USE_GRANULARITY_S + 1)
+        self.assertEqual(state.last_used("a.example"), NOW + USE_GRANULARITY_S + 1)
+
+    def test_evicted_or_purged_policy_forgets_last_use(self) -> None:
+        """A purged domain leaves no last use, negative or back-off (E11)."""
+        state = DomainState(10)
+        state.put(entry("a.example"))
+        state.touch("a.example", NOW)
+        state.apply(
+            "a.example",
+            Update(
+                Event.FETCH_FAILED,
+                negative=Negative("x", NOW + 60),
+                backoff=("id2", NOW + 300),
+            ),
+            NOW,
+        )
+        self.assertTrue(state.purge("a.example"))
+        self.assertEqual(
+            state.sizes(),
+            {"policies": 0, "negative": 0, "backoff": 0, "last_used": 0, "pinned": 0},
+        )
+        self.assertFalse(state.purge("a.example"))
+
+    def test_pinned_domain_not_evicted(self) -> None:
+        """A pinned domain (being refreshed) survives a full LRU; unpinned, it goes."""
+        state = DomainState(2)
+        state.put(entry("a.example"))
+        state.put(entry("b.example"))
+        state.pin("a.example")
+        state.pin("a.example")  # two refreshes hold it
+        state.put(entry("c.example"))
+        self.assertIsNotNone(state.peek("a.example"))
+        self.assertIsNone(state.peek("b.example"))
+        state.unpin("a.example")
+        state.put(entry("d.example"))
+        self.assertIsNotNone(state.peek("a.example"))
+        state.unpin("a.example")
+        state.put(entry("e.example"))
+        self.assertIsNone(state.peek("a.example"))
+        self.assertEqual(state.sizes()["pinned"], 0)
+
+
+class BackoffTests(SynchronousTestCase):
+    def test_backoff_per_domain_and_id(self) -> None:
+        """A failed fetch backs off that (domain, id) only, until its time (B14)."""
+        state = DomainState(10)
+        state.apply(
+            "a.example",
+            Update(Event.FETCH_FAILED, backoff=("id2", NOW + 300)),
+            NOW,
+        )
+        self.assertFalse(state.may_fetch("a.example", "id2", NOW + 299))
+        self.assertTrue(state.may_fetch("a.example", "id3", NOW))
+        self.assertTrue(state.may_fetch("b.example", "id2", NOW))
+        self.assertTrue(state.may_fetch("a.example", "id2", NOW + 300))
+
+    def test_expired_backoffs_pruned_first(self) -> None:
+        """Over the bound, expired back-offs go before live ones (B14 kept)."""
+        state = DomainState(2)
+        state.apply("old.example", Update(Event.FETCH_FAILED, backoff=("i", NOW)), NOW)
+        state.apply(
+            "live.example", Update(Event.FETCH_FAILED, backoff=("i", NOW + 300)), NOW
+        )
+        state.apply(
+            "new.example", Update(Event.FETCH_FAILED, backoff=("i", NOW + 300)), NOW
+        )
+        self.assertFalse(state.may_fetch("live.example", "i", NOW + 1))
+        self.assertFalse(state.may_fetch("new.example", "i", NOW + 1))
+
+    def test_backing_off_follows_negative(self) -> None:
+        """A negative answer holds network work back until its time (A15, B14)."""
+        state = DomainState(10)
+        state.remember_failure("a.example", Negative("SERVFAIL", NOW + 60))
+        self.assertTrue(state.backing_off("a.example", NOW + 59))
+        self.assertFalse(state.backing_off("a.example", NOW + 60))
+        self.assertFalse(state.backing_off("b.example", NOW))
+
+
+class ApplyTests(SynchronousTestCase):
+    def test_delete_forgets_policy(self) -> None:
+        """An update that deletes drops the policy and sets the negative (E9)."""
+        state = DomainState(10)
+        state.put(entry("a.example"))
+        negative = Negative("NXDOMAIN", NOW + 300)
+        state.apply(
+            "a.example", Update(Event.NO_POLICY, delete=True, negative=negative), NOW
+        )
+        self.assertIsNone(state.peek("a.example"))
+        self.assertEqual(state.negative("a.example"), negative)
+
+    def test_new_entry_clears_negative(self) -> None:
+        """A stored policy clears an earlier failure (E3)."""
+        state = DomainState(10)
+        state.remember_failure("a.example", Negative("x", NOW + 60))
+        state.apply("a.example", Update(Event.UPDATED, entry=entry("a.example")), NOW)
+        self.assertIsNone(state.negative("a.example"))
+        self.assertEqual(state.domains(), ["a.example"])
+
+    def test_preload_keeps_newest_valid(self) -> None:
+        """Start-up keeps only valid entries, the most recently checked (E1, E9)."""
+        state = DomainState(2)
+        loaded = state.preload(
+            [
+                entry("old.example", NOW - 10),
+                entry("new.example", NOW - 1),
+                entry("mid.example", NOW - 5),
+                entry("expired.example", NOW - 2 * 86400),
+            ],
+            NOW,
+        )
+        self.assertEqual(loaded, 2)
+        self.assertEqual(sorted(state.domains()), ["mid.example", "new.example"])
