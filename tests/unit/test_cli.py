@@ -1,0 +1,559 @@
+"""Tests for the ``postfix-mtasts`` console script that need no network and no
+reactor: argument parsing, configuration errors, the offline parts of
+``query``, and the ``cache`` verbs working on the SQLite store file when no
+daemon answers on the control socket (README "The cache, by hand").
+
+``check`` has its own module, test_checker_cli.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts import __version__
+from postfix_mtasts.cache.sqlite_db import open_db, write
+from postfix_mtasts.cli import build_parser, main
+from postfix_mtasts.cli.cache import run_cache
+from postfix_mtasts.cli.query import describe
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import load
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.mx import policy_value
+from postfix_mtasts.core.policy import Mode
+
+from .fakes import make_policy
+
+# The offline cache verbs read the wall clock.  Entries fetched in 2100 are
+# live whenever the tests run, and their dates always print the same.
+Y2100 = 4_102_444_800.0
+ALPHA = CacheEntry.fetched(
+    "alpha.example", "id1", make_policy(Mode.ENFORCE, ("mx1.alpha.example",)), Y2100
+)
+BETA = CacheEntry.fetched(
+    "beta.example",
+    "20991231",
+    make_policy(Mode.TESTING, ("*.beta.example",), max_age=604800),
+    Y2100,
+)
+# Past its expiry and the store's grace day whenever the tests run (E9).
+GONE = CacheEntry.fetched("gone.example", "old", make_policy(), 1_000_000_000.0)
+
+ALPHA_ROW = {
+    "domain": "alpha.example",
+    "id": "id1",
+    "mode": "enforce",
+    "max_age": 86400,
+    "mx": ["mx1.alpha.example"],
+    "fetched_at": "2100-01-01T00:00:00Z",
+    "checked_at": "2100-01-01T00:00:00Z",
+    "expires_at": "2100-01-02T00:00:00Z",
+}
+BETA_ROW = {
+    "domain": "beta.example",
+    "id": "20991231",
+    "mode": "testing",
+    "max_age": 604800,
+    "mx": ["*.beta.example"],
+    "fetched_at": "2100-01-01T00:00:00Z",
+    "checked_at": "2100-01-01T00:00:00Z",
+    "expires_at": "2100-01-08T00:00:00Z",
+}
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield out, err
+
+
+def exit_code(argv: list[str]) -> tuple[int | str | None, str, str]:
+    """Run ``main`` where argparse ends it with SystemExit: (code, out, err)."""
+    with captured() as (out, err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            return e.code, out.getvalue(), err.getvalue()
+    raise AssertionError(f"{argv} did not exit")
+
+
+class ArgumentTests(SynchronousTestCase):
+    def test_no_command(self) -> None:
+        """Without a command the usage goes to stdout and the exit status is 2."""
+        with captured() as (out, err):
+            self.assertEqual(main([]), 2)
+        self.assertTrue(out.getvalue().startswith("usage: postfix-mtasts "))
+        self.assertEqual(err.getvalue(), "")
+
+    def test_help(self) -> None:
+        """--help lists the four commands and exits 0."""
+        code, out, _ = exit_code(["--help"])
+        self.assertEqual(code, 0)
+        self.assertTrue(out.startswith("usage: postfix-mtasts "))
+        for command in ("serve", "query", "cache", "check"):
+            self.assertIn(command, out)
+
+    def test_command_help(self) -> None:
+        """Each command and cache verb has its own --help, exit 0."""
+        for argv in (
+            ["serve"],
+            ["query"],
+            ["check"],
+            ["cache"],
+            *(["cache", verb] for verb in ("list", "show", "purge", "refresh")),
+            *(["cache", verb] for verb in ("export", "import")),
+        ):
+            code, out, _ = exit_code([*argv, "--help"])
+            self.assertEqual(code, 0, argv)
+            self.assertTrue(
+                out.startswith("usage: postfix-mtasts " + " ".join(argv)), out
+            )
+
+    def test_version(self) -> None:
+        """--version prints the package version and exits 0."""
+        self.assertEqual(
+            exit_code(["--version"]), (0, f"postfix-mtasts {__version__}\n", "")
+        )
+
+    def test_usage_errors(self) -> None:
+        """Unknown commands and verbs, missing arguments and unknown options
+        are usage errors: exit 2 with the reason on stderr, nothing on stdout."""
+        for argv, reason in (
+            (["frobnicate"], "invalid choice: 'frobnicate'"),
+            (["cache"], "the following arguments are required: VERB"),
+            (["cache", "flush"], "invalid choice: 'flush'"),
+            (["cache", "show"], "the following arguments are required: domain"),
+            (["cache", "import"], "the following arguments are required: file"),
+            (["query"], "the following arguments are required: domain"),
+            (["serve", "--listen", "x"], "unrecognized arguments: --listen x"),
+        ):
+            code, out, err = exit_code(argv)
+            self.assertEqual((code, out), (2, ""), argv)
+            self.assertIn(reason, err, argv)
+
+    def test_query_arguments(self) -> None:
+        """query takes DOMAIN, --config, --map (default postfix) and --json."""
+        args = build_parser().parse_args(["query", "example.com"])
+        self.assertEqual(
+            (args.command, args.domain, args.config, args.map, args.json),
+            ("query", "example.com", None, "postfix", False),
+        )
+        args = build_parser().parse_args(
+            ["query", "--config", "/c.toml", "--map", "relay", "--json", "x.example"]
+        )
+        self.assertEqual(
+            (args.domain, args.config, args.map, args.json),
+            ("x.example", "/c.toml", "relay", True),
+        )
+
+    def test_cache_arguments(self) -> None:
+        """cache takes --config and --socket before its verb; export writes
+        to stdout unless given a file."""
+        args = build_parser().parse_args(
+            ["cache", "--config", "/c.toml", "--socket", "/s", "show", "a.example"]
+        )
+        self.assertEqual(
+            (args.command, args.config, args.socket, args.verb, args.domain),
+            ("cache", "/c.toml", "/s", "show", "a.example"),
+        )
+        args = build_parser().parse_args(["cache", "export"])
+        self.assertEqual((args.socket, args.file), (None, "-"))
+        args = build_parser().parse_args(["cache", "list", "--json"])
+        self.assertEqual((args.verb, args.json), ("list", True))
+
+
+class TempDirTestCase(SynchronousTestCase):
+    def make_dir(self) -> str:
+        directory = tempfile.TemporaryDirectory(prefix="cli-")
+        self.addCleanup(directory.cleanup)
+        return directory.name
+
+
+# (what is wrong, file content, the key path the message must start with)
+BAD_CONFIGS: list[tuple[str, bytes, str]] = [
+    ("bad choice", b'[maps.postfix]\ndns_failure = "defer"\n', "maps.postfix.dns_failure"),
+    ("unknown key", b"[cache]\nmax_entry = 5\n", "cache.max_entry"),
+    ("below B14", b"[cache]\nfailure_backoff = 10\n", "cache.failure_backoff"),
+    ("wrong type", b'[fetch]\ntimeout = "soon"\n', "fetch.timeout"),
+    ("bad listener", b'[[listener]]\nprotocol = "smtp"\n', "listener[0].protocol"),
+    ("not TOML", b"x = \n", "invalid TOML"),
+    ("not UTF-8", b"\xff\n", "not UTF-8"),
+]  # fmt: skip
+
+
+class ConfigErrorTests(TempDirTestCase):
+    def test_bad_file(self) -> None:
+        """A bad --config stops serve, query and cache before any work: exit
+        status 2 and one stderr line naming the file and the key at fault."""
+        directory = self.make_dir()
+        path = os.path.join(directory, "bad.toml")
+        for what, content, key in BAD_CONFIGS:
+            with open(path, "wb") as f:
+                f.write(content)
+            for argv in (
+                ["serve", "--config", path],
+                ["query", "--config", path, "example.com"],
+                ["cache", "--config", path, "list"],
+            ):
+                with captured() as (out, err):
+                    self.assertEqual(main(argv), 2, (what, argv))
+                self.assertEqual(out.getvalue(), "", what)
+                message = err.getvalue()
+                self.assertTrue(
+                    message.startswith(
+                        f"postfix-mtasts: configuration error: {path}: {key}"
+                    ),
+                    (what, message),
+                )
+                self.assertEqual(message.count("\n"), 1, (what, message))
+
+    def test_missing_file(self) -> None:
+        """A --config that cannot be read: exit 2, the file and the reason."""
+        path = os.path.join(self.make_dir(), "missing.toml")
+        with captured() as (out, err):
+            self.assertEqual(main(["serve", "--config", path]), 2)
+        self.assertEqual(
+            (out.getvalue(), err.getvalue()),
+            (
+                "",
+                f"postfix-mtasts: configuration error: {path}: cannot read: "
+                "No such file or directory\n",
+            ),
+        )
+
+
+class QueryTests(TempDirTestCase):
+    def test_unknown_map(self) -> None:
+        """query --map with a map the configuration lacks is an error (exit
+        2) found before any DNS or HTTPS (G.6 unknown map name)."""
+        path = os.path.join(self.make_dir(), "c.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[maps.relay]\n")
+        with captured() as (out, err):
+            self.assertEqual(
+                main(["query", "--config", path, "--map", "postfix", "x.example"]), 2
+            )
+        self.assertEqual(
+            (out.getvalue(), err.getvalue()),
+            ("", "postfix-mtasts: no map named 'postfix' in the configuration\n"),
+        )
+
+    def test_describe_enforce(self) -> None:
+        """The --json report of an enforced policy: the exact reply Postfix
+        would hear, and the cached policy with its dates (G24, E13)."""
+        entry = ALPHA
+        answer = Answer.ok(
+            policy_value("alpha.example", entry.policy, report=False),
+            reason="policy id1 mode enforce",
+        )
+        report = describe("Alpha.Example.", "alpha.example", answer, entry, Y2100 + 90)
+        self.assertEqual(
+            report,
+            {
+                "key": "Alpha.Example.",
+                "domain": "alpha.example",
+                "status": "OK",
+                "reply": "OK secure match=mx1.alpha.example servername=hostname",
+                "reason": "policy id1 mode enforce",
+                "policy": {
+                    "id": "id1",
+                    "mode": "enforce",
+                    "max_age": 86400,
+                    "mx": ["mx1.alpha.example"],
+                    "fetched_at": "2100-01-01T00:00:00Z",
+                    "expires_at": "2100-01-02T00:00:00Z",
+                    "age_s": 90.0,
+                    "source": "fetch",
+                },
+            },
+        )
+        self.assertEqual(json.loads(json.dumps(report)), report)
+
+    def test_describe_without_policy(self) -> None:
+        """NOTFOUND is reported without a reason word in the reply, TEMP
+        with its reason; a key that is no domain has domain null (G4, G12)."""
+        self.assertEqual(
+            describe("[relay.example]:587", "", Answer.notfound("smart host"), None, 0),
+            {
+                "key": "[relay.example]:587",
+                "domain": None,
+                "status": "NOTFOUND",
+                "reply": "NOTFOUND",
+                "reason": "smart host",
+                "policy": None,
+            },
+        )
+        self.assertEqual(
+            describe("x.example", "x.example", Answer.temp("dns down"), None, 0),
+            {
+                "key": "x.example",
+                "domain": "x.example",
+                "status": "TEMP",
+                "reply": "TEMP dns down",
+                "reason": "dns down",
+                "policy": None,
+            },
+        )
+
+
+class OfflineCacheTests(TempDirTestCase):
+    """``cache`` verbs with no daemon: the control socket does not exist, so
+    every verb but refresh works on the store file (README)."""
+
+    def setUp(self) -> None:
+        self.dir = self.make_dir()
+        self.store = os.path.join(self.dir, "policies.sqlite3")
+        self.socket = os.path.join(self.dir, "control.sock")
+        self.config = self.write_config(self.store, self.socket)
+        self.offline = (
+            f"postfix-mtasts: the daemon is not answering at {self.socket} "
+            "([Errno 2] No such file or directory); "
+            f"working on the store {self.store} directly\n"
+        )
+        self.seed(self.store, [ALPHA, BETA, GONE])
+
+    def write_config(self, store: str, socket: str, name: str = "c.toml") -> str:
+        path = os.path.join(self.dir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"[store]\npath = {store!r}\n[control]\nsocket = {socket!r}\n")
+        return path
+
+    def seed(self, store: str, entries: list[CacheEntry]) -> None:
+        with contextlib.closing(open_db(store, busy_timeout_s=5.0)) as db:
+            write(db, [(e.domain, (e, e.fetched_at)) for e in entries], 1000)
+
+    def cache(self, *argv: str, config: str | None = None) -> tuple[int, str, str]:
+        """Run ``postfix-mtasts cache --config FILE ARGV...``: (status, out, err).
+
+        run_cache is called with its own output stream: its default is the
+        sys.stdout of import time, which redirect_stdout cannot replace."""
+        path = config or self.config
+        args = build_parser().parse_args(["cache", "--config", path, *argv])
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = run_cache(load(path), args, out)
+        return status, out.getvalue(), err.getvalue()
+
+    def test_list(self) -> None:
+        """list: one line per live entry, sorted; an entry past its expiry
+        and the store's grace is not shown (E9)."""
+        self.assertEqual(
+            self.cache("list"),
+            (
+                0,
+                "alpha.example".ljust(40)
+                + " enforce  id=id1 expires=2100-01-02T00:00:00Z\n"
+                + "beta.example".ljust(40)
+                + " testing  id=20991231 expires=2100-01-08T00:00:00Z\n",
+                self.offline,
+            ),
+        )
+
+    def test_list_json(self) -> None:
+        """list --json: the rows as a JSON list, without the policy lines."""
+        status, out, err = self.cache("list", "--json")
+        self.assertEqual(
+            (status, json.loads(out), err), (0, [ALPHA_ROW, BETA_ROW], self.offline)
+        )
+
+    def test_show(self) -> None:
+        """show: the whole entry, policy lines included; the domain is
+        normalised like a Postfix key (G8, E13)."""
+        for key in ("beta.example", "BETA.Example."):
+            status, out, err = self.cache("show", key)
+            self.assertEqual(
+                (status, json.loads(out), err),
+                (0, {**BETA_ROW, "policy": list(BETA.policy.lines)}, self.offline),
+                key,
+            )
+
+    def test_show_errors(self) -> None:
+        """show of a domain not cached, expired past grace, or no domain at
+        all: exit 1 and the reason (E9, G12)."""
+        for key, reason in (
+            ("other.example", "other.example is not cached"),
+            ("gone.example", "gone.example is not cached"),
+            ("[192.0.2.1]", "not a domain: '[192.0.2.1]'"),
+        ):
+            self.assertEqual(
+                self.cache("show", key),
+                (1, "", self.offline + f"postfix-mtasts: {reason}\n"),
+                key,
+            )
+
+    def test_purge(self) -> None:
+        """purge removes the entry from the store file (E11: the admin's way
+        to drop a policy changed without a new id); a second purge says so."""
+        self.assertEqual(
+            self.cache("purge", "alpha.example"),
+            (0, "purged: alpha.example\n", self.offline),
+        )
+        self.assertEqual(
+            self.cache("purge", "alpha.example"),
+            (0, "was not cached: alpha.example\n", self.offline),
+        )
+        status, out, _ = self.cache("list", "--json")
+        self.assertEqual((status, json.loads(out)), (0, [BETA_ROW]))
+
+    def test_export(self) -> None:
+        """export: one stored entry per line, in the store's own format, to
+        stdout or to a file."""
+        status, out, err = self.cache("export")
+        self.assertEqual((status, err), (0, self.offline))
+        expected = sorted(e.to_bytes().decode() + "\n" for e in (ALPHA, BETA))
+        self.assertEqual(sorted(out.splitlines(keepends=True)), expected)
+        target = os.path.join(self.dir, "backup.jsonl")
+        self.assertEqual(self.cache("export", target), (0, "", self.offline))
+        with open(target, encoding="utf-8") as f:
+            self.assertEqual(sorted(f), expected)
+
+    def test_import_round_trip(self) -> None:
+        """What export wrote, import loads into another store file."""
+        backup = os.path.join(self.dir, "backup.jsonl")
+        self.assertEqual(self.cache("export", backup)[0], 0)
+        store = os.path.join(self.dir, "other.sqlite3")
+        self.seed(store, [])
+        other = self.write_config(store, self.socket, "other.toml")
+        status, out, _ = self.cache("import", backup, config=other)
+        self.assertEqual((status, out), (0, "imported 2, rejected 0\n"))
+        status, out, _ = self.cache("list", "--json", config=other)
+        self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
+
+    def test_import_rejects(self) -> None:
+        """import validates each entry like a fetch: a key that is no domain
+        or an IP as mx is rejected, the rest is loaded (F8, C13)."""
+        good = json.loads(
+            CacheEntry.fetched("new.example", "n1", make_policy(), Y2100).to_bytes()
+        )
+        smart_host = {**good, "domain": "[relay.example]:587"}
+        ip_mx = {**good, "domain": "ip.example", "mx": ["192.0.2.1"]}
+        source = os.path.join(self.dir, "in.jsonl")
+        with open(source, "w", encoding="utf-8") as f:
+            for item in (good, smart_host, ip_mx):
+                f.write(json.dumps(item) + "\n\n")
+        self.assertEqual(
+            self.cache("import", source), (0, "imported 1, rejected 2\n", self.offline)
+        )
+        status, out, _ = self.cache("list", "--json")
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            [row["domain"] for row in json.loads(out)],
+            ["alpha.example", "beta.example", "new.example"],
+        )
+
+    # KNOWN BUG: cli/cache.py parses the import file before any error
+    # handling, so a line that is not JSON ends the command with a
+    # traceback.  The correct behaviour: exit 2, one message naming the file.
+    @pytest.mark.xfail(
+        strict=True, raises=json.JSONDecodeError, reason="import: traceback on bad JSON"
+    )
+    def test_import_not_json(self) -> None:
+        """import of a file with a line that is not JSON fails cleanly: exit
+        2 and a message naming the file; the store is unchanged."""
+        source = os.path.join(self.dir, "bad.jsonl")
+        with open(source, "w", encoding="utf-8") as f:
+            f.write("not json\n")
+        status, out, err = self.cache("import", source)
+        self.assertEqual((status, out), (2, ""))
+        self.assertTrue(err.startswith("postfix-mtasts: "), err)
+        self.assertIn(source, err)
+        status, out, _ = self.cache("list", "--json")
+        self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
+
+    # KNOWN BUG: as above, a missing import file raises FileNotFoundError.
+    @pytest.mark.xfail(
+        strict=True, raises=FileNotFoundError, reason="import: traceback on no file"
+    )
+    def test_import_missing_file(self) -> None:
+        """import of a file that does not exist fails cleanly: exit 2 and a
+        message naming the file."""
+        source = os.path.join(self.dir, "missing.jsonl")
+        status, out, err = self.cache("import", source)
+        self.assertEqual((status, out), (2, ""))
+        self.assertTrue(err.startswith("postfix-mtasts: "), err)
+        self.assertIn(source, err)
+
+    def test_refresh_needs_the_daemon(self) -> None:
+        """refresh fetches, which only the daemon does: without it, exit 2
+        and a message naming the socket; the store is not opened."""
+        os.remove(self.store)
+        with captured() as (out, err):
+            status = main(
+                ["cache", "--config", self.config, "refresh", "alpha.example"]
+            )
+        self.assertEqual(
+            (status, out.getvalue(), err.getvalue()),
+            (
+                2,
+                "",
+                f"postfix-mtasts: cannot reach the daemon at {self.socket}: "
+                "[Errno 2] No such file or directory\n",
+            ),
+        )
+        self.assertFalse(os.path.exists(self.store))
+
+    def test_no_store_file(self) -> None:
+        """No daemon and no store file: exit 2, naming both; no file is
+        created."""
+        os.remove(self.store)
+        self.assertEqual(
+            self.cache("list"),
+            (
+                2,
+                "",
+                f"postfix-mtasts: cannot reach the daemon at {self.socket} "
+                "([Errno 2] No such file or directory), and there is no store "
+                f"file at {self.store}\n",
+            ),
+        )
+        self.assertFalse(os.path.exists(self.store))
+
+    def test_memory_only_store(self) -> None:
+        """With ``[store] path = ""`` there is no file to fall back on."""
+        config = self.write_config("", self.socket, "memory.toml")
+        status, out, err = self.cache("list", config=config)
+        self.assertEqual((status, out), (2, ""))
+        self.assertEqual(
+            err,
+            f"postfix-mtasts: cannot reach the daemon at {self.socket}: "
+            "[Errno 2] No such file or directory\n",
+        )
+
+    def test_no_control_socket(self) -> None:
+        """``[control] socket = ""`` and no --socket: exit 2, naming the key;
+        --socket then gives the path."""
+        config = self.write_config(self.store, "", "nosocket.toml")
+        self.assertEqual(
+            self.cache("list", config=config),
+            (
+                2,
+                "",
+                "postfix-mtasts: no control socket configured ([control] socket)\n",
+            ),
+        )
+        status, out, err = self.cache("--socket", self.socket, "list", config=config)
+        self.assertEqual((status, err), (0, self.offline))
+        self.assertEqual(len(out.splitlines()), 2)
+
+    def test_unknown_schema(self) -> None:
+        """A store file of another schema version is refused, not rewritten."""
+        with contextlib.closing(sqlite3.connect(self.store)) as db:
+            db.execute("PRAGMA user_version = 99")
+        status, out, err = self.cache("list")
+        self.assertEqual((status, out), (2, ""))
+        self.assertEqual(
+            err,
+            self.offline
+            + f"postfix-mtasts: cannot use the store: {self.store} has schema "
+            "version 99, this postfix-mtasts knows 1: move the file away or run "
+            "a matching version\n",
+        )
