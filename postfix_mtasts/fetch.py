@@ -30,6 +30,7 @@ from twisted.web.iweb import IResponse
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.policy import MAX_POLICY_BYTES, policy_url, split_content_type
+from postfix_mtasts.core.text import cut, quote
 
 __all__ = [
     "FETCH_TIMEOUT_S",
@@ -86,7 +87,7 @@ class FetchRedirectError(FetchStatusError):
     """A 3xx answer; redirects are never followed (B8)."""
 
     def __init__(self, status: int, location: str | None) -> None:
-        super().__init__(status, f"HTTP redirect {status} to {_peer(location)} refused")
+        super().__init__(status, f"HTTP redirect {status} to {quote(location)} refused")
         self.location = location
 
 
@@ -94,7 +95,7 @@ class FetchContentTypeError(FetchError):
     """Media type not ``text/plain``, or no Content-Type at all (B10)."""
 
     def __init__(self, content_type: str | None) -> None:
-        super().__init__(f"Content-Type {_peer(content_type)} is not text/plain")
+        super().__init__(f"Content-Type {quote(content_type)} is not text/plain")
         self.content_type = content_type
 
 
@@ -110,13 +111,8 @@ class FetchEncodingError(FetchError):
     """A Content-Encoding other than identity (B21)."""
 
     def __init__(self, content_encoding: str) -> None:
-        super().__init__(f"Content-Encoding {_peer(content_encoding)} refused")
+        super().__init__(f"Content-Encoding {quote(content_encoding)} refused")
         self.content_encoding = content_encoding
-
-
-def _peer(value: str | None) -> str:
-    """Peer input in a reason: repr, cut at 200 characters (style section 4)."""
-    return repr(value)[:200]
 
 
 @frozen
@@ -164,7 +160,7 @@ class HttpsPolicyFetcher:
         """Like :meth:`fetch`, with the response's Content-Type."""
         domain = domain.removesuffix(".")
         if not _DOMAIN.fullmatch(domain):
-            return fail(FetchError(f"invalid policy domain {_peer(domain)}"))
+            return fail(FetchError(f"invalid policy domain {quote(domain)}"))
         d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
         d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
         return d.addErrback(_as_fetch_error)
@@ -302,7 +298,7 @@ def _as_fetch_error(failure: Failure) -> Failure:
                 raise FetchTlsError(f"certificate rejected: {text}")
             raise FetchConnectError(f"TLS handshake failed: {text}")
     inner = [c for c in causes if not isinstance(c, ResponseFailed)] or causes
-    text = " ".join((str(inner[-1]) or type(inner[-1]).__name__).split())[:200]
+    text = cut(" ".join((str(inner[-1]) or type(inner[-1]).__name__).split()))
     if isinstance(inner[-1], net_error.DNSLookupError):
         raise FetchConnectError(f"host name lookup failed: {text}")
     raise FetchConnectError(text)

@@ -46,12 +46,12 @@ from postfix_mtasts.checker.facts import (
     Stage,
     TlsFacts,
 )
+from postfix_mtasts.core.text import cut, quote
 from postfix_mtasts.fetch import ssl_error_text
 
 __all__ = ["Prober", "cert_facts"]
 
 SMTP_PORT = 25
-_QUOTE = 200
 VerifyErrors = list[tuple[int, int]]
 
 
@@ -191,16 +191,18 @@ class _Session(LineReceiver):
         self._abort()
 
     def _reply(self, code: str, lines: list[str]) -> None:
-        reply = " | ".join(lines)[:_QUOTE]
+        joined = " | ".join(lines)
+        reply = cut(joined)
         stage = self.facts.stage
         if stage is Stage.GREETING:
             if code != "220":
-                return self._finish(error=f"greeting {reply!r}", reply=reply)
+                return self._finish(error=f"greeting {quote(joined)}", reply=reply)
             self._update(stage=Stage.EHLO)
             return self._send(f"EHLO {self._ehlo}")
         if stage is Stage.EHLO:
             if code != "250":
-                return self._finish(error=f"EHLO answered {reply!r}", reply=reply)
+                error = f"EHLO answered {quote(joined)}"
+                return self._finish(error=error, reply=reply)
             keywords = {line[4:].strip().split(" ")[0].upper() for line in lines}
             if "STARTTLS" not in keywords:
                 self._send("QUIT")
@@ -209,7 +211,7 @@ class _Session(LineReceiver):
             return self._send("STARTTLS")
         if code != "220":
             self._send("QUIT")
-            return self._finish(error=f"STARTTLS answered {reply!r}", reply=reply)
+            return self._finish(error=f"STARTTLS answered {quote(joined)}", reply=reply)
         return self._start_tls()
 
     def _start_tls(self) -> None:
@@ -230,7 +232,7 @@ class _Session(LineReceiver):
         elif isinstance(reason.value, error.ConnectionDone | error.ConnectionLost):
             why = f"connection closed by the server during {self.facts.stage.value}"
         else:
-            why = str(reason.value)[:_QUOTE]
+            why = cut(str(reason.value))
         self._finish(error=self.facts.error or why)
 
     def time_out(self, after_s: float) -> None:
@@ -247,7 +249,7 @@ def _connect_problem(failure: BaseException) -> tuple[ConnectProblem, str]:
         return ConnectProblem.TIMEOUT, "connection timed out"
     if isinstance(failure, error.NoRouteError):
         return ConnectProblem.UNREACHABLE, "no route to host"
-    return ConnectProblem.OTHER, " ".join(str(failure).split())[:_QUOTE]
+    return ConnectProblem.OTHER, cut(" ".join(str(failure).split()))
 
 
 class Prober:

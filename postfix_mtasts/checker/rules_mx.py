@@ -27,6 +27,7 @@ from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.rules_tls import is_version_error, tls_checks
 from postfix_mtasts.core.mx import matching_patterns, mx_matches
 from postfix_mtasts.core.policy import Mode, Policy
+from postfix_mtasts.core.text import quote
 
 __all__ = ["check_coverage", "check_mx_host", "check_mx_records"]
 
@@ -163,7 +164,8 @@ def _session(host: str, subject: str, probe: ProbeFacts, now: float) -> list[Che
         fix = "enable STARTTLS with a certificate for this host (Postfix: smtpd_tls_security_level = may)"
         return [result("starttls", Status.FAIL, message, fix)]
     if probe.stage is Stage.STARTTLS:
-        message = f"offers STARTTLS but refused it: {probe.reply or probe.error}"
+        why = quote(probe.reply) if probe.reply else probe.error
+        message = f"offers STARTTLS but refused it: {why}"
         return [result("starttls", Status.FAIL, message, "make STARTTLS work")]
     checks = [result("starttls", Status.PASS, "offers STARTTLS")]
     if probe.tls is None:

@@ -28,6 +28,7 @@ from postfix_mtasts.core.policy import (
     parse_policy,
     split_content_type,
 )
+from postfix_mtasts.core.text import quote
 
 __all__ = [
     "ENFORCE_MIN_MAX_AGE_S",
@@ -153,7 +154,7 @@ def check_fetch(fetch: FetchFacts) -> list[Check]:
     problem = fetch.problem
     fix_status = f"serve the policy file itself at {url} with status 200"
     if problem is FetchProblem.REDIRECT:
-        message = f"answers HTTP {fetch.status} redirect to {fetch.location!r}"
+        message = f"answers HTTP {fetch.status} redirect to {quote(fetch.location)}"
         fix = f"{fix_status}: senders never follow redirects (RFC 8461 §3.3)"
         return [Check("H7", "policy-status", Status.FAIL, url, message, fix)]
     if problem is FetchProblem.STATUS:
@@ -184,14 +185,14 @@ def _content_type(url: str, value: str | None) -> Check:
     fix = "serve it as 'Content-Type: text/plain; charset=utf-8'"
     media_type, params = split_content_type(value)
     if media_type != "text/plain":
-        message = f"Content-Type is {value!r}, not text/plain: senders reject it"
+        message = f"Content-Type is {quote(value)}, not text/plain: senders reject it"
         return Check("H8", "policy-content-type", Status.FAIL, url, message, fix)
     charset = params.get("charset")
     if charset is not None and charset.lower() not in _GOOD_CHARSETS:
-        message = f"Content-Type {value!r}: charset should be utf-8 or us-ascii"
+        message = f"Content-Type {quote(value)}: charset should be utf-8 or us-ascii"
         return Check("H8", "policy-content-type", Status.WARN, url, message, fix)
     return Check(
-        "H8", "policy-content-type", Status.PASS, url, f"Content-Type {value!r}"
+        "H8", "policy-content-type", Status.PASS, url, f"Content-Type {quote(value)}"
     )
 
 

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
+from postfix_mtasts.core.text import quote
+
 __all__ = ["TlsRptInvalid", "TlsRptRecord", "parse_tlsrpt_records"]
 
 _PREFIX = re.compile(rb"v=TLSRPTv1[ \t]*(?:;|\Z)")
@@ -54,7 +56,7 @@ def parse_tlsrpt_records(
         )
     raw = found[0]
     if not raw.isascii():
-        return TlsRptInvalid(f"record {raw[:200]!r} is not US-ASCII")
+        return TlsRptInvalid(f"record {quote(raw)} is not US-ASCII")
     return _parse(raw.decode("ascii"))
 
 
@@ -67,7 +69,7 @@ def _parse(text: str) -> TlsRptRecord | TlsRptInvalid:
     for field in fields:
         match = _FIELD.fullmatch(field)
         if match is None:
-            return TlsRptInvalid(f"field {field[:200]!r} is not name=value")
+            return TlsRptInvalid(f"field {quote(field)} is not name=value")
         name, value = match.groups()
         if name == "rua" and rua is None:
             uris = tuple(uri.strip(_WSP) for uri in value.split(","))
@@ -75,7 +77,7 @@ def _parse(text: str) -> TlsRptRecord | TlsRptInvalid:
                 return TlsRptInvalid(problem)
             rua = uris
         elif not _EXT_VALUE.fullmatch(value):
-            return TlsRptInvalid(f"field {field[:200]!r} has an invalid value")
+            return TlsRptInvalid(f"field {quote(field)} has an invalid value")
         elif name not in ("rua", "v"):
             ignored.append(name)
     if rua is None:
@@ -88,14 +90,14 @@ def _uri_problem(uri: str) -> str | None:
     if not uri:
         return "empty URI in rua="
     if "!" in uri or any(c in uri for c in _WSP):
-        return f"rua URI {uri!r} has an unencoded '!' or a space"
+        return f"rua URI {quote(uri)} has an unencoded '!' or a space"
     scheme, _, rest = uri.partition(":")
     if scheme.lower() == "mailto":
         if not _MAILBOX.fullmatch(rest.split("?")[0]):
-            return f"rua URI {uri!r} is not mailto:<address>"
+            return f"rua URI {quote(uri)} is not mailto:<address>"
         return None
     if scheme.lower() == "https":
         if not urlsplit(uri).hostname:
-            return f"rua URI {uri!r} has no host"
+            return f"rua URI {quote(uri)} has no host"
         return None
-    return f"rua URI {uri!r} is neither mailto: nor https:"
+    return f"rua URI {quote(uri)} is neither mailto: nor https:"

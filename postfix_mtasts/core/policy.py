@@ -19,6 +19,8 @@ import re
 import idna
 from attrs import evolve, frozen
 
+from postfix_mtasts.core.text import quote
+
 __all__ = [
     "MAX_AGE_LIMIT_S",
     "MAX_POLICY_BYTES",
@@ -30,7 +32,6 @@ __all__ = [
     "parse_mx_pattern",
     "parse_policy",
     "policy_url",
-    "quote",
     "split_content_type",
 ]
 
@@ -87,7 +88,6 @@ class PolicyInvalid:
     notes: tuple[Note, ...] = ()
 
 
-_QUOTE_MAX = 200
 _WSP = " \t"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -98,12 +98,6 @@ _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REQUIRED = {"version": "C4", "mode": "C6", "max_age": "C8"}
 _KNOWN_KEYS = frozenset((*_REQUIRED, "mx"))
 _MODES = {mode.value: mode for mode in Mode}
-
-
-def quote(value: object) -> str:
-    """Quote peer input for a reason or note: repr, cut to 200 characters."""
-    text = repr(value)
-    return text if len(text) <= _QUOTE_MAX else text[: _QUOTE_MAX - 3] + "..."
 
 
 def parse_mx_pattern(value: str) -> MxPattern | None:
@@ -163,7 +157,7 @@ def parse_policy(
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        why = f"not UTF-8: byte {body[exc.start : exc.start + 1]!r} at {exc.start}"
+        why = f"not UTF-8: byte {quote(body[exc.start : exc.start + 1])} at {exc.start}"
         return PolicyInvalid("C16", why, tuple(notes))
     if bare_cr := _BARE_CR.search(text):
         number = text.count("\n", 0, bare_cr.start()) + 1
@@ -225,7 +219,11 @@ def _parse_fields(
         elif key in _KNOWN_KEYS and key not in first:
             first[key] = number, value
         elif bad := _BAD_EXT_VALUE.search(value):
-            what = f"a control character {bad.group()!r}" if value else "an empty value"
+            what = (
+                f"a control character {quote(bad.group())}"
+                if value
+                else "an empty value"
+            )
             why = f"line {number}: {quote(line)} has {what}"
             return PolicyInvalid("C15", why, tuple(notes))
         elif key in first:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from postfix_mtasts.core.policy import Note, quote
+from postfix_mtasts.core.policy import Note
+from postfix_mtasts.core.text import quote
 
 __all__ = ["RecordInvalid", "StsRecord", "parse_sts_records"]
 

@@ -205,11 +205,13 @@ class MxSessionTests(SynchronousTestCase):
         self.assertEqual(not_passing(checks), [("H15", "mx-starttls", FAIL)])
 
     def test_starttls_refused(self):
-        """STARTTLS answered 454: FAIL mx-starttls (H15)."""
+        """STARTTLS answered 454: FAIL mx-starttls, quoting the reply (H15)."""
         checks = self.host(
             stage=Stage.STARTTLS, reply="454 TLS not available", tls=None
         )
         self.assertEqual(not_passing(checks)[0], ("H15", "mx-starttls", FAIL))
+        message = only(checks, "mx-starttls").message
+        self.assertIn("refused it: '454 TLS not available'", message)
 
     def test_handshake_failures(self):
         """A version alert fails mx-tls-version; other handshake errors fail mx-tls (H15)."""

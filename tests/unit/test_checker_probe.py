@@ -197,6 +197,16 @@ class SessionTests(SynchronousTestCase):
         self.assertIn("554 no thanks", facts.error)
         self.assertEqual(self.sent(), b"")
 
+    def test_long_reply_quoted_and_cut(self):
+        """A refusing reply is kept cut to 200 characters and quoted with
+        repr in the error, cut the same way (H15; peer input quoted one way)."""
+        self.start()
+        self.feed(b"554 " + b"\x01" * 300 + b"\r\n")
+        facts = self.successResultOf(self.session.finished)
+        self.assertEqual(facts.reply, ("554 " + "\x01" * 300)[:197] + "...")
+        shown = ("'554 " + "\\x01" * 300)[:197] + "..."
+        self.assertEqual(facts.error, f"greeting {shown}")
+
     def test_connection_lost(self):
         """A close mid-dialogue or a TLS error ends the session with the reason (H15)."""
         self.start()

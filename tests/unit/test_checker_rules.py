@@ -306,6 +306,14 @@ class FetchTests(SynchronousTestCase):
         )
         self.assertIn("301 redirect to 'https://x.example/p'", check.message)
 
+    def test_redirect_location_quoted_and_cut(self):
+        """A long Location is quoted with repr and cut to 200 characters,
+        "..." included (H7; peer input is quoted one way)."""
+        location = "https://x.example/" + "p" * 300
+        [check] = self.failed(FetchProblem.REDIRECT, status=301, location=location)
+        shown = ("'" + location)[:197] + "..."
+        self.assertEqual(check.message, f"answers HTTP 301 redirect to {shown}")
+
     def test_problems_map_to_rules(self):
         """Each fetch fault fails the check it belongs to (H5-H9)."""
         for problem, expected in (

@@ -67,3 +67,16 @@ class TlsRptTests(SynchronousTestCase):
             ("v=TLSRPTv1; rua=mailto:\xe9@example.com",),
         ):
             self.assertIsInstance(parse(*records), TlsRptInvalid, records)
+
+    def test_reason_quotes_and_cuts_peer_input(self):
+        """A rejected field or URI is quoted with repr and cut to 200
+        characters, "..." included (H17; peer input is quoted one way)."""
+        field = "x=" + "\x7f" * 300
+        result = parse("v=TLSRPTv1; rua=mailto:a@example.com; " + field)
+        shown = ("'x=" + "\\x7f" * 50)[:197] + "..."
+        self.assertEqual(result, TlsRptInvalid(f"field {shown} has an invalid value"))
+        result = parse("v=TLSRPTv1; rua=ftp://" + "r" * 300)
+        shown = ("'ftp://" + "r" * 300)[:197] + "..."
+        self.assertEqual(
+            result, TlsRptInvalid(f"rua URI {shown} is neither mailto: nor https:")
+        )

@@ -302,6 +302,15 @@ class FetchRejectionTests(FetcherTestCase):
         self.assertEqual(error.content_type, "text/html")
         self.assertTrue(response.transport.stopped)
 
+    def test_refusal_quotes_and_cuts_header(self):
+        """The refused header is quoted with repr and cut to 200 characters,
+        "..." included, in the reason (B10; peer input is quoted one way)."""
+        d = self.fetch()
+        self.respond(headers={b"Content-Type": [b"text/html;" + b"x" * 300]})
+        error = self.assert_fails(d, FetchContentTypeError)
+        shown = ("'text/html;" + "x" * 300)[:197] + "..."
+        self.assertEqual(error.reason, f"Content-Type {shown} is not text/plain")
+
     def test_missing_media_type(self):
         """A missing Content-Type is refused (B10, DECISION)."""
         d = self.fetch()
