@@ -4,19 +4,17 @@
 A refresh is queued in one of two lanes: re-checks and refetches of domains
 with a cached policy, and discovery of domains with none, each with its own
 concurrency bound, so a flood of unknown names cannot starve the domains
-mail already depends on.  A queued discovery that every waiting lookup has
+mail already depends on (one refresh itself is :mod:`postfix_mtasts.refresh`).
+A queued discovery that every waiting lookup has
 given up on is dropped before it starts, and discoveries start newest
 first: under a backlog, the lookups that still have budget left go first
-(under no backlog the order makes no difference).  One refresh holds a fleet claim
-from claim to release in one ``try``/``finally``.
+(under no backlog the order makes no difference).
 """
 
 from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Protocol
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
@@ -25,31 +23,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from postfix_mtasts.core.decision import (
-    DnsFailed,
-    Fetched,
     Negative,
-    Outcome,
     Timing,
-    Update,
-    apply_outcome,
-    known_id,
-    needs_check,
 )
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.refresh import REFRESH_TIMEOUT_S, RefreshRound, Resolves
 from postfix_mtasts.sharing import PolicySharing
 
 __all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator", "Resolves"]
 
 MAX_PENDING_REFRESHES = 10_000
-REFRESH_TIMEOUT_S = 80.0  # under Postfix's 100 s, over any one DNS + HTTPS round
-
-
-class Resolves(Protocol):
-    def resolve(
-        self, domain: str, known_id: str | None, may_fetch: Callable[[str], bool]
-    ) -> Deferred[Outcome]: ...
 
 
 class Lane(enum.Enum):
@@ -84,14 +68,19 @@ class RefreshCoordinator:
         refresh_timeout_s: float = REFRESH_TIMEOUT_S,
         sharing: PolicySharing | None = None,
     ) -> None:
-        self._resolver = resolver
+        self._round = RefreshRound(
+            resolver,
+            domains,
+            clock,
+            timing=timing,
+            timeout_s=refresh_timeout_s,
+            sharing=sharing,
+        )
         self._domains = domains
         self._clock = clock
         self._timing = timing
         self._max_in_flight = max_in_flight
         self._max_pending = max_pending
-        self._refresh_timeout_s = refresh_timeout_s
-        self._sharing = sharing
         self._flights: dict[str, _Flight] = {}
         self._queued = {lane: OrderedDict[str, _Flight]() for lane in Lane}
         self._running = dict.fromkeys(Lane, 0)
@@ -193,7 +182,7 @@ class RefreshCoordinator:
             self._pumping = False
 
     def _start(self, flight: _Flight) -> None:
-        d = Deferred.fromCoroutine(self._refresh(flight.domain, flight.force_fetch))
+        d = Deferred.fromCoroutine(self._round.run(flight.domain, flight.force_fetch))
         d.addErrback(self._refresh_bug, flight.domain)
         d.addBoth(self._finished, flight)
 
@@ -210,98 +199,3 @@ class RefreshCoordinator:
         self.log.failure("refresh of {domain} failed", failure, domain=domain)
         until = self._clock.seconds() + self._timing.retry_s
         self._domains.remember_failure(domain, Negative("internal error", until))
-
-    # -- one refresh ---------------------------------------------------------
-
-    async def _refresh(self, domain: str, force_fetch: bool) -> CacheEntry | None:
-        sharing = self._sharing
-        try:
-            if sharing is not None:
-                adopted = await sharing.adopt_or_claim(
-                    domain, self._domains.peek(domain), self._usable(force_fetch)
-                )
-                if adopted is not None:
-                    self._domains.put(adopted)
-                    self.log.info(
-                        "policy adopted from store domain={domain} id={policy_id}",
-                        domain=domain,
-                        policy_id=adopted.policy_id,
-                    )
-                    return adopted
-            now = self._clock.seconds()
-            known = None if force_fetch else known_id(self._domains.peek(domain), now)
-            d = self._resolver.resolve(domain, known, self._may_fetch(domain))
-            d.addTimeout(self._refresh_timeout_s, self._clock, _timed_out)
-            return self._apply(await d, domain)
-        finally:
-            if sharing is not None:
-                sharing.release(domain)
-
-    def _usable(self, force_fetch: bool) -> Callable[[CacheEntry], bool]:
-        """Whether a stored entry spares this refresh its network work."""
-
-        def usable(entry: CacheEntry) -> bool:
-            now = self._clock.seconds()
-            if force_fetch:
-                return (
-                    entry.is_valid(now)
-                    and now - entry.fetched_at < self._timing.recheck_interval_s
-                )
-            return not needs_check(entry, None, now, self._timing)
-
-        return usable
-
-    def _may_fetch(self, domain: str) -> Callable[[str], bool]:
-        def may_fetch(policy_id: str) -> bool:
-            return self._domains.may_fetch(domain, policy_id, self._clock.seconds())
-
-        return may_fetch
-
-    def _apply(self, outcome: Outcome, domain: str) -> CacheEntry | None:
-        """Store what discovery found; return the entry if it was fetched now."""
-        now = self._clock.seconds()
-        old = self._domains.entry(domain)
-        update = apply_outcome(old, outcome, domain, now, self._timing)
-        self._domains.apply(domain, update, now)
-        if self._sharing is not None:
-            if update.entry is not None:
-                self._sharing.write(update.entry)
-            elif update.delete:
-                self._sharing.delete(domain)
-        self._log_update(domain, old, update)
-        return update.entry if isinstance(outcome, Fetched) else None
-
-    def _log_update(self, domain: str, old: CacheEntry | None, update: Update) -> None:
-        new = update.entry
-        if update.event.changed_policy and new is not None:
-            self.log.info(
-                "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}",
-                event=update.event.value,
-                domain=domain,
-                policy_id=new.policy_id,
-                mode=new.policy.mode.value,
-                max_age=new.policy.max_age,
-            )
-            return
-        reason = update.negative.reason if update.negative is not None else ""
-        cached_mode = old.policy.mode if old is not None else None
-        # E6: warn on failures, except for a domain whose policy is mode none.
-        if update.event.failure and cached_mode is not Mode.NONE:
-            self.log.warn(
-                "{event} domain={domain} reason={reason} cached={cached}",
-                event=update.event.value,
-                domain=domain,
-                reason=reason,
-                cached=cached_mode.value if cached_mode is not None else "none-cached",
-            )
-        else:
-            self.log.debug(
-                "{event} domain={domain} reason={reason}",
-                event=update.event.value,
-                domain=domain,
-                reason=reason,
-            )
-
-
-def _timed_out(result: object, timeout: float) -> Outcome:
-    return DnsFailed(f"discovery timed out after {timeout:g} s")

@@ -28,7 +28,7 @@ from postfix_mtasts.cache.store import (
     PolicyStore,
 )
 from postfix_mtasts.control import ControlProtocol
-from postfix_mtasts.coordinator import RefreshCoordinator, Resolves
+from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.config import Config, ListenerConfig, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
@@ -37,6 +37,7 @@ from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.https import make_https_client
 from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol, TcpTableProtocol
+from postfix_mtasts.refresh import Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing

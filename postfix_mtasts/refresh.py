@@ -1,0 +1,156 @@
+# -*- test-case-name: tests.unit.test_coordinator -*-
+"""One refresh of one domain: adopt from the stores or claim the fleet's
+fetch, discover (TXT, then HTTPS when needed), apply what was found to the
+domain state and the stores, and release the claim, in one
+``try``/``finally`` from claim to release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from postfix_mtasts.core.decision import (
+    DnsFailed,
+    Fetched,
+    Outcome,
+    Timing,
+    Update,
+    apply_outcome,
+    known_id,
+    needs_check,
+)
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.domains import DomainState
+from postfix_mtasts.sharing import PolicySharing
+
+__all__ = ["REFRESH_TIMEOUT_S", "RefreshRound", "Resolves"]
+
+REFRESH_TIMEOUT_S = 80.0  # under Postfix's 100 s, over any one DNS + HTTPS round
+
+
+class Resolves(Protocol):
+    def resolve(
+        self, domain: str, known_id: str | None, may_fetch: Callable[[str], bool]
+    ) -> Deferred[Outcome]: ...
+
+
+class RefreshRound:
+    log = Logger()
+
+    def __init__(
+        self,
+        resolver: Resolves,
+        domains: DomainState,
+        clock: IReactorTime,
+        *,
+        timing: Timing,
+        timeout_s: float = REFRESH_TIMEOUT_S,
+        sharing: PolicySharing | None = None,
+    ) -> None:
+        self._resolver = resolver
+        self._domains = domains
+        self._clock = clock
+        self._timing = timing
+        self._timeout_s = timeout_s
+        self._sharing = sharing
+
+    async def run(self, domain: str, force_fetch: bool) -> CacheEntry | None:
+        """Refresh ``domain``; the entry if a policy was fetched or adopted
+        now, else None (the domain state says what is known)."""
+        sharing = self._sharing
+        try:
+            if sharing is not None:
+                adopted = await sharing.adopt_or_claim(
+                    domain, self._domains.peek(domain), self._usable(force_fetch)
+                )
+                if adopted is not None:
+                    self._domains.put(adopted)
+                    self.log.info(
+                        "policy adopted from store domain={domain} id={policy_id}",
+                        domain=domain,
+                        policy_id=adopted.policy_id,
+                    )
+                    return adopted
+            now = self._clock.seconds()
+            known = None if force_fetch else known_id(self._domains.peek(domain), now)
+            d = self._resolver.resolve(domain, known, self._may_fetch(domain))
+            d.addTimeout(self._timeout_s, self._clock, _timed_out)
+            return self._apply(await d, domain)
+        finally:
+            if sharing is not None:
+                sharing.release(domain)
+
+    def _usable(self, force_fetch: bool) -> Callable[[CacheEntry], bool]:
+        """Whether a stored entry spares this refresh its network work."""
+
+        def usable(entry: CacheEntry) -> bool:
+            now = self._clock.seconds()
+            if force_fetch:
+                return (
+                    entry.is_valid(now)
+                    and now - entry.fetched_at < self._timing.recheck_interval_s
+                )
+            return not needs_check(entry, None, now, self._timing)
+
+        return usable
+
+    def _may_fetch(self, domain: str) -> Callable[[str], bool]:
+        def may_fetch(policy_id: str) -> bool:
+            return self._domains.may_fetch(domain, policy_id, self._clock.seconds())
+
+        return may_fetch
+
+    def _apply(self, outcome: Outcome, domain: str) -> CacheEntry | None:
+        """Store what discovery found; return the entry if it was fetched now."""
+        now = self._clock.seconds()
+        old = self._domains.entry(domain)
+        update = apply_outcome(old, outcome, domain, now, self._timing)
+        self._domains.apply(domain, update, now)
+        if self._sharing is not None:
+            if update.entry is not None:
+                self._sharing.write(update.entry)
+            elif update.delete:
+                self._sharing.delete(domain)
+        self._log_update(domain, old, update)
+        return update.entry if isinstance(outcome, Fetched) else None
+
+    def _log_update(self, domain: str, old: CacheEntry | None, update: Update) -> None:
+        new = update.entry
+        if update.event.changed_policy and new is not None:
+            self.log.info(
+                "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}",
+                event=update.event.value,
+                domain=domain,
+                policy_id=new.policy_id,
+                mode=new.policy.mode.value,
+                max_age=new.policy.max_age,
+            )
+            return
+        reason = update.negative.reason if update.negative is not None else ""
+        cached_mode = old.policy.mode if old is not None else None
+        # E6: warn on failures, except for a domain whose policy is mode none.
+        if update.event.failure and cached_mode is not Mode.NONE:
+            self.log.warn(
+                "{event} domain={domain} reason={reason} cached={cached}",
+                event=update.event.value,
+                domain=domain,
+                reason=reason,
+                cached=cached_mode.value if cached_mode is not None else "none-cached",
+            )
+        else:
+            self.log.debug(
+                "{event} domain={domain} reason={reason}",
+                event=update.event.value,
+                domain=domain,
+                reason=reason,
+            )
+
+
+def _timed_out(result: object, timeout: float) -> Outcome:
+    return DnsFailed(f"discovery timed out after {timeout:g} s")
