@@ -5,11 +5,11 @@ object documented in docs/checker.md.  Pure."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from postfix_mtasts.checker.model import Check, Report, Status
 from postfix_mtasts.checker.suggest import Suggestion
+from postfix_mtasts.core.text import utc_timestamp
 
 __all__ = ["JSON_SCHEMA_VERSION", "exit_status", "render_text", "to_json"]
 
@@ -19,10 +19,6 @@ JSON_SCHEMA_VERSION = 1
 def exit_status(report: Report) -> int:
     """0 when nothing FAILs, 1 otherwise."""
     return 1 if report.failed else 0
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _line(check: Check, width: int) -> str:
@@ -36,7 +32,7 @@ def _line(check: Check, width: int) -> str:
 def render_text(report: Report, suggestion: Suggestion | None = None) -> str:
     """One line per check, ``RULE STATUS message — fix``, then the verdict."""
     width = max((len(c.status.value) for c in report.checks), default=4) + 2
-    lines = [f"MTA-STS check of {report.domain} at {_when(report.checked_at)}"]
+    lines = [f"MTA-STS check of {report.domain} at {utc_timestamp(report.checked_at)}"]
     lines += [_line(check, width) for check in report.checks]
     counts = Counter(c.status for c in report.checks)
     summary = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
@@ -63,7 +59,7 @@ def to_json(report: Report, suggestion: Suggestion | None = None) -> dict[str, A
     return {
         "schema": JSON_SCHEMA_VERSION,
         "domain": report.domain,
-        "checked_at": _when(report.checked_at),
+        "checked_at": utc_timestamp(report.checked_at),
         "mode": report.mode,
         "verdict": report.verdict.value,
         "verdict_reason": report.verdict_reason,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from attrs import evolve
@@ -17,6 +16,7 @@ from postfix_mtasts.core.answer import Answer, Status, render_value
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.text import quote, utc_timestamp
 from postfix_mtasts.service import make_lookup
 
 __all__ = ["describe", "run_query"]
@@ -27,7 +27,7 @@ _EXIT = {Status.OK: 0, Status.NOTFOUND: 1, Status.TEMP: 2, Status.PERM: 2}
 def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
     if config.map_named(map_name) is None:
         print(
-            f"postfix-mtasts: no map named {map_name!r} in the configuration",
+            f"postfix-mtasts: no map named {quote(map_name)} in the configuration",
             file=sys.stderr,
         )
         return 2
@@ -67,8 +67,8 @@ def describe(
             "mode": entry.policy.mode.value,
             "max_age": entry.policy.max_age,
             "mx": [p.text for p in entry.policy.mx],
-            "fetched_at": _iso(entry.fetched_at),
-            "expires_at": _iso(entry.expires_at),
+            "fetched_at": utc_timestamp(entry.fetched_at),
+            "expires_at": utc_timestamp(entry.expires_at),
             "age_s": round(now - entry.fetched_at, 3),
             "source": "fetch",
         }
@@ -102,7 +102,3 @@ def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("source", policy["source"]),
         ]
     return rows
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
