@@ -5,20 +5,13 @@ imports them all."""
 from __future__ import annotations
 
 import gc
-import grp
-import os
-import pwd
 from collections.abc import Callable
 from typing import Any
 
 from attrs import frozen
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from postfix_mtasts.admin import Admin
@@ -27,16 +20,15 @@ from postfix_mtasts.cache.store import (
     FleetCoordinator,
     PolicyStore,
 )
-from postfix_mtasts.control import ControlProtocol
 from postfix_mtasts.coordinator import RefreshCoordinator
-from postfix_mtasts.core.config import Config, ListenerConfig, MapConfig
+from postfix_mtasts.core.config import Config, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.https import make_https_client
-from postfix_mtasts.protocols import LookupFactory, SocketmapProtocol, TcpTableProtocol
+from postfix_mtasts.listeners import listener_service, start_control
 from postfix_mtasts.refresh import Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
@@ -177,47 +169,6 @@ def assemble_lookup(
     return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
 
 
-class _ListenerService(StreamServerEndpointService):
-    """A listener that also sets a unix socket's owner and group."""
-
-    def __init__(
-        self, endpoint: Any, factory: Factory[Any], listener: ListenerConfig
-    ) -> None:
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
-        self._raiseSynchronously = True
-        self._listener = listener
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()  # type: ignore[no-untyped-call]
-        waiting: Deferred[IListeningPort] | None = self._waitingForPort
-        if waiting is not None:
-            waiting.addCallback(self._listening)
-
-    def _listening(self, port: IListeningPort) -> IListeningPort:
-        address = port.getHost()
-        path = getattr(address, "name", None)
-        if isinstance(path, bytes):
-            path = path.decode()
-        if isinstance(path, str) and (self._listener.owner or self._listener.group):
-            uid = (
-                pwd.getpwnam(self._listener.owner).pw_uid
-                if self._listener.owner
-                else -1
-            )
-            gid = (
-                grp.getgrnam(self._listener.group).gr_gid
-                if self._listener.group
-                else -1
-            )
-            os.chown(path, uid, gid)
-        log.info(
-            "listening on {endpoint} protocol={protocol}",
-            endpoint=self._listener.endpoint,
-            protocol=self._listener.protocol,
-        )
-        return port
-
-
 class Daemon(MultiService):
     """The running daemon: listeners, refresher, control socket, stores."""
 
@@ -246,22 +197,10 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
         gc.freeze()  # the loaded policies live long: keep them out of GC passes
     daemon = Daemon(lookup, sharing)
     for listener in config.listeners:
-        protocol = (
-            SocketmapProtocol if listener.protocol == "socketmap" else TcpTableProtocol
+        service = listener_service(
+            listener, config.server, lookup.front_door.lookup, reactor
         )
-        factory = LookupFactory(
-            protocol,
-            lookup.front_door.lookup,
-            reactor,
-            max_connections=config.server.max_connections,
-            idle_timeout_s=config.server.idle_timeout_s,
-            max_request_bytes=config.server.max_request_bytes,
-            tcp_map_name=listener.map,
-        )
-        service = _ListenerService(
-            serverFromString(reactor, listener.endpoint), factory, listener
-        )
-        service.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+        service.setServiceParent(daemon)
     if config.refresh.enabled:
         Refresher(
             lookup.admin,
@@ -275,31 +214,5 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
     if config.control.socket:
-        _start_control(config.control.socket, lookup.admin, reactor, daemon)
+        start_control(config.control.socket, lookup.admin, reactor, daemon)
     return daemon
-
-
-def _start_control(path: str, admin: Admin, reactor: Any, daemon: Daemon) -> None:
-    """The admin socket (mode 660, stale sockets of a dead daemon replaced,
-    its directory created if missing); the daemon runs on without it if it
-    cannot be created."""
-    factory = Factory.forProtocol(lambda: ControlProtocol(admin))
-    factory.noisy = False
-    endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
-    service = StreamServerEndpointService(endpoint, factory)
-    service._raiseSynchronously = True
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
-        service.setServiceParent(daemon)
-    except (CannotListenError, OSError) as e:
-        if service.parent is not None:
-            service.disownServiceParent()
-        reason = e.socketError if isinstance(e, CannotListenError) else e
-        log.warn(
-            "control socket {path} unavailable, 'postfix-mtasts cache' cannot reach "
-            "this daemon: {error}",
-            path=path,
-            error=str(reason or e),
-        )
-        return
-    log.info("control socket {path}", path=path)
