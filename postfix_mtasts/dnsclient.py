@@ -10,10 +10,7 @@ reactor's clock.  No thread per lookup, no blocking call, no global reactor.
 
 from __future__ import annotations
 
-import ipaddress
-import struct
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import dns.exception
 import dns.flags
@@ -26,12 +23,17 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from attrs import frozen
-from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITransport
 from twisted.python.failure import Failure
 
+from postfix_mtasts.dnstransport import (
+    DnsError,
+    DnsReactor,
+    DnsTimeoutError,
+    TcpExchange,
+    UdpExchange,
+)
 from postfix_mtasts.txt import TxtFailure, TxtResult, txt_result
 
 __all__ = [
@@ -52,18 +54,6 @@ _FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
 _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
 
 
-class DnsError(Exception):
-    """A query got no usable answer (spec A15 counts it as a DNS failure)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class DnsTimeoutError(DnsError):
-    """No server answered in time, after every attempt."""
-
-
 @frozen
 class DnsAnswer:
     """One lookup's outcome after CNAME chasing (spec A11).
@@ -77,126 +67,6 @@ class DnsAnswer:
     rdatas: tuple[dns.rdata.Rdata, ...]
     cname_chain: tuple[str, ...]
     authenticated: bool
-
-
-class _UdpPort(typing.Protocol):
-    def write(self, datagram: bytes, addr: tuple[str, int]) -> object: ...
-    def stopListening(self) -> object: ...  # noqa: N802 (Twisted's name)
-
-
-class DnsReactor(typing.Protocol):
-    """What the client needs of a reactor: IReactorUDP, IReactorTCP, IReactorTime."""
-
-    def callLater(  # noqa: N802 (Twisted's names, here and below)
-        self, delay: float, callable: Callable[..., object], *args: object
-    ) -> IDelayedCall: ...
-    def listenUDP(  # noqa: N802
-        self, port: int, protocol: protocol.DatagramProtocol, interface: str = ...
-    ) -> _UdpPort: ...
-    def connectTCP(  # noqa: N802
-        self, host: str, port: int, factory: _TcpExchange, timeout: float = ...
-    ) -> IConnector: ...
-
-
-class _Exchange:
-    """One question to one server: its Deferred, its timer and its cleanups."""
-
-    def __init__(
-        self,
-        reactor: DnsReactor,
-        timeout_s: float,
-        query: dns.message.Message,
-        wire: bytes,
-        server: tuple[str, int],
-    ) -> None:
-        self.query, self.wire, self.server = query, wire, server
-        self.deferred: Deferred[dns.message.Message] = Deferred(lambda _: self._close())
-        self._done = False
-        error = DnsTimeoutError(f"no reply from {server[0]} in {timeout_s}s")
-        timer = reactor.callLater(timeout_s, self.finish, error)
-        self._cleanups: list[Callable[[], object]] = [
-            lambda: timer.cancel() if timer.active() else None
-        ]
-
-    def on_close(self, cleanup: Callable[[], object]) -> None:
-        self._cleanups.append(cleanup)
-
-    def finish(self, result: dns.message.Message | DnsError) -> None:
-        if not self._done:
-            self._close()
-            if isinstance(result, DnsError):
-                self.deferred.errback(result)
-            else:
-                self.deferred.callback(result)
-
-    def reply(self, wire: bytes) -> dns.message.Message | None:
-        """``wire`` parsed if it answers our query, else None."""
-        try:
-            reply = dns.message.from_wire(wire)
-        except (dns.exception.DNSException, ValueError):
-            return None
-        return reply if self.query.is_response(reply) else None
-
-    def _close(self) -> None:
-        self._done = True
-        cleanups, self._cleanups = self._cleanups, []
-        for cleanup in cleanups:
-            cleanup()
-
-
-class _UdpExchange(_Exchange, protocol.DatagramProtocol):
-    noisy = False  # no "Starting protocol" line per query
-
-    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
-        if addr[1] != self.server[1] or not _same_host(addr[0], self.server[0]):
-            return  # not from the server we asked: spoofed or stray
-        reply = self.reply(datagram)
-        if reply is not None:  # junk, a wrong id or question: ignored
-            self.finish(reply)
-
-
-class _TcpProtocol(protocol.Protocol):
-    def __init__(self, exchange: _TcpExchange) -> None:
-        self._exchange = exchange
-        self._buffer = b""
-
-    def connectionMade(self) -> None:
-        wire = self._exchange.wire
-        typing.cast(ITransport, self.transport).write(
-            struct.pack("!H", len(wire)) + wire
-        )
-
-    def dataReceived(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) >= 2:
-            (size,) = struct.unpack("!H", self._buffer[:2])
-            if len(self._buffer) >= 2 + size:
-                reply = self._exchange.reply(self._buffer[2 : 2 + size])
-                host = self._exchange.server[0]
-                bad = DnsError(f"malformed or mismatched TCP reply from {host}")
-                self._exchange.finish(bad if reply is None else reply)
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        host = self._exchange.server[0]
-        self._exchange.finish(DnsError(f"TCP connection to {host} closed"))
-
-
-class _TcpExchange(_Exchange, protocol.ClientFactory[_TcpProtocol]):
-    noisy = False  # no "Starting factory" line per query
-
-    def buildProtocol(self, addr: IAddress | None) -> _TcpProtocol:
-        return _TcpProtocol(self)
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        host, why = self.server[0], reason.getErrorMessage()
-        self.finish(DnsError(f"TCP connect to {host}: {why}"))
-
-
-def _same_host(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
 
 
 class DnsClient:
@@ -303,7 +173,7 @@ class DnsClient:
     def _udp(
         self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
     ) -> Deferred[dns.message.Message]:
-        exchange = _UdpExchange(self._reactor, self._timeout_s, query, wire, server)
+        exchange = UdpExchange(self._reactor, self._timeout_s, query, wire, server)
         try:
             port = self._reactor.listenUDP(
                 0, exchange, "::" if ":" in server[0] else ""
@@ -317,7 +187,7 @@ class DnsClient:
     def _tcp(
         self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
     ) -> Deferred[dns.message.Message]:
-        exchange = _TcpExchange(self._reactor, self._timeout_s, query, wire, server)
+        exchange = TcpExchange(self._reactor, self._timeout_s, query, wire, server)
         connector = self._reactor.connectTCP(*server, exchange, self._timeout_s)
         exchange.on_close(connector.disconnect)
         return exchange.deferred
