@@ -14,15 +14,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from postfix_mtasts.cache.sqlite_db import (
     SCHEMA_VERSION,
@@ -37,6 +35,7 @@ from postfix_mtasts.cache.sqlite_db import (
     write,
 )
 from postfix_mtasts.cache.store import CacheUnavailableError
+from postfix_mtasts.cache.worker import RunInThread, thread_runner
 from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = [
@@ -53,30 +52,6 @@ BUSY_TIMEOUT_S = 2.0
 _T = TypeVar("_T")
 # domain -> (entry, updated_at) to write, or None to delete
 _Pending = dict[str, Item]
-
-
-class RunInThread(Protocol):
-    """Runs ``f`` off the reactor thread, one call at a time, in call order."""
-
-    def __call__(self, f: Callable[[], _T], /) -> Deferred[_T]: ...
-
-
-def thread_runner(
-    reactor: IReactorFromThreads,
-) -> tuple[RunInThread, Callable[[], None]]:
-    """A single dedicated worker thread: ``(run_in_thread, stop)``.  Call
-    ``stop`` (it joins the thread) after the store's close() has fired."""
-    pool = ThreadPool(minthreads=1, maxthreads=1, name="postfix-mtasts-sqlite")
-    pool.start()
-
-    def run_in_thread(f: Callable[[], _T]) -> Deferred[_T]:
-        return deferToThreadPool(reactor, pool, f)
-
-    def stop() -> None:
-        if pool.started:
-            pool.stop()
-
-    return run_in_thread, stop
 
 
 class SqliteStore:
