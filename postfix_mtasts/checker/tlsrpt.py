@@ -17,13 +17,17 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 
+from postfix_mtasts.core.record import (
+    is_ext_value,
+    split_tag_field,
+    split_tag_record,
+    version_prefix,
+)
 from postfix_mtasts.core.text import quote
 
 __all__ = ["TlsRptInvalid", "TlsRptRecord", "parse_tlsrpt_records"]
 
-_PREFIX = re.compile(rb"v=TLSRPTv1[ \t]*(?:;|\Z)")
-_FIELD = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31})=(.*)", re.DOTALL)
-_EXT_VALUE = re.compile(r"[\x21-\x3a\x3c\x3e-\x7e]+")
+_PREFIX = version_prefix("TLSRPTv1")
 _MAILBOX = re.compile(r"[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _WSP = " \t"
 
@@ -61,22 +65,20 @@ def parse_tlsrpt_records(
 
 
 def _parse(text: str) -> TlsRptRecord | TlsRptInvalid:
-    fields = [f.strip(_WSP) for f in text[len("v=TLSRPTv1") :].split(";")[1:]]
-    if fields and not fields[-1]:
-        fields.pop()  # a trailing delimiter
+    _, fields = split_tag_record(text, "TLSRPTv1")
     rua: tuple[str, ...] | None = None
     ignored: list[str] = []
     for field in fields:
-        match = _FIELD.fullmatch(field)
-        if match is None:
+        tag = split_tag_field(field)
+        if tag is None:
             return TlsRptInvalid(f"field {quote(field)} is not name=value")
-        name, value = match.groups()
+        name, value = tag
         if name == "rua" and rua is None:
             uris = tuple(uri.strip(_WSP) for uri in value.split(","))
             if problem := next(filter(None, map(_uri_problem, uris)), None):
                 return TlsRptInvalid(problem)
             rua = uris
-        elif not _EXT_VALUE.fullmatch(value):
+        elif not is_ext_value(value):
             return TlsRptInvalid(f"field {quote(field)} has an invalid value")
         elif name not in ("rua", "v"):
             ignored.append(name)

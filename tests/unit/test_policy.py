@@ -24,7 +24,15 @@ from postfix_mtasts.core.policy import (
     parse_policy,
     split_content_type,
 )
-from postfix_mtasts.core.record import RecordInvalid, StsRecord, parse_sts_records
+from postfix_mtasts.core.record import (
+    RecordInvalid,
+    StsRecord,
+    is_ext_value,
+    parse_sts_records,
+    split_tag_field,
+    split_tag_record,
+    version_prefix,
+)
 
 # -- helpers -----------------------------------------------------------------
 
@@ -251,6 +259,45 @@ class StsRecordTests(_Assertions):
         result = self.assert_record_invalid([[b"v=STSv1; id=" + b"\x01" * 5000]], "A4")
         self.assertLess(len(result.reason), 300)
         self.assertIn("\\x01", result.reason)
+
+
+class TagValueGrammarTests(SynchronousTestCase):
+    """The tag-value grammar shared by the STS and TLSRPT records."""
+
+    def test_version_prefix(self) -> None:
+        """``v=<version>`` then WSP, ';' or the end, case-sensitive (A3, A8)."""
+        prefix = version_prefix("TLSRPTv1")
+        for raw in (b"v=TLSRPTv1", b"v=TLSRPTv1;", b"v=TLSRPTv1 \t; rua=x"):
+            self.assertIsNotNone(prefix.match(raw), raw)
+        for raw in (b"v=TLSRPTv10;", b"v=tlsrptv1;", b" v=TLSRPTv1;", b"v=TLSRPTv1x"):
+            self.assertIsNone(prefix.match(raw), raw)
+
+    def test_split_record(self) -> None:
+        """Fields split on ';' with WSP stripped; one trailing ';' dropped;
+        the WSP before the first ';' comes back apart (A8, A14)."""
+        self.assertEqual(
+            split_tag_record("v=STSv1 \t; id=1 ;x=2 ;", "STSv1"),
+            (" \t", ["id=1", "x=2"]),
+        )
+        self.assertEqual(split_tag_record("v=STSv1", "STSv1"), ("", []))
+        self.assertEqual(split_tag_record("v=STSv1;", "STSv1"), ("", []))
+        self.assertEqual(
+            split_tag_record("v=STSv1;;id=1; ;", "STSv1"), ("", ["", "id=1", ""])
+        )
+
+    def test_split_field(self) -> None:
+        """A field is a 1-32 character name, '=' and the rest (A3)."""
+        self.assertEqual(split_tag_field("id=a=b"), ("id", "a=b"))
+        self.assertEqual(split_tag_field("x_1.-=\n"), ("x_1.-", "\n"))
+        self.assertEqual(split_tag_field("a" * 32 + "="), ("a" * 32, ""))
+        for bad in ("", "id", "=1", "_x=1", "a" * 33 + "=1", "i d=1"):
+            self.assertIsNone(split_tag_field(bad), bad)
+
+    def test_ext_value(self) -> None:
+        """A plain value is printable ASCII but ';' and '=' (A3)."""
+        self.assertTrue(is_ext_value("!mailto:a@b:~"))
+        for bad in ("", "a b", "a=b", "a;b", "\x7f", "\xe9"):
+            self.assertFalse(is_ext_value(bad), bad)
 
 
 # -- policy body (spec C) ---------------------------------------------------------
