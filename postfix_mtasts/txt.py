@@ -2,7 +2,9 @@
 """What the ``_mta-sts`` TXT lookup found (spec A1, A9, A15, A16).
 
 A TXT answer is records, no record (NXDOMAIN, NODATA) or a temporary failure;
-:func:`txt_result` reads one DNS answer that way.  The transport that asks is
+:func:`txt_result` reads one DNS answer that way, and :func:`empty_result`
+says by its rcode why an answer of any type holds nothing (the checker reads
+its MX, A and TLSA answers with it too).  The transport that asks is
 :class:`postfix_mtasts.dnsclient.DnsClient`, a :class:`TxtResolver`.
 """
 
@@ -23,6 +25,7 @@ __all__ = [
     "TxtRecords",
     "TxtResolver",
     "TxtResult",
+    "empty_result",
     "txt_result",
 ]
 
@@ -65,13 +68,22 @@ def txt_result(
 ) -> TxtResult:
     """The TXT outcome of one answer: its rcode and the RRset at the end of
     ``cname_chain`` (A15)."""
+    records = tuple(
+        tuple(rdata.strings) for rdata in rdatas if isinstance(rdata, TXTBase)
+    )
+    empty = empty_result(rcode, bool(records))
+    return TxtRecords(records, cname_chain) if empty is None else empty
+
+
+def empty_result(
+    rcode: dns.rcode.Rcode, has_records: bool
+) -> TxtNoRecord | TxtFailure | None:
+    """Why an answer holds nothing, by its rcode (A15): NXDOMAIN, or NOERROR
+    without records (NODATA), is no record; any other rcode is a failure
+    named by its mnemonic (SERVFAIL, REFUSED...); None when NOERROR brought
+    records."""
     if rcode == dns.rcode.NXDOMAIN:
         return TxtNoRecord("NXDOMAIN")
     if rcode != dns.rcode.NOERROR:
         return TxtFailure(dns.rcode.to_text(rcode))
-    records = tuple(
-        tuple(rdata.strings) for rdata in rdatas if isinstance(rdata, TXTBase)
-    )
-    if not records:
-        return TxtNoRecord("NODATA")
-    return TxtRecords(records, cname_chain)
+    return None if has_records else TxtNoRecord("NODATA")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import typing
 
 import dns.name
-import dns.rcode
 import dns.rdatatype
 from dns.rdtypes.ANY.MX import MX
 from twisted.internet.defer import Deferred, gatherResults
@@ -46,7 +45,13 @@ from postfix_mtasts.fetch import (
     FetchTooLargeError,
     PolicyResponse,
 )
-from postfix_mtasts.txt import TxtNoRecord, TxtRecords, TxtResult
+from postfix_mtasts.txt import (
+    TxtFailure,
+    TxtNoRecord,
+    TxtRecords,
+    TxtResult,
+    empty_result,
+)
 
 __all__ = [
     "MAX_ADDRESSES_PER_HOST",
@@ -156,20 +161,16 @@ class Gatherer:
             answer = await self._dns.lookup(name, rdtype, dnssec=dnssec)
         except DnsError as e:
             return Found.ERROR, None, e.reason
-        if answer.rcode == dns.rcode.NXDOMAIN:
-            return Found.NONE, answer, "NXDOMAIN"
-        if answer.rcode != dns.rcode.NOERROR:
-            return Found.ERROR, answer, dns.rcode.to_text(answer.rcode)
-        if not answer.rdatas:
-            return Found.NONE, answer, "NODATA"
-        return Found.YES, answer, ""
+        empty = empty_result(answer.rcode, bool(answer.rdatas))
+        if empty is None:
+            return Found.YES, answer, ""
+        return _found(empty), answer, empty.reason
 
     async def _txt(self, name: str) -> TxtFacts:
         result = await self._dns.lookup_txt(name)
         if isinstance(result, TxtRecords):
             return TxtFacts(name, Found.YES, result.records, result.cname_chain)
-        found = Found.NONE if isinstance(result, TxtNoRecord) else Found.ERROR
-        return TxtFacts(name, found, reason=result.reason)
+        return TxtFacts(name, _found(result), reason=result.reason)
 
     async def _addresses(self, name: str) -> AddressFacts:
         v4 = Deferred.fromCoroutine(self._lookup(name, dns.rdatatype.A))
@@ -257,6 +258,11 @@ class Gatherer:
             )
         elapsed = self._clock.seconds() - start
         return FetchFacts(url, elapsed, response.body, response.content_type)
+
+
+def _found(empty: TxtNoRecord | TxtFailure) -> Found:
+    """NXDOMAIN or NODATA is no record; anything else an error (A15, H13)."""
+    return Found.NONE if isinstance(empty, TxtNoRecord) else Found.ERROR
 
 
 def _host(name: dns.name.Name) -> str:

@@ -11,6 +11,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 from twisted.internet.defer import CancelledError
@@ -26,7 +27,13 @@ from postfix_mtasts.dnsclient import (
     DnsTimeoutError,
     system_nameservers,
 )
-from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtRecords
+from postfix_mtasts.txt import (
+    TxtFailure,
+    TxtNoRecord,
+    TxtRecords,
+    empty_result,
+    txt_result,
+)
 
 NS1 = ("192.0.2.53", 53)
 NS2 = ("2001:db8::53", 5353)
@@ -451,6 +458,45 @@ class DnsClientQueryTests(SynchronousTestCase):
             DnsClient(self.reactor, [])
         with self.assertRaises(ValueError):
             DnsClient(self.reactor, [NS1], attempts=0)
+
+
+class EmptyResultTests(SynchronousTestCase):
+    """One rcode mapping for the daemon's TXT lookups and the checker's."""
+
+    def test_rcode_table(self):
+        """NXDOMAIN and NODATA are no record, every other rcode a failure
+        named by its mnemonic, NOERROR with records nothing to say (A15)."""
+        for rcode, has_records, expected in (
+            (dns.rcode.NOERROR, True, None),
+            (dns.rcode.NOERROR, False, TxtNoRecord("NODATA")),
+            (dns.rcode.NXDOMAIN, False, TxtNoRecord("NXDOMAIN")),
+            (dns.rcode.NXDOMAIN, True, TxtNoRecord("NXDOMAIN")),
+            (dns.rcode.SERVFAIL, False, TxtFailure("SERVFAIL")),
+            (dns.rcode.SERVFAIL, True, TxtFailure("SERVFAIL")),
+            (dns.rcode.REFUSED, False, TxtFailure("REFUSED")),
+            (dns.rcode.FORMERR, False, TxtFailure("FORMERR")),
+            (dns.rcode.NOTIMP, False, TxtFailure("NOTIMP")),
+            (dns.rcode.YXDOMAIN, False, TxtFailure("YXDOMAIN")),
+        ):
+            self.assertEqual(
+                empty_result(rcode, has_records), expected, (rcode, has_records)
+            )
+
+    def test_txt_result_follows_it(self):
+        """txt_result gives the same answer; only TXT rdatas count as
+        records, so an A-only answer is NODATA (A15)."""
+        rdata = dns.rdata.from_text("IN", "TXT", '"v=STSv1; id=1"')
+        a_rdata = dns.rdata.from_text("IN", "A", "192.0.2.1")
+        self.assertEqual(
+            txt_result(dns.rcode.NOERROR, [rdata], ("x.example",)),
+            TxtRecords(((b"v=STSv1; id=1",),), ("x.example",)),
+        )
+        self.assertEqual(
+            txt_result(dns.rcode.NOERROR, [a_rdata]), TxtNoRecord("NODATA")
+        )
+        self.assertEqual(
+            txt_result(dns.rcode.SERVFAIL, [rdata]), TxtFailure("SERVFAIL")
+        )
 
 
 class SystemNameserversTests(SynchronousTestCase):
