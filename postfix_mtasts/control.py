@@ -11,7 +11,6 @@ control.  Commands: ``list``, ``show``, ``purge``, ``refresh``, ``export``
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -20,6 +19,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.text import quote, utc_timestamp
 
 __all__ = ["AdminCommands", "Administered", "ControlProtocol", "describe_entry"]
 
@@ -45,18 +45,15 @@ class Administered(Protocol):
 def describe_entry(entry: CacheEntry) -> dict[str, Any]:
     """An entry as plain data for ``cache list``/``show`` (stable keys)."""
 
-    def iso(t: float) -> str:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
     return {
         "domain": entry.domain,
         "id": entry.policy_id,
         "mode": entry.policy.mode.value,
         "max_age": entry.policy.max_age,
         "mx": [p.text for p in entry.policy.mx],
-        "fetched_at": iso(entry.fetched_at),
-        "checked_at": iso(entry.checked_at),
-        "expires_at": iso(entry.expires_at),
+        "fetched_at": utc_timestamp(entry.fetched_at),
+        "checked_at": utc_timestamp(entry.checked_at),
+        "expires_at": utc_timestamp(entry.expires_at),
         "policy": list(entry.policy.lines),
     }
 
@@ -88,7 +85,7 @@ class AdminCommands:
             getattr(self, f"_cmd_{command}", None) if isinstance(command, str) else None
         )
         if handler is None:
-            return _error(f"unknown command {command!r}")
+            return _error(f"unknown command {quote(command)}")
         self.log.info("admin command {command}", command=command)
         result: Reply | Deferred[Reply] = handler(request)
         return result
@@ -111,7 +108,7 @@ class AdminCommands:
     def _cmd_show(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)
         if domain is None:
-            return _error(f"not a domain: {request.get('domain')!r}")
+            return _error(f"not a domain: {quote(request.get('domain'))}")
         entry = self._service.peek(domain)
         if entry is None:
             return _error(f"{domain} is not cached")
@@ -120,13 +117,13 @@ class AdminCommands:
     def _cmd_purge(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)
         if domain is None:
-            return _error(f"not a domain: {request.get('domain')!r}")
+            return _error(f"not a domain: {quote(request.get('domain'))}")
         return _line({"ok": True, "purged": self._service.purge(domain)})
 
     def _cmd_refresh(self, request: dict[str, Any]) -> Reply | Deferred[Reply]:
         domain = self._domain(request)
         if domain is None:
-            return _error(f"not a domain: {request.get('domain')!r}")
+            return _error(f"not a domain: {quote(request.get('domain'))}")
         started = self._service.refresh_in_background(domain, force_fetch=True)
         if started is None:
             return _error(f"{domain} cannot be refreshed now (a refresh is running?)")

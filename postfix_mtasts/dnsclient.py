@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.python.failure import Failure
 
+from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
     DnsError,
     DnsReactor,
@@ -197,7 +198,7 @@ def _parse_name(name: str | dns.name.Name) -> dns.name.Name:
     try:
         return dns.name.from_text(name) if isinstance(name, str) else name
     except dns.exception.DNSException as e:
-        raise DnsError(f"invalid name {name!r}: {e}") from e
+        raise DnsError(f"invalid name {quote(name)}: {e}") from e
 
 
 def _texts(names: list[dns.name.Name]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from postfix_mtasts.core.decision import Timing, answer_for, needs_check
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.core.text import quote
 from postfix_mtasts.domains import DomainState
 
 __all__ = ["OVERLOAD_LOG_INTERVAL_S", "FrontDoor"]
@@ -78,7 +79,7 @@ class FrontDoor:
         settings = self._maps(map_name)
         if settings is None:
             return self._logged(
-                map_name, key, Answer.perm(f"unknown map name {map_name!r}")
+                map_name, key, Answer.perm(f"unknown map name {quote(map_name)}")
             )
         hop = classify_key(key)
         if hop.kind is not KeyKind.DOMAIN:
@@ -130,7 +131,7 @@ class FrontDoor:
         self.log.debug(
             "lookup map={map} key={key} answer={answer} reason={reason}",
             map=map_name,
-            key=repr(key[:200]),
+            key=quote(key),
             answer=answer.status.value,
             reason=answer.reason,
         )

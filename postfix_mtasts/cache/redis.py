@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from postfix_mtasts.cache.redis_link import OP_TIMEOUT_S, RedisCommands, RedisLink
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
+from postfix_mtasts.core.text import quote
 
 __all__ = ["RedisCoordinator", "RedisStore", "make_redis"]
 
@@ -283,7 +284,7 @@ def make_redis(
         options.update(path=u.path, dbid=int(query.get("db", ["0"])[0]))
         new = txredisapi.UnixConnection
     else:
-        raise ValueError(f"not a redis:// or unix:// URL: {url!r}")
+        raise ValueError(f"not a redis:// or unix:// URL: {quote(url)}")
     options["dbid"] = options["dbid"] or None  # db 0 needs no SELECT
 
     def connect() -> Deferred[RedisCommands]:

@@ -37,6 +37,7 @@ from postfix_mtasts.cache.sqlite_db import (
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.cache.worker import RunInThread, thread_runner
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.text import quote
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -261,7 +262,7 @@ class SqliteStore:
             "sqlite store dropped {count} unreadable rows path={path} domains={domains}",
             count=len(bad),
             path=self.path,
-            domains=", ".join(repr(domain)[:200] for domain, _ in bad[:10]),
+            domains=", ".join(quote(domain) for domain, _ in bad[:10]),
         )
         self._background(lambda: self._run("prune", lambda db: delete_exact(db, bad)))
 

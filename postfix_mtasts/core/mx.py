@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue
 from postfix_mtasts.core.nexthop import is_address_literal, to_ascii_name
 from postfix_mtasts.core.policy import MxPattern, Policy
+from postfix_mtasts.core.text import quote
 
 __all__ = [
     "matching_patterns",
@@ -62,7 +63,7 @@ def postfix_match_list(patterns: Iterable[MxPattern]) -> tuple[str, ...]:
     for pattern in patterns:
         base = pattern.base.lower()
         if not base or "*" in base or is_address_literal(base):
-            raise ValueError(f"not a valid mx pattern: {pattern.text!r}")
+            raise ValueError(f"not a valid mx pattern: {quote(pattern.text)}")
         out["." + base if pattern.wildcard else base] = None
     if not out:
         raise ValueError("a secure answer needs at least one mx pattern")

@@ -166,7 +166,8 @@ class AbandonTests(CoordinatorTestCase):
         self.coordinator.wait("busy.example")
         first = self.coordinator.wait("gone.example")
         second = self.coordinator.wait("gone.example")
-        assert first is not None and second is not None
+        assert first is not None
+        assert second is not None
         first.cancel()
         self.assertEqual(self.coordinator.dropped, 0)  # one still waits
         second.cancel()

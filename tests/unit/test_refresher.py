@@ -9,8 +9,8 @@ from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Fetched, Timing, Unchanged
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.service import assemble_lookup
 from postfix_mtasts.refresher import Refresher
+from postfix_mtasts.service import assemble_lookup
 
 from .fakes import FakeResolver, make_policy
 
