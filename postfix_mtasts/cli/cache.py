@@ -54,7 +54,8 @@ def add_cache_parser(commands: Any) -> None:
     imports.add_argument("file", help="input file ('-' for stdin)")
 
 
-def run_cache(config: Config, args: Any, out: TextIO = sys.stdout) -> int:
+def run_cache(config: Config, args: Any, out: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out
     path = args.socket or config.control.socket
     if not path:
         print(
@@ -66,9 +67,11 @@ def run_cache(config: Config, args: Any, out: TextIO = sys.stdout) -> int:
     if args.verb in ("show", "purge", "refresh"):
         request["domain"] = args.domain
     if args.verb == "import":
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with source:
-            request["entries"] = [json.loads(line) for line in source if line.strip()]
+        try:
+            request["entries"] = _read_export(args.file)
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            print(f"postfix-mtasts: cannot import {args.file}: {e}", file=sys.stderr)
+            return 2
     try:
         lines = _ask(path, request)
     except OSError as e:
@@ -130,6 +133,22 @@ def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
         )
     else:
         out.write(f"imported {reply['imported']}, rejected {reply['rejected']}\n")
+
+
+def _read_export(path: str) -> list[Any]:
+    """The entries of an export file ("-": standard input), one JSON value a
+    line; ValueError names the first line that is not JSON."""
+    source = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    entries = []
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                raise ValueError(f"line {number} is not JSON") from None
+    return entries
 
 
 def _offline(config: Config, request: dict[str, Any]) -> list[str]:

@@ -16,7 +16,6 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 
-import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts import __version__
@@ -450,12 +449,6 @@ class OfflineCacheTests(TempDirTestCase):
             ["alpha.example", "beta.example", "new.example"],
         )
 
-    # KNOWN BUG: cli/cache.py parses the import file before any error
-    # handling, so a line that is not JSON ends the command with a
-    # traceback.  The correct behaviour: exit 2, one message naming the file.
-    @pytest.mark.xfail(
-        strict=True, raises=json.JSONDecodeError, reason="import: traceback on bad JSON"
-    )
     def test_import_not_json(self) -> None:
         """import of a file with a line that is not JSON fails cleanly: exit
         2 and a message naming the file; the store is unchanged."""
@@ -469,10 +462,6 @@ class OfflineCacheTests(TempDirTestCase):
         status, out, _ = self.cache("list", "--json")
         self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
 
-    # KNOWN BUG: as above, a missing import file raises FileNotFoundError.
-    @pytest.mark.xfail(
-        strict=True, raises=FileNotFoundError, reason="import: traceback on no file"
-    )
     def test_import_missing_file(self) -> None:
         """import of a file that does not exist fails cleanly: exit 2 and a
         message naming the file."""
