@@ -4,6 +4,10 @@
 No policy logic here: bytes in, ``lookup(map_name, key)`` out, replies
 written in request order.  Framing errors close the connection (a byte
 stream cannot be resynchronised); every well-framed request gets a reply.
+
+Backpressure (F9, G6; :mod:`postfix_mtasts.flowcontrol`): a connection has
+at most ``max_pending_per_connection`` answers started and not yet written;
+requests decoded beyond that wait, unstarted, while its reading is paused.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from postfix_mtasts.core import socketmap, tcptable
 from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.flowcontrol import FlowControlledProtocol
 
 __all__ = ["Lookup", "LookupFactory", "SocketmapProtocol", "TcpTableProtocol"]
 
@@ -29,42 +34,33 @@ Lookup = Callable[[str, bytes], "Answer | Deferred[Answer]"]
 _INTERNAL_ERROR = Answer.temp("internal error")
 MAX_ENCODED_ANSWERS = 10_000
 MAX_KNOWN_MAP_NAMES = 64
+#: Postfix waits for each reply before it sends the next request, so it
+#: owes at most one; the rest is room for pipelining tools (F9, G6).
+MAX_PENDING_PER_CONNECTION = 100
 
 
 class _Decoder(TypingProtocol):
     def feed(self, data: bytes) -> list[bytes]: ...
 
 
-class _LookupProtocol(Protocol):
+class _LookupProtocol(FlowControlledProtocol):
     log = Logger()
     factory: LookupFactory
 
     def __init__(self) -> None:
+        super().__init__()
         self._pending: deque[Answer | Deferred[Answer]] = deque()
-        self._reads = 0  # data events; the idle check compares counts, not clocks
-        self._reads_at_check = 0
-        self._idle_call: IDelayedCall | None = None
+        self._held: deque[bytes] = deque()  # decoded, not started: no room yet
+        self._draining = False
         self._closing = False
 
     _decoder: _Decoder
 
-    # Subclasses: the frames completed before a framing error and its reason,
-    # turn one request into a lookup, encode an answer.
-    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
+    # Subclasses: the frames completed before a framing error and its reason
+    # (any other error is raised again), turn one request into a lookup,
+    # encode an answer.
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str]:
         raise NotImplementedError
-
-    def _frames(self, data: bytes) -> tuple[list[bytes], str | None]:
-        """Split bytes into requests, and the framing error that ends the
-        stream, if any (frames before it are still answered)."""
-        if self._closing:
-            return [], None
-        try:
-            return self._decoder.feed(data), None
-        except ValueError as e:
-            framed = self._framing_error(e)
-            if framed is None:
-                raise
-            return framed
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         raise NotImplementedError
@@ -78,43 +74,60 @@ class _LookupProtocol(Protocol):
             self.log.warn(
                 "connection limit {limit} reached; closing new connection from {peer}",
                 limit=factory.max_connections,
-                peer=_peer(self.transport.getPeer() if self.transport else None),
+                peer=self._peer(),
             )
             self._counted = False
+            self._closing = True  # nothing read is answered
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         self._counted = True
         factory.connections += 1
         self._encoded_answers = factory.encoded
-        self._idle_call = factory.clock.callLater(
-            factory.idle_timeout_s, self._check_idle
+        self._flow_start(
+            factory.clock, factory.idle_timeout_s, factory.max_pending_per_connection
         )
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if getattr(self, "_counted", False):
             self.factory.connections -= 1
             self._counted = False
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        self._flow_stop()
         self._pending.clear()
+        self._held.clear()
 
-    def _check_idle(self) -> None:
-        """Close a connection silent for a whole idle period (so between one
-        and two periods after its last request), unless an answer is due."""
-        if self._reads == self._reads_at_check and not self._pending:
-            self._idle_call = None
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return
-        self._reads_at_check = self._reads
-        factory = self.factory
-        self._idle_call = factory.clock.callLater(
-            factory.idle_timeout_s, self._check_idle
-        )
+    def _owed(self) -> int:
+        return len(self._pending)
+
+    def _holding(self) -> bool:
+        return bool(self._held)
 
     def dataReceived(self, data: bytes) -> None:
         self._reads += 1
-        frames, error = self._frames(data)
+        if self._closing:
+            return
+        try:
+            frames, error = self._decoder.feed(data), None
+        except ValueError as e:
+            frames, error = self._framing_error(e)
+        if len(frames) <= self._room:  # nothing held or paused: room for all
+            self._answer(frames)
+        else:
+            self._held.extend(frames)
+            self._drain()
+        if error is not None:
+            # Requests framed before the error are still answered (in
+            # order, as they complete); nothing after it can be trusted.
+            self.log.warn(
+                "closing connection from {peer}: {error}",
+                peer=self._peer(),
+                error=error,
+            )
+            self._closing = True
+            self._close_when_answered()
+
+    def _answer(self, frames: list[bytes]) -> None:
+        """Start one lookup per frame (the caller keeps them within _room);
+        write the answers in request order, those ready at once."""
         pending = self._pending
         ready: list[bytes] = []
         for frame in frames:
@@ -123,29 +136,38 @@ class _LookupProtocol(Protocol):
             except Exception:
                 self.log.failure("lookup raised")
                 result = _INTERNAL_ERROR
-            if isinstance(result, Deferred):
-                result.addErrback(self._lookup_failed)
-                result.addBoth(self._resolved)
-            elif not pending:
+            if not pending and not isinstance(result, Deferred):
                 # Nothing queued ahead of it: the hot path of cached answers,
                 # whose encoded bytes are shared.
                 encoded = self._encoded_answers.get(result)
                 ready.append(encoded if encoded is not None else self._encoded(result))
                 continue
+            if ready and self.transport is not None:  # they go out before it
+                self.transport.write(b"".join(ready))
+                ready = []
             pending.append(result)
+            if isinstance(result, Deferred):
+                result.addErrback(self._lookup_failed)
+                result.addBoth(self._resolved)
         if ready and self.transport is not None:
             self.transport.write(b"".join(ready))
         if pending:
             self._flush()
-        if error is not None:
-            # Requests framed before the error are still answered (in
-            # order, as they complete); nothing after it can be trusted.
-            self.log.warn(
-                "closing connection from {peer}: {error}",
-                peer=_peer(self.transport.getPeer() if self.transport else None),
-                error=error,
-            )
-            self._closing = True
+
+    def _drain(self) -> None:
+        """Start held requests, in order, in batches that fit the room."""
+        if self._draining:
+            return  # called back from a batch: the loop below goes on
+        self._draining = True
+        held, pending, most = self._held, self._pending, self._max_pending
+        try:
+            while held and not self._write_paused and len(pending) < most:
+                take = min(most - len(pending), len(held))
+                self._answer([held.popleft() for _ in range(take)])
+        finally:
+            self._draining = False
+        self._flow_update()
+        if self._closing:
             self._close_when_answered()
 
     def _lookup_failed(self, failure: Failure) -> Answer:
@@ -154,7 +176,9 @@ class _LookupProtocol(Protocol):
 
     def _resolved(self, answer: Answer) -> Answer:
         self._flush()
-        if self._closing:
+        if self._held:
+            self._drain()
+        elif self._closing:
             self._close_when_answered()
         return answer
 
@@ -170,8 +194,8 @@ class _LookupProtocol(Protocol):
         return data
 
     def _close_when_answered(self) -> None:
-        if not self._pending and self.transport is not None:
-            self.transport.loseConnection()
+        if not (self._pending or self._held or self._draining):
+            self._close()
 
     def _flush(self) -> None:
         pending = self._pending
@@ -186,6 +210,7 @@ class _LookupProtocol(Protocol):
             out.append(self._encoded(head))
         if out and self.transport is not None:
             self.transport.write(b"".join(out))
+        self._flow_update()
 
 
 class SocketmapProtocol(_LookupProtocol):
@@ -195,10 +220,10 @@ class SocketmapProtocol(_LookupProtocol):
         self._decoder = socketmap.NetstringDecoder(self.factory.max_request_bytes)
         super().connectionMade()
 
-    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str]:
         if isinstance(error, socketmap.NetstringError):
             return list(error.payloads), error.reason
-        return None
+        raise error
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         name, space, key = frame.partition(b" ")
@@ -223,10 +248,10 @@ class TcpTableProtocol(_LookupProtocol):
         self._decoder = tcptable.LineDecoder()
         super().connectionMade()
 
-    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str] | None:
+    def _framing_error(self, error: ValueError) -> tuple[list[bytes], str]:
         if isinstance(error, tcptable.RequestTooLongError):
             return list(error.lines), error.reason
-        return None
+        raise error
 
     def _request(self, frame: bytes) -> Answer | Deferred[Answer]:
         request = tcptable.parse_request(frame)
@@ -253,6 +278,7 @@ class LookupFactory(Factory[_LookupProtocol]):
         idle_timeout_s: float,
         max_request_bytes: int = socketmap.MAX_QUERY_BYTES,
         tcp_map_name: str = "postfix",
+        max_pending_per_connection: int = MAX_PENDING_PER_CONNECTION,
     ) -> None:
         self.protocol_class = protocol
         self.lookup = lookup
@@ -261,6 +287,7 @@ class LookupFactory(Factory[_LookupProtocol]):
         self.idle_timeout_s = idle_timeout_s
         self.max_request_bytes = max_request_bytes
         self.tcp_map_name = tcp_map_name
+        self.max_pending_per_connection = max_pending_per_connection
         self.connections = 0
         self.encoded: dict[Answer, bytes] = {}
         self.map_names: dict[bytes, str] = {}
@@ -269,13 +296,3 @@ class LookupFactory(Factory[_LookupProtocol]):
         proto = self.protocol_class()
         proto.factory = self
         return proto
-
-
-def _peer(address: IAddress | None) -> str:
-    if address is None:
-        return "unknown"
-    host = getattr(address, "host", None)
-    if host is not None:
-        return f"{host}:{getattr(address, 'port', '')}"
-    name = getattr(address, "name", None)
-    return str(name) if name else "unix"

@@ -138,6 +138,10 @@ class ServerConfig:
         metadata=rule("lookup_budget", above=0, most=MAX_WAIT_S, why=_G14),
     )
     max_request_bytes: int = field(default=10_000, metadata=rule(least=1, most=100_000))
+    # Postfix waits for each reply before its next request (G6): it owes one.
+    max_pending_per_connection: int = field(
+        default=100, metadata=rule(least=1, most=10_000)
+    )
 
 
 @frozen

@@ -591,6 +591,19 @@ class ServerTests(ConfigErrorAssertions):
             "[server]\nidle_timeout = 0\n", "server.idle_timeout: expected seconds > 0"
         )
 
+    def test_max_pending_per_connection(self) -> None:
+        """server.max_pending_per_connection defaults to 100 and may be set
+        within 1..10000 (F9, G6)."""
+        self.assertEqual(ServerConfig().max_pending_per_connection, 100)
+        config = parse_config("[server]\nmax_pending_per_connection = 1\n")
+        self.assertEqual(config.server.max_pending_per_connection, 1)
+        for bad in ("0", "10001", "1.5", "true"):
+            self.assertConfigError(
+                f"[server]\nmax_pending_per_connection = {bad}\n",
+                "server.max_pending_per_connection: expected an integer >= 1 "
+                f"and <= 10000, got {bad}",
+            )
+
 
 class LogTests(ConfigErrorAssertions):
     def test_log_settings(self) -> None:
