@@ -1,10 +1,13 @@
-# -*- test-case-name: tests.unit.test_fetch -*-
+# -*- test-case-name: tests.unit.test_https,tests.unit.test_fetch -*-
 """The HTTPS client for policy fetches (RFC 8461 §3.3, spec B3-B6, B20, B21).
 
 :func:`make_https_client` builds the production treq client: a plain Agent
 (no redirects, no content decoding, no cookies) whose TLS is
 :class:`StsTlsPolicy`: TLS 1.2 at least, a trusted chain and a strict
 DNS-ID name check.  :class:`~postfix_mtasts.fetch.HttpsPolicyFetcher` uses it.
+Given a ``name_resolver`` (the daemon's
+:class:`~postfix_mtasts.hostnames.DnsHostnameResolver`), the Agent resolves
+the policy host with it instead of the reactor's getaddrinfo thread pool.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
+from typing import Any, cast
 
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
@@ -21,7 +25,14 @@ from service_identity.pyopenssl import extract_patterns
 from treq.client import HTTPClient
 from treq.cookies import IndexableCookieJar
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IOpenSSLClientConnectionCreator,
+    IReactorPluggableNameResolver,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.ssl import (
     Certificate,
     TLSVersion,
@@ -30,10 +41,16 @@ from twisted.internet.ssl import (
 )
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import (
+    URI,
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+)
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
-from zope.interface import implementer
+from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
+from zope.interface import directlyProvides, implementer, providedBy
 
 from postfix_mtasts.fetch import refuse_content_coding
 
@@ -148,23 +165,92 @@ def make_https_client(
     ca_file: str | None = None,
     pool: bool = True,
     connect_timeout_s: float = _CONNECT_TIMEOUT_S,
+    name_resolver: IHostnameResolver | None = None,
 ) -> HTTPClient:
     """The production client: a plain Agent (no redirect or decoder agent) with
     :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store.
 
-    ``reactor`` provides IReactorTCP, IReactorTime and IReactorPluggableNameResolver.
+    ``reactor`` provides IReactorTCP and IReactorTime.  The policy host's name
+    is resolved by ``name_resolver`` (for this client only: the reactor's own
+    resolver stays as it is) or, when it is None, by the reactor's, which
+    must then provide IReactorPluggableNameResolver.
     """
     ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
     connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
     connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
     connections.cachedConnectionTimeout = 30
-    agent = Agent(  # type: ignore[no-untyped-call]
-        reactor,
-        contextFactory=StsTlsPolicy(ca_certificates),
-        connectTimeout=connect_timeout_s,
-        pool=connections,
+    endpoints = _PolicyHostEndpoints(
+        reactor, StsTlsPolicy(ca_certificates), connect_timeout_s, name_resolver
     )
+    agent = Agent.usingEndpointFactory(reactor, endpoints, pool=connections)  # type: ignore[no-untyped-call]
     return http_client(agent)
+
+
+@implementer(IAgentEndpointFactory)
+class _PolicyHostEndpoints:
+    """How the Agent reaches a policy host: ``tls`` over Twisted's
+    HostnameEndpoint, on ``reactor`` alone.  Twisted's own endpoint factory
+    would flush TLS writes on the global reactor and resolve names with the
+    reactor's resolver; this one flushes on ``reactor`` and resolves with
+    ``name_resolver`` when one is given.  https only: a policy is never
+    fetched in clear (B2)."""
+
+    def __init__(
+        self,
+        reactor: object,
+        tls: StsTlsPolicy,
+        connect_timeout_s: float,
+        name_resolver: IHostnameResolver | None,
+    ) -> None:
+        self._reactor = reactor
+        self._tls = tls
+        self._connect_timeout_s = connect_timeout_s
+        self._endpoint_reactor = (
+            reactor
+            if name_resolver is None
+            else _NameResolverReactor(reactor, name_resolver)
+        )
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
+        if uri.scheme != b"https":
+            raise SchemeNotSupported(f"not an https URL: {uri.scheme!r}")
+        endpoint = HostnameEndpoint(
+            self._endpoint_reactor,
+            uri.host.decode("ascii"),
+            uri.port,
+            timeout=self._connect_timeout_s,
+        )
+        creator = self._tls.creatorForNetloc(uri.host, uri.port)
+        wrapped: IStreamClientEndpoint = wrapClientTLS(
+            creator, endpoint, clock=cast(IReactorTime, self._reactor)
+        )
+        return wrapped
+
+
+@implementer(IReactorPluggableNameResolver)
+class _NameResolverReactor:
+    """``reactor`` as a HostnameEndpoint sees it: the endpoint takes its
+    resolver from ``IReactorPluggableNameResolver(reactor).nameResolver``, so
+    this one answers that itself and hands everything else (connectTCP,
+    callLater, ...) to ``reactor``, whose own resolver stays as it is."""
+
+    def __init__(self, reactor: object, resolver: IHostnameResolver) -> None:
+        self._reactor = reactor
+        self._resolver = resolver
+        directlyProvides(self, providedBy(reactor), IReactorPluggableNameResolver)
+
+    @property
+    def nameResolver(self) -> IHostnameResolver:  # noqa: N802 (Twisted's name)
+        return self._resolver
+
+    def installNameResolver(  # noqa: N802 (Twisted's name)
+        self, resolver: IHostnameResolver
+    ) -> IHostnameResolver:
+        previous, self._resolver = self._resolver, resolver
+        return previous
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
 
 
 def load_pem_certificates(path: str) -> list[Certificate]:

@@ -83,13 +83,13 @@ def run_check(args: argparse.Namespace) -> int:
     from twisted.internet.defer import Deferred
 
     from postfix_mtasts.checker.gather import Gatherer
-    from postfix_mtasts.checker.names import DnsNameResolver
     from postfix_mtasts.checker.probe import Prober
     from postfix_mtasts.checker.report import exit_status, render_text, to_json
     from postfix_mtasts.checker.rules import evaluate, suggestion
     from postfix_mtasts.core.nexthop import KeyKind, classify_key
     from postfix_mtasts.dnsclient import DnsClient, system_nameservers
     from postfix_mtasts.fetch import HttpsPolicyFetcher
+    from postfix_mtasts.hostnames import DnsHostnameResolver
     from postfix_mtasts.https import make_https_client
 
     hop = classify_key(args.domain.encode("utf-8"))
@@ -126,7 +126,7 @@ def run_check(args: argparse.Namespace) -> int:
             ),
             Prober(reactor, timeout_s=HTTPS_TIMEOUT_S, ca_file=args.ca_file),
         )
-        reactor.installNameResolver(DnsNameResolver(gatherer.addresses))
+        reactor.installNameResolver(DnsHostnameResolver(dns_client, reactor))
         facts = await gatherer.gather(hop.domain, args.domain)
         now = reactor.seconds()
         report = evaluate(facts, now)

@@ -1,5 +1,5 @@
 """Tests for the checker's fact gathering (spec H) with hand-made fakes of its
-DNS client, fetcher and prober, and for the DNS-backed name resolver."""
+DNS client, fetcher and prober."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IResolutionReceiver
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from postfix_mtasts.checker.facts import (
     AddressFacts,
@@ -22,7 +19,6 @@ from postfix_mtasts.checker.facts import (
     Stage,
 )
 from postfix_mtasts.checker.gather import Gatherer
-from postfix_mtasts.checker.names import DnsNameResolver
 from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
     FetchError,
@@ -232,49 +228,3 @@ class GatherTests(SynchronousTestCase):
             fetch = self.gather(fetch=error).policy_host.fetch
             assert fetch is not None
             self.assertEqual((fetch.problem, fetch.reason), (problem, error.reason))
-
-
-@implementer(IResolutionReceiver)
-class Receiver:
-    def __init__(self):
-        self.events = []
-
-    def resolutionBegan(self, resolution):
-        self.events.append(("began", resolution.name))
-
-    def addressResolved(self, address):
-        self.events.append(("address", address))
-
-    def resolutionComplete(self):
-        self.events.append(("complete",))
-
-
-class NameResolverTests(SynchronousTestCase):
-    def test_addresses_delivered(self):
-        """The checker's own lookups feed the HTTPS client (--nameserver applies to HTTPS)."""
-        facts = AddressFacts("h.example", Found.YES, ("192.0.2.1", "2001:db8::1"))
-        receiver = Receiver()
-        DnsNameResolver(lambda name: succeed(facts)).resolveHostName(
-            receiver, "h.example", 443
-        )
-        self.assertEqual(
-            receiver.events,
-            [
-                ("began", "h.example"),
-                ("address", IPv4Address("TCP", "192.0.2.1", 443)),
-                ("address", IPv6Address("TCP", "2001:db8::1", 443)),
-                ("complete",),
-            ],
-        )
-        receiver = Receiver()
-        DnsNameResolver(lambda name: succeed(facts)).resolveHostName(
-            receiver, "h.example", 443, addressTypes=[IPv4Address]
-        )
-        self.assertEqual(len(receiver.events), 3)
-
-    def test_failure_resolves_nothing(self):
-        """A failed lookup completes with no address (the connection then fails)."""
-        receiver = Receiver()
-        d: Deferred[AddressFacts] = fail(DnsError("x"))
-        DnsNameResolver(lambda name: d).resolveHostName(receiver, "h.example")
-        self.assertEqual(receiver.events, [("began", "h.example"), ("complete",)])
