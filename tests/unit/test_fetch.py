@@ -1,28 +1,17 @@
-"""Tests for postfix_mtasts.fetch and .https: the HTTPS policy fetch (spec B)."""
+"""Tests for postfix_mtasts.fetch and .https: the HTTPS policy fetch (spec B).
+The TLS policy and the client's name resolution are proved in test_https."""
 
 from __future__ import annotations
 
-import datetime
-import os
-import tempfile
-from typing import Any, cast
+from typing import Any
 
-import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
 from treq.client import HTTPClient
 from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
@@ -48,12 +37,7 @@ from postfix_mtasts.fetch import (
     PolicyResponse,
     policy_url,
 )
-from postfix_mtasts.https import (
-    StsTlsPolicy,
-    http_client,
-    load_pem_certificates,
-    make_https_client,
-)
+from postfix_mtasts.https import http_client
 
 URL = b"https://mta-sts.example.com/.well-known/mta-sts.txt"
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n"
@@ -508,133 +492,3 @@ class FetchThroughTwistedWebTests(SynchronousTestCase):
         self.failureResultOf(
             resource.finished[0], net_error.ConnectionLost, net_error.ConnectionDone
         )
-
-
-class HandshakeClient(Protocol):
-    lost: Failure | None = None
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lost = reason
-
-
-def tls_handshake(server_pem, ca_certificates, hostname=b"mta-sts.example.com"):
-    """Run client (StsTlsPolicy) and server TLS in memory; returns (ok, reason)."""
-    creator = StsTlsPolicy(ca_certificates).creatorForNetloc(hostname, 443)
-    client = TLSMemoryBIOFactory(creator, True, Factory.forProtocol(HandshakeClient))
-    server_options = PrivateCertificate.loadPEM(server_pem).options()
-    server = TLSMemoryBIOFactory(server_options, False, Factory.forProtocol(Protocol))
-    client_tls, server_tls = client.buildProtocol(None), server.buildProtocol(None)
-    client_transport, server_transport = StringTransport(), StringTransport()
-    client_tls.makeConnection(client_transport)
-    server_tls.makeConnection(server_transport)
-    wrapped = cast(HandshakeClient, client_tls.wrappedProtocol)
-    for _ in range(10):
-        for source, sink in [
-            (client_transport, server_tls),
-            (server_transport, client_tls),
-        ]:
-            data = source.value()
-            source.clear()
-            if data:
-                sink.dataReceived(data)
-    if client_transport.disconnecting:
-        client_tls.connectionLost(Failure(net_error.ConnectionLost()))
-        return False, wrapped.lost
-    return client_tls._handshakeDone, None
-
-
-def leaf_without_san(ca):
-    """A leaf with CN=mta-sts.example.com and no subjectAltName (B4)."""
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
-    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # trustme's default
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, "mta-sts.example.com")]
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-class TlsPolicyTests(SynchronousTestCase):
-    def setUp(self):
-        self.ca = trustme.CA()
-        self.trusted = [Certificate.loadPEM(self.ca.cert_pem.bytes())]
-
-    def test_options(self):
-        """SNI and the name check are the policy host's; TLS 1.0/1.1 off (B6, B20)."""
-        creator: Any = StsTlsPolicy().creatorForNetloc(b"mta-sts.example.com", 443)
-        self.assertEqual(creator.hostname, "mta-sts.example.com")
-        options = creator.creator
-        self.assertEqual(options._hostnameBytes, b"mta-sts.example.com")
-        self.assertTrue(options._sendServerName)
-        context = options._createConnection.__self__.getContext()
-        disabled = SSL.OP_NO_SSLv3 | SSL.OP_NO_TLSv1 | SSL.OP_NO_TLSv1_1
-        options_now = context.set_options(0)  # adds nothing, returns the bitmask
-        self.assertEqual(options_now & disabled, disabled)
-
-    def test_valid_certificate(self):
-        """A chain to the trusted CA with the right SAN DNS-ID passes (B3, B6)."""
-        pem = self.ca.issue_cert("mta-sts.example.com").private_key_and_cert_chain_pem
-        self.assertEqual(tls_handshake(pem.bytes(), self.trusted), (True, None))
-
-    def test_wildcard_certificate(self):
-        """A left-most-label wildcard covers the policy host (B4)."""
-        pem = self.ca.issue_cert("*.example.com").private_key_and_cert_chain_pem
-        self.assertEqual(tls_handshake(pem.bytes(), self.trusted), (True, None))
-
-    def test_wrong_name(self):
-        """A certificate for another name fails the handshake (B3, B19)."""
-        pem = self.ca.issue_cert("provider.example.net").private_key_and_cert_chain_pem
-        ok, reason = tls_handshake(pem.bytes(), self.trusted)
-        self.assertFalse(ok)
-        self.assertIsInstance(reason.value, VerificationError)
-
-    def test_no_subject_alt_name(self):
-        """CN only, no SAN: rejected, no CN fallback (B4)."""
-        ok, reason = tls_handshake(leaf_without_san(self.ca), self.trusted)
-        self.assertFalse(ok)
-        self.assertIn("subjectAltName", str(reason.value))
-
-    def test_untrusted_chain(self):
-        """A chain to a CA that is not trusted fails (B3)."""
-        other = trustme.CA()
-        pem = other.issue_cert("mta-sts.example.com").private_key_and_cert_chain_pem
-        ok, _reason = tls_handshake(pem.bytes(), self.trusted)
-        self.assertFalse(ok)
-
-
-class MakeClientTests(SynchronousTestCase):
-    def test_ca_file(self):
-        """A PEM bundle's certificates all become trust anchors (B3)."""
-        directory = tempfile.TemporaryDirectory()
-        self.addCleanup(directory.cleanup)
-        path = os.path.join(directory.name, "ca.pem")
-        cas = [trustme.CA(), trustme.CA()]
-        with open(path, "wb") as f:
-            f.write(b"junk\n" + b"".join(ca.cert_pem.bytes() for ca in cas))
-        self.assertEqual(len(load_pem_certificates(path)), 2)
-        self.assertIsInstance(make_https_client(Clock(), ca_file=path), HTTPClient)
-        empty = os.path.join(directory.name, "empty.pem")
-        with open(empty, "wb") as f:
-            f.write(b"nothing\n")
-        with self.assertRaises(ValueError):
-            load_pem_certificates(empty)
-
-    def test_default_trust(self):
-        """Without a CA file the platform store is used (B3)."""
-        self.assertIsInstance(make_https_client(Clock(), pool=False), HTTPClient)
