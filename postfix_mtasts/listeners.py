@@ -46,6 +46,7 @@ def listener_service(
         max_connections=server.max_connections,
         idle_timeout_s=server.idle_timeout_s,
         max_request_bytes=server.max_request_bytes,
+        max_pending_per_connection=server.max_pending_per_connection,
         tcp_map_name=listener.map,
     )
     return _ListenerService(

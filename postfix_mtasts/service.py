@@ -27,6 +27,7 @@ from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.frontdoor import FrontDoor
+from postfix_mtasts.hostnames import DnsHostnameResolver
 from postfix_mtasts.https import make_https_client
 from postfix_mtasts.listeners import listener_service, start_control
 from postfix_mtasts.refresh import Resolves
@@ -115,7 +116,18 @@ def make_lookup(
         timeout_s=config.dns.timeout_s,
         attempts=config.dns.attempts,
     )
-    client = make_https_client(reactor, ca_file=config.fetch.ca_file)
+    # Policy host names go through the same DNS client, never getaddrinfo in
+    # the reactor's thread pool; one slot per discovery that can run at once
+    # (two refresh lanes).
+    policy_hosts = DnsHostnameResolver(
+        dns,
+        reactor,
+        max_in_flight=2 * config.fetch.max_in_flight,
+        timeout_s=config.dns.timeout_s * config.dns.attempts,
+    )
+    client = make_https_client(
+        reactor, ca_file=config.fetch.ca_file, name_resolver=policy_hosts
+    )
     fetcher = HttpsPolicyFetcher(client, reactor, timeout_s=config.fetch.timeout_s)
     timing = Timing(
         recheck_interval_s=config.cache.recheck_interval_s,
