@@ -11,13 +11,17 @@ section's defaults and checks sit on its attrs fields (read by
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from typing import Literal, get_args
 
 from attrs import field, frozen
 
+from postfix_mtasts.core.config_listeners import (
+    ListenerConfig,
+    ListenerProtocol,
+    parse_listeners,
+)
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
 
@@ -47,7 +51,6 @@ __all__ = [
     "parse_config",
 ]
 
-ListenerProtocol = Literal["socketmap", "tcp_table"]
 DnsFailure = Literal["notfound", "temp"]
 LogLevelName = Literal["debug", "info", "warn", "error"]
 LogFormat = Literal["text", "json"]
@@ -64,24 +67,10 @@ DEFAULT_CONTROL_SOCKET = "/run/postfix-mtasts/control.sock"
 _G14 = "Postfix gives up on a reply after 100 s, G14"
 _D11 = "re-check the TXT id well before Postfix bounces mail, D11"
 _B14 = "RFC 8461 §3.3: SHOULD wait at least 5 minutes after a failed fetch, B14"
-_ENDPOINT_KINDS = ("tcp", "tcp6", "unix", "systemd")
 _MAP_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _DNS_FAILURES = get_args(DnsFailure)
 _LOG_LEVELS = get_args(LogLevelName)
 _LOG_FORMATS = get_args(LogFormat)
-
-
-@frozen
-class ListenerConfig:
-    """One listening socket.  ``map`` is used by tcp_table only (its requests
-    carry no map name); ``owner``/``group`` (unix: only) are applied after
-    bind, None = unchanged."""
-
-    endpoint: str = "tcp:8461:interface=127.0.0.1"
-    protocol: ListenerProtocol = "socketmap"
-    map: str = "postfix"
-    owner: str | None = None
-    group: str | None = None
 
 
 @frozen
@@ -248,7 +237,9 @@ def parse_config(text: str) -> Config:
     top = Table(raw, "")
     maps = _parse_maps(top)
     warnings: list[str] = []
-    listeners = _parse_listeners(top, {name for name, _ in maps}, warnings)
+    listeners = parse_listeners(
+        top, {name for name, _ in maps}, warnings, default=Config().listeners
+    )
     dns = top.table("dns")
     nameservers = tuple(
         _parse_nameserver(text, f"dns.nameservers[{i}]")
@@ -290,94 +281,6 @@ def _parse_maps(top: Table) -> tuple[tuple[str, MapConfig], ...]:
             )
         maps.append((name, section(MapConfig, tables.table(name))))
     return tuple(maps)
-
-
-def _parse_listeners(
-    top: Table, map_names: set[str], warnings: list[str]
-) -> tuple[ListenerConfig, ...]:
-    if not top.has("listener"):
-        return Config().listeners
-    items = top.get("listener")
-    if not isinstance(items, list) or not items:
-        raise ConfigError(
-            "listener: expected one or more [[listener]] tables, got " + show(items)
-        )
-    listeners: list[ListenerConfig] = []
-    for i, item in enumerate(items):
-        path = f"listener[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{path}: expected a table, got {show(item)}")
-        t = Table(item, path)
-        d = ListenerConfig()
-        endpoint = t.string("endpoint", d.endpoint)
-        kind = endpoint.partition(":")[0]
-        if kind not in _ENDPOINT_KINDS or ":" not in endpoint:
-            raise ConfigError(
-                f"{path}.endpoint: expected a string starting with tcp:, tcp6:, "
-                f"unix: or systemd:, got {show(endpoint)}"
-            )
-        for j, other in enumerate(listeners):
-            if other.endpoint == endpoint:
-                raise ConfigError(f"{path}.endpoint: same as listener[{j}]")
-        protocol: ListenerProtocol = t.choice(
-            "protocol", d.protocol, get_args(ListenerProtocol)
-        )
-        if protocol == "socketmap" and t.has("map"):
-            raise ConfigError(
-                f"{path}.map: only for tcp_table; a socketmap request names its map"
-            )
-        map_name = t.string("map", d.map)
-        if protocol == "tcp_table" and map_name not in map_names:
-            raise ConfigError(f"{path}.map: no [maps.NAME] defines {show(map_name)}")
-        owner = t.string("owner", "") or None
-        group = t.string("group", "") or None
-        for key, value in (("owner", owner), ("group", group)):
-            if kind != "unix" and value is not None:
-                raise ConfigError(f"{path}.{key}: only for unix: endpoints")
-        t.close()
-        exposed = _non_loopback_interface(endpoint) if kind.startswith("tcp") else None
-        if exposed is not None:
-            warnings.append(
-                f"{path}.endpoint: {show(endpoint)} listens on {exposed}; "
-                f"{protocol} requests are unauthenticated, so bind to 127.0.0.1, "
-                "::1 or a unix: socket unless a firewall guards the port (F7)"
-            )
-        listeners.append(ListenerConfig(endpoint, protocol, map_name, owner, group))
-    return tuple(listeners)
-
-
-def _non_loopback_interface(endpoint: str) -> str | None:
-    """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback.
-
-    Splits Twisted's strports syntax (``:`` separates, ``=`` assigns, ``\\``
-    escapes) as far as needed to find the interface.
-    """
-    params: list[list[str]] = [[""]]
-    chars = iter(endpoint)
-    for ch in chars:
-        if ch == "\\":
-            params[-1][-1] += next(chars, "")
-        elif ch == ":":
-            params.append([""])
-        elif ch == "=" and len(params[-1]) == 1:
-            params[-1].append("")
-        else:
-            params[-1][-1] += ch
-    args = [p[0] for p in params if len(p) == 1]
-    kwargs = {p[0]: p[1] for p in params if len(p) == 2}
-    if args[0] == "tcp":  # tcp:port:interface:backlog
-        interface = args[2] if len(args) > 2 else ""
-    else:  # tcp6:port:backlog:interface
-        interface = args[3] if len(args) > 3 else "::"
-    interface = kwargs.get("interface", interface)
-    if interface in ("", "0.0.0.0", "::"):  # noqa: S104 -- detecting it, not binding
-        return "all interfaces"
-    try:
-        if interface == "localhost" or ipaddress.ip_address(interface).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return f"{interface}, not a loopback address"
 
 
 def _parse_nameserver(text: str, path: str) -> tuple[str, int]:
