@@ -15,22 +15,32 @@ import re
 import typing
 
 from attrs import frozen
-from OpenSSL import SSL
-from service_identity import CertificateError, VerificationError
 from treq.client import HTTPClient
-from twisted.internet import error as net_error
 from twisted.internet import protocol
-from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone, ResponseFailed
+from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.policy import MAX_POLICY_BYTES, policy_url, split_content_type
-from postfix_mtasts.core.text import cut, quote
+from postfix_mtasts.core.text import quote
+from postfix_mtasts.fetch_errors import (
+    FetchConnectError,
+    FetchContentTypeError,
+    FetchEncodingError,
+    FetchError,
+    FetchRedirectError,
+    FetchStatusError,
+    FetchTimeoutError,
+    FetchTlsError,
+    FetchTooLargeError,
+    as_fetch_error,
+    ssl_error_text,
+)
 
 __all__ = [
     "FETCH_TIMEOUT_S",
@@ -53,66 +63,6 @@ __all__ = [
 
 FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
-
-
-class FetchError(Exception):
-    """The policy could not be fetched; ``report_type`` is its TLSRPT result."""
-
-    report_type = "sts-policy-fetch-error"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class FetchConnectError(FetchError):
-    """DNS, TCP or a TLS handshake failure other than the certificate's."""
-
-
-class FetchTlsError(FetchError):
-    """The certificate is untrusted, expired or not for the host (B3, B4)."""
-
-    report_type = "sts-webpki-invalid"
-
-
-class FetchStatusError(FetchError):
-    """Any status but 200 (B7)."""
-
-    def __init__(self, status: int, reason: str | None = None) -> None:
-        super().__init__(reason or f"HTTP status {status}, not 200")
-        self.status = status
-
-
-class FetchRedirectError(FetchStatusError):
-    """A 3xx answer; redirects are never followed (B8)."""
-
-    def __init__(self, status: int, location: str | None) -> None:
-        super().__init__(status, f"HTTP redirect {status} to {quote(location)} refused")
-        self.location = location
-
-
-class FetchContentTypeError(FetchError):
-    """Media type not ``text/plain``, or no Content-Type at all (B10)."""
-
-    def __init__(self, content_type: str | None) -> None:
-        super().__init__(f"Content-Type {quote(content_type)} is not text/plain")
-        self.content_type = content_type
-
-
-class FetchTooLargeError(FetchError):
-    """The body is longer than the cap (B12)."""
-
-
-class FetchTimeoutError(FetchError):
-    """Connect, headers and body did not finish within the timeout (B12, G14)."""
-
-
-class FetchEncodingError(FetchError):
-    """A Content-Encoding other than identity (B21)."""
-
-    def __init__(self, content_encoding: str) -> None:
-        super().__init__(f"Content-Encoding {quote(content_encoding)} refused")
-        self.content_encoding = content_encoding
 
 
 @frozen
@@ -163,7 +113,7 @@ class HttpsPolicyFetcher:
             return fail(FetchError(f"invalid policy domain {quote(domain)}"))
         d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
         d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
-        return d.addErrback(_as_fetch_error)
+        return d.addErrback(as_fetch_error)
 
     async def _fetch(self, url: str) -> PolicyResponse:
         response: IResponse = await self._client.request(
@@ -261,47 +211,9 @@ class _BodyReader(protocol.Protocol):
             self.finished.errback(reason)
 
 
-def _causes(error: BaseException) -> list[BaseException]:
-    """``error`` and, depth first, the failures it wraps (ResponseFailed & co.)."""
-    found = [error]
-    for reason in getattr(error, "reasons", None) or ():
-        if isinstance(reason, Failure) and reason.value is not None:
-            found.extend(_causes(reason.value))
-    return found
-
-
-def ssl_error_text(error: SSL.Error) -> str:
-    """The OpenSSL reasons an ``SSL.Error`` carries, as one line."""
-    details = error.args[0] if error.args and isinstance(error.args[0], list) else []
-    texts = [str(d[-1]) for d in details if isinstance(d, tuple) and d]
-    return "; ".join(texts) or str(error) or "unknown TLS error"
-
-
 def _timed_out(result: object, timeout_s: float) -> typing.NoReturn:
     """Whatever the cancelled fetch ended with, it timed out (B12, G14)."""
     raise FetchTimeoutError(f"no complete answer within {timeout_s}s")
-
-
-def _as_fetch_error(failure: Failure) -> Failure:
-    """Map a Twisted, OpenSSL or service_identity failure to a FetchError."""
-    if isinstance(failure.value, FetchError | CancelledError):
-        return failure
-    causes = _causes(failure.value) if failure.value is not None else []
-    for cause in causes:
-        if isinstance(cause, VerificationError):
-            raise FetchTlsError("certificate does not name the policy host")
-        if isinstance(cause, CertificateError):
-            raise FetchTlsError(f"unusable certificate: {cause}")
-        if isinstance(cause, SSL.Error):
-            text = ssl_error_text(cause)
-            if "certificate" in text:
-                raise FetchTlsError(f"certificate rejected: {text}")
-            raise FetchConnectError(f"TLS handshake failed: {text}")
-    inner = [c for c in causes if not isinstance(c, ResponseFailed)] or causes
-    text = cut(" ".join((str(inner[-1]) or type(inner[-1]).__name__).split()))
-    if isinstance(inner[-1], net_error.DNSLookupError):
-        raise FetchConnectError(f"host name lookup failed: {text}")
-    raise FetchConnectError(text)
 
 
 def refuse_content_coding(response: IResponse) -> IResponse:

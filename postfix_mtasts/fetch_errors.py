@@ -1,0 +1,127 @@
+# -*- test-case-name: tests.unit.test_fetch -*-
+"""Why a policy fetch failed, as typed errors carrying their TLSRPT result
+type (spec B, RFC 8460 §4.3), and the mapping of Twisted, OpenSSL and
+service_identity failures onto them."""
+
+from __future__ import annotations
+
+from OpenSSL import SSL
+from service_identity import CertificateError, VerificationError
+from twisted.internet import error as net_error
+from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
+from twisted.web.client import ResponseFailed
+
+from postfix_mtasts.core.text import cut, quote
+
+__all__ = [
+    "FetchConnectError",
+    "FetchContentTypeError",
+    "FetchEncodingError",
+    "FetchError",
+    "FetchRedirectError",
+    "FetchStatusError",
+    "FetchTimeoutError",
+    "FetchTlsError",
+    "FetchTooLargeError",
+    "as_fetch_error",
+    "ssl_error_text",
+]
+
+
+class FetchError(Exception):
+    """The policy could not be fetched; ``report_type`` is its TLSRPT result."""
+
+    report_type = "sts-policy-fetch-error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchConnectError(FetchError):
+    """DNS, TCP or a TLS handshake failure other than the certificate's."""
+
+
+class FetchTlsError(FetchError):
+    """The certificate is untrusted, expired or not for the host (B3, B4)."""
+
+    report_type = "sts-webpki-invalid"
+
+
+class FetchStatusError(FetchError):
+    """Any status but 200 (B7)."""
+
+    def __init__(self, status: int, reason: str | None = None) -> None:
+        super().__init__(reason or f"HTTP status {status}, not 200")
+        self.status = status
+
+
+class FetchRedirectError(FetchStatusError):
+    """A 3xx answer; redirects are never followed (B8)."""
+
+    def __init__(self, status: int, location: str | None) -> None:
+        super().__init__(status, f"HTTP redirect {status} to {quote(location)} refused")
+        self.location = location
+
+
+class FetchContentTypeError(FetchError):
+    """Media type not ``text/plain``, or no Content-Type at all (B10)."""
+
+    def __init__(self, content_type: str | None) -> None:
+        super().__init__(f"Content-Type {quote(content_type)} is not text/plain")
+        self.content_type = content_type
+
+
+class FetchTooLargeError(FetchError):
+    """The body is longer than the cap (B12)."""
+
+
+class FetchTimeoutError(FetchError):
+    """Connect, headers and body did not finish within the timeout (B12, G14)."""
+
+
+class FetchEncodingError(FetchError):
+    """A Content-Encoding other than identity (B21)."""
+
+    def __init__(self, content_encoding: str) -> None:
+        super().__init__(f"Content-Encoding {quote(content_encoding)} refused")
+        self.content_encoding = content_encoding
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and, depth first, the failures it wraps (ResponseFailed & co.)."""
+    found = [error]
+    for reason in getattr(error, "reasons", None) or ():
+        if isinstance(reason, Failure) and reason.value is not None:
+            found.extend(_causes(reason.value))
+    return found
+
+
+def ssl_error_text(error: SSL.Error) -> str:
+    """The OpenSSL reasons an ``SSL.Error`` carries, as one line."""
+    details = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    texts = [str(d[-1]) for d in details if isinstance(d, tuple) and d]
+    return "; ".join(texts) or str(error) or "unknown TLS error"
+
+
+def as_fetch_error(failure: Failure) -> Failure:
+    """Map a Twisted, OpenSSL or service_identity failure to a FetchError."""
+    if isinstance(failure.value, FetchError | CancelledError):
+        return failure
+    causes = _causes(failure.value) if failure.value is not None else []
+    for cause in causes:
+        if isinstance(cause, VerificationError):
+            raise FetchTlsError("certificate does not name the policy host")
+        if isinstance(cause, CertificateError):
+            raise FetchTlsError(f"unusable certificate: {cause}")
+        if isinstance(cause, SSL.Error):
+            text = ssl_error_text(cause)
+            if "certificate" in text:
+                raise FetchTlsError(f"certificate rejected: {text}")
+            raise FetchConnectError(f"TLS handshake failed: {text}")
+    inner = [c for c in causes if not isinstance(c, ResponseFailed)] or causes
+    text = cut(" ".join((str(inner[-1]) or type(inner[-1]).__name__).split()))
+    if isinstance(inner[-1], net_error.DNSLookupError):
+        raise FetchConnectError(f"host name lookup failed: {text}")
+    raise FetchConnectError(text)
