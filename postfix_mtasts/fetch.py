@@ -26,7 +26,11 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IResponse
 
 from postfix_mtasts import __version__
-from postfix_mtasts.core.policy import MAX_POLICY_BYTES, policy_url, split_content_type
+from postfix_mtasts.core.policyhost import (
+    MAX_POLICY_BYTES,
+    policy_url,
+    split_content_type,
+)
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.fetch_errors import (
     FetchConnectError,

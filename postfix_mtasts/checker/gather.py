@@ -32,7 +32,7 @@ from postfix_mtasts.checker.facts import (
     TlsaFacts,
     TxtFacts,
 )
-from postfix_mtasts.core.policy import policy_url
+from postfix_mtasts.core.policyhost import policy_url
 from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
     FetchConnectError,

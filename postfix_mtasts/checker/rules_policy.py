@@ -20,14 +20,13 @@ from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.rules_tls import tls_checks
 from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
-    MAX_POLICY_BYTES,
     Mode,
     Note,
     Policy,
     PolicyInvalid,
     parse_policy,
-    split_content_type,
 )
+from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES, split_content_type
 from postfix_mtasts.core.text import quote
 
 __all__ = [

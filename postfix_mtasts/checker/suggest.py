@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from attrs import frozen
 
-from postfix_mtasts.core.policy import policy_url
+from postfix_mtasts.core.policyhost import policy_url
 
 __all__ = ["SUGGESTED_MAX_AGE_S", "Suggestion", "new_policy_id", "suggest"]
 

@@ -19,11 +19,11 @@ import re
 import idna
 from attrs import evolve, frozen
 
+from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES
 from postfix_mtasts.core.text import quote
 
 __all__ = [
     "MAX_AGE_LIMIT_S",
-    "MAX_POLICY_BYTES",
     "Mode",
     "MxPattern",
     "Note",
@@ -31,11 +31,8 @@ __all__ = [
     "PolicyInvalid",
     "parse_mx_pattern",
     "parse_policy",
-    "policy_url",
-    "split_content_type",
 ]
 
-MAX_POLICY_BYTES = 64 * 1024
 MAX_AGE_LIMIT_S = 31_557_600
 
 
@@ -280,23 +277,3 @@ def _check_values(
         why = f"mode {mode.value!r} needs at least one mx line"
         return PolicyInvalid("C11", why, tuple(notes))
     return Policy(mode, max_age, mx, tuple(lines), tuple(notes))
-
-
-def split_content_type(value: str | None) -> tuple[str, dict[str, str]]:
-    """A Content-Type header as ``(media type, parameters)`` (spec B10, B11).
-
-    The media type and parameter names are lower-cased, values unquoted;
-    ``("", {})`` when the header is missing or empty.
-    """
-    media_type, *params = (value or "").split(";")
-    parsed: dict[str, str] = {}
-    for param in params:
-        name, _, param_value = param.partition("=")
-        if name.strip():
-            parsed.setdefault(name.strip().lower(), param_value.strip().strip('"'))
-    return media_type.strip().lower(), parsed
-
-
-def policy_url(domain: str) -> str:
-    """The one URL a policy is fetched from (B1)."""
-    return f"https://mta-sts.{domain}/.well-known/mta-sts.txt"

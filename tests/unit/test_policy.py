@@ -14,7 +14,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
-    MAX_POLICY_BYTES,
     Mode,
     MxPattern,
     Note,
@@ -22,8 +21,8 @@ from postfix_mtasts.core.policy import (
     PolicyInvalid,
     parse_mx_pattern,
     parse_policy,
-    split_content_type,
 )
+from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES, split_content_type
 from postfix_mtasts.core.record import (
     RecordInvalid,
     StsRecord,
