@@ -13,8 +13,6 @@ behind :class:`.redis_link.RedisCommands`; only :func:`make_redis` imports it.
 
 from __future__ import annotations
 
-import secrets
-import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from operator import methodcaller
@@ -26,6 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from postfix_mtasts.cache.redis_claim import RedisCoordinator
 from postfix_mtasts.cache.redis_link import OP_TIMEOUT_S, RedisCommands, RedisLink
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
@@ -35,11 +34,6 @@ __all__ = ["RedisCoordinator", "RedisStore", "make_redis"]
 
 MAX_PENDING = 100_000
 BATCH = 500  # keys per SCAN/MGET, writes per replay round
-# Delete a claim only while it still names us as holder, in one round trip.
-_RELEASE = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('del', KEYS[1]) end return 0"
-)
 
 
 class RedisStore:
@@ -204,54 +198,6 @@ class RedisStore:
                 )
 
         return Deferred.fromCoroutine(close())
-
-
-class RedisCoordinator:
-    """One fetch per fleet: a ``SET NX PX`` claim per domain.  While Redis is
-    unavailable every claim succeeds (fail open: fetch it ourselves)."""
-
-    def __init__(
-        self,
-        connection: RedisLink,
-        clock: IReactorTime,
-        *,
-        prefix: str = "mtasts:",
-        holder: str | None = None,
-    ) -> None:
-        self.link, self.clock, self.prefix = connection, clock, prefix
-        self.holder = holder or f"{socket.gethostname()}/{secrets.token_hex(8)}"
-        self._held: dict[str, float] = {}  # domain -> when our claim lapses
-
-    def key(self, domain: str) -> str:
-        return f"{self.prefix}claim:{domain}"
-
-    def claim(self, domain: str, ttl_s: float) -> Deferred[bool]:
-        until, ttl_ms = self.clock.seconds() + ttl_s, max(1, int(ttl_s * 1000))
-
-        def claimed(reply: object) -> bool:
-            if reply is not None:
-                self._held[domain] = until
-            return reply is not None
-
-        def fail_open(f: Failure) -> Failure | bool:
-            return True if isinstance(f.value, CacheUnavailableError) else f
-
-        d = self.link.run(
-            lambda c: c.set(
-                self.key(domain), self.holder, pexpire=ttl_ms, only_if_not_exists=True
-            )
-        )
-        return d.addCallbacks(claimed, fail_open)
-
-    def release(self, domain: str) -> Deferred[None]:
-        """Drop our claim, never another host's (compared inside Redis)."""
-        until = self._held.pop(domain, None)
-        if until is None or self.clock.seconds() >= until:
-            return succeed(None)  # not ours, or lapsed already
-        d = self.link.run(  # queued: after the writes made before it
-            lambda c: c.eval(_RELEASE, [self.key(domain)], [self.holder]), queued=True
-        )
-        return d.addBoth(lambda _: None)  # a claim left behind lapses by itself
 
 
 def make_redis(
