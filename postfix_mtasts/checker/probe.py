@@ -18,8 +18,6 @@ import typing
 from typing import Any
 
 from attrs import evolve
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from twisted.internet import error, protocol
@@ -39,12 +37,11 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from postfix_mtasts.checker.certfacts import VerifyErrors, cert_facts, tls_facts
 from postfix_mtasts.checker.facts import (
-    CertFacts,
     ConnectProblem,
     ProbeFacts,
     Stage,
-    TlsFacts,
 )
 from postfix_mtasts.core.text import cut, quote
 from postfix_mtasts.fetch import ssl_error_text
@@ -52,7 +49,6 @@ from postfix_mtasts.fetch import ssl_error_text
 __all__ = ["Prober", "cert_facts"]
 
 SMTP_PORT = 25
-VerifyErrors = list[tuple[int, int]]
 
 
 def _tls_context(ca_file: str | None) -> SSL.Context:
@@ -96,42 +92,6 @@ class _Creator:
 
         connection.set_verify(SSL.VERIFY_PEER, verify)
         return connection
-
-
-def _name_of(name: x509.Name) -> str:
-    for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
-        values = name.get_attributes_for_oid(oid)
-        if values:
-            return str(values[0].value)
-    return name.rfc4514_string()
-
-
-def cert_facts(cert: x509.Certificate) -> CertFacts:
-    """The parts of a certificate the rules look at."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        names = tuple(san.value.get_values_for_type(x509.DNSName))
-    except (x509.ExtensionNotFound, ValueError):
-        names = ()
-    common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return CertFacts(
-        subject=cert.subject.rfc4514_string(),
-        issuer=_name_of(cert.issuer),
-        dns_names=names,
-        common_name=str(common[0].value) if common else None,
-        not_before=cert.not_valid_before_utc.timestamp(),
-        not_after=cert.not_valid_after_utc.timestamp(),
-    )
-
-
-def _tls_facts(connection: SSL.Connection, errors: VerifyErrors) -> TlsFacts:
-    chain = connection.get_peer_cert_chain(as_cryptography=True) or []
-    return TlsFacts(
-        version=connection.get_protocol_version_name(),
-        cipher=connection.get_cipher_name() or "",
-        chain=tuple(cert_facts(cert) for cert in chain),
-        verify_errors=tuple(errors),
-    )
 
 
 @implementer(IHandshakeListener)
@@ -220,7 +180,7 @@ class _Session(LineReceiver):
 
     def handshakeCompleted(self) -> None:  # noqa: N802 (Twisted's name)
         handle = self.transport.getHandle()  # type: ignore[union-attr]
-        tls = _tls_facts(typing.cast(SSL.Connection, handle), self._errors)
+        tls = tls_facts(typing.cast(SSL.Connection, handle), self._errors)
         if self._ehlo is not None:
             self._send("QUIT")
         self._finish(stage=Stage.DONE, tls=tls)
