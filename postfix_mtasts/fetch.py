@@ -33,36 +33,22 @@ from postfix_mtasts.core.policyhost import (
 )
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.fetch_errors import (
-    FetchConnectError,
     FetchContentTypeError,
     FetchEncodingError,
     FetchError,
     FetchRedirectError,
     FetchStatusError,
     FetchTimeoutError,
-    FetchTlsError,
     FetchTooLargeError,
     as_fetch_error,
-    ssl_error_text,
 )
 
 __all__ = [
     "FETCH_TIMEOUT_S",
-    "FetchConnectError",
-    "FetchContentTypeError",
-    "FetchEncodingError",
-    "FetchError",
-    "FetchRedirectError",
-    "FetchStatusError",
-    "FetchTimeoutError",
-    "FetchTlsError",
-    "FetchTooLargeError",
     "HttpsPolicyFetcher",
     "PolicyFetcher",
     "PolicyResponse",
-    "policy_url",
     "refuse_content_coding",
-    "ssl_error_text",
 ]
 
 FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s

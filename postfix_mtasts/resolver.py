@@ -22,7 +22,8 @@ from postfix_mtasts.core.decision import (
 )
 from postfix_mtasts.core.policy import PolicyInvalid, parse_policy
 from postfix_mtasts.core.record import RecordInvalid, parse_sts_records
-from postfix_mtasts.fetch import FetchError, PolicyFetcher
+from postfix_mtasts.fetch import PolicyFetcher
+from postfix_mtasts.fetch_errors import FetchError
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtResolver
 
 __all__ = ["PolicyResolver"]

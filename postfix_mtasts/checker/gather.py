@@ -35,6 +35,9 @@ from postfix_mtasts.checker.facts import (
 from postfix_mtasts.core.policyhost import policy_url
 from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
+    PolicyResponse,
+)
+from postfix_mtasts.fetch_errors import (
     FetchConnectError,
     FetchEncodingError,
     FetchError,
@@ -43,7 +46,6 @@ from postfix_mtasts.fetch import (
     FetchTimeoutError,
     FetchTlsError,
     FetchTooLargeError,
-    PolicyResponse,
 )
 from postfix_mtasts.txt import (
     TxtFailure,

@@ -44,7 +44,7 @@ from postfix_mtasts.checker.facts import (
     Stage,
 )
 from postfix_mtasts.core.text import cut, quote
-from postfix_mtasts.fetch import ssl_error_text
+from postfix_mtasts.fetch_errors import ssl_error_text
 
 __all__ = ["Prober", "cert_facts"]
 

@@ -21,10 +21,12 @@ from postfix_mtasts.checker.facts import (
 from postfix_mtasts.checker.gather import Gatherer
 from postfix_mtasts.dnsclient import DnsAnswer, DnsError
 from postfix_mtasts.fetch import (
+    PolicyResponse,
+)
+from postfix_mtasts.fetch_errors import (
     FetchError,
     FetchRedirectError,
     FetchTimeoutError,
-    PolicyResponse,
 )
 from postfix_mtasts.txt import TxtNoRecord, TxtRecords
 

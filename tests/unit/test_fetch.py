@@ -23,7 +23,9 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from postfix_mtasts import __version__
-from postfix_mtasts.fetch import (
+from postfix_mtasts.core.policyhost import policy_url
+from postfix_mtasts.fetch import HttpsPolicyFetcher, PolicyResponse
+from postfix_mtasts.fetch_errors import (
     FetchConnectError,
     FetchContentTypeError,
     FetchEncodingError,
@@ -33,9 +35,6 @@ from postfix_mtasts.fetch import (
     FetchTimeoutError,
     FetchTlsError,
     FetchTooLargeError,
-    HttpsPolicyFetcher,
-    PolicyResponse,
-    policy_url,
 )
 from postfix_mtasts.https import http_client
 

@@ -52,16 +52,21 @@ class LookupTestCase(SynchronousTestCase):
         budget_s: float = 15.0,
         max_in_flight: int = 8,
         max_entries: int = 1000,
+        *,
+        state: DomainState | None = None,
+        max_pending: int = 10_000,
+        log_lookups: bool = False,
         **map_settings: object,
     ) -> None:
         table = maps(**map_settings)
-        self.domains = DomainState(max_entries)
+        self.domains = state or DomainState(max_entries)
         self.coordinator = RefreshCoordinator(
             self.resolver,
             self.domains,
             self.clock,
             timing=TIMING,
             max_in_flight=max_in_flight,
+            max_pending=max_pending,
         )
         self.service = FrontDoor(
             self.domains,
@@ -70,6 +75,7 @@ class LookupTestCase(SynchronousTestCase):
             maps=table.get,
             timing=TIMING,
             budget_s=budget_s,
+            log_lookups=log_lookups,
         )
         self.admin = Admin(self.domains, self.coordinator, self.clock)
 
@@ -439,18 +445,7 @@ class _FailingState(DomainState):
 class ProtectiveTests(LookupTestCase):
     def make_failing(self) -> _FailingState:
         state = _FailingState(1000)
-        self.domains = state
-        self.coordinator = RefreshCoordinator(
-            self.resolver, state, self.clock, timing=TIMING, max_in_flight=8
-        )
-        self.service = FrontDoor(
-            state,
-            self.coordinator,
-            self.clock,
-            maps=maps().get,
-            timing=TIMING,
-            budget_s=15,
-        )
+        self.make(state=state)
         return state
 
     def test_internal_error_defers_only_known_policy(self) -> None:
@@ -479,22 +474,7 @@ class ProtectiveTests(LookupTestCase):
     def test_overload_answers_from_cache_and_warns_once_a_minute(self) -> None:
         """Past the discovery cap, lookups are answered at once from what is
         known, with one warning a minute, not one per lookup (bounded work)."""
-        self.coordinator = RefreshCoordinator(
-            self.resolver,
-            self.domains,
-            self.clock,
-            timing=TIMING,
-            max_in_flight=8,
-            max_pending=1,
-        )
-        self.service = FrontDoor(
-            self.domains,
-            self.coordinator,
-            self.clock,
-            maps=maps().get,
-            timing=TIMING,
-            budget_s=15,
-        )
+        self.make(max_pending=1)
         self.pending(b"first.example")
         with capturedLogs() as events:
             for n in range(100):
@@ -521,15 +501,7 @@ class ProtectiveTests(LookupTestCase):
     def test_debug_log_per_lookup(self) -> None:
         """With debug logging, one event per lookup names map, key, answer
         and reason, the peer key quoted (style 4)."""
-        self.service = FrontDoor(
-            self.domains,
-            self.coordinator,
-            self.clock,
-            maps=maps().get,
-            timing=TIMING,
-            budget_s=15,
-            log_lookups=True,
-        )
+        self.make(log_lookups=True)
         self.cache_enforce()
         with capturedLogs() as events:
             self.lookup(b"example.com")

@@ -15,7 +15,7 @@ from postfix_mtasts.core.decision import (
     Unchanged,
 )
 from postfix_mtasts.core.policy import Mode
-from postfix_mtasts.fetch import FetchError, FetchStatusError
+from postfix_mtasts.fetch_errors import FetchError, FetchStatusError
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtRecords, TxtResult
 
