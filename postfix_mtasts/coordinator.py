@@ -6,15 +6,18 @@ with a cached policy, and discovery of domains with none, each with its own
 concurrency bound, so a flood of unknown names cannot starve the domains
 mail already depends on (one refresh itself is :mod:`postfix_mtasts.refresh`).
 A queued discovery that every waiting lookup has
-given up on is dropped before it starts, and discoveries start newest
-first: under a backlog, the lookups that still have budget left go first
-(under no backlog the order makes no difference).
+given up on is dropped before it starts, and discoveries are shared between
+the connections that ask, least-served first and newest first
+(:mod:`postfix_mtasts.fairqueue`): under a backlog the lookups that still
+have budget left go first, and one client's flood cannot hold back another
+connection's lookup.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Hashable
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
@@ -28,6 +31,7 @@ from postfix_mtasts.core.decision import (
 )
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.fairqueue import FairQueue
 from postfix_mtasts.refresh import REFRESH_TIMEOUT_S, RefreshRound, Resolves
 from postfix_mtasts.sharing import PolicySharing
 
@@ -49,6 +53,7 @@ class _Flight:
     lane: Lane
     force_fetch: bool
     kept: bool  # the refresher or the admin asked: runs even if nobody waits
+    source: Hashable | None  # who asked first (a Postfix connection)
     waiters: dict[Deferred[CacheEntry | None], None] = field(factory=dict)
     started: bool = False
 
@@ -82,7 +87,8 @@ class RefreshCoordinator:
         self._max_in_flight = max_in_flight
         self._max_pending = max_pending
         self._flights: dict[str, _Flight] = {}
-        self._queued = {lane: OrderedDict[str, _Flight]() for lane in Lane}
+        self._known = OrderedDict[str, _Flight]()  # first in, first out
+        self._new = FairQueue[_Flight]()
         self._running = dict.fromkeys(Lane, 0)
         self._flying = dict.fromkeys(Lane, 0)  # queued or running
         self._pumping = False
@@ -93,22 +99,26 @@ class RefreshCoordinator:
         return len(self._flights)
 
     def queued(self, lane: Lane) -> int:
-        return len(self._queued[lane])
+        return len(self._known) if lane is Lane.KNOWN else len(self._new)
 
     def running(self, lane: Lane) -> int:
         return self._running[lane]
 
-    def wait(self, domain: str) -> Deferred[CacheEntry | None] | None:
+    def wait(
+        self, domain: str, source: Hashable | None = None
+    ) -> Deferred[CacheEntry | None] | None:
         """Wait for a refresh of ``domain`` (joining one already queued or
         running): fires with the entry if a policy was fetched for it, else
-        None.  Cancel it to give up.  None when overloaded."""
+        None.  Cancel it to give up.  None when overloaded.  ``source`` (a
+        Postfix connection) is who asks: discoveries are shared fairly
+        between sources."""
         flight = self._flights.get(domain)
         if flight is None:
             # Only discoveries are capped: cached domains are bounded by the cache.
             new = self._domains.peek(domain) is None
             if new and self._flying[Lane.NEW] >= self._max_pending:
                 return None
-            flight = self._enqueue(domain, force_fetch=False, kept=False)
+            flight = self._enqueue(domain, False, False, source)
         waiter: Deferred[CacheEntry | None] = Deferred(
             lambda d: self._withdraw(flight, d)
         )
@@ -124,7 +134,7 @@ class RefreshCoordinator:
         running."""
         if domain in self._flights:
             return None
-        flight = self._enqueue(domain, force_fetch=force_fetch, kept=True)
+        flight = self._enqueue(domain, force_fetch, True, None)
         done: Deferred[CacheEntry | None] = Deferred()
         flight.waiters[done] = None
         self._pump()
@@ -132,11 +142,16 @@ class RefreshCoordinator:
 
     # -- the queue -----------------------------------------------------------
 
-    def _enqueue(self, domain: str, *, force_fetch: bool, kept: bool) -> _Flight:
+    def _enqueue(
+        self, domain: str, force_fetch: bool, kept: bool, source: Hashable | None
+    ) -> _Flight:
         lane = Lane.KNOWN if self._domains.peek(domain) is not None else Lane.NEW
-        flight = _Flight(domain, lane, force_fetch, kept)
+        flight = _Flight(domain, lane, force_fetch, kept, source)
         self._flights[domain] = flight
-        self._queued[lane][domain] = flight
+        if lane is Lane.KNOWN:
+            self._known[domain] = flight
+        else:
+            self._new.push(source, domain, flight)
         self._flying[lane] += 1
         self._domains.pin(domain)
         return flight
@@ -148,10 +163,11 @@ class RefreshCoordinator:
             flight.waiters
             or flight.started
             or flight.kept
+            or flight.lane is Lane.KNOWN
             or self._domains.peek(flight.domain) is not None
         ):
             return
-        del self._queued[flight.lane][flight.domain]
+        self._new.remove(flight.source, flight.domain)
         self._forget(flight)
         self.dropped += 1
 
@@ -171,13 +187,19 @@ class RefreshCoordinator:
             started = True
             while started:
                 started = False
-                for lane, queue in self._queued.items():
-                    if queue and self._running[lane] < self._max_in_flight:
-                        _, flight = queue.popitem(last=lane is Lane.NEW)
-                        self._running[lane] += 1
-                        flight.started = True
-                        self._start(flight)
-                        started = True
+                for lane in Lane:
+                    if self._running[lane] >= self._max_in_flight:
+                        continue
+                    if lane is Lane.KNOWN and self._known:
+                        flight = self._known.popitem(last=False)[1]
+                    elif lane is Lane.NEW and self._new:
+                        flight = self._new.pop()
+                    else:
+                        continue
+                    self._running[lane] += 1
+                    flight.started = True
+                    self._start(flight)
+                    started = True
         finally:
             self._pumping = False
 
@@ -188,6 +210,8 @@ class RefreshCoordinator:
 
     def _finished(self, result: object, flight: _Flight) -> None:
         self._running[flight.lane] -= 1
+        if flight.lane is Lane.NEW:
+            self._new.done(flight.source)
         self._forget(flight)
         fresh = result if isinstance(result, CacheEntry) else None
         waiters, flight.waiters = flight.waiters, {}

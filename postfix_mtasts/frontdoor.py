@@ -10,7 +10,7 @@ spec G.6: TEMP only where a policy is known to demand TLS.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -61,8 +61,12 @@ class FrontDoor:
         self._overloaded_since_log = 0
         self._overload_logged_at: float | None = None
 
-    def lookup(self, map_name: str, key: bytes) -> Answer | Deferred[Answer]:
-        """Answer one Postfix lookup; cached answers come back synchronously."""
+    def lookup(
+        self, map_name: str, key: bytes, source: Hashable | None = None
+    ) -> Answer | Deferred[Answer]:
+        """Answer one Postfix lookup; cached answers come back synchronously.
+        ``source`` is the asking connection: discoveries are shared fairly
+        between connections."""
         memo = self._memo.get((map_name, key))
         if memo is not None:
             remembered, answer = memo
@@ -96,7 +100,7 @@ class FrontDoor:
                 if entry is not None and entry.is_valid(now):
                     self._remember_answer(map_name, key, entry, answer)
                 return self._logged(map_name, key, answer)
-            return self._wait_for_refresh(map_name, key, domain, settings)
+            return self._wait_for_refresh(map_name, key, domain, settings, source)
         except Exception:
             self.log.failure("internal error answering {domain}", domain=domain)
             return self._logged(map_name, key, self._internal_error(domain))
@@ -140,9 +144,14 @@ class FrontDoor:
     # -- waiting for a refresh ---------------------------------------------
 
     def _wait_for_refresh(
-        self, map_name: str, key: bytes, domain: str, settings: MapConfig
+        self,
+        map_name: str,
+        key: bytes,
+        domain: str,
+        settings: MapConfig,
+        source: Hashable | None,
     ) -> Answer | Deferred[Answer]:
-        waiting = self._coordinator.wait(domain)
+        waiting = self._coordinator.wait(domain, source)
         if waiting is None:
             self._note_overload()
             return self._logged(map_name, key, self.current_answer(domain, settings))

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_protocols -*-
 """Twisted protocols for Postfix's socketmap and tcp_table clients.
 
-No policy logic here: bytes in, ``lookup(map_name, key)`` out, replies
+No policy logic here: bytes in, ``lookup(map_name, key, connection)`` out, replies
 written in request order.  Framing errors close the connection (a byte
 stream cannot be resynchronised); every well-framed request gets a reply.
 
@@ -13,7 +13,7 @@ requests decoded beyond that wait, unstarted, while its reading is paused.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol as TypingProtocol
 from typing import cast
 
@@ -29,7 +29,8 @@ from postfix_mtasts.flowcontrol import FlowControlledProtocol
 
 __all__ = ["Lookup", "LookupFactory", "SocketmapProtocol", "TcpTableProtocol"]
 
-Lookup = Callable[[str, bytes], "Answer | Deferred[Answer]"]
+#: ``lookup(map_name, key, source)``; the source is the asking connection.
+Lookup = Callable[[str, bytes, Hashable], "Answer | Deferred[Answer]"]
 
 _INTERNAL_ERROR = Answer.temp("internal error")
 MAX_ENCODED_ANSWERS = 10_000
@@ -229,13 +230,13 @@ class SocketmapProtocol(_LookupProtocol):
         name, space, key = frame.partition(b" ")
         known = self.factory.map_names.get(name) if space else None
         if known is not None:  # a map name already seen valid: skip the checks
-            return self.factory.lookup(known, key)
+            return self.factory.lookup(known, key, self)
         request = socketmap.parse_request(frame)
         if isinstance(request, socketmap.RequestError):
             return Answer.perm(request.reason)
         if len(self.factory.map_names) < MAX_KNOWN_MAP_NAMES:
             self.factory.map_names[name] = request.name
-        return self.factory.lookup(request.name, request.key)
+        return self.factory.lookup(request.name, request.key, self)
 
     def _encode(self, answer: Answer) -> bytes:
         return socketmap.encode_reply(answer)
@@ -257,7 +258,7 @@ class TcpTableProtocol(_LookupProtocol):
         request = tcptable.parse_request(frame)
         if isinstance(request, tcptable.RequestError):
             return Answer.temp(request.reason)
-        return self.factory.lookup(self.factory.tcp_map_name, request.key)
+        return self.factory.lookup(self.factory.tcp_map_name, request.key, self)
 
     def _encode(self, answer: Answer) -> bytes:
         return tcptable.encode_reply(answer)

@@ -124,6 +124,30 @@ class LaneTests(CoordinatorTestCase):
         self.answer("a.example", NoPolicy("NXDOMAIN"))
         self.assertEqual(self.asked()[-1], "d.example")
 
+    def test_flooding_client_cannot_hold_back_another(self) -> None:
+        """A connection pipelining discoveries against dead DNS cannot keep
+        another connection's one lookup waiting: the least-served source
+        goes first (G14; a probe answered NOTFOUND mid-flood before)."""
+        for n in range(50):
+            self.coordinator.wait(f"a{n}.example", "flooder")
+        self.coordinator.wait("probe.example", "postfix")
+        for n in range(50, 100):
+            self.coordinator.wait(f"a{n}.example", "flooder")
+        self.answer("a0.example", DnsFailed("timeout"))
+        self.assertEqual(self.asked()[-1], "probe.example")
+        self.answer("a1.example", DnsFailed("timeout"))
+        self.assertEqual(self.asked()[-1], "a99.example")  # then newest first
+
+    def test_equal_sources_newest_first(self) -> None:
+        """Sources with as much running and waiting are served newest first,
+        as Postfix's one-request connections are (G14)."""
+        self.make(max_in_flight=1)
+        self.coordinator.wait("busy.example", "p0")
+        for n in range(1, 4):
+            self.coordinator.wait(f"d{n}.example", f"p{n}")
+        self.answer("busy.example", NoPolicy("NXDOMAIN"))
+        self.assertEqual(self.asked()[-1], "d3.example")
+
     def test_known_lane_first_in_first_out(self) -> None:
         """Re-checks of cached domains run in the order asked."""
         for name in ("a", "b", "c", "d"):

@@ -45,7 +45,9 @@ class FakeLookup:
         self.waiting: list[tuple[bytes, Deferred[Answer]]] = []
         self.answers = {b"example.com": SECURE}
 
-    def __call__(self, map_name: str, key: bytes) -> Answer | Deferred[Answer]:
+    def __call__(
+        self, map_name: str, key: bytes, source: object = None
+    ) -> Answer | Deferred[Answer]:
         self.calls.append((map_name, key))
         if key == b"boom":
             raise RuntimeError("bug")
