@@ -48,11 +48,11 @@ class FrontDoor:
     ) -> None:
         self._domains = domains
         self._coordinator = coordinator
-        self._clock = clock
+        self.clock = clock
         self._maps = maps
         self._recheck_s = timing.recheck_interval_s
         self._timing = timing
-        self._budget_s = budget_s
+        self.budget_s = budget_s
         self._log_lookups = log_lookups
         # (map, raw key) -> the entry an answer was rendered from, and the
         # answer: a repeated key skips classification and rendering while
@@ -70,7 +70,7 @@ class FrontDoor:
         memo = self._memo.get((map_name, key))
         if memo is not None:
             remembered, answer = memo
-            now = self._clock.seconds()
+            now = self.clock.seconds()
             if (
                 now < remembered.expires_at
                 and now < remembered.checked_at + self._recheck_s
@@ -91,7 +91,7 @@ class FrontDoor:
             return self._logged(map_name, key, Answer.notfound(hop.reason))
         domain = hop.domain
         try:
-            now = self._clock.seconds()
+            now = self.clock.seconds()
             self._domains.touch(domain, now)
             entry = self._domains.entry(domain)
             negative = self._domains.negative(domain)
@@ -107,7 +107,7 @@ class FrontDoor:
 
     def current_answer(self, domain: str, settings: MapConfig) -> Answer:
         """What is known about ``domain`` now, without any network."""
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         entry, negative = self._domains.peek(domain), self._domains.negative(domain)
         return answer_for(domain, entry, negative, now, settings)
 
@@ -123,7 +123,7 @@ class FrontDoor:
         entry = self._domains.peek(domain)
         if (
             entry is not None
-            and entry.is_valid(self._clock.seconds())
+            and entry.is_valid(self.clock.seconds())
             and entry.policy.mode is not Mode.NONE
         ):
             return Answer.temp("internal error")
@@ -155,53 +155,36 @@ class FrontDoor:
         if waiting is None:
             self._note_overload()
             return self._logged(map_name, key, self.current_answer(domain, settings))
-        result: Deferred[Answer] = Deferred()
+        return _Wait(self, map_name, key, domain, settings, waiting).result
 
-        def answer(fresh: CacheEntry | None) -> None:
-            if timer.active():
-                timer.cancel()
-            if result.called:
-                return
-            try:
-                if fresh is None:
-                    answered = self.current_answer(domain, settings)
-                else:
-                    # C10: a policy applies to the lookup that fetched it,
-                    # even with max_age 0.
-                    answered = answer_for(
-                        domain,
-                        fresh,
-                        None,
-                        fresh.fetched_at,
-                        settings,
-                        just_fetched=True,
-                    )
-            except Exception:
-                self.log.failure("internal error answering {domain}", domain=domain)
-                answered = self._internal_error(domain)
-            result.callback(self._logged(map_name, key, answered))
-
-        def failed(failure: Failure) -> None:
-            if not isinstance(failure.value, CancelledError):
-                self.log.failure("waiting for {domain} failed", failure, domain=domain)
-                answer(None)
-
-        def budget_spent() -> None:
-            self.log.info(
-                "lookup budget spent for {domain}; answering from what is known",
-                domain=domain,
-            )
-            answer(None)
-            waiting.cancel()  # the coordinator may drop a discovery nobody awaits
-
-        timer = self._clock.callLater(self._budget_s, budget_spent)
-        waiting.addCallbacks(answer, failed)
-        return result
+    def answer_fetched(
+        self,
+        map_name: str,
+        key: bytes,
+        domain: str,
+        settings: MapConfig,
+        fresh: CacheEntry | None,
+    ) -> Answer:
+        """The answer once a refresh ended (``fresh``: the entry fetched for
+        this lookup) or the budget did (None)."""
+        try:
+            if fresh is None:
+                answered = self.current_answer(domain, settings)
+            else:
+                # C10: a policy applies to the lookup that fetched it, even
+                # with max_age 0.
+                answered = answer_for(
+                    domain, fresh, None, fresh.fetched_at, settings, just_fetched=True
+                )
+        except Exception:
+            self.log.failure("internal error answering {domain}", domain=domain)
+            answered = self._internal_error(domain)
+        return self._logged(map_name, key, answered)
 
     def _note_overload(self) -> None:
         """One warning a minute while the coordinator's queue is full."""
         self._overloaded_since_log += 1
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         logged = self._overload_logged_at
         if logged is not None and now - logged < OVERLOAD_LOG_INTERVAL_S:
             return
@@ -213,3 +196,61 @@ class FrontDoor:
         )
         self._overload_logged_at = now
         self._overloaded_since_log = 0
+
+
+class _Wait:
+    """One lookup waiting for a refresh, at most the front door's budget.
+
+    A small object rather than closures: thousands of them may wait at
+    once during a flood, and each costs memory until answered."""
+
+    __slots__ = (
+        "_domain",
+        "_door",
+        "_key",
+        "_map",
+        "_settings",
+        "_timer",
+        "_waiting",
+        "result",
+    )
+
+    def __init__(
+        self,
+        door: FrontDoor,
+        map_name: str,
+        key: bytes,
+        domain: str,
+        settings: MapConfig,
+        waiting: Deferred[CacheEntry | None],
+    ) -> None:
+        self._door, self._map, self._key = door, map_name, key
+        self._domain, self._settings, self._waiting = domain, settings, waiting
+        self.result: Deferred[Answer] = Deferred()
+        self._timer = door.clock.callLater(door.budget_s, self._budget_spent)
+        waiting.addCallbacks(self._answer, self._failed)
+
+    def _answer(self, fresh: CacheEntry | None) -> None:
+        if self._timer.active():
+            self._timer.cancel()
+        if not self.result.called:
+            self.result.callback(
+                self._door.answer_fetched(
+                    self._map, self._key, self._domain, self._settings, fresh
+                )
+            )
+
+    def _failed(self, failure: Failure) -> None:
+        if not isinstance(failure.value, CancelledError):
+            self._door.log.failure(
+                "waiting for {domain} failed", failure, domain=self._domain
+            )
+            self._answer(None)
+
+    def _budget_spent(self) -> None:
+        self._door.log.info(
+            "lookup budget spent for {domain}; answering from what is known",
+            domain=self._domain,
+        )
+        self._answer(None)
+        self._waiting.cancel()  # the coordinator may drop a discovery nobody awaits

@@ -37,7 +37,7 @@ MAX_ENCODED_ANSWERS = 10_000
 MAX_KNOWN_MAP_NAMES = 64
 #: Postfix waits for each reply before it sends the next request, so it
 #: owes at most one; the rest is room for pipelining tools (F9, G6).
-MAX_PENDING_PER_CONNECTION = 100
+MAX_PENDING_PER_CONNECTION = 16
 
 
 class _Decoder(TypingProtocol):

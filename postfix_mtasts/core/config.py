@@ -129,7 +129,7 @@ class ServerConfig:
     max_request_bytes: int = field(default=10_000, metadata=rule(least=1, most=100_000))
     # Postfix waits for each reply before its next request (G6): it owes one.
     max_pending_per_connection: int = field(
-        default=100, metadata=rule(least=1, most=10_000)
+        default=16, metadata=rule(least=1, most=10_000)
     )
 
 

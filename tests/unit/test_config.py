@@ -592,9 +592,9 @@ class ServerTests(ConfigErrorAssertions):
         )
 
     def test_max_pending_per_connection(self) -> None:
-        """server.max_pending_per_connection defaults to 100 and may be set
+        """server.max_pending_per_connection defaults to 16 and may be set
         within 1..10000 (F9, G6)."""
-        self.assertEqual(ServerConfig().max_pending_per_connection, 100)
+        self.assertEqual(ServerConfig().max_pending_per_connection, 16)
         config = parse_config("[server]\nmax_pending_per_connection = 1\n")
         self.assertEqual(config.server.max_pending_per_connection, 1)
         for bad in ("0", "10001", "1.5", "true"):
