@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.answer import Answer
@@ -26,6 +25,7 @@ from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.waiting import Wait
 
 __all__ = ["OVERLOAD_LOG_INTERVAL_S", "FrontDoor"]
 
@@ -155,7 +155,7 @@ class FrontDoor:
         if waiting is None:
             self._note_overload()
             return self._logged(map_name, key, self.current_answer(domain, settings))
-        return _Wait(self, map_name, key, domain, settings, waiting).result
+        return Wait(self, map_name, key, domain, settings, waiting).result
 
     def answer_fetched(
         self,
@@ -196,61 +196,3 @@ class FrontDoor:
         )
         self._overload_logged_at = now
         self._overloaded_since_log = 0
-
-
-class _Wait:
-    """One lookup waiting for a refresh, at most the front door's budget.
-
-    A small object rather than closures: thousands of them may wait at
-    once during a flood, and each costs memory until answered."""
-
-    __slots__ = (
-        "_domain",
-        "_door",
-        "_key",
-        "_map",
-        "_settings",
-        "_timer",
-        "_waiting",
-        "result",
-    )
-
-    def __init__(
-        self,
-        door: FrontDoor,
-        map_name: str,
-        key: bytes,
-        domain: str,
-        settings: MapConfig,
-        waiting: Deferred[CacheEntry | None],
-    ) -> None:
-        self._door, self._map, self._key = door, map_name, key
-        self._domain, self._settings, self._waiting = domain, settings, waiting
-        self.result: Deferred[Answer] = Deferred()
-        self._timer = door.clock.callLater(door.budget_s, self._budget_spent)
-        waiting.addCallbacks(self._answer, self._failed)
-
-    def _answer(self, fresh: CacheEntry | None) -> None:
-        if self._timer.active():
-            self._timer.cancel()
-        if not self.result.called:
-            self.result.callback(
-                self._door.answer_fetched(
-                    self._map, self._key, self._domain, self._settings, fresh
-                )
-            )
-
-    def _failed(self, failure: Failure) -> None:
-        if not isinstance(failure.value, CancelledError):
-            self._door.log.failure(
-                "waiting for {domain} failed", failure, domain=self._domain
-            )
-            self._answer(None)
-
-    def _budget_spent(self) -> None:
-        self._door.log.info(
-            "lookup budget spent for {domain}; answering from what is known",
-            domain=self._domain,
-        )
-        self._answer(None)
-        self._waiting.cancel()  # the coordinator may drop a discovery nobody awaits

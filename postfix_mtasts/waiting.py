@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.unit.test_frontdoor -*-
+"""One lookup waiting for a refresh, at most the front door's budget (G14).
+
+A small slotted object rather than closures: thousands may wait at once
+during a flood, and each costs memory until answered.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.entry import CacheEntry
+
+__all__ = ["Answers", "Wait"]
+
+
+class Answers(Protocol):
+    """What a waiting lookup needs of the front door."""
+
+    log: Logger
+    clock: IReactorTime
+    budget_s: float
+
+    def answer_fetched(
+        self,
+        map_name: str,
+        key: bytes,
+        domain: str,
+        settings: MapConfig,
+        fresh: CacheEntry | None,
+    ) -> Answer: ...
+
+
+class Wait:
+    """Answers ``result`` when the refresh ends or the budget does, then
+    withdraws from the refresh (the coordinator may drop it)."""
+
+    __slots__ = (
+        "_domain",
+        "_door",
+        "_key",
+        "_map",
+        "_settings",
+        "_timer",
+        "_waiting",
+        "result",
+    )
+
+    def __init__(
+        self,
+        door: Answers,
+        map_name: str,
+        key: bytes,
+        domain: str,
+        settings: MapConfig,
+        waiting: Deferred[CacheEntry | None],
+    ) -> None:
+        self._door, self._map, self._key = door, map_name, key
+        self._domain, self._settings, self._waiting = domain, settings, waiting
+        self.result: Deferred[Answer] = Deferred()
+        self._timer = door.clock.callLater(door.budget_s, self._budget_spent)
+        waiting.addCallbacks(self._answer, self._failed)
+
+    def _answer(self, fresh: CacheEntry | None) -> None:
+        if self._timer.active():
+            self._timer.cancel()
+        if not self.result.called:
+            self.result.callback(
+                self._door.answer_fetched(
+                    self._map, self._key, self._domain, self._settings, fresh
+                )
+            )
+
+    def _failed(self, failure: Failure) -> None:
+        if not isinstance(failure.value, CancelledError):
+            self._door.log.failure(
+                "waiting for {domain} failed", failure, domain=self._domain
+            )
+            self._answer(None)
+
+    def _budget_spent(self) -> None:
+        self._door.log.info(
+            "lookup budget spent for {domain}; answering from what is known",
+            domain=self._domain,
+        )
+        self._answer(None)
+        self._waiting.cancel()  # the coordinator may drop a discovery nobody awaits
