@@ -33,7 +33,9 @@ class DomainState:
         self._policies = MemoryCache(max_entries, in_use=self._pinned.__contains__)
         self._negative: OrderedDict[str, Negative] = OrderedDict()
         self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._last_used: OrderedDict[str, float] = OrderedDict()
+        # Only for cached domains, forgotten with their policy: bounded by
+        # the LRU itself.
+        self._last_used: dict[str, float] = {}
 
     def sizes(self) -> dict[str, int]:
         """How many items each map holds (for tests and the admin)."""
@@ -86,9 +88,6 @@ class DomainState:
         if self._policies.get(domain) is None:
             return
         self._last_used[domain] = now
-        self._last_used.move_to_end(domain)
-        if len(self._last_used) > self.max_entries:
-            self._last_used.popitem(last=False)
 
     def pin(self, domain: str) -> None:
         """Keep ``domain``'s policy from eviction until :meth:`unpin`."""
@@ -103,7 +102,7 @@ class DomainState:
         """Make the change :func:`~postfix_mtasts.core.decision.apply_outcome`
         chose (entry stored or deleted, negative, back-off)."""
         if update.entry is not None:
-            self._policies.put(update.entry)
+            self._store(update.entry)
         elif update.delete:
             self._forget_policy(domain)
         if update.negative is None:
@@ -124,7 +123,7 @@ class DomainState:
 
     def put(self, entry: CacheEntry) -> None:
         """Store a policy learnt elsewhere (a store, another host, an import)."""
-        self._policies.put(entry)
+        self._store(entry)
         self._negative.pop(entry.domain, None)
 
     def purge(self, domain: str) -> bool:
@@ -143,8 +142,12 @@ class DomainState:
             (e for e in entries if e.is_valid(now)), key=lambda e: e.checked_at
         )
         for entry in valid[-self.max_entries :]:
-            self._policies.put(entry)
+            self._store(entry)
         return min(len(valid), self.max_entries)
+
+    def _store(self, entry: CacheEntry) -> None:
+        for evicted in self._policies.put(entry):
+            self._last_used.pop(evicted, None)
 
     def _forget_policy(self, domain: str) -> None:
         self._policies.delete(domain)

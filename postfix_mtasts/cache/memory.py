@@ -41,9 +41,12 @@ class MemoryCache:
         """Like get, without making the entry recently used."""
         return self._entries.get(domain)
 
-    def put(self, entry: CacheEntry) -> None:
+    def put(self, entry: CacheEntry) -> list[str]:
+        """Store ``entry`` as the most recently used; returns the domains
+        evicted to stay within ``max_entries``."""
         self._entries[entry.domain] = entry
         self._entries.move_to_end(entry.domain)
+        evicted = []
         while len(self._entries) > self.max_entries:
             victim = next(
                 (d for d in self._entries if d != entry.domain and not self._in_use(d)),
@@ -52,6 +55,8 @@ class MemoryCache:
             if victim is None:
                 break  # everything is in use: over the bound until a refresh ends
             del self._entries[victim]
+            evicted.append(victim)
+        return evicted
 
     def delete(self, domain: str) -> None:
         self._entries.pop(domain, None)

@@ -64,6 +64,18 @@ class BoundsTests(SynchronousTestCase):
         state.touch("a.example", NOW + USE_GRANULARITY_S + 1)
         self.assertEqual(state.last_used("a.example"), NOW + USE_GRANULARITY_S + 1)
 
+    def test_evicted_policy_forgets_last_use(self) -> None:
+        """A policy the LRU evicts takes its last use with it: last use is
+        bounded by the cache itself (bounded state, D11)."""
+        state = DomainState(2)
+        for domain in ("a.example", "b.example"):
+            state.put(entry(domain))
+            state.touch(domain, NOW)
+        state.put(entry("c.example"))
+        self.assertIsNone(state.last_used("a.example"))
+        self.assertEqual(state.last_used("b.example"), NOW)
+        self.assertEqual(state.sizes()["last_used"], 1)
+
     def test_evicted_or_purged_policy_forgets_last_use(self) -> None:
         """A purged domain leaves no last use, negative or back-off (E11)."""
         state = DomainState(10)
