@@ -31,6 +31,7 @@ __all__ = [
     "Update",
     "answer_for",
     "apply_outcome",
+    "known_id",
     "needs_check",
 ]
 
@@ -183,7 +184,8 @@ def apply_outcome(
     if isinstance(outcome, Unchanged):
         if entry is not None and valid:
             return Update(Event.UNCHANGED, entry=evolve(entry, checked_at=now))
-        return Update(Event.UNCHANGED, negative=None)  # pragma: no cover
+        # The entry expired while its TXT was asked: nothing to extend (E4).
+        return Update(Event.UNCHANGED, negative=None)
     if isinstance(outcome, NoPolicy):
         if entry is not None and valid:
             # E7/A10: a missing or invalid record never removes a valid policy.
