@@ -21,21 +21,14 @@ from collections.abc import Hashable
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from postfix_mtasts.core.decision import (
-    Negative,
-    Timing,
-)
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fairqueue import FairQueue
-from postfix_mtasts.refresh import REFRESH_TIMEOUT_S, RefreshRound, Resolves
-from postfix_mtasts.sharing import PolicySharing
+from postfix_mtasts.refresh import RefreshRound
 
-__all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator", "Resolves"]
+__all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator"]
 
 MAX_PENDING_REFRESHES = 10_000
 
@@ -63,27 +56,14 @@ class RefreshCoordinator:
 
     def __init__(
         self,
-        resolver: Resolves,
+        refresh: RefreshRound,
         domains: DomainState,
-        clock: IReactorTime,
         *,
-        timing: Timing,
         max_in_flight: int,
         max_pending: int = MAX_PENDING_REFRESHES,
-        refresh_timeout_s: float = REFRESH_TIMEOUT_S,
-        sharing: PolicySharing | None = None,
     ) -> None:
-        self._round = RefreshRound(
-            resolver,
-            domains,
-            clock,
-            timing=timing,
-            timeout_s=refresh_timeout_s,
-            sharing=sharing,
-        )
+        self._round = refresh
         self._domains = domains
-        self._clock = clock
-        self._timing = timing
         self._max_in_flight = max_in_flight
         self._max_pending = max_pending
         self._flights: dict[str, _Flight] = {}
@@ -205,21 +185,14 @@ class RefreshCoordinator:
 
     def _start(self, flight: _Flight) -> None:
         d = Deferred.fromCoroutine(self._round.run(flight.domain, flight.force_fetch))
-        d.addErrback(self._refresh_bug, flight.domain)
-        d.addBoth(self._finished, flight)
+        d.addCallback(self._finished, flight)
 
-    def _finished(self, result: object, flight: _Flight) -> None:
+    def _finished(self, result: CacheEntry | None, flight: _Flight) -> None:
         self._running[flight.lane] -= 1
         if flight.lane is Lane.NEW:
             self._new.done(flight.source)
         self._forget(flight)
-        fresh = result if isinstance(result, CacheEntry) else None
         waiters, flight.waiters = flight.waiters, {}
         for waiter in waiters:
-            waiter.callback(fresh)
+            waiter.callback(result)
         self._pump()
-
-    def _refresh_bug(self, failure: Failure, domain: str) -> None:
-        self.log.failure("refresh of {domain} failed", failure, domain=domain)
-        until = self._clock.seconds() + self._timing.retry_s
-        self._domains.remember_failure(domain, Negative("internal error", until))

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from postfix_mtasts.core.decision import (
     DnsFailed,
     Fetched,
+    Negative,
     Outcome,
     Timing,
     Update,
@@ -62,7 +63,17 @@ class RefreshRound:
 
     async def run(self, domain: str, force_fetch: bool) -> CacheEntry | None:
         """Refresh ``domain``; the entry if a policy was fetched or adopted
-        now, else None (the domain state says what is known)."""
+        now, else None (the domain state says what is known).  A bug is
+        logged and holds the domain back for ``retry_s``; it never raises."""
+        try:
+            return await self._run(domain, force_fetch)
+        except Exception:
+            self.log.failure("refresh of {domain} failed", domain=domain)
+            until = self._clock.seconds() + self._timing.retry_s
+            self._domains.remember_failure(domain, Negative("internal error", until))
+            return None
+
+    async def _run(self, domain: str, force_fetch: bool) -> CacheEntry | None:
         sharing = self._sharing
         try:
             if sharing is not None:

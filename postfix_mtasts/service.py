@@ -30,7 +30,7 @@ from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.hostnames import DnsHostnameResolver
 from postfix_mtasts.https import make_https_client
 from postfix_mtasts.listeners import listener_service, start_control
-from postfix_mtasts.refresh import Resolves
+from postfix_mtasts.refresh import RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
@@ -162,12 +162,9 @@ def assemble_lookup(
     """The lookup parts around any resolver (the real one, or a test's)."""
     domains = DomainState(max_entries)
     coordinator = RefreshCoordinator(
-        resolver,
+        RefreshRound(resolver, domains, clock, timing=timing, sharing=sharing),
         domains,
-        clock,
-        timing=timing,
         max_in_flight=max_in_flight,
-        sharing=sharing,
     )
     front_door = FrontDoor(
         domains,

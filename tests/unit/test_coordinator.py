@@ -19,6 +19,7 @@ from postfix_mtasts.core.decision import (
 )
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.refresh import RefreshRound
 from postfix_mtasts.sharing import PolicySharing
 
 from .fakes import FakeCoordinator, FakeResolver, FakeStore, make_policy
@@ -44,14 +45,15 @@ class CoordinatorTestCase(SynchronousTestCase):
         sharing: PolicySharing | None = None,
         resolver: object = None,
     ) -> None:
-        self.coordinator = RefreshCoordinator(
+        refresh = RefreshRound(
             resolver or self.resolver,  # type: ignore[arg-type]
             self.domains,
             self.clock,
             timing=TIMING,
-            max_in_flight=max_in_flight,
-            max_pending=max_pending,
             sharing=sharing,
+        )
+        self.coordinator = RefreshCoordinator(
+            refresh, self.domains, max_in_flight=max_in_flight, max_pending=max_pending
         )
 
     def cache(self, domain: str) -> None:

@@ -25,6 +25,7 @@ from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.frontdoor import FrontDoor
+from postfix_mtasts.refresh import RefreshRound
 
 from .fakes import FakeResolver, make_policy
 
@@ -60,13 +61,9 @@ class LookupTestCase(SynchronousTestCase):
     ) -> None:
         table = maps(**map_settings)
         self.domains = state or DomainState(max_entries)
+        refresh = RefreshRound(self.resolver, self.domains, self.clock, timing=TIMING)
         self.coordinator = RefreshCoordinator(
-            self.resolver,
-            self.domains,
-            self.clock,
-            timing=TIMING,
-            max_in_flight=max_in_flight,
-            max_pending=max_pending,
+            refresh, self.domains, max_in_flight=max_in_flight, max_pending=max_pending
         )
         self.service = FrontDoor(
             self.domains,
