@@ -92,6 +92,14 @@ _BAD_EXT_VALUE = re.compile(r"\A\Z|[\x00-\x1f\x7f]")  # empty, or a CTL
 _BARE_CR = re.compile(r"\r(?!\n)")
 _MAX_AGE = re.compile(r"[0-9]{1,10}")
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Fast paths for the common case, each accepting only what the full checks
+# below accept: a well-formed key, and an mx of two or more LDH labels whose
+# last is not all digits (no "xn--": those need the IDNA check).
+_GOOD_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}:")
+_GOOD_MX = re.compile(
+    r"(\*\.)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?=[a-z0-9-]*[a-z-])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"
+)
 _REQUIRED = {"version": "C4", "mode": "C6", "max_age": "C8"}
 _KNOWN_KEYS = frozenset((*_REQUIRED, "mx"))
 _MODES = {mode.value: mode for mode in Mode}
@@ -108,6 +116,8 @@ def _check_mx(value: str) -> MxPattern | tuple[str, str]:
     if not value.isascii():
         return "C12", f"mx {quote(value)} is not ASCII (U-labels must be A-labels)"
     text = value.lower().removesuffix(".")  # one trailing dot (C13, D4)
+    if len(text) <= 253 and "xn--" not in text and (good := _GOOD_MX.fullmatch(text)):
+        return MxPattern(text=text, wildcard=good[1] is not None, base=good[2])
     for chars, what in (("[]", "an IP literal"), (":", "a port or IPv6"), ("_", "_")):
         if any(c in text for c in chars):
             return "C13", f"mx {quote(value)} contains {what}"
@@ -175,6 +185,8 @@ def parse_policy(
 
 def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
     """``(key, value)`` of one line, value stripped of WSP (C2, C3, C15)."""
+    if good := _GOOD_KEY.match(line):
+        return line[: good.end() - 1], line[good.end() :].strip(_WSP)
     key, colon, value = line.partition(":")
     where = f"line {number}: {quote(line)}"
     if not line.strip(_WSP) or line.startswith("#"):
