@@ -20,6 +20,17 @@ A response (all keys optional):
     chunked (bool), gzip (bool: gzip the body, Content-Encoding: gzip),
     abort ("headers": close after the headers, "reset": RST instead of a reply).
 
+Hostile responses (issue 9), for a client that must bound what it buffers:
+    header_flood (int: after the status line, endless 1 kB header lines
+    ``X-Flood-N: aaa...`` until the peer hangs up or this many bytes went),
+    header_drip (float: bytes per second; one header line dripped at that
+    rate and never finished, for at most drip_max_s, default 120 s),
+    reset_after (int: announce the whole body, send this many bytes of it,
+    then RST), gzip_bomb (int: the body padded with NULs to this many bytes,
+    gzipped once and cached, with Content-Encoding: gzip).
+A flood or a drip logs one event "stream" when it ends: host, kind, sent
+(bytes), seconds, end ("peer-closed", "limit" or "timeout").
+
 A host may also have ``handshake_delay`` (s to stall inside the TLS handshake,
 after the ClientHello).  Unknown hosts get ``default_cert`` and a 404.
 Trailing dots are stripped from SNI and Host.  Each request appends one JSON
@@ -32,6 +43,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import select
 import socket
 import ssl
 import struct
@@ -46,6 +58,30 @@ _LOCK = threading.Lock()
 _CONTEXTS: dict[tuple[str, float], ssl.SSLContext] = {}
 _SNI: dict[int, str | None] = {}
 _RESET: set[int] = set()
+_BOMBS: dict[tuple[bytes, int], bytes] = {}
+
+
+def _gzip_bomb(body: bytes, size: int) -> bytes:
+    """``body`` padded with NULs to ``size`` bytes, gzipped (cached)."""
+    with _LOCK:
+        bomb = _BOMBS.get((body, size))
+        if bomb is None:
+            bomb = gzip.compress(body + bytes(max(0, size - len(body))), 9)
+            _BOMBS[(body, size)] = bomb
+        return bomb
+
+
+def _peer_gone(sock: socket.socket) -> bool:
+    """After select() said readable: did the peer close or reset?"""
+    sock.settimeout(0.5)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(30)
 
 
 def _config(path: Path) -> dict[str, Any]:
@@ -141,6 +177,7 @@ class Server(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
+    host_name: str | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -163,6 +200,7 @@ class Handler(BaseHTTPRequestHandler):
             }
         )
         self.close_connection = True
+        self.host_name = host
         entry = _config(self.server.config_path).get("hosts", {}).get(host or "")
         spec: dict[str, Any] = {"status": 404, "body": "no such host\n"}
         if entry is not None:
@@ -173,11 +211,10 @@ class Handler(BaseHTTPRequestHandler):
     def _respond(self, spec: dict[str, Any]) -> None:
         time.sleep(float(spec.get("delay", 0)))  # noqa: TID251 - injected latency
         if spec.get("abort") == "reset":
-            self.request.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-            with _LOCK:
-                _RESET.add(id(self.request))
+            self._reset()
+            return
+        if spec.get("header_flood") or spec.get("header_drip"):
+            self._stream_headers(spec)
             return
         if "body_b64" in spec:
             body = base64.b64decode(spec["body_b64"])
@@ -187,13 +224,15 @@ class Handler(BaseHTTPRequestHandler):
             body = body + b"#" * max(0, int(spec["oversize"]) - len(body))
         if spec.get("gzip"):
             body = gzip.compress(body)
+        if spec.get("gzip_bomb"):
+            body = _gzip_bomb(body, int(spec["gzip_bomb"]))
         self.send_response(int(spec.get("status", 200)), spec.get("reason"))
         content_type = spec.get("content_type", "text/plain")
         if content_type is not None:
             self.send_header("Content-Type", content_type)
         if spec.get("location"):
             self.send_header("Location", spec["location"])
-        if spec.get("gzip"):
+        if spec.get("gzip") or spec.get("gzip_bomb"):
             self.send_header("Content-Encoding", "gzip")
         chunked = bool(spec.get("chunked"))
         length = spec.get("content_length", len(body))
@@ -209,6 +248,11 @@ class Handler(BaseHTTPRequestHandler):
         if spec.get("abort") == "headers" or self.command == "HEAD":
             return
         time.sleep(float(spec.get("body_delay", 0)))  # noqa: TID251
+        if spec.get("reset_after") is not None:
+            self.wfile.write(body[: int(spec["reset_after"])])
+            self.wfile.flush()
+            self._reset()
+            return
         rate = spec.get("trickle")
         step = max(1, int(rate) // 10) if rate else len(body) or 1
         for i in range(0, len(body), step):
@@ -221,6 +265,58 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(len(body[i : i + step]) / float(rate))  # noqa: TID251
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _reset(self) -> None:
+        """Close this connection with an RST (SO_LINGER 0, no FIN first)."""
+        self.request.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        with _LOCK:
+            _RESET.add(id(self.request))
+
+    def _stream_headers(self, spec: dict[str, Any]) -> None:
+        """A status line, then header bytes that never end: a flood of whole
+        lines as fast as the peer reads, or one line dripped slowly."""
+        started = time.monotonic()
+        self.send_response(int(spec.get("status", 200)), spec.get("reason"))
+        self.send_header("Content-Type", "text/plain")
+        self.flush_headers()
+        sock: socket.socket = self.request
+        kind = "header_flood" if spec.get("header_flood") else "header_drip"
+        sent, end = 0, "limit"
+        try:
+            if kind == "header_flood":
+                filler = b"a" * 1000
+                while sent < int(spec["header_flood"]):
+                    line = b"X-Flood-%d: %s\r\n" % (sent // 1000, filler)
+                    self.wfile.write(line)
+                    sent += len(line)
+            else:
+                pause = 1.0 / float(spec["header_drip"])
+                limit_s = float(spec.get("drip_max_s", 120))
+                self.wfile.write(b"X-Drip: ")
+                sent = 8
+                while time.monotonic() - started < limit_s:
+                    readable, _, _ = select.select([sock], [], [], pause)
+                    if readable and _peer_gone(sock):
+                        end = "peer-closed"
+                        break
+                    self.wfile.write(b"a")
+                    sent += 1
+        except TimeoutError:
+            end = "timeout"
+        except OSError:
+            end = "peer-closed"
+        self.server.log(
+            {
+                "event": "stream",
+                "host": self.host_name,
+                "kind": kind,
+                "sent": sent,
+                "seconds": round(time.monotonic() - started, 3),
+                "end": end,
+            }
+        )
 
     do_GET = _handle  # noqa: N815 - BaseHTTPRequestHandler's naming
     do_HEAD = _handle  # noqa: N815
