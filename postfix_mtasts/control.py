@@ -144,18 +144,22 @@ class AdminCommands:
         raw = request.get("entries")
         if not isinstance(raw, list):
             return _error("import needs a list of entries")
-        imported, rejected = 0, 0
-        for item in raw:
-            entry = CacheEntry.from_bytes(json.dumps(item).encode())
-            if (
-                entry is None
-                or classify_key(entry.domain.encode()).kind is not KeyKind.DOMAIN
-            ):
-                rejected += 1
-                continue
-            self._service.import_entry(entry)
-            imported += 1
-        return _line({"ok": True, "imported": imported, "rejected": rejected})
+        imported = sum(self.import_line(json.dumps(item).encode()) for item in raw)
+        return _line(
+            {"ok": True, "imported": imported, "rejected": len(raw) - imported}
+        )
+
+    def import_line(self, line: bytes) -> bool:
+        """Import one entry as ``export`` wrote it (a JSON line), validated
+        like a fetch; False if it is rejected."""
+        entry = CacheEntry.from_bytes(line)
+        if (
+            entry is None
+            or classify_key(entry.domain.encode()).kind is not KeyKind.DOMAIN
+        ):
+            return False
+        self._service.import_entry(entry)
+        return True
 
 
 class ControlProtocol(LineOnlyReceiver):
