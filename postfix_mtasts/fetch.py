@@ -41,6 +41,7 @@ from postfix_mtasts.fetch_errors import (
     FetchTimeoutError,
     FetchTooLargeError,
     as_fetch_error,
+    body_cut_short,
 )
 
 __all__ = [
@@ -121,7 +122,8 @@ class HttpsPolicyFetcher:
         except FetchError:
             _deliver(response, _Discard())
             raise
-        reader = _BodyReader(self._max_bytes)
+        length = response.length if isinstance(response.length, int) else None
+        reader = _BodyReader(self._max_bytes, length)
         _deliver(response, reader)
         content_type = _header(response.headers, b"content-type")
         return PolicyResponse(await reader.finished, content_type)
@@ -169,11 +171,14 @@ class _Discard(protocol.Protocol):
 
 
 class _BodyReader(protocol.Protocol):
-    """Collects up to ``max_bytes``; aborts the connection past that (B12)."""
+    """Collects up to ``max_bytes``; aborts the connection past that (B12).
+    A body that ends before its Content-Length or last chunk is an error that
+    says how far it came."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, expected: int | None = None) -> None:
         self.finished: Deferred[bytes] = Deferred(lambda _: self._abort())
         self._max_bytes = max_bytes
+        self._expected = expected
         self._chunks: list[bytes] = []
         self._size = 0
 
@@ -198,7 +203,8 @@ class _BodyReader(protocol.Protocol):
         if isinstance(reason.value, ResponseDone | PotentialDataLoss):
             self.finished.callback(b"".join(self._chunks))
         else:
-            self.finished.errback(reason)
+            cut_short = body_cut_short(reason, self._size, self._expected)
+            self.finished.errback(cut_short)
 
 
 def _timed_out(result: object, timeout_s: float) -> typing.NoReturn:

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.unit.test_fetch -*-
 """Why a policy fetch failed, as typed errors carrying their TLSRPT result
 type (spec B, RFC 8460 §4.3), and the mapping of Twisted, OpenSSL and
-service_identity failures onto them."""
+service_identity failures onto them, in words that read in one log line:
+"connection closed after 10 of 70 body bytes", not ``_DataLoss``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from service_identity import CertificateError, VerificationError
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed
+from twisted.web._newclient import ConnectionAborted as HttpConnectionAborted
+from twisted.web._newclient import ParseError
+from twisted.web.client import (
+    RequestGenerationFailed,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 
 from postfix_mtasts.core.text import cut, quote
 
@@ -19,14 +27,20 @@ __all__ = [
     "FetchContentTypeError",
     "FetchEncodingError",
     "FetchError",
+    "FetchHeadersTooLargeError",
+    "FetchIncompleteError",
     "FetchRedirectError",
     "FetchStatusError",
     "FetchTimeoutError",
     "FetchTlsError",
     "FetchTooLargeError",
     "as_fetch_error",
+    "body_cut_short",
+    "connection_end",
     "ssl_error_text",
 ]
+
+_WRAPPERS = (ResponseFailed, RequestTransmissionFailed, RequestGenerationFailed)
 
 
 class FetchError(Exception):
@@ -77,6 +91,15 @@ class FetchTooLargeError(FetchError):
     """The body is longer than the cap (B12)."""
 
 
+class FetchHeadersTooLargeError(FetchError):
+    """The response headers are longer or more numerous than their bounds
+    (B12's limits carried over to the head; :mod:`postfix_mtasts.httpbounds`)."""
+
+
+class FetchIncompleteError(FetchConnectError):
+    """The connection ended before the whole response came (B7, B12)."""
+
+
 class FetchTimeoutError(FetchError):
     """Connect, headers and body did not finish within the timeout (B12, G14)."""
 
@@ -105,11 +128,63 @@ def ssl_error_text(error: SSL.Error) -> str:
     return "; ".join(texts) or str(error) or "unknown TLS error"
 
 
+def _one_line(error: BaseException) -> str:
+    return cut(" ".join((str(error) or type(error).__name__).split()))
+
+
+def connection_end(error: BaseException) -> str:
+    """How a connection ended, in plain words ("connection closed"), or the
+    text of whatever else ended the response."""
+    if isinstance(error, net_error.ConnectionDone):
+        return "connection closed"
+    if isinstance(error, net_error.ConnectionAborted | HttpConnectionAborted):
+        return "connection aborted"
+    if isinstance(error, net_error.ConnectionLost):  # a reset, or no close_notify
+        return "connection lost"
+    return _one_line(error)
+
+
+def _first_inner(error: BaseException) -> BaseException:
+    """The first failure ``error`` wraps, its own cause for a plain one: for
+    Twisted's wrappers, how the connection ended."""
+    inner = [c for c in _causes(error) if not isinstance(c, _WRAPPERS)]
+    return inner[0] if inner else error
+
+
+def body_cut_short(
+    reason: Failure, received: int, expected: int | None
+) -> FetchIncompleteError:
+    """The body ended early: after ``received`` of ``expected`` bytes (None:
+    chunked or unknown length) and for the connection's ``reason``."""
+    end = connection_end(_first_inner(reason.value)) if reason.value else "ended"
+    if expected is None:
+        return FetchIncompleteError(f"{end} after {received} body bytes, unfinished")
+    return FetchIncompleteError(f"{end} after {received} of {expected} body bytes")
+
+
+def _early_end(error: BaseException, inner: BaseException) -> FetchError | None:
+    """``error`` in words, if it is one of Twisted's ways to say that the
+    connection ended before the response did."""
+    end = connection_end(inner)
+    if isinstance(error, ResponseNeverReceived):
+        return FetchIncompleteError(f"{end} before any response")
+    if isinstance(error, ResponseFailed):
+        if getattr(error, "response", None) is not None:
+            return FetchIncompleteError(f"{end} before the end of the body")
+        return FetchIncompleteError(f"{end} during the response headers")
+    if isinstance(error, RequestTransmissionFailed):
+        return FetchIncompleteError(f"{end} while sending the request")
+    return None
+
+
 def as_fetch_error(failure: Failure) -> Failure:
     """Map a Twisted, OpenSSL or service_identity failure to a FetchError."""
     if isinstance(failure.value, FetchError | CancelledError):
         return failure
     causes = _causes(failure.value) if failure.value is not None else []
+    for cause in causes:
+        if isinstance(cause, FetchError):  # e.g. a header bound, inside ResponseFailed
+            raise cause
     for cause in causes:
         if isinstance(cause, VerificationError):
             raise FetchTlsError("certificate does not name the policy host")
@@ -120,8 +195,13 @@ def as_fetch_error(failure: Failure) -> Failure:
             if "certificate" in text:
                 raise FetchTlsError(f"certificate rejected: {text}")
             raise FetchConnectError(f"TLS handshake failed: {text}")
-    inner = [c for c in causes if not isinstance(c, ResponseFailed)] or causes
-    text = cut(" ".join((str(inner[-1]) or type(inner[-1]).__name__).split()))
+    inner = [c for c in causes if not isinstance(c, _WRAPPERS)] or causes
+    if isinstance(inner[-1], ParseError):
+        what, data = (*inner[-1].args, b"")[:2]
+        raise FetchConnectError(f"malformed response: {what} {quote(data)}")
     if isinstance(inner[-1], net_error.DNSLookupError):
-        raise FetchConnectError(f"host name lookup failed: {text}")
-    raise FetchConnectError(text)
+        raise FetchConnectError(f"host name lookup failed: {_one_line(inner[-1])}")
+    early = _early_end(causes[0], inner[0])
+    if early is not None:
+        raise early
+    raise FetchConnectError(_one_line(inner[-1]))

@@ -53,6 +53,7 @@ from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResp
 from zope.interface import directlyProvides, implementer, providedBy
 
 from postfix_mtasts.fetch import refuse_content_coding
+from postfix_mtasts.httpbounds import bound_response_heads
 
 __all__ = [
     "StsTlsPolicy",
@@ -168,7 +169,8 @@ def make_https_client(
     name_resolver: IHostnameResolver | None = None,
 ) -> HTTPClient:
     """The production client: a plain Agent (no redirect or decoder agent) with
-    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store.
+    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store,
+    and response heads bounded by :mod:`postfix_mtasts.httpbounds`.
 
     ``reactor`` provides IReactorTCP and IReactorTime.  The policy host's name
     is resolved by ``name_resolver`` (for this client only: the reactor's own
@@ -177,6 +179,7 @@ def make_https_client(
     """
     ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
     connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
+    bound_response_heads(connections)
     connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
     connections.cachedConnectionTimeout = 30
     endpoints = _PolicyHostEndpoints(

@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.unit.test_httpbounds -*-
+"""Bounds on a policy host's response head (spec B12, issue 9).
+
+Twisted's HTTP client limits each header line but not how many there are nor
+their total size, so a policy host could answer 200 and stream header lines
+until the daemon runs out of memory.  :class:`BoundedHTTP11ClientProtocol`
+counts what the parser is given while a response's headers are not complete
+and aborts the connection as soon as a bound would be crossed; the request
+fails with :class:`~postfix_mtasts.fetch_errors.FetchHeadersTooLargeError`.
+:func:`bound_response_heads` installs it in an ``HTTPConnectionPool``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, ITCPTransport
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.python.failure import Failure
+from twisted.web._newclient import HTTP11ClientProtocol, Request
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.iweb import IResponse
+
+from postfix_mtasts.fetch_errors import FetchHeadersTooLargeError
+
+__all__ = [
+    "MAX_RESPONSE_HEADER_BYTES",
+    "MAX_RESPONSE_HEADER_LINES",
+    "MAX_RESPONSE_HEADER_LINE_BYTES",
+    "BoundedHTTP11ClientProtocol",
+    "bound_response_heads",
+]
+
+# The status line, every header line and the blank line that ends them, with
+# their line ends; interim 1xx responses count towards the final one's bounds.
+MAX_RESPONSE_HEADER_BYTES = 32 * 1024
+# Header lines (continuation lines included), not counting the status line
+# and the blank line.
+MAX_RESPONSE_HEADER_LINES = 100
+# One line with its line end.  Below Twisted's own line limit (16 KiB), which
+# drops the connection without saying why.
+MAX_RESPONSE_HEADER_LINE_BYTES = 8 * 1024
+_MAX_LINE_ENDS = MAX_RESPONSE_HEADER_LINES + 2  # the status and the blank line
+
+
+class _HeadBudget:
+    """What is left of the bounds while one response head is read."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.line_ends = 0
+        self.line = 0  # bytes of the current, unfinished line
+
+    def take(self, data: bytes) -> tuple[int, str | None]:
+        """How many leading bytes of ``data`` fit, and why no more do (None:
+        all of them fit).  Counts only what fits."""
+        pos = 0
+        while pos < len(data):
+            if self.line == 0 and self.line_ends == _MAX_LINE_ENDS:
+                return pos, f"response headers exceed {MAX_RESPONSE_HEADER_LINES} lines"
+            newline = data.find(b"\n", pos)
+            end = len(data) if newline < 0 else newline + 1
+            room_total = MAX_RESPONSE_HEADER_BYTES - self.total
+            room_line = MAX_RESPONSE_HEADER_LINE_BYTES - self.line
+            if end - pos > min(room_total, room_line):
+                fit = min(room_total, room_line)
+                self.total += fit
+                self.line += fit
+                if room_total <= room_line:
+                    limit = MAX_RESPONSE_HEADER_BYTES
+                    return pos + fit, f"response headers exceed {limit} bytes"
+                limit = MAX_RESPONSE_HEADER_LINE_BYTES
+                return pos + fit, f"a response header line exceeds {limit} bytes"
+            self.total += end - pos
+            if newline < 0:
+                self.line += end - pos
+            else:
+                self.line = 0
+                self.line_ends += 1
+            pos = end
+        return len(data), None
+
+
+class BoundedHTTP11ClientProtocol(HTTP11ClientProtocol):
+    """An HTTP/1.1 client connection that never hands its response parser
+    more than the bounds above before the response's headers are complete.
+
+    Past a bound the connection is aborted at once (nothing more is read or
+    buffered, and an aborted connection never returns to the pool) and the
+    request fails with :class:`FetchHeadersTooLargeError`.  The headers are
+    complete when the Deferred that ``request`` returns fires: for a request
+    without a body, which is fully written at once, that is when the parser
+    has read the blank line.
+    """
+
+    _budget: _HeadBudget | None = None
+    _refusal: FetchHeadersTooLargeError | None = None
+
+    def request(self, request: Request) -> Deferred[IResponse]:
+        if self.state != "QUIESCENT":  # refused by Twisted: not ours to count
+            return super().request(request)
+        self._budget = _HeadBudget()
+        d = super().request(request)
+        d.addBoth(self._head_read)
+        return d
+
+    def _head_read(self, result: IResponse | Failure) -> IResponse | Failure:
+        self._budget = None
+        return result
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return
+        budget = self._budget
+        if budget is None:
+            self._parse(data)
+            return
+        fit, refusal = budget.take(data)
+        if fit:
+            self._parse(data[:fit])
+        if not self._reading_head():  # the head ended inside data[:fit]
+            if fit < len(data):
+                self._parse(data[fit:])
+        elif refusal is not None:
+            self._refuse(refusal)
+
+    def _parse(self, data: bytes) -> None:
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
+
+    def _reading_head(self) -> bool:
+        return self._budget is not None
+
+    def _refuse(self, reason: str) -> None:
+        self._refusal = FetchHeadersTooLargeError(reason)
+        self._budget = None
+        cast(ITCPTransport, self.transport).abortConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._refusal is not None:
+            reason = Failure(self._refusal)  # type: ignore[no-untyped-call]
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+
+class _BoundedClientFactory(Factory):
+    """What ``HTTPConnectionPool`` builds its connections with: Twisted's
+    ``_HTTP11ClientFactory``, with bounded protocols and without the
+    "Starting factory" log line per connection."""
+
+    noisy = False
+
+    def __init__(self, quiescentCallback: Any, metadata: object) -> None:  # noqa: N803
+        self._quiescent_callback = quiescentCallback
+        self._metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"_BoundedClientFactory({self._metadata})"
+
+    def buildProtocol(self, addr: IAddress | None) -> BoundedHTTP11ClientProtocol:
+        return BoundedHTTP11ClientProtocol(self._quiescent_callback)  # type: ignore[no-untyped-call]
+
+
+def bound_response_heads(pool: HTTPConnectionPool) -> None:
+    """Make ``pool`` connect with :class:`BoundedHTTP11ClientProtocol`.
+
+    ``HTTPConnectionPool._factory`` is private; it is the hook Twisted's own
+    tests use, and tests.unit.test_httpbounds fails if it stops being used.
+    """
+    if not hasattr(pool, "_factory"):
+        raise RuntimeError("HTTPConnectionPool no longer has _factory")
+    pool._factory = _BoundedClientFactory  # type: ignore[assignment]
