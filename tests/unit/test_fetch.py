@@ -14,7 +14,13 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.client import ResponseDone, ResponseFailed, ResponseNeverReceived
+from twisted.web._newclient import ConnectionAborted
+from twisted.web.client import (
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent
@@ -30,6 +36,8 @@ from postfix_mtasts.fetch_errors import (
     FetchContentTypeError,
     FetchEncodingError,
     FetchError,
+    FetchHeadersTooLargeError,
+    FetchIncompleteError,
     FetchRedirectError,
     FetchStatusError,
     FetchTimeoutError,
@@ -424,12 +432,71 @@ class FetchErrorMappingTests(FetcherTestCase):
             self.assertNotIn("\n", error.reason)
 
     def test_body_connection_lost(self):
-        """A connection lost mid-body is a fetch error, not a short policy (B7)."""
+        """A connection lost mid-body is a fetch error, not a short policy,
+        and says how far the body came (B7)."""
         d = self.fetch()
-        response = self.respond()
+        response = self.respond(length=len(POLICY))
         response.write(POLICY[:10])
         response.finish(ResponseFailed([Failure(net_error.ConnectionLost())]))
-        self.assert_fails(d, FetchConnectError)
+        error = self.assert_fails(d, FetchIncompleteError)
+        self.assertIsInstance(error, FetchConnectError)
+        self.assertEqual(
+            error.reason, f"connection lost after 10 of {len(POLICY)} body bytes"
+        )
+
+    def test_body_data_loss_in_words(self):
+        """Twisted's _DataLoss (a Content-Length lie, or a chunked body cut
+        before its last chunk) never shows; the reason says what happened
+        (B7)."""
+        for length, data_loss, expected in [
+            (456, Exception(), "connection closed after 3 of 456 body bytes"),
+            (
+                UNKNOWN_LENGTH,
+                Exception("Chunked decoder in 'BODY' state"),
+                "connection closed after 3 body bytes, unfinished",
+            ),
+        ]:
+            d = self.fetch()
+            response = self.respond(length=length)
+            response.write(b"abc")
+            reasons = [Failure(net_error.ConnectionDone()), Failure(data_loss)]
+            response.finish(ResponseFailed(reasons))
+            self.assertEqual(
+                self.assert_fails(d, FetchIncompleteError).reason, expected
+            )
+
+    def test_early_end_in_words(self):
+        """A connection that ends before or during the head, or while the
+        request is sent, is named in plain words (B16)."""
+        done, lost = net_error.ConnectionDone(), net_error.ConnectionLost()
+        for exception, expected in [
+            (
+                ResponseNeverReceived([Failure(done)]),
+                "connection closed before any response",
+            ),
+            (
+                ResponseFailed([Failure(lost)]),
+                "connection lost during the response headers",
+            ),
+            (
+                RequestTransmissionFailed([Failure(lost)]),
+                "connection lost while sending the request",
+            ),
+            (
+                ResponseNeverReceived([Failure(ConnectionAborted())]),
+                "connection aborted before any response",
+            ),
+        ]:
+            error = self.assert_fails(self.fail_with(exception), FetchIncompleteError)
+            self.assertEqual(error.reason, expected)
+            self.assertEqual(error.report_type, "sts-policy-fetch-error")
+
+    def test_fetch_error_inside_twisted_failure(self):
+        """A FetchError that ended the connection (a header bound) comes out
+        as itself, not as a lost connection (B12)."""
+        bound = FetchHeadersTooLargeError("response headers exceed 32768 bytes")
+        d = self.fail_with(ResponseFailed([Failure(bound)]))
+        self.assertIs(self.assert_fails(d, FetchHeadersTooLargeError), bound)
 
 
 class PolicyResource(Resource):

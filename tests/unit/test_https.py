@@ -44,6 +44,7 @@ from twisted.web.error import SchemeNotSupported
 from zope.interface import implementer
 
 from postfix_mtasts.dnsclient import DnsAnswer
+from postfix_mtasts.fetch_errors import FetchHeadersTooLargeError, as_fetch_error
 from postfix_mtasts.hostnames import DnsHostnameResolver
 from postfix_mtasts.https import (
     StsTlsPolicy,
@@ -123,10 +124,18 @@ class ServerTls:
         return SSL.Connection(self.context, None)
 
 
-class PolicyServer(Protocol):
-    """Answers the first request with the policy; remembers how it ended."""
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(POLICY), POLICY)
+)
 
-    def __init__(self):
+
+class PolicyServer(Protocol):
+    """Answers the first request with ``answer`` (by default the policy);
+    remembers how it ended."""
+
+    def __init__(self, answer=ANSWER):
+        self.answer = answer
         self.request = b""
         self.version = ""
         self.lost: Failure | None = None
@@ -136,21 +145,19 @@ class PolicyServer(Protocol):
         self.version = tls.getHandle().get_protocol_version_name()
         self.request += data
         if b"\r\n\r\n" in self.request:
-            tls.write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(POLICY), POLICY)
-            )
+            tls.write(self.answer)
 
     def connectionLost(self, reason=connectionDone):
         self.lost = reason
 
 
 class PolicyServers(Factory):
-    def __init__(self):
+    def __init__(self, answer=ANSWER):
+        self.answer = answer
         self.built: list[PolicyServer] = []
 
     def buildProtocol(self, addr):
-        self.built.append(PolicyServer())
+        self.built.append(PolicyServer(self.answer))
         return self.built[-1]
 
 
@@ -205,9 +212,9 @@ class HttpsTestCase(SynchronousTestCase):
             f.write(b"junk\n" + b"".join(ca.cert_pem.bytes() for ca in cas))
         return path
 
-    def fetch(self, context, trust=(CA,), name_resolver=None):
-        """GET the policy URL from a server with ``context``; returns the
-        body's Deferred and the server protocol."""
+    def fetch(self, context, trust=(CA,), name_resolver=None, answer=ANSWER):
+        """GET the policy URL from a server with ``context`` that sends
+        ``answer``; returns the body's Deferred and the server protocol."""
         self.reactor = ThreadlessReactor()
         self.resolver = name_resolver or RecordingResolver("192.0.2.7")
         client = make_https_client(
@@ -216,7 +223,7 @@ class HttpsTestCase(SynchronousTestCase):
             pool=False,
             name_resolver=self.resolver,
         )
-        servers = PolicyServers()
+        servers = PolicyServers(answer)
         server_tls = ServerTls(context)
         self.reactor.listenTCP(
             443, TLSMemoryBIOFactory(server_tls, False, servers, clock=self.reactor)
@@ -228,6 +235,7 @@ class HttpsTestCase(SynchronousTestCase):
         )
         pump = ConnectionCompleter(self.reactor).succeedOnce()
         assert pump is not None
+        self.pump = pump
         pump.flush()
         body = response.addCallback(lambda r: r.content())
         pump.flush()
@@ -454,3 +462,19 @@ class NameResolverTests(HttpsTestCase):
         self.assertEqual(self.successResultOf(body), POLICY)
         self.assertEqual(asked, [(HOST, dns.rdatatype.A), (HOST, dns.rdatatype.AAAA)])
         self.assertEqual(resolver.in_flight, 0)
+
+
+class HeadBoundTests(HttpsTestCase):
+    def test_header_flood_over_tls_refused(self):
+        """A policy host that answers 200 and then 1 kB header lines is cut
+        off past 32 KiB and the fetch fails with a one-line reason (B12).
+        Through the production client: this fails if Twisted's pool stops
+        building its connections with the factory httpbounds installs."""
+        flood = b"X-Flood: " + b"a" * 1015 + b"\r\n"
+        answer = b"HTTP/1.1 200 OK\r\n" + flood * 256
+        body, server = self.fetch(server_context(), answer=answer)
+        failure = self.failureResultOf(body)
+        with self.assertRaises(FetchHeadersTooLargeError) as raised:
+            as_fetch_error(failure)
+        self.assertEqual(raised.exception.reason, "response headers exceed 32768 bytes")
+        self.assertIsNotNone(server.lost)
