@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_fetch -*-
+# -*- test-case-name: tests.unit.test_fetch,tests.unit.test_httpbounds -*-
 """The HTTPS policy fetch (RFC 8461 §3.2-3.3, spec B).
 
 One GET of ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` through an

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_fetch -*-
+# -*- test-case-name: tests.unit.test_fetch,tests.unit.test_httpbounds -*-
 """Why a policy fetch failed, as typed errors carrying their TLSRPT result
 type (spec B, RFC 8460 §4.3), and the mapping of Twisted, OpenSSL and
 service_identity failures onto them, in words that read in one log line:
