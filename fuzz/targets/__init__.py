@@ -1,0 +1,1 @@
+"""One module per parser of outside input; each exposes ``one_input``."""

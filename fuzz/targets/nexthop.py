@@ -1,0 +1,66 @@
+# -*- test-case-name: tests.unit.test_fuzz_targets -*-
+"""Fuzz key classification (spec G8-G12, F8, D2).
+
+Input: the raw key, as Postfix sends it.
+
+Contract: ``classify_key`` never raises; only DOMAIN and SMARTHOST carry a
+name, and that name is what may become a DNS query and an HTTPS host: lower
+case, A-labels, no trailing dot, at most 253 characters, two or more LDH
+labels of 1-63 characters, not localhost, not all-numeric at the top, not an
+address literal.  The name is a fixed point (classifying it again gives
+DOMAIN and the same name), and the case of an ASCII key changes nothing
+(G8).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fuzz.contract import require, single_line
+from postfix_mtasts.core.nexthop import (
+    MAX_NAME_CHARS,
+    KeyKind,
+    NextHop,
+    classify_key,
+    is_address_literal,
+    to_ascii_name,
+)
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_NAMED = (KeyKind.DOMAIN, KeyKind.SMARTHOST)
+
+
+def one_input(data: bytes) -> None:
+    hop = classify_key(data)
+    require(isinstance(hop, NextHop) and isinstance(hop.kind, KeyKind), repr(hop))
+    require(bool(hop.reason) and single_line(hop.reason), f"reason {hop.reason!r}")
+    if hop.kind in _NAMED:
+        check_name(hop.domain)
+        again = classify_key(hop.domain.encode("ascii"))
+        require(
+            again.kind is KeyKind.DOMAIN and again.domain == hop.domain,
+            f"{hop.domain!r} classifies as {again!r}",
+        )
+    else:
+        require(hop.domain == "", f"{hop.kind} carries a name: {hop!r}")
+    if data.isascii():
+        for variant in (data.upper(), data.lower()):
+            other = classify_key(variant)
+            require(
+                (other.kind, other.domain) == (hop.kind, hop.domain),
+                f"{variant!r} gives {other!r}, {data!r} gives {hop!r} (G8)",
+            )
+    text = data.decode("utf-8", errors="surrogateescape")
+    to_ascii_name(text)
+    is_address_literal(text)
+
+
+def check_name(name: str) -> None:
+    require(name.isascii() and name == name.lower(), f"name {name!r} (G9)")
+    require(0 < len(name) <= MAX_NAME_CHARS, f"name of {len(name)} characters")
+    labels = name.split(".")
+    require(len(labels) >= 2, f"single-label name {name!r} (F8)")
+    require(labels[-1] != "localhost", f"localhost name {name!r} (F8)")
+    require(not labels[-1].isdigit(), f"numeric top-level label in {name!r}")
+    require(all(_LABEL.match(label) for label in labels), f"non-LDH {name!r}")
+    require(not is_address_literal(name), f"address literal {name!r} (D2)")
