@@ -22,6 +22,11 @@ from twisted.web._newclient import HTTP11ClientProtocol, Request
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IResponse
 
+from postfix_mtasts.core.policyhost import (
+    MAX_RESPONSE_HEADER_BYTES,
+    MAX_RESPONSE_HEADER_LINE_BYTES,
+    MAX_RESPONSE_HEADER_LINES,
+)
 from postfix_mtasts.fetch_errors import FetchHeadersTooLargeError
 
 __all__ = [
@@ -32,15 +37,6 @@ __all__ = [
     "bound_response_heads",
 ]
 
-# The status line, every header line and the blank line that ends them, with
-# their line ends; interim 1xx responses count towards the final one's bounds.
-MAX_RESPONSE_HEADER_BYTES = 32 * 1024
-# Header lines (continuation lines included), not counting the status line
-# and the blank line.
-MAX_RESPONSE_HEADER_LINES = 100
-# One line with its line end.  Below Twisted's own line limit (16 KiB), which
-# drops the connection without saying why.
-MAX_RESPONSE_HEADER_LINE_BYTES = 8 * 1024
 _MAX_LINE_ENDS = MAX_RESPONSE_HEADER_LINES + 2  # the status and the blank line
 
 

@@ -162,6 +162,7 @@ class FetchProblem(enum.Enum):
     REDIRECT = "redirect"
     ENCODING = "encoding"
     TOO_LARGE = "too-large"
+    HEADERS_TOO_LARGE = "headers-too-large"
     TIMEOUT = "timeout"
 
 

@@ -41,6 +41,7 @@ from postfix_mtasts.fetch_errors import (
     FetchConnectError,
     FetchEncodingError,
     FetchError,
+    FetchHeadersTooLargeError,
     FetchRedirectError,
     FetchStatusError,
     FetchTimeoutError,
@@ -71,6 +72,7 @@ _FETCH_PROBLEMS: tuple[tuple[type[FetchError], FetchProblem], ...] = (
     (FetchTlsError, FetchProblem.TLS),
     (FetchTimeoutError, FetchProblem.TIMEOUT),
     (FetchTooLargeError, FetchProblem.TOO_LARGE),
+    (FetchHeadersTooLargeError, FetchProblem.HEADERS_TOO_LARGE),
     (FetchEncodingError, FetchProblem.ENCODING),
     (FetchConnectError, FetchProblem.CONNECT),
 )

@@ -26,7 +26,12 @@ from postfix_mtasts.core.policy import (
     PolicyInvalid,
     parse_policy,
 )
-from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES, split_content_type
+from postfix_mtasts.core.policyhost import (
+    MAX_POLICY_BYTES,
+    MAX_RESPONSE_HEADER_BYTES,
+    MAX_RESPONSE_HEADER_LINES,
+    split_content_type,
+)
 from postfix_mtasts.core.text import quote
 
 __all__ = [
@@ -79,6 +84,12 @@ _FETCH_FAULTS = {
         "H9",
         "policy-size",
         f"keep the policy file under {MAX_POLICY_BYTES} bytes",
+    ),
+    FetchProblem.HEADERS_TOO_LARGE: (
+        "H9",
+        "policy-size",
+        f"keep the response headers under {MAX_RESPONSE_HEADER_BYTES} bytes"
+        f" and {MAX_RESPONSE_HEADER_LINES} lines",
     ),
     FetchProblem.ENCODING: (
         "H8",

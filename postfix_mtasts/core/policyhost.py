@@ -4,10 +4,28 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_POLICY_BYTES", "policy_url", "split_content_type"]
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "MAX_RESPONSE_HEADER_BYTES",
+    "MAX_RESPONSE_HEADER_LINES",
+    "MAX_RESPONSE_HEADER_LINE_BYTES",
+    "policy_url",
+    "split_content_type",
+]
 
 #: B12: the size limit RFC 8461 suggests for a policy body.
 MAX_POLICY_BYTES = 64 * 1024
+
+# B12 carried over to the response head, which RFC 8461 does not bound.
+# The status line, every header line and the blank line that ends them, with
+# their line ends; interim 1xx responses count towards the final one's bounds.
+MAX_RESPONSE_HEADER_BYTES = 32 * 1024
+# Header lines (continuation lines included), not counting the status line
+# and the blank line.
+MAX_RESPONSE_HEADER_LINES = 100
+# One line with its line end.  Below Twisted's own line limit (16 KiB), which
+# drops the connection without saying why.
+MAX_RESPONSE_HEADER_LINE_BYTES = 8 * 1024
 
 
 def split_content_type(value: str | None) -> tuple[str, dict[str, str]]:

@@ -25,6 +25,7 @@ from postfix_mtasts.fetch import (
 )
 from postfix_mtasts.fetch_errors import (
     FetchError,
+    FetchHeadersTooLargeError,
     FetchRedirectError,
     FetchTimeoutError,
 )
@@ -225,6 +226,7 @@ class GatherTests(SynchronousTestCase):
         )
         for error, problem in (
             (FetchTimeoutError("slow"), FetchProblem.TIMEOUT),
+            (FetchHeadersTooLargeError("huge"), FetchProblem.HEADERS_TOO_LARGE),
             (FetchError("odd"), FetchProblem.CONNECT),
         ):
             fetch = self.gather(fetch=error).policy_host.fetch

@@ -320,6 +320,7 @@ class FetchTests(SynchronousTestCase):
             (FetchProblem.STATUS, ("H7", "policy-status")),
             (FetchProblem.TIMEOUT, ("H9", "policy-time")),
             (FetchProblem.TOO_LARGE, ("H9", "policy-size")),
+            (FetchProblem.HEADERS_TOO_LARGE, ("H9", "policy-size")),
             (FetchProblem.ENCODING, ("H8", "policy-content-type")),
             (FetchProblem.TLS, ("H6", "policy-tls")),
             (FetchProblem.CONNECT, ("H5", "policy-host-https")),
