@@ -218,14 +218,16 @@ def summary(replies: list[Replies], started: float) -> dict[str, Any]:
     }
 
 
-def ask(port: int, key: str, sock: socket.socket | None = None) -> dict[str, Any]:
+def ask(
+    port: int, key: str, sock: socket.socket | None = None, map_name: str = "postfix"
+) -> dict[str, Any]:
     """One lookup on a new connection (or on ``sock``, already connected):
     its status, reply and seconds."""
     started = time.monotonic()
     replies = Replies()
     try:
         with sock or socket.create_connection(("127.0.0.1", port), 5) as s:
-            s.sendall(frame(key))
+            s.sendall(frame(key, map_name))
             replies.receive(s, 1, started + PROBE_TIMEOUT_S)
     except OSError as e:
         return {"status": f"error: {e}", "seconds": since(started)}
