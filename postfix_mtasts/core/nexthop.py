@@ -20,14 +20,26 @@ Decisions taken here (spec is silent):
   so it is kept); an ``xn--`` label must be a valid A-label.  Names with any
   non-ASCII character go through ``idna.encode(name, uts46=True)``
   (IDNA 2008 with UTS 46 mapping, non-transitional, G9).
+- Only the non-ASCII labels of a name are converted, each by
+  ``idna.alabel`` after the UTS 46 mapping of the whole name; its ASCII
+  labels get the same LDH and A-label checks as a pure-ASCII name's, so a
+  label is valid or not whatever its neighbours are.  A name of more than
+  254 code points, or a non-ASCII label of 60 or more (its A-label would
+  pass 63), is refused before the costly IDNA 2008 checks, and the last
+  :data:`IDNA_CACHE_SIZE` conversions are remembered: a flood of U-label
+  keys costs little more than ASCII ones.
 - ``localhost`` and every name under it (RFC 6761 §6.3) are INVALID (F8).
-- ``domain`` is filled only for DOMAIN and SMARTHOST; ``reason`` is a short
-  text for the log.
+- A domain whose ``_mta-sts.`` TXT name would pass 253 octets (a domain of
+  245 to 253) is UNDISCOVERABLE: it can publish no policy (A1), so it is
+  answered as a domain without one, with no DNS query (G.6).
+- ``domain`` is filled for DOMAIN, SMARTHOST and UNDISCOVERABLE; ``reason``
+  is a short text for the log.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 
@@ -35,18 +47,32 @@ import idna
 from attrs import frozen
 
 __all__ = [
+    "IDNA_CACHE_SIZE",
     "MAX_KEY_BYTES",
     "MAX_NAME_CHARS",
+    "MAX_POLICY_DOMAIN_CHARS",
+    "POLICY_HOST_PREFIX",
+    "TXT_PREFIX",
     "KeyKind",
     "NextHop",
     "classify_key",
     "is_address_literal",
+    "policy_names_fit",
     "to_ascii_name",
 ]
 
 MAX_KEY_BYTES = 1024
 MAX_NAME_CHARS = 253
+IDNA_CACHE_SIZE = 1024
+TXT_PREFIX = "_mta-sts."  # A1
+POLICY_HOST_PREFIX = "mta-sts."  # B1
+#: The longest domain whose ``_mta-sts.`` name is still a DNS name (244).
+MAX_POLICY_DOMAIN_CHARS = MAX_NAME_CHARS - len(TXT_PREFIX)
 _MAX_LABEL_CHARS = 63
+# "xn--" plus at least one Punycode character per code point.
+_MAX_ULABEL_CHARS = _MAX_LABEL_CHARS - len("xn--")
+# The separators UTS 46 and idna.encode split on.
+_DOTS = re.compile("[.\u3002\uff0e\uff61]")
 
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
 _SERVICE = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.IGNORECASE)
@@ -62,13 +88,15 @@ class KeyKind(enum.Enum):
     PARENT_PROBE = "parent-probe"
     SMARTHOST = "smarthost"
     IP_LITERAL = "ip-literal"
+    UNDISCOVERABLE = "undiscoverable"
     INVALID = "invalid"
 
 
 @frozen
 class NextHop:
     """A classified key.  ``domain`` is the lower-case A-label name without a
-    trailing dot for DOMAIN and SMARTHOST, ``""`` for the other kinds."""
+    trailing dot for DOMAIN, SMARTHOST and UNDISCOVERABLE, ``""`` for the
+    other kinds."""
 
     kind: KeyKind
     domain: str
@@ -78,17 +106,64 @@ class NextHop:
 def to_ascii_name(name: str) -> str | None:
     """Return ``name`` lower-cased, in A-labels, with one trailing dot removed.
 
-    Only converts: a pure-ASCII name is not checked beyond that.  ``None``
+    Only converts: ASCII labels are not checked beyond that.  ``None``
     when a non-ASCII name has no IDNA 2008 form (spec G9, D4).
     """
     if not name.isascii():
-        try:
-            name = idna.encode(name, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
+        converted = _idna_name(name)
+        if converted is None:
             return None
+        name = converted
     if name.endswith("."):
         name = name[:-1]
     return name.lower()
+
+
+def _idna_name(name: str) -> str | None:
+    """``name`` with its non-ASCII labels as A-labels (G9)."""
+    if len(name) > MAX_NAME_CHARS + 1:  # room for one trailing dot
+        return None
+    labels = _DOTS.split(name)
+    for i, label in enumerate(labels):
+        if label.isascii():
+            if _is_alabel(label) and not _valid_alabel(label.lower()):
+                return None
+        else:
+            converted = _ulabel_to_ascii(label)
+            if converted is None:
+                return None
+            labels[i] = converted
+    return ".".join(labels)
+
+
+@functools.lru_cache(maxsize=IDNA_CACHE_SIZE)
+def _ulabel_to_ascii(label: str) -> str | None:
+    """One non-ASCII label after UTS 46 mapping, as A-labels (the mapping
+    may split it: U+2488 maps to "1.")."""
+    if len(label) > _MAX_ULABEL_CHARS:  # its A-label would pass 63
+        return None
+    try:
+        parts = idna.uts46_remap(label, std3_rules=False).split(".")
+        for i, part in enumerate(parts):
+            if part.isascii():
+                if _is_alabel(part) and not _valid_alabel(part):
+                    return None
+            elif len(part) > _MAX_ULABEL_CHARS:
+                return None
+            else:  # valid by construction: no second check in _normalise
+                parts[i] = idna.alabel(part).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return ".".join(parts)
+
+
+def policy_names_fit(domain: str) -> bool:
+    """Whether ``_mta-sts.<domain>`` and ``mta-sts.<domain>`` are DNS names
+    (A1, B1): at most 253 octets, labels of 1 to 63.  When they are not, the
+    domain can publish no policy."""
+    if len(TXT_PREFIX) + len(domain) > MAX_NAME_CHARS:
+        return False
+    return all(0 < len(label) <= _MAX_LABEL_CHARS for label in domain.split("."))
 
 
 def classify_key(raw: bytes) -> NextHop:
@@ -119,6 +194,13 @@ def classify_key(raw: bytes) -> NextHop:
     domain, error = _normalise(text)
     if domain is None:
         return _invalid(error)
+    if len(domain) > MAX_POLICY_DOMAIN_CHARS:
+        return NextHop(
+            KeyKind.UNDISCOVERABLE,
+            domain,
+            f"{TXT_PREFIX}<domain> would be longer than {MAX_NAME_CHARS} octets: "
+            "no policy can exist (A1)",
+        )
     return NextHop(KeyKind.DOMAIN, domain, "domain")
 
 
@@ -166,6 +248,7 @@ def is_address_literal(text: str) -> bool:
 
 def _normalise(text: str) -> tuple[str | None, str]:
     """Return ``(domain, "")`` or ``(None, why)`` (spec G8, G9, F8)."""
+    alabels_checked = not text.isascii()  # by _idna_name
     name = to_ascii_name(text)
     if name is None:
         return None, "no IDNA 2008 form (G9)"
@@ -185,13 +268,18 @@ def _normalise(text: str) -> tuple[str | None, str]:
             return None, f"label longer than {_MAX_LABEL_CHARS} characters"
         if not _LDH_LABEL.match(label):
             return None, "label is not letters, digits and hyphens"
-        if label.startswith("xn--") and not _valid_alabel(label):
+        if not alabels_checked and _is_alabel(label) and not _valid_alabel(label):
             return None, "invalid A-label"
     if labels[-1].isdigit():
         return None, "all-numeric top-level label"
     return name, ""
 
 
+def _is_alabel(label: str) -> bool:
+    return label[:4].lower() == "xn--" and len(label) <= _MAX_LABEL_CHARS
+
+
+@functools.lru_cache(maxsize=IDNA_CACHE_SIZE)
 def _valid_alabel(label: str) -> bool:
     try:
         idna.decode(label)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.core.nexthop import (
+    IDNA_CACHE_SIZE,
     MAX_KEY_BYTES,
+    MAX_POLICY_DOMAIN_CHARS,
     KeyKind,
     NextHop,
     classify_key,
     is_address_literal,
+    policy_names_fit,
     to_ascii_name,
 )
 
@@ -17,7 +20,20 @@ D = KeyKind.DOMAIN
 P = KeyKind.PARENT_PROBE
 S = KeyKind.SMARTHOST
 IP = KeyKind.IP_LITERAL
+U = KeyKind.UNDISCOVERABLE
 X = KeyKind.INVALID
+
+
+def name_of(length: int, last: str = "example") -> str:
+    """A valid name of exactly ``length`` octets: 63-octet labels before
+    ``last``."""
+    name = last
+    while len(name) < length:
+        room = length - len(name) - 1
+        name = "x" * max(1, min(63, room)) + "." + name
+    assert len(name) == length, length
+    return name
+
 
 # (rule, key, kind, domain)
 KEYS: list[tuple[str, bytes, KeyKind, str]] = [
@@ -35,8 +51,9 @@ KEYS: list[tuple[str, bytes, KeyKind, str]] = [
     ("F8", b"mail-1.sub.example.co.uk", D, "mail-1.sub.example.co.uk"),
     ("F8", b"ab--cd.example", D, "ab--cd.example"),
     ("F8", b"3com.example", D, "3com.example"),
-    ("F8", b"a." * 125 + b"bcd", D, "a." * 125 + "bcd"),
-    ("F8", b"a." * 125 + b"bcd.", D, "a." * 125 + "bcd"),
+    ("A1", b"a." * 120 + b"bcde", D, "a." * 120 + "bcde"),
+    ("A1", b"a." * 125 + b"bcd", U, "a." * 125 + "bcd"),
+    ("A1", b"a." * 125 + b"bcd.", U, "a." * 125 + "bcd"),
     ("F8", b"a." * 125 + b"bcde", X, ""),
     ("F8", b"x" * 63 + b".example.com", D, "x" * 63 + ".example.com"),
     # Parent-domain probes (G11, K1).
@@ -99,6 +116,17 @@ KEYS: list[tuple[str, bytes, KeyKind, str]] = [
     ("F8", b"example.123", X, ""),
     ("G9", b"xn--zz.example", X, ""),
     ("G9", "a\u200db.example".encode(), X, ""),
+    ("G9", "xn--zz.bücher.example".encode(), X, ""),
+    (
+        "G9",
+        "XN--BCHER-KVA.bücher.example".encode(),
+        D,
+        "xn--bcher-kva." * 2 + "example",
+    ),
+    ("G9", "ab--cd.bücher.example".encode(), D, "ab--cd.xn--bcher-kva.example"),
+    ("G9", "a_b.bücher.example".encode(), X, ""),
+    ("G9", "\u2488example.com".encode(), X, ""),
+    ("G9", "ü".encode() * 60 + b".example", X, ""),
 ]
 
 
@@ -130,9 +158,68 @@ class ClassifyKeyTests(SynchronousTestCase):
         self.assertEqual(hop.kind, KeyKind.INVALID)
         self.assertIn("longer", hop.reason)
 
+    def test_names_too_long_for_mta_sts_have_no_policy(self) -> None:
+        """A domain of 245 to 253 octets is a valid name, but
+        ``_mta-sts.<domain>`` is not (A1): it is UNDISCOVERABLE, keeps its
+        normalised name and says why; 244 octets is still a DOMAIN."""
+        self.assertEqual(MAX_POLICY_DOMAIN_CHARS, 244)
+        self.assertEqual(classify_key(name_of(244).encode()).kind, KeyKind.DOMAIN)
+        for length in range(245, 254):
+            name = name_of(length)
+            hop = classify_key(name.upper().encode() + b".")
+            self.assertEqual((hop.kind, hop.domain), (U, name), length)
+            self.assertIn("_mta-sts.", hop.reason)
+            self.assertIn("A1", hop.reason)
+        self.assertEqual(classify_key(name_of(254).encode()).kind, KeyKind.INVALID)
+
+    def test_long_name_by_its_alabel_length(self) -> None:
+        """The length that counts is the A-label form's (A1, G9): a U-label
+        name of 240 characters whose A-label name has 245 octets is
+        UNDISCOVERABLE."""
+        name = name_of(230, "bücher.example")
+        hop = classify_key(name.encode())
+        self.assertEqual(len(hop.domain), 237)
+        self.assertEqual(hop.kind, KeyKind.DOMAIN)
+        name = name_of(238, "bücher.example")
+        hop = classify_key(name.encode())
+        self.assertEqual((hop.kind, len(hop.domain)), (U, 245))
+
     def test_parent_probe_before_path(self) -> None:
         """A leading dot is a parent probe whatever follows (G11)."""
         self.assertEqual(classify_key(b"./x").kind, KeyKind.PARENT_PROBE)
+
+
+class IdnaCostTests(SynchronousTestCase):
+    def test_ignorable_padding_refused_before_mapping(self) -> None:
+        """A name of more than 254 code points is refused before the UTS 46
+        mapping, even if ignorable characters (soft hyphens) would shrink it
+        to a valid name: the IDNA work per key stays bounded (G9, F9)."""
+        padded = "bücher" + "\u00ad" * 10 + ".example"
+        self.assertEqual(classify_key(padded.encode()).domain, "xn--bcher-kva.example")
+        padded = "bücher" + "\u00ad" * 250 + ".example"
+        self.assertEqual(classify_key(padded.encode()).kind, KeyKind.INVALID)
+
+    def test_label_too_long_for_an_alabel(self) -> None:
+        """A non-ASCII label of 60 code points or more cannot have an A-label
+        of at most 63 octets: refused (G9), 59 ASCII plus one ü is not."""
+        self.assertIsNone(to_ascii_name("ü" * 60 + ".example"))
+        self.assertIsNotNone(to_ascii_name("a" * 50 + "ü" + ".example"))
+
+    def test_label_conversions_are_remembered_and_bounded(self) -> None:
+        """Converting a U-label is done once per label (the IDNA 2008 checks
+        cost 20x an ASCII key), whatever name it comes in; the memory of
+        conversions has IDNA_CACHE_SIZE entries at most (G9, F9)."""
+        from postfix_mtasts.core import nexthop
+
+        convert = nexthop._ulabel_to_ascii
+        convert.cache_clear()
+        for i in range(3):
+            classify_key(f"mx{i}.bücher.example".encode())
+        info = convert.cache_info()
+        self.assertEqual((info.misses, info.hits), (1, 2))
+        for i in range(IDNA_CACHE_SIZE + 10):
+            to_ascii_name(f"ü{i}.example")
+        self.assertEqual(convert.cache_info().currsize, IDNA_CACHE_SIZE)
 
 
 class HelperTests(SynchronousTestCase):
@@ -143,6 +230,16 @@ class HelperTests(SynchronousTestCase):
         self.assertEqual(to_ascii_name("mx.bücher.example"), "mx.xn--bcher-kva.example")
         self.assertEqual(to_ascii_name("a..b."), "a..b")
         self.assertIsNone(to_ascii_name("a\u200db.example"))
+
+    def test_policy_names_fit(self) -> None:
+        """``_mta-sts.<domain>`` and ``mta-sts.<domain>`` must be DNS names
+        (A1, B1): 244 octets fit, 245 do not, nor does an empty or 64-octet
+        label."""
+        self.assertTrue(policy_names_fit(name_of(244)))
+        self.assertFalse(policy_names_fit(name_of(245)))
+        self.assertTrue(policy_names_fit("x" * 63 + ".example"))
+        self.assertFalse(policy_names_fit("x" * 64 + ".example"))
+        self.assertFalse(policy_names_fit("a..example"))
 
     def test_is_address_literal(self) -> None:
         """IPv4/IPv6, bare, bracketed, with ``ipv6:`` are address literals (C13)."""
