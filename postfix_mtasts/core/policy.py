@@ -166,12 +166,14 @@ def parse_policy(
     except UnicodeDecodeError as exc:
         why = f"not UTF-8: byte {quote(body[exc.start : exc.start + 1])} at {exc.start}"
         return PolicyInvalid("C16", why, tuple(notes))
-    if bare_cr := _BARE_CR.search(text):
-        number = text.count("\n", 0, bare_cr.start()) + 1
-        return PolicyInvalid("C1", f"line {number}: bare CR", tuple(notes))
-    if 0 < text.count("\r\n") < text.count("\n"):
-        notes.append(Note("C1", "mixed LF and CRLF line endings"))
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    lines = text.split("\n")
+    if "\r" in text:
+        if bare_cr := _BARE_CR.search(text):
+            number = text.count("\n", 0, bare_cr.start()) + 1
+            return PolicyInvalid("C1", f"line {number}: bare CR", tuple(notes))
+        if text.count("\r\n") < len(lines) - 1:
+            notes.append(Note("C1", "mixed LF and CRLF line endings"))
+        lines = [line.removesuffix("\r") for line in lines]
     if lines[-1] == "":
         lines.pop()  # after the final terminator, or an empty body
     blank = 0
@@ -185,8 +187,6 @@ def parse_policy(
 
 def _split_line(number: int, line: str) -> tuple[str, str] | PolicyInvalid:
     """``(key, value)`` of one line, value stripped of WSP (C2, C3, C15)."""
-    if good := _GOOD_KEY.match(line):
-        return line[: good.end() - 1], line[good.end() :].strip(_WSP)
     key, colon, value = line.partition(":")
     where = f"line {number}: {quote(line)}"
     if not line.strip(_WSP) or line.startswith("#"):
@@ -214,10 +214,13 @@ def _parse_fields(
     duplicates: dict[str, None] = {}
     duplicate_mx = 0
     for number, line in enumerate(lines, 1):
-        split = _split_line(number, line)
-        if isinstance(split, PolicyInvalid):
-            return evolve(split, notes=tuple(notes))
-        key, value = split
+        if good := _GOOD_KEY.match(line):
+            key, value = line[: good.end() - 1], line[good.end() :].strip(_WSP)
+        else:
+            split = _split_line(number, line)
+            if isinstance(split, PolicyInvalid):
+                return evolve(split, notes=tuple(notes))
+            key, value = split
         if key == "mx":
             pattern = _check_mx(value)
             if not isinstance(pattern, MxPattern):
