@@ -20,6 +20,7 @@ from postfix_mtasts.core.decision import (
     Outcome,
     Unchanged,
 )
+from postfix_mtasts.core.nexthop import TXT_PREFIX, policy_names_fit
 from postfix_mtasts.core.policy import PolicyInvalid, parse_policy
 from postfix_mtasts.core.record import RecordInvalid, parse_sts_records
 from postfix_mtasts.fetch import PolicyFetcher
@@ -54,8 +55,12 @@ class PolicyResolver:
         known_id: str | None,
         may_fetch: Callable[[str], bool],
     ) -> Outcome:
+        if not policy_names_fit(domain):
+            # A1: no record can exist at a name DNS cannot carry; never a
+            # DNS failure (a stored entry may name such a domain).
+            return NoPolicy(f"{TXT_PREFIX}<domain> is not a DNS name (A1)")
         # A1/A16: exactly this name, never a parent.
-        txt = await self._txt.lookup_txt("_mta-sts." + domain)
+        txt = await self._txt.lookup_txt(TXT_PREFIX + domain)
         if isinstance(txt, TxtNoRecord):
             return NoPolicy(txt.reason)
         if isinstance(txt, TxtFailure):

@@ -55,11 +55,12 @@ class ResolverTests(SynchronousTestCase):
         fetcher: FakeFetcher | None = None,
         known_id: str | None = None,
         may_fetch: bool = True,
+        domain: str = "example.com",
     ) -> tuple[Outcome, FakeTxt, FakeFetcher]:
         fake_txt = FakeTxt(txt)
         fake_fetcher = fetcher or FakeFetcher()
         resolver = PolicyResolver(fake_txt, fake_fetcher)
-        d = resolver.resolve("example.com", known_id, lambda _: may_fetch)
+        d = resolver.resolve(domain, known_id, lambda _: may_fetch)
         return self.successResultOf(d), fake_txt, fake_fetcher
 
     def test_fetches_new_policy(self) -> None:
@@ -125,3 +126,16 @@ class ResolverTests(SynchronousTestCase):
         assert isinstance(outcome, FetchFailed)
         self.assertEqual(outcome.report_type, "sts-policy-invalid")
         self.assertIn("C11", outcome.reason)
+
+    def test_name_too_long_for_dns_is_no_policy(self) -> None:
+        """A domain whose ``_mta-sts.`` name would pass 253 octets has no
+        policy, without a DNS query: never a DNS failure (A1, A15); 244
+        octets are still asked."""
+        fits = ("x" * 63 + ".") * 3 + "x" * 44 + ".example"
+        self.assertEqual(len(fits), 244)
+        outcome, txt, _ = self.resolve(TxtFailure("x"), domain="y" + fits)
+        assert isinstance(outcome, NoPolicy)
+        self.assertIn("A1", outcome.reason)
+        self.assertEqual(txt.names, [])
+        outcome, txt, _ = self.resolve(TxtFailure("SERVFAIL"), domain=fits)
+        self.assertEqual((outcome, len(txt.names[0])), (DnsFailed("SERVFAIL"), 253))
