@@ -26,7 +26,7 @@ Hostile responses (issue 9), for a client that must bound what it buffers:
     header_drip (float: bytes per second; one header line dripped at that
     rate and never finished, for at most drip_max_s, default 120 s),
     reset_after (int: announce the whole body, send this many bytes of it,
-    then RST), gzip_bomb (int: the body padded with NULs to this many bytes,
+    then, 0.3 s later, RST), gzip_bomb (int: the body padded with NULs to this many bytes,
     gzipped once and cached, with Content-Encoding: gzip).
 A flood or a drip logs one event "stream" when it ends: host, kind, sent
 (bytes), seconds, end ("peer-closed", "limit" or "timeout").
@@ -251,6 +251,9 @@ class Handler(BaseHTTPRequestHandler):
         if spec.get("reset_after") is not None:
             self.wfile.write(body[: int(spec["reset_after"])])
             self.wfile.flush()
+            # An RST makes the peer's kernel drop what it has not read yet:
+            # give it time to read the part sent, or it sees no reply at all.
+            time.sleep(0.3)  # noqa: TID251 - injected latency
             self._reset()
             return
         rate = spec.get("trickle")
@@ -288,9 +291,13 @@ class Handler(BaseHTTPRequestHandler):
             if kind == "header_flood":
                 filler = b"a" * 1000
                 while sent < int(spec["header_flood"]):
-                    line = b"X-Flood-%d: %s\r\n" % (sent // 1000, filler)
-                    self.wfile.write(line)
-                    sent += len(line)
+                    # 64 lines a write: as fast as TLS goes, not one record a line
+                    n = sent // 1000
+                    chunk = b"".join(
+                        b"X-Flood-%d: %s\r\n" % (n + i, filler) for i in range(64)
+                    )
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
             else:
                 pause = 1.0 / float(spec["header_drip"])
                 limit_s = float(spec.get("drip_max_s", 120))

@@ -1,0 +1,215 @@
+"""A hostile world (issue 9): policy hosts and DNS that attack the daemon.
+
+Each attack hits a domain the daemon has cached (its TXT id changes, so the
+daemon fetches again, from the hostile host) and a domain it has never seen,
+while Postfix goes on asking for those and for other domains.  Whatever the
+attack: no `secure` without a valid policy (B16, C17), the cached policy
+stays (B17, E7, E8), memory stays bounded (B12, B21, F4), every lookup is
+answered within the budget (G14), the hostile connection is dropped by the
+fetch timeout, and the daemon says so in one warning per domain.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .hostile import (
+    BUDGET_S,
+    FETCH_TIMEOUT_S,
+    SLACK_S,
+    Lookups,
+    RssWatch,
+    assert_no_crash,
+    secure,
+    start_hostile_daemon,
+    timed_ask,
+    warn_lines,
+)
+from .hosts import read_jsonl
+from .world import HTTPS_IPS, MTA_IP, SERVERS, Proc, World, policy_text
+
+PORT = 8491
+TARPIT_IP = "10.253.2.20"  # on the world's lo: tarpit.py, never a byte back
+CONTROL = "hostile-control.test"
+# Far below what each attack costs an unbounded reader: a 1 kB-per-line
+# header flood grew the daemon by ~90 MiB/s (57.7 -> 415 MiB in 4 s).
+RSS_BOUND_MIB = 32.0
+FLOOD_BYTES = 2 << 30
+BOMB_BYTES = 48 << 20  # 48 MiB of NULs gzip to ~48 kB: under the 64 KiB cap
+FLOOD_SENT_MAX = 16 << 20  # a flood refused early: socket buffers at most
+MAX_AGE_LINE = b"max_age: 86400\r\n"  # policy_text()'s last line
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    response: Callable[[bytes], dict[str, Any]] | None = None  # https_server keys
+    handshake_delay: float = 0.0  # the TLS handshake stalls after the ClientHello
+    tarpit: bool = False  # the policy host moves to TARPIT_IP
+    silent: str = ""  # this DNS name (+ domain) never answers
+    stream: bool = False  # https_server logs how long the stream lasted
+
+
+ATTACKS = [
+    Attack("header-flood", lambda _: {"header_flood": FLOOD_BYTES}, stream=True),
+    Attack("header-drip", lambda _: {"header_drip": 1}, stream=True),
+    Attack("length-longer", lambda body: {"content_length": len(body) + 1000}),
+    Attack(
+        # what is announced lacks max_age; what is sent is a whole policy
+        "length-shorter",
+        lambda body: {"content_length": len(body) - len(MAX_AGE_LINE)},
+    ),
+    Attack("rst-mid-body", lambda body: {"reset_after": len(body) // 2}),
+    Attack("gzip-bomb", lambda _: {"gzip_bomb": BOMB_BYTES}),
+    Attack("handshake-stall", handshake_delay=60.0),
+    Attack("tcp-tarpit", tarpit=True),
+    Attack("txt-silent", silent="_mta-sts."),
+    Attack("host-silent", silent="mta-sts."),
+]
+
+
+@pytest.fixture(scope="module")
+def tarpit(world: World) -> Iterator[Path]:
+    """servers/tarpit.py on TARPIT_IP:443 in $P-world; its log."""
+    world.run(
+        "world", ["ip", "addr", "add", f"{TARPIT_IP}/32", "dev", "lo"], check=True
+    )
+    log = world.work / "tarpit.jsonl"
+    log.touch()
+    proc = world.spawn(
+        "world",
+        [sys.executable, str(SERVERS / "tarpit.py"), str(log), f"{TARPIT_IP}:443"],
+        name="tarpit",
+    )
+    world.wait_tcp("world", TARPIT_IP, 443)
+    yield log
+    proc.stop()
+    world.run("world", ["ip", "addr", "del", f"{TARPIT_IP}/32", "dev", "lo"])
+
+
+@pytest.fixture(scope="module")
+def daemon(world: World) -> Iterator[Proc]:
+    """The daemon under attack, with CONTROL cached."""
+    proc = start_hostile_daemon(world, "hostile", PORT)
+    world.publish(CONTROL)
+    assert timed_ask(world, CONTROL, PORT)[:2] == (0, secure(CONTROL))
+    yield proc
+    proc.stop()
+
+
+def arm(world: World, attack: Attack, domain: str, *, bump: bool) -> None:
+    """Turn ``domain``'s policy host (or its DNS) hostile; with ``bump``,
+    then publish a new TXT id so that a cached policy is fetched again."""
+    host = f"mta-sts.{domain}"
+    body = policy_text(mx=[f"mx1.{domain}"])
+    if attack.response is not None:
+        world.https.update_host(host, **attack.response(body.encode()))
+    if attack.handshake_delay:
+        world.https.set_host(host, body, handshake_delay=attack.handshake_delay)
+    with world.dns.batch():
+        if attack.tarpit:
+            world.dns.remove(f"{host}. IN A {HTTPS_IPS[0]}")
+            world.dns.add(f"{host}. IN A {TARPIT_IP}")
+        if bump:
+            world.dns.remove(f'_mta-sts.{domain}. IN TXT "v=STSv1; id=1;"')
+            world.dns.add(f'_mta-sts.{domain}. IN TXT "v=STSv1; id=2;"')
+    if attack.silent:
+        world.dns.drop(attack.silent + domain)
+
+
+def poll(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # noqa: TID251 - polling other processes with a deadline
+
+
+def hangups(
+    world: World, attack: Attack, hosts: set[str], tarpit: Path, tarpit_from: int
+) -> list[dict[str, Any]]:
+    """How the hostile servers saw each of the daemon's connections end."""
+    if attack.stream:
+        return [
+            e
+            for e in world.https.log()
+            if e["event"] == "stream" and e["host"] in hosts
+        ]
+    if attack.tarpit:
+        return [e for e in read_jsonl(tarpit)[tarpit_from:] if e["peer"] == MTA_IP]
+    return []
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
+def test_hostile_policy_host(
+    world: World, daemon: Proc, tarpit: Path, attack: Attack
+) -> None:
+    """A hostile policy host or DNS costs a lookup nothing but that fetch:
+    the cached enforce policy stays `secure` (B17, E7, E8), the new domain is
+    never `secure` (B16, C17), RSS grows < 32 MiB (B12, B21, F4), every other
+    lookup is answered within the budget (G14) and the daemon hangs up by its
+    fetch timeout, with one warning per domain."""
+    cached, new, bystander = (
+        f"hostile-{attack.name}-{role}.test" for role in ("cached", "new", "other")
+    )
+    world.publish(cached)
+    assert timed_ask(world, cached, PORT)[:2] == (0, secure(cached))
+    world.publish(new)
+    world.publish(bystander)
+    arm(world, attack, new, bump=False)
+    arm(world, attack, cached, bump=True)
+    since, tarpit_from = len(daemon.output()), len(read_jsonl(tarpit))
+    started = time.monotonic()
+    try:
+        with RssWatch(daemon.pid) as rss:
+            lookups = Lookups(world, PORT, [cached, new, CONTROL, bystander])
+            # Both domains decided (a warning each), then asked once more.
+            poll(
+                lambda: all(warn_lines(daemon, since, d) for d in (cached, new)),
+                FETCH_TIMEOUT_S + BUDGET_S + 5,
+                "the daemon to give up on both hostile fetches",
+            )
+            asked = {k: len(v) for k, v in lookups.answers.items()}
+            poll(
+                lambda: all(len(lookups.answers[k]) > asked[k] for k in asked),
+                2 * (BUDGET_S + SLACK_S),
+                "lookups after the attack",
+            )
+            answers = lookups.stop()
+    finally:
+        if attack.silent:
+            for domain in (cached, new):
+                world.dns.clear_fault(attack.silent + domain)
+    took = time.monotonic() - started
+
+    assert {a[:2] for a in answers[cached]} == {(0, secure(cached))}, answers[cached]
+    assert all(rc != 0 and "secure" not in a for rc, a, _ in answers[new]), answers[new]
+    assert {a[:2] for a in answers[CONTROL]} == {(0, secure(CONTROL))}
+    assert {a[:2] for a in answers[bystander]} == {(0, secure(bystander))}
+    slowest = max(s for runs in answers.values() for _, _, s in runs)
+    assert slowest < BUDGET_S + SLACK_S, answers
+    assert rss.growth_mib < RSS_BOUND_MIB, (
+        f"RSS {rss.baseline:.1f} -> {rss.peak:.1f} MiB during {took:.1f} s"
+    )
+    assert_no_crash(daemon, since)
+    for domain in (cached, new):
+        assert len(warn_lines(daemon, since, domain)) == 1, daemon.output()[since:]
+
+    if attack.stream or attack.tarpit:
+        hosts = {f"mta-sts.{cached}", f"mta-sts.{new}"}
+        poll(
+            lambda: len(hangups(world, attack, hosts, tarpit, tarpit_from)) >= 2,
+            FETCH_TIMEOUT_S + SLACK_S,
+            "the daemon to hang up on the hostile host",
+        )
+        for ended in hangups(world, attack, hosts, tarpit, tarpit_from):
+            assert ended["end"] == "peer-closed", ended
+            assert ended["seconds"] <= FETCH_TIMEOUT_S + SLACK_S, ended
+            if attack.name == "header-flood":
+                assert ended["sent"] < FLOOD_SENT_MAX, ended
