@@ -1,38 +1,30 @@
 # -*- test-case-name: tests.unit.test_cache -*-
 """The cache entry, its stored form, and how long a store keeps it (spec E13).
 
-Stored bytes are untrusted input: :meth:`CacheEntry.from_bytes` validates
-them as strictly as a fetch, and returns None rather than raise."""
+Stored bytes are untrusted input: :meth:`CacheEntry.decode` checks them as
+strictly as a fetch (:mod:`postfix_mtasts.core.stored`) and returns the reason
+for a refusal rather than raise."""
 
 from __future__ import annotations
 
 import json
-import re
 
 from attrs import frozen
 
-from postfix_mtasts.core.policy import (
-    MAX_AGE_LIMIT_S,
-    Mode,
-    MxPattern,
-    Policy,
-    parse_policy,
+from postfix_mtasts.core.policy import Mode, Policy
+from postfix_mtasts.core.stored import (
+    FORMAT_VERSION,
+    StoredInvalid,
+    ahead_of,
+    check_times,
+    read_fields,
 )
 
-# A stored pattern, as parse_mx_pattern wrote it: LDH labels, an optional
-# leading "*.", a last label with a letter (never an IP, port or bracket).
-_STORED_MX = re.compile(
-    r"(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    r"(?=[a-z0-9-]*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"
-)
-
-__all__ = ["STORE_GRACE_S", "CacheEntry"]
+__all__ = ["STORE_GRACE_S", "CacheEntry", "StoredInvalid"]
 
 # A stored entry is kept this long past its expiry: an expired policy no
 # longer applies (E9), but its id still tells a returning host what changed.
 STORE_GRACE_S = 86400.0
-
-_FORMAT_VERSION = 1
 
 
 @frozen
@@ -69,10 +61,22 @@ class CacheEntry:
     def mode(self) -> Mode:
         return self.policy.mode
 
+    def fault(self) -> str | None:
+        """Why this entry would be refused when read back (its times), or
+        None; a writer drops such an entry rather than store it."""
+        return check_times(
+            self.fetched_at, self.expires_at, self.checked_at, self.policy.max_age
+        )
+
+    def ahead_of(self, now: float) -> str | None:
+        """Why this entry is from the future at ``now``, or None."""
+        return ahead_of(self.fetched_at, self.checked_at, now)
+
     def to_bytes(self) -> bytes:
+        """The stored form; ValueError for a time that is not finite."""
         return json.dumps(
             {
-                "v": _FORMAT_VERSION,
+                "v": FORMAT_VERSION,
                 "domain": self.domain,
                 "id": self.policy_id,
                 "fetched_at": self.fetched_at,
@@ -84,50 +88,34 @@ class CacheEntry:
                 "lines": list(self.policy.lines),
             },
             separators=(",", ":"),
+            allow_nan=False,
         ).encode()
 
     @classmethod
+    def decode(
+        cls, data: bytes, now: float | None = None
+    ) -> CacheEntry | StoredInvalid:
+        """A stored entry checked as strictly as a fetch, and when ``now`` is
+        given not from the future; the reason otherwise, never an exception."""
+        fields = read_fields(data)
+        if isinstance(fields, StoredInvalid):
+            return fields
+        entry = cls(*fields)
+        if now is not None and (why := entry.ahead_of(now)):
+            return StoredInvalid(why)
+        return entry
+
+    @classmethod
     def from_bytes(cls, data: bytes) -> CacheEntry | None:
-        """Decode a stored entry; ``None`` for anything unreadable, never an
-        exception (a corrupt store entry must not crash a lookup)."""
+        """Like :meth:`decode`, None for anything refused."""
+        entry = cls.decode(data)
+        return entry if isinstance(entry, CacheEntry) else None
+
+    @classmethod
+    def from_item(cls, item: object) -> CacheEntry | StoredInvalid:
+        """An entry given as parsed JSON (a ``cache import`` line)."""
         try:
-            raw = json.loads(data)
-            if raw["v"] != _FORMAT_VERSION:
-                return None
-            policy = _stored_policy(raw)
-            if policy is None:
-                return None
-            return cls(
-                str(raw["domain"]),
-                str(raw["id"]),
-                policy,
-                float(raw["fetched_at"]),
-                float(raw["expires_at"]),
-                float(raw["checked_at"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-def _stored_policy(raw: dict[str, object]) -> Policy | None:
-    """The policy of a stored entry.  Its parsed fields were checked when it
-    was fetched, so only their types and the mx patterns (what reaches
-    Postfix) are checked again: much faster than re-parsing every policy
-    when 100,000 entries load at start."""
-    lines, mx = raw["lines"], raw.get("mx")
-    mode, max_age = raw.get("mode"), raw.get("max_age")
-    if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
-        return None
-    if not (isinstance(mx, list) and isinstance(mode, str) and type(max_age) is int):
-        # written before the parsed fields were stored: parse the lines
-        policy = parse_policy("\n".join(lines).encode())
-        return policy if isinstance(policy, Policy) else None
-    patterns = []
-    for text in mx:
-        if not isinstance(text, str) or len(text) > 253 or not _STORED_MX.match(text):
-            return None
-        base = text.removeprefix("*.")
-        patterns.append(MxPattern(text, base != text, base))
-    if not 0 <= max_age <= MAX_AGE_LIMIT_S or (not patterns and mode != "none"):
-        return None
-    return Policy(Mode(mode), max_age, tuple(patterns), tuple(lines))
+            data = json.dumps(item, allow_nan=False).encode()
+        except (ValueError, TypeError, RecursionError):
+            return StoredInvalid("not plain JSON (Infinity, NaN or nesting)")
+        return cls.decode(data)
