@@ -25,7 +25,7 @@ from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.domains import DomainState
-from postfix_mtasts.waiting import Wait
+from postfix_mtasts.waiting import SpentBudgets, Wait
 
 __all__ = ["OVERLOAD_LOG_INTERVAL_S", "FrontDoor"]
 
@@ -60,6 +60,7 @@ class FrontDoor:
         self._memo: dict[tuple[str, bytes], tuple[CacheEntry, Answer]] = {}
         self._overloaded_since_log = 0
         self._overload_logged_at: float | None = None
+        self._spent = SpentBudgets(clock, self.log, budget_s)
 
     def lookup(
         self, map_name: str, key: bytes, source: Hashable | None = None
@@ -180,6 +181,11 @@ class FrontDoor:
             self.log.failure("internal error answering {domain}", domain=domain)
             answered = self._internal_error(domain)
         return self._logged(map_name, key, answered)
+
+    def budget_spent(self, domain: str) -> None:
+        """A lookup of ``domain`` ran out of budget (logged per domain and
+        minute, not per lookup)."""
+        self._spent.spent(domain)
 
     def _note_overload(self) -> None:
         """One warning a minute while the coordinator's queue is full."""

@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.unit.test_frontdoor -*-
-"""One lookup waiting for a refresh, at most the front door's budget (G14).
+"""One lookup waiting for a refresh, at most the front door's budget (G14),
+and the log of budgets spent.
 
 A small slotted object rather than closures: thousands may wait at once
-during a flood, and each costs memory until answered.
+during a flood, and each costs memory until answered.  Thousands may also
+run out of budget at once for one slow domain: :class:`SpentBudgets` says so
+in one line per domain and minute, with the count.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.entry import CacheEntry
 
-__all__ = ["Answers", "Wait"]
+__all__ = ["SPENT_LOG_INTERVAL_S", "Answers", "SpentBudgets", "Wait"]
+
+SPENT_LOG_INTERVAL_S = 60.0
 
 
 class Answers(Protocol):
@@ -36,6 +41,48 @@ class Answers(Protocol):
         settings: MapConfig,
         fresh: CacheEntry | None,
     ) -> Answer: ...
+
+    def budget_spent(self, domain: str) -> None: ...
+
+
+class SpentBudgets:
+    """Logs lookups answered because their budget ran out: the first for a
+    domain at once, the next ones counted and logged together one interval
+    later, as long as more come; then the domain is forgotten."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        log: Logger,
+        budget_s: float,
+        interval_s: float = SPENT_LOG_INTERVAL_S,
+    ) -> None:
+        self._clock, self._log = clock, log
+        self._budget_s, self._interval_s = budget_s, interval_s
+        # domain -> lookups answered since its last line
+        self._counts: dict[str, int] = {}
+
+    def spent(self, domain: str) -> None:
+        if domain in self._counts:
+            self._counts[domain] += 1
+        else:
+            self._line(domain, 1)
+
+    def _flush(self, domain: str) -> None:
+        count = self._counts.pop(domain, 0)
+        if count:
+            self._line(domain, count)
+
+    def _line(self, domain: str, count: int) -> None:
+        self._log.info(
+            "lookup budget spent for {domain}: {count} lookups answered from "
+            "what is known after {budget_s}s; discovery goes on",
+            domain=domain,
+            count=count,
+            budget_s=self._budget_s,
+        )
+        self._counts[domain] = 0
+        self._clock.callLater(self._interval_s, self._flush, domain)
 
 
 class Wait:
@@ -86,9 +133,6 @@ class Wait:
             self._answer(None)
 
     def _budget_spent(self) -> None:
-        self._door.log.info(
-            "lookup budget spent for {domain}; answering from what is known",
-            domain=self._domain,
-        )
+        self._door.budget_spent(self._domain)
         self._answer(None)
         self._waiting.cancel()  # the coordinator may drop a discovery nobody awaits
