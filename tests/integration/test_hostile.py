@@ -60,6 +60,7 @@ class Attack:
 ATTACKS = [
     Attack("header-flood", lambda _: {"header_flood": FLOOD_BYTES}, stream=True),
     Attack("header-drip", lambda _: {"header_drip": 1}, stream=True),
+    Attack("body-drip", lambda _: {"trickle": 1}),
     Attack("length-longer", lambda body: {"content_length": len(body) + 1000}),
     Attack(
         # what is announced lacks max_age; what is sent is a whole policy

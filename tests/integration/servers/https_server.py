@@ -43,7 +43,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import select
 import socket
 import ssl
 import struct
@@ -54,34 +53,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+# A sibling file: this script runs from its directory (mypy checks that
+# module on its own; servers/ is no package).
+from hostile_http import gzip_bomb, stream_headers  # type: ignore[import-not-found]
+
 _LOCK = threading.Lock()
 _CONTEXTS: dict[tuple[str, float], ssl.SSLContext] = {}
 _SNI: dict[int, str | None] = {}
 _RESET: set[int] = set()
-_BOMBS: dict[tuple[bytes, int], bytes] = {}
-
-
-def _gzip_bomb(body: bytes, size: int) -> bytes:
-    """``body`` padded with NULs to ``size`` bytes, gzipped (cached)."""
-    with _LOCK:
-        bomb = _BOMBS.get((body, size))
-        if bomb is None:
-            bomb = gzip.compress(body + bytes(max(0, size - len(body))), 9)
-            _BOMBS[(body, size)] = bomb
-        return bomb
-
-
-def _peer_gone(sock: socket.socket) -> bool:
-    """After select() said readable: did the peer close or reset?"""
-    sock.settimeout(0.5)
-    try:
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
-    finally:
-        sock.settimeout(30)
 
 
 def _config(path: Path) -> dict[str, Any]:
@@ -214,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         if spec.get("header_flood") or spec.get("header_drip"):
-            self._stream_headers(spec)
+            stream_headers(self, spec, self.server.log, self.host_name)
             return
         if "body_b64" in spec:
             body = base64.b64decode(spec["body_b64"])
@@ -225,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         if spec.get("gzip"):
             body = gzip.compress(body)
         if spec.get("gzip_bomb"):
-            body = _gzip_bomb(body, int(spec["gzip_bomb"]))
+            body = gzip_bomb(body, int(spec["gzip_bomb"]))
         self.send_response(int(spec.get("status", 200)), spec.get("reason"))
         content_type = spec.get("content_type", "text/plain")
         if content_type is not None:
@@ -276,54 +255,6 @@ class Handler(BaseHTTPRequestHandler):
         )
         with _LOCK:
             _RESET.add(id(self.request))
-
-    def _stream_headers(self, spec: dict[str, Any]) -> None:
-        """A status line, then header bytes that never end: a flood of whole
-        lines as fast as the peer reads, or one line dripped slowly."""
-        started = time.monotonic()
-        self.send_response(int(spec.get("status", 200)), spec.get("reason"))
-        self.send_header("Content-Type", "text/plain")
-        self.flush_headers()
-        sock: socket.socket = self.request
-        kind = "header_flood" if spec.get("header_flood") else "header_drip"
-        sent, end = 0, "limit"
-        try:
-            if kind == "header_flood":
-                filler = b"a" * 1000
-                while sent < int(spec["header_flood"]):
-                    # 64 lines a write: as fast as TLS goes, not one record a line
-                    n = sent // 1000
-                    chunk = b"".join(
-                        b"X-Flood-%d: %s\r\n" % (n + i, filler) for i in range(64)
-                    )
-                    self.wfile.write(chunk)
-                    sent += len(chunk)
-            else:
-                pause = 1.0 / float(spec["header_drip"])
-                limit_s = float(spec.get("drip_max_s", 120))
-                self.wfile.write(b"X-Drip: ")
-                sent = 8
-                while time.monotonic() - started < limit_s:
-                    readable, _, _ = select.select([sock], [], [], pause)
-                    if readable and _peer_gone(sock):
-                        end = "peer-closed"
-                        break
-                    self.wfile.write(b"a")
-                    sent += 1
-        except TimeoutError:
-            end = "timeout"
-        except OSError:
-            end = "peer-closed"
-        self.server.log(
-            {
-                "event": "stream",
-                "host": self.host_name,
-                "kind": kind,
-                "sent": sent,
-                "seconds": round(time.monotonic() - started, 3),
-                "end": end,
-            }
-        )
 
     do_GET = _handle  # noqa: N815 - BaseHTTPRequestHandler's naming
     do_HEAD = _handle  # noqa: N815
