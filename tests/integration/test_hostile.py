@@ -1,4 +1,4 @@
-"""A hostile world (issue 9): policy hosts and DNS that attack the daemon.
+"""A hostile world (issue 9): policy hosts, DNS and Redis that attack the daemon.
 
 Each attack hits a domain the daemon has cached (its TXT id changes, so the
 daemon fetches again, from the hostile host) and a domain it has never seen,
@@ -6,7 +6,8 @@ while Postfix goes on asking for those and for other domains.  Whatever the
 attack: no `secure` without a valid policy (B16, C17), the cached policy
 stays (B17, E7, E8), memory stays bounded (B12, B21, F4), every lookup is
 answered within the budget (G14), the hostile connection is dropped by the
-fetch timeout, and the daemon says so in one warning per domain.
+fetch timeout, and the daemon says so in one warning per domain.  A Redis
+that answers garbage costs the daemon its fleet store, nothing more.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from .hostile import (
     warn_lines,
 )
 from .hosts import read_jsonl
-from .world import HTTPS_IPS, MTA_IP, SERVERS, Proc, World, policy_text
+from .world import HTTPS_IPS, MTA_IP, MX_GOOD, SERVERS, Proc, World, policy_text
 
 PORT = 8491
+IMPOSTOR_PORT, IMPOSTOR_CLIENT_PORT = 6392, 8494
+IMPOSTOR_ARGS = ("127.0.0.1", str(IMPOSTOR_PORT))
+IMPOSTOR_KINDS = 8  # kinds of wrong answers in servers/redis_impostor.py
 TARPIT_IP = "10.253.2.20"  # on the world's lo: tarpit.py, never a byte back
 CONTROL = "hostile-control.test"
 # Far below what each attack costs an unbounded reader: a 1 kB-per-line
@@ -214,3 +218,42 @@ def test_hostile_policy_host(
             assert ended["seconds"] <= FETCH_TIMEOUT_S + SLACK_S, ended
             if attack.name == "header-flood":
                 assert ended["sent"] < FLOOD_SENT_MAX, ended
+
+
+def test_redis_impostor(world: World) -> None:
+    """A Redis that answers every data command wrongly (wrong types, 100,000
+    '[', arrays nested 10,000 deep, errors, an endless bulk, junk) costs the
+    daemon only its fleet store: it starts, answers `secure` for a policy
+    domain and NOTFOUND for one without (B16, E13) within the budget (G14),
+    and writes no traceback."""
+    log = world.work / "redis-impostor.jsonl"
+    log.touch()
+    impostor = world.spawn(
+        "mta",
+        [sys.executable, str(SERVERS / "redis_impostor.py"), *IMPOSTOR_ARGS, str(log)],
+        name="redis-impostor",
+    )
+    good, bare = "hostile-impostor.test", "hostile-impostor-bare.test"
+    world.publish(good)
+    world.dns.add(f"{bare}. IN MX 10 mx1.{bare}.", f"mx1.{bare}. IN A {MX_GOOD}")
+    world.wait_tcp("mta", "127.0.0.1", IMPOSTOR_PORT)
+    name = "hostile-impostor"
+    daemon = start_hostile_daemon(
+        world, name, IMPOSTOR_CLIENT_PORT, redis_port=IMPOSTOR_PORT
+    )
+
+    def served() -> set[str]:
+        return {e["reply"] for e in read_jsonl(log)} - {"setup"}
+
+    try:
+        deadline = time.monotonic() + 15
+        while len(served()) < IMPOSTOR_KINDS and time.monotonic() < deadline:
+            for domain, expected in ((good, (0, secure(good))), (bare, (1, ""))):
+                rc, answer, took = timed_ask(world, domain, IMPOSTOR_CLIENT_PORT)
+                assert (rc, answer) == expected, domain
+                assert took < BUDGET_S + SLACK_S, (domain, took)
+        assert len(served()) >= 4, served()
+        assert_no_crash(daemon, 0)
+    finally:
+        daemon.stop()
+        impostor.stop()
