@@ -17,7 +17,11 @@ how to start them (``_drain``).  From that it:
   one whose output has not moved for a whole period (the transport paused us
   at one idle check and still has at the next, or a close is still not done
   one period later): ``loseConnection`` alone waits for a peer that never
-  reads, forever.
+  reads, forever;
+- gives a request that has begun ``request_timeout_s`` to be complete (the
+  subclass reports each read with ``_request_progress``), and calls the
+  subclass's ``_request_timed_out`` when it is not: a peer that trickles a
+  byte now and then is not idle, but it is not asking anything either.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class FlowControlledProtocol(Protocol):
     _wire: _Transport
     _clock: IReactorTime
     _idle_timeout_s: float
+    _request_timeout_s: float
     _max_pending: int
 
     def __init__(self) -> None:
@@ -64,6 +69,8 @@ class FlowControlledProtocol(Protocol):
         self._write_paused = False  # the transport's write buffer is full
         self._stalled = False  # ... and was so at the last idle check already
         self._reading_paused = False
+        self._partial_since: float | None = None  # a request begun, not complete
+        self._request_call: IDelayedCall | None = None
 
     # Subclasses: answers started and not yet written, requests held back,
     # start held requests while there is room (then call _flow_update).
@@ -76,13 +83,21 @@ class FlowControlledProtocol(Protocol):
     def _drain(self) -> None:
         raise NotImplementedError
 
+    def _request_timed_out(self) -> None:
+        raise NotImplementedError
+
     def _flow_start(
-        self, clock: IReactorTime, idle_timeout_s: float, max_pending: int
+        self,
+        clock: IReactorTime,
+        idle_timeout_s: float,
+        max_pending: int,
+        request_timeout_s: float,
     ) -> None:
         """Become the transport's producer and arm the idle check."""
         self._wire = cast(_Transport, self.transport)
         self._clock = clock
         self._idle_timeout_s = idle_timeout_s
+        self._request_timeout_s = request_timeout_s
         self._max_pending = max_pending
         self._room = max_pending
         self._flowing = True
@@ -91,10 +106,42 @@ class FlowControlledProtocol(Protocol):
 
     def _flow_stop(self) -> None:
         """The connection is gone: disarm, let go of the transport."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        for call in (self._idle_call, self._request_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._idle_call = self._request_call = None
         self._release()
+
+    def _request_progress(self, completed: bool, partial: bool) -> None:
+        """After a read: it ``completed`` requests, and left one ``partial``
+        (begun, not complete).  O(1); the clock is read only when a partial
+        request begins."""
+        if not partial:
+            self._partial_since = None
+        elif completed or self._partial_since is None:
+            self._partial_since = self._clock.seconds()
+            if self._request_call is None:
+                self._request_call = self._clock.callLater(
+                    self._request_timeout_s, self._check_request
+                )
+
+    def _check_request(self) -> None:
+        """A partial request's deadline: let the subclass close the
+        connection, or look again when the request began later (or while we
+        held its reading paused, which no peer can be blamed for)."""
+        self._request_call = None
+        since = self._partial_since
+        if since is None or not self._flowing:
+            return
+        now = self._clock.seconds()
+        if self._reading_paused:
+            since = self._partial_since = now
+        left = since + self._request_timeout_s - now
+        if left > 0:
+            self._request_call = self._clock.callLater(left, self._check_request)
+            return
+        self._partial_since = None
+        self._request_timed_out()
 
     def _flow_update(self) -> None:
         """Pause reading while max_pending answers are owed, requests are
@@ -135,6 +182,13 @@ class FlowControlledProtocol(Protocol):
         if self._idle_call is not None and self._idle_call.active():
             self._idle_call.cancel()
         self._arm()
+
+    def _abort(self) -> None:
+        """Drop the connection now, whatever it owes or has buffered (a
+        close already under way included)."""
+        self._release()
+        self._room = 0
+        self._wire.abortConnection()
 
     def _release(self) -> None:
         if self._flowing:

@@ -8,36 +8,43 @@ stream cannot be resynchronised); every well-framed request gets a reply.
 Backpressure (F9, G6; :mod:`postfix_mtasts.flowcontrol`): a connection has
 at most ``max_pending_per_connection`` answers started and not yet written;
 requests decoded beyond that wait, unstarted, while its reading is paused.
+
+Slots (F9; :mod:`postfix_mtasts.connections`): at ``max_connections`` a new
+connection is let in and the one that made the least progress is evicted;
+a request begun must be complete within ``request_timeout_s``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
 from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IReactorTime
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from postfix_mtasts.connections import (
+    MAX_PENDING_PER_CONNECTION,
+    Lookup,
+    LookupFactory,
+)
 from postfix_mtasts.core import socketmap, tcptable
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.flowcontrol import FlowControlledProtocol
 
-__all__ = ["Lookup", "LookupFactory", "SocketmapProtocol", "TcpTableProtocol"]
-
-#: ``lookup(map_name, key, source)``; the source is the asking connection.
-Lookup = Callable[[str, bytes, Hashable], "Answer | Deferred[Answer]"]
+__all__ = [
+    "MAX_PENDING_PER_CONNECTION",
+    "Lookup",
+    "LookupFactory",
+    "SocketmapProtocol",
+    "TcpTableProtocol",
+]
 
 _INTERNAL_ERROR = Answer.temp("internal error")
 MAX_ENCODED_ANSWERS = 10_000
 MAX_KNOWN_MAP_NAMES = 64
-#: Postfix waits for each reply before it sends the next request, so it
-#: owes at most one; the rest is room for pipelining tools (F9, G6).
-MAX_PENDING_PER_CONNECTION = 16
 
 
 class _Decoder(TypingProtocol):
@@ -46,7 +53,7 @@ class _Decoder(TypingProtocol):
 
 class _LookupProtocol(FlowControlledProtocol):
     log = Logger()
-    factory: LookupFactory
+    factory: LookupFactory[_LookupProtocol]
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,6 +63,7 @@ class _LookupProtocol(FlowControlledProtocol):
         self._closing = False
 
     _decoder: _Decoder
+    _terminator: bytes  # the last byte of every request
 
     # Subclasses: the frames completed before a framing error and its reason
     # (any other error is raised again), turn one request into a lookup,
@@ -71,30 +79,27 @@ class _LookupProtocol(FlowControlledProtocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        if factory.connections >= factory.max_connections:
-            self.log.warn(
-                "connection limit {limit} reached; closing new connection from {peer}",
-                limit=factory.max_connections,
-                peer=self._peer(),
-            )
-            self._counted = False
-            self._closing = True  # nothing read is answered
-            self.transport.loseConnection()  # type: ignore[union-attr]
-            return
-        self._counted = True
-        factory.connections += 1
         self._encoded_answers = factory.encoded
         self._flow_start(
-            factory.clock, factory.idle_timeout_s, factory.max_pending_per_connection
+            factory.clock,
+            factory.idle_timeout_s,
+            factory.max_pending_per_connection,
+            factory.request_timeout_s,
         )
+        factory.slots.admit(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if getattr(self, "_counted", False):
-            self.factory.connections -= 1
-            self._counted = False
+        self.factory.slots.release(self)
         self._flow_stop()
         self._pending.clear()
         self._held.clear()
+
+    def peer(self) -> str:
+        return self._peer()
+
+    def evict(self) -> None:
+        self._closing = True  # nothing more read is answered
+        self._abort()
 
     def _owed(self) -> int:
         return len(self._pending)
@@ -110,6 +115,14 @@ class _LookupProtocol(FlowControlledProtocol):
             frames, error = self._decoder.feed(data), None
         except ValueError as e:
             frames, error = self._framing_error(e)
+        if frames:
+            self.factory.slots.progressed(self)
+        # A read that completes nothing, or ends inside a request, leaves one
+        # partial (a request's last byte may occur inside it: then the next
+        # read that completes nothing starts the clock).
+        self._request_progress(
+            bool(frames), not frames or not data.endswith(self._terminator)
+        )
         if len(frames) <= self._room:  # nothing held or paused: room for all
             self._answer(frames)
         else:
@@ -118,11 +131,7 @@ class _LookupProtocol(FlowControlledProtocol):
         if error is not None:
             # Requests framed before the error are still answered (in
             # order, as they complete); nothing after it can be trusted.
-            self.log.warn(
-                "closing connection from {peer}: {error}",
-                peer=self._peer(),
-                error=error,
-            )
+            self.factory.slots.closing(self, error)
             self._closing = True
             self._close_when_answered()
 
@@ -171,6 +180,12 @@ class _LookupProtocol(FlowControlledProtocol):
         if self._closing:
             self._close_when_answered()
 
+    def _request_timed_out(self) -> None:
+        timeout = self._request_timeout_s
+        self.factory.slots.closing(self, f"request not complete after {timeout}s")
+        self._closing = True
+        self._close_when_answered()
+
     def _lookup_failed(self, failure: Failure) -> Answer:
         self.log.failure("lookup failed", failure)
         return _INTERNAL_ERROR
@@ -217,6 +232,8 @@ class _LookupProtocol(FlowControlledProtocol):
 class SocketmapProtocol(_LookupProtocol):
     """Postfix socketmap(5): netstring ``name key`` in, netstring reply out."""
 
+    _terminator = b","
+
     def connectionMade(self) -> None:
         self._decoder = socketmap.NetstringDecoder(self.factory.max_request_bytes)
         super().connectionMade()
@@ -245,6 +262,8 @@ class SocketmapProtocol(_LookupProtocol):
 class TcpTableProtocol(_LookupProtocol):
     """Postfix tcp_table(5): ``get key`` lines, ``200/400/500`` replies."""
 
+    _terminator = b"\n"
+
     def connectionMade(self) -> None:
         self._decoder = tcptable.LineDecoder()
         super().connectionMade()
@@ -262,38 +281,3 @@ class TcpTableProtocol(_LookupProtocol):
 
     def _encode(self, answer: Answer) -> bytes:
         return tcptable.encode_reply(answer)
-
-
-class LookupFactory(Factory[_LookupProtocol]):
-    """Builds one protocol per connection; counts and bounds connections."""
-
-    noisy = False  # the listener logs its own start, in our words
-
-    def __init__(
-        self,
-        protocol: type[_LookupProtocol],
-        lookup: Lookup,
-        clock: IReactorTime,
-        *,
-        max_connections: int,
-        idle_timeout_s: float,
-        max_request_bytes: int = socketmap.MAX_QUERY_BYTES,
-        tcp_map_name: str = "postfix",
-        max_pending_per_connection: int = MAX_PENDING_PER_CONNECTION,
-    ) -> None:
-        self.protocol_class = protocol
-        self.lookup = lookup
-        self.clock = clock
-        self.max_connections = max_connections
-        self.idle_timeout_s = idle_timeout_s
-        self.max_request_bytes = max_request_bytes
-        self.tcp_map_name = tcp_map_name
-        self.max_pending_per_connection = max_pending_per_connection
-        self.connections = 0
-        self.encoded: dict[Answer, bytes] = {}
-        self.map_names: dict[bytes, str] = {}
-
-    def buildProtocol(self, addr: IAddress | None) -> _LookupProtocol:
-        proto = self.protocol_class()
-        proto.factory = self
-        return proto

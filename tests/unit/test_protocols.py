@@ -218,14 +218,19 @@ class SocketmapTests(ProtocolTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_connection_limit(self) -> None:
-        """Connections past max_connections are closed at once (bounded connections)."""
-        self.connect()
+        """A connection past max_connections is let in and answered; the one
+        that made the least progress is aborted, and the count stays at the
+        limit when it goes (F9; tests.unit.test_connections has the rest)."""
+        first, first_transport = self.connect()
         self.connect()
         proto, transport = self.connect()
-        self.assertTrue(transport.disconnecting)
+        self.assertTrue(first_transport.disconnected)
         self.assertEqual(self.factory.connections, 2)
-        proto.connectionLost()
+        first.connectionLost()
         self.assertEqual(self.factory.connections, 2)
+        proto.dataReceived(netstring(b"postfix example.com"))
+        self.assertEqual(transport.value(), netstring(SECURE_TEXT))
+        self.assertFalse(transport.disconnecting)
 
     def test_idle_timeout(self) -> None:
         """A connection silent for a whole idle period is closed; a request
