@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from postfix_mtasts.admin import Admin
 from postfix_mtasts.control import ControlProtocol
 from postfix_mtasts.core.config import ListenerConfig, ServerConfig
+from postfix_mtasts.core.config_listeners import listen_backlog, with_backlog
 from postfix_mtasts.protocols import (
     Lookup,
     LookupFactory,
@@ -35,7 +36,9 @@ log = Logger()
 def listener_service(
     listener: ListenerConfig, server: ServerConfig, lookup: Lookup, reactor: Any
 ) -> StreamServerEndpointService:
-    """An unstarted service listening for Postfix on ``listener.endpoint``."""
+    """An unstarted service listening for Postfix on ``listener.endpoint``,
+    its listen queue sized for the connection limit (unless the endpoint
+    names its own backlog)."""
     protocol = (
         SocketmapProtocol if listener.protocol == "socketmap" else TcpTableProtocol
     )
@@ -47,11 +50,11 @@ def listener_service(
         idle_timeout_s=server.idle_timeout_s,
         max_request_bytes=server.max_request_bytes,
         max_pending_per_connection=server.max_pending_per_connection,
+        request_timeout_s=server.request_timeout_s,
         tcp_map_name=listener.map,
     )
-    return _ListenerService(
-        serverFromString(reactor, listener.endpoint), factory, listener
-    )
+    endpoint = with_backlog(listener.endpoint, listen_backlog(server.max_connections))
+    return _ListenerService(serverFromString(reactor, endpoint), factory, listener)
 
 
 class _ListenerService(StreamServerEndpointService):

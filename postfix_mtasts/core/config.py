@@ -131,6 +131,11 @@ class ServerConfig:
     max_pending_per_connection: int = field(
         default=16, metadata=rule(least=1, most=10_000)
     )
+    # Postfix writes each request whole: one begun and not complete within
+    # this is a peer holding a slot, not asking (F9).
+    request_timeout_s: float = field(
+        default=5.0, metadata=rule("request_timeout", above=0, most=MAX_WAIT_S)
+    )
 
 
 @frozen

@@ -4,6 +4,7 @@
 Pure.  Endpoints are Twisted strports strings (``tcp:``, ``tcp6:``,
 ``unix:``, ``systemd:``); one that listens beyond loopback is accepted with a
 warning, since socketmap and tcp_table requests are unauthenticated (F7).
+:func:`with_backlog` sizes a listen queue for the connection limit.
 """
 
 from __future__ import annotations
@@ -15,11 +16,23 @@ from attrs import frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, show
 
-__all__ = ["ListenerConfig", "ListenerProtocol", "parse_listeners"]
+__all__ = [
+    "ListenerConfig",
+    "ListenerProtocol",
+    "listen_backlog",
+    "parse_listeners",
+    "with_backlog",
+]
 
 ListenerProtocol = Literal["socketmap", "tcp_table"]
 
 _ENDPOINT_KINDS = ("tcp", "tcp6", "unix", "systemd")
+#: Twisted's default listen queue, and the most Linux allows by default
+#: (net.core.somaxconn).
+DEFAULT_BACKLOG = 50
+MAX_BACKLOG = 4096
+#: Where a positional backlog sits in each kind's strports arguments.
+_BACKLOG_POSITION = {"tcp": 3, "tcp6": 2, "unix": 3}
 
 
 @frozen
@@ -95,12 +108,28 @@ def parse_listeners(
     return tuple(listeners)
 
 
-def _non_loopback_interface(endpoint: str) -> str | None:
-    """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback.
+def listen_backlog(max_connections: int) -> int:
+    """A listen queue that holds a burst of ``max_connections`` connects:
+    with Twisted's 50, a flood of 512 waits for SYN retransmits (issue 9)."""
+    return min(max(max_connections, DEFAULT_BACKLOG), MAX_BACKLOG)
 
-    Splits Twisted's strports syntax (``:`` separates, ``=`` assigns, ``\\``
-    escapes) as far as needed to find the interface.
-    """
+
+def with_backlog(endpoint: str, backlog: int) -> str:
+    """``endpoint`` with ``:backlog=N`` added for tcp:, tcp6: and unix:, unless
+    it names a backlog of its own; systemd: sockets are systemd's to size."""
+    kind = endpoint.partition(":")[0]
+    position = _BACKLOG_POSITION.get(kind)
+    if position is None:
+        return endpoint
+    args, kwargs = _split_endpoint(endpoint)
+    if "backlog" in kwargs or len(args) > position:
+        return endpoint
+    return f"{endpoint}:backlog={backlog}"
+
+
+def _split_endpoint(endpoint: str) -> tuple[list[str], dict[str, str]]:
+    """Twisted's strports syntax (``:`` separates, ``=`` assigns, ``\\``
+    escapes) split into positional and keyword arguments, kind first."""
     params: list[list[str]] = [[""]]
     chars = iter(endpoint)
     for ch in chars:
@@ -114,6 +143,12 @@ def _non_loopback_interface(endpoint: str) -> str | None:
             params[-1][-1] += ch
     args = [p[0] for p in params if len(p) == 1]
     kwargs = {p[0]: p[1] for p in params if len(p) == 2}
+    return args, kwargs
+
+
+def _non_loopback_interface(endpoint: str) -> str | None:
+    """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback."""
+    args, kwargs = _split_endpoint(endpoint)
     if args[0] == "tcp":  # tcp:port:interface:backlog
         interface = args[2] if len(args) > 2 else ""
     else:  # tcp6:port:backlog:interface

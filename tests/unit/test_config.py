@@ -604,6 +604,18 @@ class ServerTests(ConfigErrorAssertions):
                 f"and <= 10000, got {bad}",
             )
 
+    def test_request_timeout(self) -> None:
+        """server.request_timeout, how long a request begun may take to be
+        complete, defaults to 5 s and must be in (0, 90] (F9, G14)."""
+        self.assertEqual(ServerConfig().request_timeout_s, 5.0)
+        config = parse_config("[server]\nrequest_timeout = 0.5\n")
+        self.assertEqual(config.server.request_timeout_s, 0.5)
+        for bad in ("0", "91"):
+            self.assertErrorStartsWith(
+                f"[server]\nrequest_timeout = {bad}\n",
+                "server.request_timeout: expected seconds > 0 and <= 90",
+            )
+
 
 class LogTests(ConfigErrorAssertions):
     def test_log_settings(self) -> None:
