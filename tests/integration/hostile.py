@@ -1,17 +1,15 @@
 """Helpers for the hostile-world tests (issue 9): a daemon with short
-timeouts, its memory while it is attacked, lookups timed from Postfix's side,
-and entries written to Redis as an attacker or a skewed fleet member would.
+timeouts, its memory while it is attacked, and lookups timed from Postfix's
+side.  Redis and fleet helpers are in hostile_fleet.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from .daemonctl import ask, socketmap
@@ -20,19 +18,14 @@ from .world import SERVERS, Proc, World
 __all__ = [
     "BUDGET_S",
     "FETCH_TIMEOUT_S",
-    "INF",
-    "NAN",
     "RECHECK_S",
     "SLACK_S",
     "Lookups",
     "RssWatch",
     "assert_no_crash",
-    "redis_cli",
     "rss_mib",
     "secure",
     "start_hostile_daemon",
-    "start_redis",
-    "stored_entry",
     "timed_ask",
     "warn_lines",
 ]
@@ -209,72 +202,3 @@ def warn_lines(proc: Proc, since: int, domain: str) -> list[str]:
         for line in proc.output()[since:].splitlines()
         if line.startswith("<4>") and f"domain={domain} " in line + " "
     ]
-
-
-# --- Redis --------------------------------------------------------------------
-
-
-def start_redis(world: World, port: int) -> Proc:
-    """redis-server on $P-mta's loopback, where the daemons run."""
-    directory = world.work / f"redis-{port}"
-    directory.mkdir(exist_ok=True)
-    proc = world.spawn(
-        "mta",
-        [
-            "redis-server",
-            *("--bind", "127.0.0.1", "--port", str(port)),
-            *("--save", "", "--appendonly", "no", "--dir", str(directory)),
-        ],
-        name=f"redis-{port}",
-    )
-    world.wait_tcp("mta", "127.0.0.1", port)
-    return proc
-
-
-def redis_cli(world: World, port: int, *args: str, value: str | None = None) -> str:
-    """One redis-cli command in $P-mta; ``value`` goes last, read from stdin
-    (a 100 kB value is no argument to pass on a command line)."""
-    argv = ["redis-cli", "-p", str(port), "--raw", *(("-x",) if value else ()), *args]
-    proc = world.run("mta", argv, input=value, timeout=10)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def stored_entry(
-    domain: str,
-    *,
-    fetched_at: float | int,
-    checked_at: float | int | None = None,
-    expires_at: float | int | None = None,
-    mode: str = "enforce",
-    mx: Sequence[str] = ("mx.attacker.test",),
-    lines: Sequence[str] | None = None,
-    max_age: int = 86400,
-    policy_id: str = "1",
-) -> str:
-    """A stored entry as the daemon writes it (core/entry.py, format 1), with
-    whatever values a writer chooses: ``Infinity``, ``NaN`` and 400-digit
-    numbers included.  ``lines`` default to the policy the fields describe."""
-    if lines is None:
-        lines = ["version: STSv1", f"mode: {mode}"]
-        lines += [f"mx: {m}" for m in mx] + [f"max_age: {max_age}"]
-    if expires_at is None:
-        expires_at = fetched_at + max_age
-    return json.dumps(
-        {
-            "v": 1,
-            "domain": domain,
-            "id": policy_id,
-            "fetched_at": fetched_at,
-            "expires_at": expires_at,
-            "checked_at": fetched_at if checked_at is None else checked_at,
-            "mode": mode,
-            "max_age": max_age,
-            "mx": list(mx),
-            "lines": list(lines),
-        },
-        allow_nan=True,
-    )
-
-
-INF, NAN = math.inf, math.nan
