@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.stored import weakening
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.sharing import PolicySharing
 
@@ -66,7 +67,28 @@ class Admin:
         self.log.info("policy purged domain={domain}", domain=domain)
         return known
 
-    def import_entry(self, entry: CacheEntry) -> None:
+    def import_entry(self, entry: CacheEntry) -> str | None:
+        """Take an entry from ``cache import``, checked as stored data, into
+        the cache and the stores; the reason it is refused (from the future),
+        or None.  A warning when it protects less than the valid one it
+        replaces."""
+        now = self._clock.seconds()
+        if why := entry.ahead_of(now):
+            return why
+        known = self._domains.peek(entry.domain)
         self._domains.put(entry)
+        change = None
+        if known is not None and known.is_valid(now):
+            change = weakening(known.policy, entry.policy)
+        if known is not None and change is not None:
+            self.log.warn(
+                "policy imported domain={domain} id={policy_id} weakens"
+                " id={old_id}: {change}",
+                domain=entry.domain,
+                policy_id=entry.policy_id,
+                old_id=known.policy_id,
+                change=change,
+            )
         if self._sharing is not None:
             self._sharing.write(entry)
+        return None

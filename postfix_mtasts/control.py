@@ -17,7 +17,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
-from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.cache.refused import log_refused
+from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.text import quote, utc_timestamp
 
@@ -35,7 +36,9 @@ class Administered(Protocol):
 
     def purge(self, domain: str) -> bool: ...
 
-    def import_entry(self, entry: CacheEntry) -> None: ...
+    def import_entry(self, entry: CacheEntry) -> str | None:
+        """Take a checked entry; why it is refused (from the future), or None."""
+        ...
 
     def refresh_in_background(
         self, domain: str, *, force_fetch: bool = False
@@ -150,16 +153,20 @@ class AdminCommands:
         )
 
     def import_line(self, line: bytes) -> bool:
-        """Import one entry as ``export`` wrote it (a JSON line), validated
-        like a fetch; False if it is rejected."""
-        entry = CacheEntry.from_bytes(line)
-        if (
-            entry is None
-            or classify_key(entry.domain.encode()).kind is not KeyKind.DOMAIN
-        ):
-            return False
-        self._service.import_entry(entry)
-        return True
+        """Import one entry as ``export`` wrote it (a JSON line), checked as
+        strictly as a fetch and not from the future; False (logged) if it is
+        refused."""
+        entry = CacheEntry.decode(line)
+        why = (
+            entry.reason
+            if isinstance(entry, StoredInvalid)
+            else self._service.import_entry(entry)
+        )
+        if why is not None:
+            log_refused(
+                self.log, "import", [(line[:100].decode(errors="replace"), why)]
+            )
+        return why is None
 
 
 class ControlProtocol(LineOnlyReceiver):

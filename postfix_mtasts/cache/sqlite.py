@@ -22,10 +22,11 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.cache.sqlite_db import (
     SCHEMA_VERSION,
     Item,
-    Row,
+    Refused,
     StoreOpenError,
     delete_exact,
     open_db,
@@ -37,7 +38,6 @@ from postfix_mtasts.cache.sqlite_db import (
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.cache.worker import RunInThread, thread_runner
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.core.text import quote
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -108,10 +108,11 @@ class SqliteStore:
         now = self._clock.seconds()
         d = self._run("load", lambda db: read_all(db, now))
 
-        def merge(result: tuple[list[CacheEntry], list[Row]]) -> list[CacheEntry]:
-            entries, bad = result
-            self._drop_unreadable(bad)
-            live = {entry.domain: entry for entry in entries}
+        def merge(
+            result: tuple[list[CacheEntry], list[Refused]],
+        ) -> list[CacheEntry]:
+            entries, refused = result
+            live = {e.domain: e for e in self._not_ahead(entries, now, refused)}
             for layer in (self._flushing, self._pending):
                 for domain, item in layer.items():
                     if item is not None and item[0].live_in_store(now):
@@ -135,14 +136,24 @@ class SqliteStore:
                 return succeed(item[0])
         d = self._run("get", lambda db: read_one(db, domain, now))
 
-        def decoded(result: tuple[CacheEntry | None, list[Row]]) -> CacheEntry | None:
-            self._drop_unreadable(result[1])
-            return result[0]
+        def decoded(
+            result: tuple[CacheEntry | None, list[Refused]],
+        ) -> CacheEntry | None:
+            entry, refused = result
+            found = [] if entry is None else [entry]
+            return next(iter(self._not_ahead(found, now, refused)), None)
 
         return d.addCallback(decoded)
 
     def put(self, entry: CacheEntry) -> Deferred[None]:
-        self._stage(entry.domain, (entry, self._clock.seconds()))
+        if why := entry.fault():  # never stored: it would be refused at load
+            self.log.error(
+                "sqlite store dropped a write domain={domain} reason={reason}",
+                domain=entry.domain,
+                reason=why,
+            )
+        else:
+            self._stage(entry.domain, (entry, self._clock.seconds()))
         return self._closed_error() or succeed(None)
 
     def delete(self, domain: str) -> Deferred[None]:
@@ -255,16 +266,24 @@ class SqliteStore:
 
         return work().addCallbacks(lambda _: None, survive)
 
-    def _drop_unreadable(self, bad: list[Row]) -> None:
-        if not bad or self._closing:
-            return
-        self.log.warn(
-            "sqlite store dropped {count} unreadable rows path={path} domains={domains}",
-            count=len(bad),
-            path=self.path,
-            domains=", ".join(quote(domain) for domain, _ in bad[:10]),
-        )
-        self._background(lambda: self._run("prune", lambda db: delete_exact(db, bad)))
+    def _not_ahead(
+        self, entries: list[CacheEntry], now: float, refused: list[Refused]
+    ) -> list[CacheEntry]:
+        """``entries`` but those from the future, which stay in the file (the
+        clock may be wrong, not the row); logs them and the unreadable rows,
+        which are deleted."""
+        ahead = [(e.domain, why) for e in entries if (why := e.ahead_of(now))]
+        kept = [e for e in entries if not e.ahead_of(now)] if ahead else entries
+        if self._closing:
+            return kept
+        source = f"sqlite {self.path}"
+        log_refused(self.log, source, [(r.domain, r.reason) for r in refused] + ahead)
+        rows = [(r.domain, r.data) for r in refused]
+        if rows:
+            self._background(
+                lambda: self._run("prune", lambda db: delete_exact(db, rows))
+            )
+        return kept
 
     # -- the worker thread -----------------------------------------------------
 

@@ -12,11 +12,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
+from attrs import frozen
+
+from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
 
 __all__ = [
     "SCHEMA_VERSION",
     "Item",
+    "Refused",
     "Row",
     "StoreOpenError",
     "delete_exact",
@@ -31,6 +34,16 @@ SCHEMA_VERSION = 1
 
 Item = tuple[CacheEntry, float] | None  # (entry, updated_at) to write; None: delete
 Row = tuple[str, object]  # (domain, data) of an unreadable row
+
+
+@frozen
+class Refused:
+    """An unreadable row, and why: not loaded, and deleted."""
+
+    domain: str
+    data: object
+    reason: str
+
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS policies (domain TEXT PRIMARY KEY,"
@@ -82,41 +95,47 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _decode(domain: str, expires_at: float, data: object) -> CacheEntry | None:
-    """The row's entry, or None unless it decodes and agrees with its key."""
-    entry = CacheEntry.from_bytes(data) if isinstance(data, bytes) else None
-    if entry is None or entry.domain != domain or entry.expires_at != expires_at:
-        return None
+def _decode(domain: str, expires_at: float, data: object) -> CacheEntry | Refused:
+    """The row's entry, checked like a fetch and against its key."""
+    if not isinstance(data, bytes):
+        return Refused(domain, data, "data is not a blob")
+    entry = CacheEntry.decode(data)
+    if isinstance(entry, StoredInvalid):
+        return Refused(domain, data, entry.reason)
+    if entry.domain != domain or entry.expires_at != expires_at:
+        return Refused(domain, data, "entry does not match its row")
     return entry
 
 
-def read_all(db: sqlite3.Connection, now: float) -> tuple[list[CacheEntry], list[Row]]:
+def read_all(
+    db: sqlite3.Connection, now: float
+) -> tuple[list[CacheEntry], list[Refused]]:
     entries: list[CacheEntry] = []
-    bad: list[Row] = []
+    refused: list[Refused] = []
     # "+expires_at": a full scan beats 100,000 index look-ups.
     for domain, expires_at, data in db.execute(
         "SELECT domain, expires_at, data FROM policies WHERE +expires_at > ?",
         (now - STORE_GRACE_S,),
     ):
         entry = _decode(domain, expires_at, data)
-        if entry is None:
-            bad.append((domain, data))
+        if isinstance(entry, Refused):
+            refused.append(entry)
         else:
             entries.append(entry)
-    return entries, bad
+    return entries, refused
 
 
 def read_one(
     db: sqlite3.Connection, domain: str, now: float
-) -> tuple[CacheEntry | None, list[Row]]:
+) -> tuple[CacheEntry | None, list[Refused]]:
     row = db.execute(
         "SELECT expires_at, data FROM policies WHERE domain = ? AND expires_at > ?",
         (domain, now - STORE_GRACE_S),
     ).fetchone()
     if row is None:
         return None, []
-    entry = _decode(domain, *row)
-    return (entry, []) if entry is not None else (None, [(domain, row[1])])
+    entry = _decode(domain, row[0], row[1])
+    return (None, [entry]) if isinstance(entry, Refused) else (entry, [])
 
 
 def write(

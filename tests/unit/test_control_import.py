@@ -1,0 +1,114 @@
+"""``cache import`` is a door for stored entries (issue 9; spec C19, E1,
+E13, G8): the control socket's import checks each entry as strictly as a
+fetch, refuses anything from the future, and warns when an entry weakens the
+cached policy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.control import ControlProtocol
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.decision import Timing
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.service import assemble_lookup
+
+from .fakes import FakeResolver, make_policy
+
+
+class ImportTests(SynchronousTestCase):
+    """``cache import`` is a door for stored entries: checked as strictly as a
+    fetch, and nothing from the future (issue 9)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)
+        parts = assemble_lookup(
+            FakeResolver(),
+            self.clock,
+            maps={"postfix": MapConfig()}.get,
+            timing=Timing(3600, 300, 300),
+            max_entries=100,
+            budget_s=15,
+            max_in_flight=4,
+        )
+        self.service = parts.admin
+        self.entry = CacheEntry.fetched("example.com", "id1", make_policy(), 1_000_000)
+        self.service.preload([self.entry])
+
+    def send(self, request: object) -> list[Any]:
+        proto = ControlProtocol(self.service)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(json.dumps(request).encode() + b"\n")
+        return [json.loads(x) for x in transport.value().splitlines()]
+
+    def item(self, **changes: Any) -> dict[str, Any]:
+        later = CacheEntry.fetched(
+            "example.com", "id2", make_policy(), self.clock.seconds()
+        )
+        raw: dict[str, Any] = json.loads(later.to_bytes())
+        raw.update(changes)
+        return raw
+
+    def test_import_refuses_untrusted_entries(self) -> None:
+        """Infinity, an unnormalised name, an mx that its policy lines do not
+        say, and an entry from the future are refused, each with one warning
+        naming the reason; the cached policy stays and list still answers
+        (C19, E1, E13, G8)."""
+        now = self.clock.seconds()
+        refused = [
+            self.item(expires_at=float("inf")),
+            self.item(domain="Example.COM."),
+            self.item(mx=["mx.attacker.example"]),
+            self.item(checked_at=now + 3600),
+        ]
+        with capturedLogs() as events:
+            (reply,) = self.send({"cmd": "import", "entries": refused})
+        self.assertEqual(reply, {"ok": True, "imported": 0, "rejected": 4})
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual(len(warnings), 4)
+        reasons = [w["reason"] for w in warnings]
+        for reason, expected in zip(
+            reasons,
+            ("not JSON", "not a normalised domain", "disagree", "from the future"),
+            strict=True,
+        ):
+            self.assertIn(expected, reason)
+        self.assertEqual({w["source"] for w in warnings}, {"import"})
+        self.assertEqual(self.service.peek("example.com"), self.entry)
+        (listing,) = self.send({"cmd": "list"})
+        self.assertTrue(listing["ok"])
+
+    def test_import_within_clock_skew(self) -> None:
+        """An entry a few seconds ahead (another host's clock) is imported."""
+        (reply,) = self.send(
+            {
+                "cmd": "import",
+                "entries": [self.item(checked_at=self.clock.seconds() + 60)],
+            }
+        )
+        self.assertEqual(reply["imported"], 1)
+
+    def test_import_that_weakens_warns(self) -> None:
+        """An imported policy that protects less than the valid cached one
+        (enforce -> testing) is taken, with one warning (D9, E10)."""
+        testing = CacheEntry.fetched(
+            "example.com", "id3", make_policy(Mode.TESTING), self.clock.seconds()
+        )
+        with capturedLogs() as events:
+            (reply,) = self.send(
+                {"cmd": "import", "entries": [json.loads(testing.to_bytes())]}
+            )
+        self.assertEqual(reply["imported"], 1)
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["change"], "mode enforce -> testing")
+        self.assertEqual(self.service.peek("example.com"), testing)
