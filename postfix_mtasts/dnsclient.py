@@ -6,10 +6,19 @@ them (TCP when a reply comes back truncated).  Timeouts run on the injected
 reactor's clock.  No thread per lookup, no blocking call, no global reactor.
 :meth:`DnsClient.lookup_txt` gives the TXT answer the meaning of
 :mod:`postfix_mtasts.txt`.
+
+Each UDP query has its own socket, bound to the loopback address when the
+server is a loopback one (else the unspecified address of its family) and
+connected to the server, so the kernel drops datagrams from anyone else.
+With ``randomize_case`` (DNS 0x20) the query name's letters get a random
+case the reply must echo; a server that does not is asked over TCP, and
+warned about once.
 """
 
 from __future__ import annotations
 
+import secrets
+import struct
 from collections.abc import Sequence
 
 import dns.exception
@@ -25,10 +34,18 @@ import dns.resolver
 from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from postfix_mtasts.core.dnscase import (
+    MAX_NAME_LETTERS,
+    count_letters,
+    mix_case,
+    source_address,
+)
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
+    CaseNotEchoedError,
     DnsError,
     DnsReactor,
     DnsTimeoutError,
@@ -53,6 +70,11 @@ MAX_CNAME_HOPS = 8
 _FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
 # A server that answers these may be alone in its trouble: ask the next one.
 _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
+# TCP binds only to reach a loopback server from loopback; elsewhere the
+# kernel picks the source when it connects.
+_LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
+# The query, its wire form, and its question section as the caller asked it.
+_Question = tuple[dns.message.Message, bytes, bytes]
 
 
 @frozen
@@ -73,8 +95,11 @@ class DnsAnswer:
 class DnsClient:
     """A stub resolver over Twisted transports; a :class:`~.txt.TxtResolver`.
 
-    Asks ``nameservers`` in order, ``attempts`` rounds, ``timeout_s`` per try.
+    Asks ``nameservers`` in order, ``attempts`` rounds, ``timeout_s`` per try;
+    ``randomize_case``: DNS 0x20 on every query.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -83,6 +108,7 @@ class DnsClient:
         *,
         timeout_s: float = 5.0,
         attempts: int = 2,
+        randomize_case: bool = True,
     ) -> None:
         if not nameservers or attempts < 1 or timeout_s <= 0:
             raise ValueError("need nameservers, attempts >= 1 and timeout_s > 0")
@@ -90,6 +116,8 @@ class DnsClient:
         self._nameservers = tuple(nameservers)
         self._timeout_s = timeout_s
         self._attempts = attempts
+        self._randomize_case = randomize_case
+        self._case_folders: set[tuple[str, int]] = set()  # warned about once
 
     def query(
         self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
@@ -143,8 +171,13 @@ class DnsClient:
     async def _ask(
         self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> dns.message.Message:
+        name = _parse_name(qname)
+        asked = name
+        if self._randomize_case:
+            bits = secrets.randbits(MAX_NAME_LETTERS)
+            asked = dns.name.Name(mix_case(name.labels, bits))
         query = dns.message.make_query(
-            _parse_name(qname),
+            asked,
             rdtype,
             use_edns=0,
             payload=EDNS_PAYLOAD_BYTES,
@@ -152,14 +185,21 @@ class DnsClient:
             flags=dns.flags.RD | dns.flags.AD,
         )
         wire = query.to_wire()
+        # The question section as the caller asked it: replies are read so.
+        question = (name.to_wire() or b"") + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+        exchange = (query, wire, question)
         error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
         servfail: dns.message.Message | None = None
         for _ in range(self._attempts):
             for server in self._nameservers:
                 try:
-                    reply = await self._udp(query, wire, server)
+                    try:
+                        reply = await self._udp(exchange, server)
+                    except CaseNotEchoedError:
+                        self._warn_case_folder(server, name)
+                        reply = await self._tcp(exchange, server)
                     if reply.flags & dns.flags.TC:
-                        reply = await self._tcp(query, wire, server)
+                        reply = await self._tcp(exchange, server)
                 except DnsError as e:
                     error = e
                     continue
@@ -171,27 +211,43 @@ class DnsClient:
                 return servfail
         raise error
 
-    def _udp(
-        self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
-    ) -> Deferred[dns.message.Message]:
-        exchange = UdpExchange(self._reactor, self._timeout_s, query, wire, server)
-        try:
-            port = self._reactor.listenUDP(
-                0, exchange, "::" if ":" in server[0] else ""
+    def _warn_case_folder(self, server: tuple[str, int], name: dns.name.Name) -> None:
+        if count_letters(name.labels) and server not in self._case_folders:
+            self._case_folders.add(server)
+            self.log.warn(
+                "nameserver {server} did not echo the case of a query name "
+                "(DNS 0x20): spoofed, or it folds case; its answers are taken "
+                "over TCP (dns.case_randomization = false turns 0x20 off)",
+                server=server[0],
             )
-            exchange.on_close(port.stopListening)
-            port.write(wire, server)
+
+    def _udp(
+        self, exchange: _Question, server: tuple[str, int]
+    ) -> Deferred[dns.message.Message]:
+        query, wire, question = exchange
+        udp = UdpExchange(self._reactor, self._timeout_s, query, wire, server, question)
+        udp.exact_case = self._randomize_case
+        try:
+            port = self._reactor.listenUDP(0, udp, source_address(server[0]))
+            udp.on_close(port.stopListening)
+            port.connect(*server)  # the kernel drops datagrams from others
+            port.write(wire)
         except (CannotListenError, OSError) as e:
-            exchange.finish(DnsError(f"cannot ask {server[0]} over UDP: {e}"))
-        return exchange.deferred
+            udp.finish(DnsError(f"cannot ask {server[0]} over UDP: {e}"))
+        return udp.deferred
 
     def _tcp(
-        self, query: dns.message.Message, wire: bytes, server: tuple[str, int]
+        self, exchange: _Question, server: tuple[str, int]
     ) -> Deferred[dns.message.Message]:
-        exchange = TcpExchange(self._reactor, self._timeout_s, query, wire, server)
-        connector = self._reactor.connectTCP(*server, exchange, self._timeout_s)
-        exchange.on_close(connector.disconnect)
-        return exchange.deferred
+        query, wire, question = exchange
+        tcp = TcpExchange(self._reactor, self._timeout_s, query, wire, server, question)
+        source = source_address(server[0])
+        bind = (source, 0) if source in _LOOPBACK_SOURCES else None
+        connector = self._reactor.connectTCP(
+            *server, tcp, self._timeout_s, bindAddress=bind
+        )
+        tcp.on_close(connector.disconnect)
+        return tcp.deferred
 
 
 def _parse_name(name: str | dns.name.Name) -> dns.name.Name:

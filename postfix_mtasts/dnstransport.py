@@ -5,6 +5,15 @@ An exchange owns its Deferred, its timer and its cleanups; a reply counts
 only if it comes from the server asked and answers the question sent
 (spoofed, stray and malformed datagrams are ignored).  Used by
 :class:`postfix_mtasts.dnsclient.DnsClient`.
+
+With DNS 0x20 the query name's letters have a random case
+(:mod:`postfix_mtasts.core.dnscase`).  A UDP reply must then echo the
+question with exactly that case; one that answers our id and question in
+another case (or none) ends the exchange with :class:`CaseNotEchoedError`,
+and the client asks again over TCP, which an off-path spoofer cannot
+answer.  Before a reply is parsed its question is put back in the case the
+caller asked, so no name read from it (compressed names point into the
+question) carries the random case into a log or a cache.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITra
 from twisted.python.failure import Failure
 
 __all__ = [
+    "CaseNotEchoedError",
     "DnsError",
     "DnsReactor",
     "DnsTimeoutError",
@@ -42,8 +52,17 @@ class DnsTimeoutError(DnsError):
     """No server answered in time, after every attempt."""
 
 
+class CaseNotEchoedError(DnsError):
+    """A UDP reply answered our id and question, but not with the exact case
+    of the query name (DNS 0x20): spoofed, or a server that folds case."""
+
+
+_HEADER_BYTES = 12
+
+
 class _UdpPort(typing.Protocol):
-    def write(self, datagram: bytes, addr: tuple[str, int]) -> object: ...
+    def connect(self, host: str, port: int) -> object: ...
+    def write(self, datagram: bytes, addr: tuple[str, int] | None = None) -> object: ...
     def stopListening(self) -> object: ...  # noqa: N802 (Twisted's name)
 
 
@@ -57,12 +76,21 @@ class DnsReactor(typing.Protocol):
         self, port: int, protocol: protocol.DatagramProtocol, interface: str = ...
     ) -> _UdpPort: ...
     def connectTCP(  # noqa: N802
-        self, host: str, port: int, factory: TcpExchange, timeout: float = ...
+        self,
+        host: str,
+        port: int,
+        factory: TcpExchange,
+        timeout: float = ...,
+        bindAddress: tuple[str, int] | None = ...,  # noqa: N803
     ) -> IConnector: ...
 
 
 class _Exchange:
-    """One question to one server: its Deferred, its timer and its cleanups."""
+    """One question to one server: its Deferred, its timer and its cleanups.
+
+    ``question`` is the question section as the caller asked it, before any
+    case mixing; ``wire`` carries it in the case actually sent.
+    """
 
     def __init__(
         self,
@@ -71,8 +99,11 @@ class _Exchange:
         query: dns.message.Message,
         wire: bytes,
         server: tuple[str, int],
+        question: bytes,
     ) -> None:
         self.query, self.wire, self.server = query, wire, server
+        self._asked = question
+        self._sent = wire[_HEADER_BYTES : _HEADER_BYTES + len(question)]
         self.deferred: Deferred[dns.message.Message] = Deferred(lambda _: self._close())
         self._done = False
         error = DnsTimeoutError(f"no reply from {server[0]} in {timeout_s}s")
@@ -92,13 +123,19 @@ class _Exchange:
             else:
                 self.deferred.callback(result)
 
-    def reply(self, wire: bytes) -> dns.message.Message | None:
-        """``wire`` parsed if it answers our query, else None."""
+    def reply(self, wire: bytes) -> tuple[dns.message.Message | None, bool]:
+        """``wire`` parsed if it answers our query, else None; and whether
+        its question echoes the one sent octet for octet (DNS 0x20)."""
+        end = _HEADER_BYTES + len(self._sent)
+        echoed = wire[_HEADER_BYTES:end]
+        exact = echoed == self._sent
+        if exact or echoed.lower() == self._sent.lower():
+            wire = wire[:_HEADER_BYTES] + self._asked + wire[end:]
         try:
             reply = dns.message.from_wire(wire)
         except (dns.exception.DNSException, ValueError):
-            return None
-        return reply if self.query.is_response(reply) else None
+            return None, False
+        return (reply, exact) if self.query.is_response(reply) else (None, False)
 
     def _close(self) -> None:
         self._done = True
@@ -108,14 +145,27 @@ class _Exchange:
 
 
 class UdpExchange(_Exchange, protocol.DatagramProtocol):
+    """A UDP exchange; ``exact_case``: the reply must echo the question's
+    case (DNS 0x20), else :class:`CaseNotEchoedError`."""
+
     noisy = False  # no "Starting protocol" line per query
+    exact_case = False
 
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
         if addr[1] != self.server[1] or not _same_host(addr[0], self.server[0]):
             return  # not from the server we asked: spoofed or stray
-        reply = self.reply(datagram)
-        if reply is not None:  # junk, a wrong id or question: ignored
+        reply, exact = self.reply(datagram)
+        if reply is None:  # junk, a wrong id or question: ignored
+            return
+        if self.exact_case and not exact:
+            host = self.server[0]
+            self.finish(CaseNotEchoedError(f"{host} did not echo the query case"))
+        else:
             self.finish(reply)
+
+    def connectionRefused(self) -> None:  # noqa: N802 (Twisted's name)
+        # The socket is connected: an ICMP port unreachable ends the wait.
+        self.finish(DnsError(f"{self.server[0]} port {self.server[1]} unreachable"))
 
 
 class _TcpProtocol(protocol.Protocol):
@@ -134,7 +184,7 @@ class _TcpProtocol(protocol.Protocol):
         if len(self._buffer) >= 2:
             (size,) = struct.unpack("!H", self._buffer[:2])
             if len(self._buffer) >= 2 + size:
-                reply = self._exchange.reply(self._buffer[2 : 2 + size])
+                reply, _ = self._exchange.reply(self._buffer[2 : 2 + size])
                 host = self._exchange.server[0]
                 bad = DnsError(f"malformed or mismatched TCP reply from {host}")
                 self._exchange.finish(bad if reply is None else reply)

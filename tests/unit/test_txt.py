@@ -46,11 +46,16 @@ class FakeUdpPort:
     def __init__(self, protocol, interface):
         self.protocol = protocol
         self.interface = interface
+        self.connected = None
         self.sent = []
         self.stopped = False
 
-    def write(self, datagram, addr):
-        self.sent.append((datagram, addr))
+    def connect(self, host, port):
+        self.connected = (host, port)
+
+    def write(self, datagram, addr=None):
+        assert addr in (None, self.connected), "connected: no other peer"
+        self.sent.append((datagram, addr or self.connected))
 
     def stopListening(self):
         self.stopped = True
@@ -133,7 +138,7 @@ class DnsClientTxtTests(SynchronousTestCase):
         query = sent_query(self.port())
         self.assertEqual(len(query.question), 1)
         question = query.question[0]
-        self.assertEqual(question.name.to_text(), "_mta-sts.mail.example.com.")
+        self.assertEqual(question.name.to_text().lower(), "_mta-sts.mail.example.com.")
         self.assertEqual(question.rdtype, dns.rdatatype.TXT)
         self.assertEqual(self.port().sent[0][1], NS1)
         reply_udp(self.port(), rcode=dns.rcode.NXDOMAIN)
@@ -317,7 +322,9 @@ class DnsClientTxtTests(SynchronousTestCase):
         reply_udp(self.port(), (NAME, "CNAME", "sts.provider.example."))
         self.assertNoResult(d)
         second = sent_query(self.port(1))
-        self.assertEqual(second.question[0].name.to_text(), "sts.provider.example.")
+        self.assertEqual(
+            second.question[0].name.to_text().lower(), "sts.provider.example."
+        )
         reply_udp(self.port(1), ("sts.provider.example", "TXT", '"v=STSv1; id=q"'))
         self.assertEqual(
             self.successResultOf(d),

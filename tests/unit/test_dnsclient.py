@@ -1,0 +1,169 @@
+"""DnsClient's defences against spoofed replies: DNS 0x20 case mixing, and
+query sockets bound to loopback for a loopback server and connected to it."""
+
+from __future__ import annotations
+
+import struct
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from postfix_mtasts.dnsclient import DnsClient
+from postfix_mtasts.txt import TxtFailure, TxtRecords
+
+from .test_txt import FakeDnsReactor, response, sent_query, tcp_client
+
+NS = ("192.0.2.53", 53)
+NAME = "_mta-sts.example.com"
+RECORD = (NAME, "TXT", '"v=STSv1; id=1"')
+
+
+def folded(query: dns.message.Message, *answer: tuple[str, ...]) -> bytes:
+    """A reply to ``query`` whose question is in lower case: what a server
+    that folds case, or a spoofer who does not know the case, sends."""
+    reply = response(query, *answer)
+    reply.question[0].name = dns.name.from_text(str(reply.question[0].name).lower())
+    wire: bytes = reply.to_wire()
+    return wire
+
+
+class CaseRandomizationTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeDnsReactor()
+        self.client = DnsClient(self.reactor, [NS], timeout_s=5.0, attempts=1)
+
+    def test_query_name_case_is_random(self) -> None:
+        """Each query spells the asked name with letters in a random case
+        (0x20); it is the same name ignoring case (A1)."""
+        spellings = set()
+        for i in range(4):
+            self.client.lookup_txt(NAME)
+            qname = sent_query(self.reactor.udp_ports[i]).question[0].name
+            self.assertEqual(qname, dns.name.from_text(NAME))
+            spellings.add(qname.to_text())
+        self.assertGreater(len(spellings), 1)  # 16 letters: 2**-48 to fail
+        self.assertTrue(any(s != s.lower() for s in spellings))
+
+    def test_echoed_case_accepted_and_not_kept(self) -> None:
+        """A reply echoing the exact case is the answer; names read from it
+        (a CNAME target compressed against the question) come back in the
+        case asked, never the random one (A11, E13)."""
+        d = self.client.lookup_txt(NAME)
+        port = self.reactor.udp_ports[0]
+        target = "sts.example.com"
+        reply = response(
+            sent_query(port),
+            (NAME, "CNAME", target + "."),
+            (target, "TXT", '"v=STSv1; id=1"'),
+        )
+        port.protocol.datagramReceived(reply.to_wire(), NS)
+        result = self.successResultOf(d)
+        self.assertEqual(result, TxtRecords(((b"v=STSv1; id=1",),), (target,)))
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_folded_case_is_asked_again_over_tcp(self) -> None:
+        """A UDP reply whose question is not in the exact case sent is not
+        taken (a spoofer cannot know the case); the question goes over TCP,
+        where the case is not required, and one warning names the server,
+        once (0x20, A15)."""
+        with capturedLogs() as events:
+            for round_ in range(2):
+                d = self.client.lookup_txt(NAME)
+                port = self.reactor.udp_ports[round_]
+                port.protocol.datagramReceived(
+                    folded(sent_query(port), (NAME, "TXT", '"spoofed"')), NS
+                )
+                self.assertNoResult(d)
+                _dest, _factory, proto = tcp_client(self.reactor, round_)
+                transport = StringTransport()
+                proto.makeConnection(transport)
+                tcp_query = dns.message.from_wire(transport.value()[2:])
+                wire = folded(tcp_query, RECORD)
+                proto.dataReceived(struct.pack("!H", len(wire)) + wire)
+                self.assertEqual(
+                    self.successResultOf(d), TxtRecords(((b"v=STSv1; id=1",),), ())
+                )
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual([w["server"] for w in warnings], ["192.0.2.53"])
+
+    def test_wrong_id_is_still_ignored(self) -> None:
+        """A datagram with a wrong id is ignored whatever its case: no TCP,
+        the exchange times out (A15)."""
+        d = self.client.lookup_txt(NAME)
+        port = self.reactor.udp_ports[0]
+        query = sent_query(port)
+        query.id ^= 1
+        port.protocol.datagramReceived(response(query, RECORD).to_wire(), NS)
+        self.assertEqual(self.reactor.tcpClients, [])
+        self.reactor.advance(5)
+        self.assertIsInstance(self.successResultOf(d), TxtFailure)
+
+    def test_off_takes_folded_case(self) -> None:
+        """With randomize_case off the name is sent as asked and a reply in
+        another case is taken over UDP ([dns] case_randomization = false)."""
+        client = DnsClient(self.reactor, [NS], randomize_case=False)
+        d = client.lookup_txt("_MTA-STS.Example.COM")
+        port = self.reactor.udp_ports[0]
+        query = sent_query(port)
+        self.assertEqual(query.question[0].name.to_text(), "_MTA-STS.Example.COM.")
+        port.protocol.datagramReceived(folded(query, RECORD), NS)
+        self.assertEqual(
+            self.successResultOf(d), TxtRecords(((b"v=STSv1; id=1",),), ())
+        )
+
+
+class SocketTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeDnsReactor()
+
+    def ask(self, server: tuple[str, int]) -> None:
+        DnsClient(self.reactor, [server]).lookup_txt(NAME)
+
+    def test_udp_bound_by_server_and_connected(self) -> None:
+        """A loopback nameserver is asked from loopback, any other from the
+        unspecified address of its family; the socket is connected to the
+        server so the kernel drops other senders' datagrams (A15)."""
+        table = [
+            (("127.0.0.1", 53), "127.0.0.1"),
+            (("127.0.0.53", 53), "127.0.0.1"),
+            (("::1", 5353), "::1"),
+            (("192.0.2.53", 53), "0.0.0.0"),  # noqa: S104
+            (("2001:db8::53", 53), "::"),
+        ]
+        for i, (server, interface) in enumerate(table):
+            self.ask(server)
+            port = self.reactor.udp_ports[i]
+            self.assertEqual((port.interface, port.connected), (interface, server))
+
+    def test_tcp_bound_to_loopback_for_loopback_server(self) -> None:
+        """Over TCP (a truncated reply), a loopback server is reached from
+        the loopback address; elsewhere the kernel picks the source."""
+        for i, server in enumerate([("127.0.0.1", 53), ("192.0.2.53", 53)]):
+            self.ask(server)
+            port = self.reactor.udp_ports[i]
+            reply = response(sent_query(port))
+            reply.flags |= dns.flags.TC
+            port.protocol.datagramReceived(reply.to_wire(), server)
+        binds = [client[4] for client in self.reactor.tcpClients]
+        self.assertEqual(binds, [("127.0.0.1", 0), None])
+
+    def test_port_unreachable_moves_on_at_once(self) -> None:
+        """An ICMP port unreachable on the connected socket ends the wait
+        for that server at once: the next one is asked without a timeout."""
+        client = DnsClient(self.reactor, [("127.0.0.1", 53), NS])
+        d = client.lookup_txt(NAME)
+        self.reactor.udp_ports[0].protocol.connectionRefused()
+        port = self.reactor.udp_ports[1]
+        port.protocol.datagramReceived(
+            response(sent_query(port), RECORD, rcode=dns.rcode.NOERROR).to_wire(), NS
+        )
+        self.assertEqual(
+            self.successResultOf(d), TxtRecords(((b"v=STSv1; id=1",),), ())
+        )
+        self.assertEqual(self.reactor.udp_ports[0].stopped, True)
