@@ -186,7 +186,9 @@ class DnsClient:
         )
         wire = query.to_wire()
         # The question section as the caller asked it: replies are read so.
-        question = (name.to_wire() or b"") + struct.pack("!HH", rdtype, dns.rdataclass.IN)
+        question = (name.to_wire() or b"") + struct.pack(
+            "!HH", rdtype, dns.rdataclass.IN
+        )
         exchange = (query, wire, question)
         error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
         servfail: dns.message.Message | None = None
