@@ -115,6 +115,7 @@ def make_lookup(
         nameservers,
         timeout_s=config.dns.timeout_s,
         attempts=config.dns.attempts,
+        randomize_case=config.dns.case_randomization,
     )
     # Policy host names go through the same DNS client, never getaddrinfo in
     # the reactor's thread pool; one slot per discovery that can run at once

@@ -86,11 +86,13 @@ class MapConfig:
 
 @frozen
 class DnsConfig:
-    """``nameservers`` as (address, port); empty = the system resolver config."""
+    """``nameservers`` as (address, port); empty = the system resolver config.
+    ``case_randomization``: DNS 0x20 on every query."""
 
     nameservers: tuple[tuple[str, int], ...] = ()
     timeout_s: float = field(default=5.0, metadata=rule("timeout", above=0, most=60))
     attempts: int = field(default=2, metadata=rule(least=1, most=10))
+    case_randomization: bool = field(default=True, metadata=rule())
 
 
 @frozen

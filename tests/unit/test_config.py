@@ -436,6 +436,17 @@ class DnsTests(ConfigErrorAssertions):
             ),
         )
 
+    def test_case_randomization(self) -> None:
+        """DNS 0x20 is on unless [dns] case_randomization = false; the value
+        is a boolean."""
+        self.assertTrue(parse_config("").dns.case_randomization)
+        config = parse_config("[dns]\ncase_randomization = false\n")
+        self.assertFalse(config.dns.case_randomization)
+        self.assertConfigError(
+            '[dns]\ncase_randomization = "no"\n',
+            'dns.case_randomization: expected true or false, got "no"',
+        )
+
     def test_bad_nameservers(self) -> None:
         """Host names, bad ports and junk are rejected with the index of the
         bad entry."""
