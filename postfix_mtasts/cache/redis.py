@@ -14,7 +14,7 @@ behind :class:`.redis_link.RedisCommands`; only :func:`make_redis` imports it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import methodcaller
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -26,8 +26,10 @@ from twisted.python.failure import Failure
 
 from postfix_mtasts.cache.redis_claim import RedisCoordinator
 from postfix_mtasts.cache.redis_link import OP_TIMEOUT_S, RedisCommands, RedisLink
+from postfix_mtasts.cache.redis_value import decode_value, encode_value
+from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.cache.store import CacheUnavailableError
-from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry
+from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
 from postfix_mtasts.core.text import quote
 
 __all__ = ["RedisCoordinator", "RedisStore", "make_redis"]
@@ -40,7 +42,11 @@ class RedisStore:
     """Policies at ``<prefix>policy:<domain>``, each key expiring with its
     entry (``expires_at + grace_s``).  During an outage ``get``/``load`` fail
     with :class:`CacheUnavailableError` (the caller treats it as a miss) and
-    ``put``/``delete`` succeed at once: their write waits for Redis."""
+    ``put``/``delete`` succeed at once: their write waits for Redis.
+
+    Values are untrusted: one that is not a valid entry for its key, from
+    now (CacheEntry.decode), is a logged miss.  With ``fleet_keys`` every
+    value is sealed with the first (core.seal) and must open with one."""
 
     log = Logger()
 
@@ -55,8 +61,10 @@ class RedisStore:
         timeout_s: float = OP_TIMEOUT_S,
         max_pending: int = MAX_PENDING,
         reply_errors: tuple[type[Exception], ...] = (),
+        fleet_keys: Sequence[bytes] = (),
     ) -> None:
         self.clock, self.prefix, self.grace_s = clock, prefix, grace_s
+        self.fleet_keys = tuple(fleet_keys)
         self.link = RedisLink(
             connection_factory,
             clock,
@@ -84,19 +92,28 @@ class RedisStore:
             return None
         return entry
 
-    def _decode(self, raw: bytes | str | None, domain: str) -> CacheEntry | None:
+    def _read(self, raw: object, key: str) -> CacheEntry | StoredInvalid | None:
+        """The live entry in ``raw``, the value of ``key`` (None for no value
+        or a dead entry), or why the value is refused."""
         if raw is None:
             return None
-        entry = CacheEntry.from_bytes(raw.encode() if isinstance(raw, str) else raw)
-        if entry is None or entry.domain != domain:  # not this key's domain
-            return None
-        return self._live(entry)
+        domain = key.removeprefix(self.key(""))
+        entry = decode_value(raw, key, domain, self.fleet_keys, self.clock.seconds())
+        return entry if isinstance(entry, StoredInvalid) else self._live(entry)
 
     def get(self, domain: str) -> Deferred[CacheEntry | None]:
         if domain in self._pending:  # our newest write, not in Redis yet
             return succeed(self._live(self._pending[domain][1]))
-        d = self.link.run(lambda c: c.get(self.key(domain)))
-        return d.addCallback(self._decode, domain)
+        key = self.key(domain)
+
+        def checked(raw: object) -> CacheEntry | None:
+            entry = self._read(raw, key)
+            if isinstance(entry, StoredInvalid):
+                log_refused(self.log, "redis", [(key, entry.reason)])
+                return None
+            return entry
+
+        return self.link.run(lambda c: c.get(key)).addCallback(checked)
 
     def load(self) -> Deferred[list[CacheEntry]]:
         return Deferred.fromCoroutine(self._load())
@@ -104,6 +121,7 @@ class RedisStore:
     async def _load(self) -> list[CacheEntry]:
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
         found: dict[str, CacheEntry] = {}
+        refused: list[tuple[str, str]] = []
         cursor = 0
         while True:  # SCAN may repeat a key: found is keyed by domain
             scan = methodcaller("scan", cursor, f"{pattern}policy:*", BATCH)
@@ -111,11 +129,14 @@ class RedisStore:
             values = await self.link.run(methodcaller("mget", keys)) if keys else []
             for key, raw in zip(keys, values, strict=True):
                 text = key if isinstance(key, str) else key.decode(errors="replace")
-                domain = text.removeprefix(self.key(""))
-                if (entry := self._decode(raw, domain)) is not None:
-                    found[domain] = entry
+                entry = self._read(raw, text)
+                if isinstance(entry, StoredInvalid):
+                    refused.append((text, entry.reason))
+                elif entry is not None:
+                    found[entry.domain] = entry
             if int(cursor) == 0:
                 break
+        log_refused(self.log, "redis", refused)
         for domain, (_, waiting) in self._pending.items():
             found.pop(domain, None)
             if (entry := self._live(waiting)) is not None:
@@ -137,16 +158,30 @@ class RedisStore:
         return self._send(domain, self._seq, entry)
 
     def _send(self, domain: str, seq: int, entry: CacheEntry | None) -> Deferred[None]:
-        def op(c: RedisCommands) -> Deferred[Any]:
-            if entry is not None:  # in whole ms: no key outlives its entry
-                left_s = entry.expires_at + self.grace_s - self.clock.seconds()
-                if (ttl_ms := int(left_s * 1000)) > 0:
-                    return c.set(self.key(domain), entry.to_bytes(), pexpire=ttl_ms)
-            return c.delete([self.key(domain)])  # a dead entry leaves no key
+        key = self.key(domain)
 
         def written(_: object) -> None:
             if domain in self._pending and self._pending[domain][0] <= seq:
                 del self._pending[domain]
+
+        try:  # a value that cannot be encoded is a dropped write, not an outage
+            value = None if entry is None else encode_value(entry, key, self.fleet_keys)
+        except (ValueError, OverflowError) as e:
+            self.log.error(
+                "redis store dropped a write domain={domain} reason={reason}",
+                domain=domain,
+                reason=str(e),
+            )
+            written(None)
+            return succeed(None)
+
+        def op(c: RedisCommands) -> Deferred[Any]:
+            if entry is not None and value is not None:
+                # in whole ms: no key outlives its entry
+                left_s = entry.expires_at + self.grace_s - self.clock.seconds()
+                if (ttl_ms := int(left_s * 1000)) > 0:
+                    return c.set(key, value, pexpire=ttl_ms)
+            return c.delete([key])  # a dead entry leaves no key
 
         def failed(f: Failure) -> Failure | None:
             if not isinstance(f.value, CacheUnavailableError):
@@ -207,6 +242,7 @@ def make_redis(
     prefix: str = "mtasts:",
     timeout_s: float = OP_TIMEOUT_S,
     retry_s: float = 5.0,
+    fleet_keys: Sequence[bytes] = (),
 ) -> tuple[RedisStore, RedisCoordinator]:
     """A store and coordinator sharing one connection to
     ``redis://[:password@]host[:port][/db]`` or ``unix:///path[?db=N]``."""
@@ -243,5 +279,6 @@ def make_redis(
         timeout_s=timeout_s,
         retry_s=retry_s,
         reply_errors=(txredisapi.ResponseError,),
+        fleet_keys=fleet_keys,
     )
     return store, RedisCoordinator(store.link, reactor, prefix=prefix)
