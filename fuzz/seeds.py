@@ -96,6 +96,18 @@ def _entries() -> Iterable[bytes]:
         + b"9" * 400
         + b',"expires_at":0,"checked_at":0,"mode":"enforce","max_age":1,"mx":["mx.attacker.example"],"lines":[]}'
     )
+    policy = parse_policy(_ENFORCE)
+    if not isinstance(policy, Policy):
+        raise SystemExit(f"seed policy is invalid: {policy!r}")
+    text = CacheEntry.fetched("example.com", "abc", policy, 1.8e9).to_bytes()
+    # Each one lie that a store could tell (issue 9 item 2).
+    yield text.replace(b'"mode":"enforce"', b'"mode":"none"')
+    yield text.replace(b'"checked_at":1800000000.0', b'"checked_at":2115000000.0')
+    yield text.replace(b'"expires_at":1800604800.0', b'"expires_at":8e9')
+    yield text.replace(b'"mx":["mx1.example.com",', b'"mx":["mx.attacker.example",')
+    yield text.replace(b'"domain":"example.com"', b'"domain":"Example.COM."')
+    yield text.replace(b'"id":"abc"', b'"id":"a-b"')
+    yield text.replace(b'"v":1', b'"v":1.0')
     yield b"[" * 2000
     yield b'{"v":2}'
 

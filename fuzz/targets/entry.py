@@ -3,12 +3,16 @@
 
 Input: the bytes a store (Redis, SQLite, ``cache import``) hands back.
 
-Contract (core/entry.py): stored bytes are untrusted input, validated as
-strictly as a fetch; ``CacheEntry.from_bytes`` returns a CacheEntry or None
-and never raises.  An entry it returns has a normalised domain (G8, E13),
-an id of 1-32 letters and digits (A4), finite timestamps, and a policy that
-is what its stored lines parse to (C18, C19); it encodes with ``to_bytes``
-and decodes back to an equal entry.
+Contract (core/entry.py, core/stored.py): stored bytes are untrusted input,
+checked as strictly as a fetch; ``CacheEntry.decode`` returns a CacheEntry or
+a StoredInvalid with a one-line reason, never an exception, and never
+because one was caught inside it ("unreadable: ..." is its bug path);
+``from_bytes`` agrees with it.  An entry it returns has a normalised domain
+(G8, E13), an id of 1-32 letters and digits (A4), sane times
+(``expires_at = fetched_at + max_age``, E1) and a policy that is what its
+stored lines parse to (C18, C19); given a ``now`` more than the allowed
+skew before its times it is refused; it encodes with ``to_bytes`` and
+decodes back to an equal entry.
 """
 
 from __future__ import annotations
@@ -16,21 +20,32 @@ from __future__ import annotations
 import math
 import re
 
-from fuzz.contract import require
-from postfix_mtasts.core.entry import CacheEntry
+from fuzz.contract import require, single_line
+from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Policy, parse_policy
+from postfix_mtasts.core.stored import MAX_CLOCK_SKEW_S
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}\Z")
 
 
 def one_input(data: bytes) -> None:
-    entry = CacheEntry.from_bytes(data)
-    if entry is None:
+    entry = CacheEntry.decode(data)
+    simple = CacheEntry.from_bytes(data)
+    if isinstance(entry, StoredInvalid):
+        require(simple is None, f"from_bytes gave {simple!r} for {entry!r}")
+        reason = entry.reason
+        require(bool(reason) and single_line(reason), f"reason {reason!r}")
+        require(not reason.startswith("unreadable:"), f"caught inside: {reason!r}")
         return
-    require(isinstance(entry, CacheEntry), f"from_bytes gave {entry!r}")
+    require(isinstance(entry, CacheEntry), f"decode gave {entry!r}")
+    require(simple == entry, f"from_bytes gave {simple!r}, decode {entry!r}")
     check_entry(entry)
-    again = CacheEntry.from_bytes(entry.to_bytes())
+    latest = max(entry.fetched_at, entry.checked_at)
+    require(CacheEntry.decode(data, latest) == entry, "refused at its own time")
+    early = CacheEntry.decode(data, latest - MAX_CLOCK_SKEW_S - 1.0)
+    require(isinstance(early, StoredInvalid), f"{entry!r} accepted from the future")
+    again = CacheEntry.decode(entry.to_bytes())
     require(again == entry, f"{entry!r} decodes back as {again!r}")
 
 
@@ -43,6 +58,7 @@ def check_entry(entry: CacheEntry) -> None:
     require(_ID.match(entry.policy_id) is not None, f"id {entry.policy_id!r} (A4)")
     times = (entry.fetched_at, entry.expires_at, entry.checked_at)
     require(all(map(math.isfinite, times)), f"timestamps {times!r}")
+    require(entry.fault() is None, f"{entry!r}: {entry.fault()}")
     policy = entry.policy
     parsed = parse_policy("\n".join(policy.lines).encode("utf-8", "surrogatepass"))
     require(
