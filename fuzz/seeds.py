@@ -38,7 +38,9 @@ KEYS = [
     b"[mailhub]", b"a..example.com", b"-a.example.com", b"a_b.example.com", b"\xff\xfe.ex",
     b"exa\x00mple.com", b"\xef\xbd\x85\xef\xbd\x98.example", b"\xd0\xb1\xd0\xb0\xd1\x80.\xd1\x80\xd1\x84",
     b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 61,
-    b"a" * 64 + b".example", b"*.example.com", b"example.com ", b"xn--.example",
+    b"a" * 64 + b".example", b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 53,
+    b"a" * 63 + b"." + b"b" * 63 + b"." + b"c" * 63 + b"." + b"d" * 52, "\u00fc".encode() * 59 + b".example",
+    "\u2488".encode() + b"x.example", b"xn--bcher-kva.\xc3\xbc.example", b"*.example.com", b"example.com ", b"xn--.example",
 ]  # fmt: skip
 
 TXT = [

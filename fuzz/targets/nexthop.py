@@ -3,12 +3,14 @@
 
 Input: the raw key, as Postfix sends it.
 
-Contract: ``classify_key`` never raises; only DOMAIN and SMARTHOST carry a
-name, and that name is what may become a DNS query and an HTTPS host: lower
-case, A-labels, no trailing dot, at most 253 characters, two or more LDH
-labels of 1-63 characters, not localhost, not all-numeric at the top, not an
-address literal.  The name is a fixed point (classifying it again gives
-DOMAIN and the same name), and the case of an ASCII key changes nothing
+Contract: ``classify_key`` never raises; only DOMAIN, SMARTHOST and
+UNDISCOVERABLE carry a name, and that name is what may become a DNS query
+and an HTTPS host: lower case, A-labels, no trailing dot, at most 253
+characters, two or more LDH labels of 1-63 characters, not localhost, not
+all-numeric at the top, not an address literal.  A DOMAIN's ``_mta-sts.``
+and ``mta-sts.`` names fit in DNS (A1, B1); an UNDISCOVERABLE one's do not.
+The name is a fixed point (classifying it again gives the same name, as a
+DOMAIN or UNDISCOVERABLE), and the case of an ASCII key changes nothing
 (G8).
 """
 
@@ -19,15 +21,18 @@ import re
 from fuzz.contract import require, single_line
 from postfix_mtasts.core.nexthop import (
     MAX_NAME_CHARS,
+    MAX_POLICY_DOMAIN_CHARS,
     KeyKind,
     NextHop,
     classify_key,
     is_address_literal,
+    policy_names_fit,
     to_ascii_name,
 )
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
-_NAMED = (KeyKind.DOMAIN, KeyKind.SMARTHOST)
+_NAMED = (KeyKind.DOMAIN, KeyKind.SMARTHOST, KeyKind.UNDISCOVERABLE)
+_NAMES = (KeyKind.DOMAIN, KeyKind.UNDISCOVERABLE)
 
 
 def one_input(data: bytes) -> None:
@@ -36,11 +41,19 @@ def one_input(data: bytes) -> None:
     require(bool(hop.reason) and single_line(hop.reason), f"reason {hop.reason!r}")
     if hop.kind in _NAMED:
         check_name(hop.domain)
+        fits = policy_names_fit(hop.domain)
+        if hop.kind is KeyKind.DOMAIN:
+            require(fits, f"{hop.domain!r} has no _mta-sts name (A1)")
+        elif hop.kind is KeyKind.UNDISCOVERABLE:
+            require(not fits, f"{hop.domain!r} is discoverable")
+            require(len(hop.domain) > MAX_POLICY_DOMAIN_CHARS, f"{hop!r}")
         again = classify_key(hop.domain.encode("ascii"))
         require(
-            again.kind is KeyKind.DOMAIN and again.domain == hop.domain,
+            again.kind in _NAMES and again.domain == hop.domain,
             f"{hop.domain!r} classifies as {again!r}",
         )
+        if hop.kind in _NAMES:
+            require(again.kind is hop.kind, f"{hop!r} then {again!r}")
     else:
         require(hop.domain == "", f"{hop.kind} carries a name: {hop!r}")
     if data.isascii():
