@@ -192,7 +192,7 @@ def assert_no_crash(proc: Proc, since: int) -> None:
         for line in text.splitlines()
         if "Traceback" in line or line.startswith(("<3>", "<2>"))
     ]
-    assert not bad, text[-3000:]
+    assert not bad, "\n".join(bad)[:3000]
 
 
 def warn_lines(proc: Proc, since: int, domain: str) -> list[str]:
