@@ -27,6 +27,7 @@ from postfix_mtasts.core.decision import (
 )
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.core.stored import weakening
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.sharing import PolicySharing
 
@@ -81,12 +82,7 @@ class RefreshRound:
                     domain, self._domains.peek(domain), self._usable(force_fetch)
                 )
                 if adopted is not None:
-                    self._domains.put(adopted)
-                    self.log.info(
-                        "policy adopted from store domain={domain} id={policy_id}",
-                        domain=domain,
-                        policy_id=adopted.policy_id,
-                    )
+                    self._adopt(domain, adopted)
                     return adopted
             now = self._clock.seconds()
             known = None if force_fetch else known_id(self._domains.peek(domain), now)
@@ -96,6 +92,24 @@ class RefreshRound:
         finally:
             if sharing is not None:
                 sharing.release(domain)
+
+    def _adopt(self, domain: str, adopted: CacheEntry) -> None:
+        """Take a policy another host (or this one before a restart) stored;
+        a warning when it protects less than the valid one it replaces: the
+        owner may have changed the policy, or a store writer forged it."""
+        known = self._domains.peek(domain)
+        self._domains.put(adopted)
+        change = None
+        if known is not None and known.is_valid(self._clock.seconds()):
+            change = weakening(known.policy, adopted.policy)
+        (self.log.info if change is None else self.log.warn)(
+            "policy adopted from store domain={domain} id={policy_id}"
+            + ("" if change is None else " weakens id={old_id}: {change}"),
+            domain=domain,
+            policy_id=adopted.policy_id,
+            old_id=known.policy_id if known is not None else None,
+            change=change,
+        )
 
     def _usable(self, force_fetch: bool) -> Callable[[CacheEntry], bool]:
         """Whether a stored entry spares this refresh its network work."""

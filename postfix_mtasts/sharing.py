@@ -17,12 +17,14 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from postfix_mtasts.cache.refused import SHOWN
 from postfix_mtasts.cache.store import (
     CacheUnavailableError,
     FleetCoordinator,
     PolicyStore,
 )
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.stored import weakening
 
 __all__ = ["PolicySharing"]
 
@@ -49,18 +51,36 @@ class PolicySharing:
         self._claimed: set[str] = set()
 
     async def load(self) -> list[CacheEntry]:
-        """Every stored entry, the newest per domain, for start-up."""
+        """Every stored entry, the newest per domain, for start-up; a
+        warning names the newer ones that protect less than another store's
+        (this host's own SQLite, say, against the fleet's Redis)."""
         newest: dict[str, CacheEntry] = {}
+        weaker: list[str] = []
+        now = self._clock.seconds()
         for store in self._stores:
             try:
                 entries = await store.load()
             except CacheUnavailableError as e:
                 self.log.warn("store unavailable at start: {error}", error=str(e))
                 continue
+            except Exception:  # a store's bug must not stop the daemon
+                self.log.failure("store failed to load at start")
+                continue
             for entry in entries:
                 known = newest.get(entry.domain)
                 if known is None or entry.checked_at > known.checked_at:
                     newest[entry.domain] = entry
+                    if known is not None and known.is_valid(now):
+                        change = weakening(known.policy, entry.policy)
+                        if change is not None:
+                            weaker.append(f"{entry.domain}: {change}")
+        if weaker:
+            self.log.warn(
+                "stored policies weaker than another store's count={count}"
+                " first={first}",
+                count=len(weaker),
+                first="; ".join(weaker[:SHOWN]),
+            )
         return list(newest.values())
 
     async def adopt_or_claim(
@@ -115,6 +135,9 @@ class PolicySharing:
                 entry = await store.get(domain)
             except CacheUnavailableError:
                 continue  # the store logs its own outage once
+            except Exception:  # a store's bug costs only its benefit
+                self.log.failure("store failed to read {domain}", domain=domain)
+                continue
             if entry is None or not usable(entry):
                 continue
             if local is not None and (

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+import json
+
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.core.answer import Answer, Status
 from postfix_mtasts.core.config import MapConfig
-from postfix_mtasts.core.decision import Fetched, NoPolicy, Timing
+from postfix_mtasts.core.decision import DnsFailed, Fetched, NoPolicy, Timing
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.service import assemble_lookup
 from postfix_mtasts.sharing import PolicySharing
 
+from .fake_redis import FakeRedis, fake_store
 from .fakes import FakeCoordinator, FakeResolver, FakeStore, make_policy
 
 TIMING = Timing(recheck_interval_s=3600, negative_ttl_s=300, failure_backoff_s=300)
@@ -161,3 +166,143 @@ class AdminTests(SharingTestCase):
         self.assertIsNone(self.service.refresh_in_background("example.com"))
         self.resolver.answer_last(Fetched("id2", make_policy()))
         self.assertEqual(self.successResultOf(done).policy_id, "id2")  # type: ignore[union-attr]
+
+
+class UntrustedStoreTests(SharingTestCase):
+    """Stored entries are untrusted input: a refused one never replaces the
+    policy already known, an accepted one that weakens it is a warning, and a
+    store's own bug costs only its benefit (issue 9)."""
+
+    def cached(self, checked_ago: float = 3600) -> CacheEntry:
+        """A valid enforce policy in memory, due for its TXT re-check."""
+        now = self.clock.seconds()
+        entry = CacheEntry.fetched(
+            "example.com", "mine", make_policy(max_age=86400 * 30), now - checked_ago
+        )
+        self.service.preload([entry])
+        return entry
+
+    def test_refused_redis_value_keeps_cached_policy(self) -> None:
+        """A forged Redis value (mode none, checked ten years ahead) is
+        refused with one warning: the cached enforce policy stays, DNS is asked
+        again, and the answer is still secure (E7, D11; issue 9 saw NOTFOUND
+        and DNS never asked again)."""
+        redis = FakeRedis()
+        store = fake_store(redis, self.clock)
+        sharing = PolicySharing([store], self.clock, claim_ttl_s=30)
+        parts = assemble_lookup(
+            self.resolver,
+            self.clock,
+            maps=MAPS.get,
+            timing=TIMING,
+            max_entries=100,
+            budget_s=15,
+            max_in_flight=4,
+            sharing=sharing,
+        )
+        now = self.clock.seconds()
+        mine = CacheEntry.fetched(
+            "example.com", "mine", make_policy(max_age=86400 * 30), now - 3600
+        )
+        parts.admin.preload([mine])
+        forged = CacheEntry.fetched(
+            "example.com", "forged", make_policy(Mode.NONE, mx=()), now
+        )
+        raw = json.loads(forged.to_bytes())
+        raw["checked_at"] = now + 10 * 365 * 86400
+        redis.values[store.key("example.com")] = json.dumps(raw).encode()
+        with capturedLogs() as events:
+            answer = parts.front_door.lookup("postfix", b"example.com")
+            self.resolver.answer_last(DnsFailed("SERVFAIL"))
+        if isinstance(answer, Deferred):
+            answer = self.successResultOf(answer)
+        self.assertEqual(answer.status, Status.OK)
+        self.assertEqual(len(self.resolver.calls), 1)
+        self.assertEqual(parts.admin.peek("example.com"), mine)
+        (refused,) = [e for e in events if e.get("source") == "redis"]
+        self.assertEqual(refused["log_level"], LogLevel.warn)
+        self.assertIn("from the future", refused["reason"])
+
+    def test_adopted_weaker_policy_warns(self) -> None:
+        """A newer stored policy that protects less (enforce -> testing) is
+        adopted, as the owner may have changed it, in one warning event."""
+        self.cached()
+        newer = CacheEntry.fetched(
+            "example.com", "t1", make_policy(Mode.TESTING), self.clock.seconds()
+        )
+        self.store.entries["example.com"] = newer
+        with capturedLogs() as events:
+            self.lookup()
+        self.assertEqual(self.resolver.calls, [])
+        self.assertEqual(self.service.peek("example.com"), newer)
+        adopted = [e for e in events if "adopted" in e["log_format"]]
+        self.assertEqual(len(adopted), 1)
+        self.assertEqual(adopted[0]["log_level"], LogLevel.warn)
+        self.assertEqual(adopted[0]["change"], "mode enforce -> testing")
+        self.assertEqual(adopted[0]["old_id"], "mine")
+
+    def test_adopted_dropping_mx_warns(self) -> None:
+        """A newer stored policy whose mx set drops a pattern is a warning."""
+        self.cached()
+        swapped = CacheEntry.fetched(
+            "example.com",
+            "s2",
+            make_policy(mx=("mx.attacker.example",)),
+            self.clock.seconds(),
+        )
+        self.store.entries["example.com"] = swapped
+        with capturedLogs() as events:
+            self.lookup()
+        (adopted,) = [e for e in events if "adopted" in e["log_format"]]
+        self.assertEqual(adopted["log_level"], LogLevel.warn)
+        self.assertIn("mx1.example.com", adopted["change"])
+
+    def test_adopted_same_strength_is_info(self) -> None:
+        """A newer stored policy as strong as the cached one is one info line."""
+        self.cached()
+        self.stored(policy_id="s3")
+        with capturedLogs() as events:
+            self.lookup()
+        (adopted,) = [e for e in events if "adopted" in e["log_format"]]
+        self.assertEqual(adopted["log_level"], LogLevel.info)
+
+    def test_store_bug_is_a_miss(self) -> None:
+        """A store that raises something unexpected costs only its benefit:
+        the lookup is discovered, the bug logged (B21)."""
+        self.store.get = lambda domain: fail(RuntimeError("bug"))  # type: ignore[method-assign]
+        result = self.lookup()
+        self.assertEqual(len(self.resolver.calls), 1)
+        self.resolver.answer_last(Fetched("id1", make_policy()))
+        assert isinstance(result, Deferred)
+        self.assertEqual(self.successResultOf(result).status, Status.OK)
+        self.assertTrue(self.flushLoggedErrors(RuntimeError))
+
+    def test_load_survives_store_bug(self) -> None:
+        """A store whose load raises something unexpected is left out at
+        start; the others still load (issue 9: serve exited 1)."""
+        broken = FakeStore()
+        broken.load = lambda: fail(RecursionError("bug"))  # type: ignore[method-assign]
+        good = self.stored()
+        sharing = PolicySharing([broken, self.store], self.clock)
+        loaded = self.successResultOf(Deferred.fromCoroutine(sharing.load()))
+        self.assertEqual(loaded, [good])
+        self.assertEqual(len(self.flushLoggedErrors(RecursionError)), 1)
+
+    def test_load_warns_when_newer_store_weakens(self) -> None:
+        """At start, a newer entry in one store that weakens another store's
+        valid one is loaded, with one summary warning."""
+        now = self.clock.seconds()
+        local = FakeStore()
+        local.entries["example.com"] = CacheEntry.fetched(
+            "example.com", "e1", make_policy(), now - 10
+        )
+        self.store.entries["example.com"] = CacheEntry.fetched(
+            "example.com", "n1", make_policy(Mode.NONE, mx=()), now
+        )
+        sharing = PolicySharing([local, self.store], self.clock)
+        with capturedLogs() as events:
+            loaded = self.successResultOf(Deferred.fromCoroutine(sharing.load()))
+        self.assertEqual([e.policy_id for e in loaded], ["n1"])
+        (warning,) = events
+        self.assertEqual(warning["count"], 1)
+        self.assertIn("mode enforce -> none", warning["first"])
