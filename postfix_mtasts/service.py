@@ -21,7 +21,7 @@ from postfix_mtasts.cache.store import (
     PolicyStore,
 )
 from postfix_mtasts.coordinator import RefreshCoordinator
-from postfix_mtasts.core.config import Config, MapConfig
+from postfix_mtasts.core.config import Config, ConfigError, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.domains import DomainState
@@ -49,9 +49,19 @@ log = Logger()
 
 async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
     """The stores behind the memory cache; a store that cannot be opened is
-    logged and left out (the daemon then runs without it)."""
+    logged and left out (the daemon then runs without it).  A fleet key file
+    that cannot be used stops the start (exit status 2)."""
     stores: list[PolicyStore] = []
     coordinator: FleetCoordinator | None = None
+    fleet_keys: tuple[bytes, ...] = ()
+    if config.redis.url and config.redis.fleet_key_file:
+        from postfix_mtasts.cache.fleet_key import read_fleet_keys
+
+        try:
+            fleet_keys = read_fleet_keys(config.redis.fleet_key_file)
+        except ConfigError as e:
+            log.error("configuration error: {error}", error=str(e))
+            raise SystemExit(2) from None
     if config.store.path:
         from postfix_mtasts.cache.sqlite import (
             SqliteStore,
@@ -87,6 +97,7 @@ async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
             config.redis.url,
             prefix=config.redis.prefix,
             timeout_s=config.redis.timeout_s,
+            fleet_keys=fleet_keys,
         )
         stores.append(redis_store)
     if not stores:

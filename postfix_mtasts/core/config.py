@@ -149,7 +149,8 @@ class StoreConfig:
 
 @frozen
 class RedisConfig:
-    """The fleet store; ``url`` "" = none."""
+    """The fleet store; ``url`` "" = none; values sealed with the keys in
+    ``fleet_key_file`` (None: unsealed, any Redis writer sets policies)."""
 
     url: str = field(default="", metadata=rule())
     prefix: str = field(default="mtasts:", metadata=rule())
@@ -157,6 +158,7 @@ class RedisConfig:
     claim_ttl_s: float = field(
         default=30.0, metadata=rule("claim_ttl", above=0, most=MAX_WAIT_S)
     )
+    fleet_key_file: str | None = field(default=None, metadata=rule())
 
 
 @frozen

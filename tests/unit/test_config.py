@@ -648,6 +648,24 @@ class LogTests(ConfigErrorAssertions):
         )
 
 
+class RedisTests(ConfigErrorAssertions):
+    def test_fleet_key_file(self) -> None:
+        """[redis] fleet_key_file names the fleet key file; unset or "" means
+        values are not sealed (issue 9)."""
+        self.assertIsNone(parse_config("").redis.fleet_key_file)
+        self.assertIsNone(
+            parse_config('[redis]\nfleet_key_file = ""\n').redis.fleet_key_file
+        )
+        config = parse_config(
+            '[redis]\nfleet_key_file = "/etc/postfix-mtasts/fleet.key"\n'
+        )
+        self.assertEqual(config.redis.fleet_key_file, "/etc/postfix-mtasts/fleet.key")
+        self.assertConfigError(
+            "[redis]\nfleet_key_file = 1\n",
+            "redis.fleet_key_file: expected a string, got 1",
+        )
+
+
 #: A float default for an integer field, as a slip of the pen would write it.
 _FLOAT_DEFAULT: Any = 2.0
 
