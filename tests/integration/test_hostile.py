@@ -24,6 +24,7 @@ import pytest
 from .hostile import (
     BUDGET_S,
     FETCH_TIMEOUT_S,
+    RECHECK_S,
     SLACK_S,
     Lookups,
     RssWatch,
@@ -159,7 +160,7 @@ def test_hostile_policy_host(
     the cached enforce policy stays `secure` (B17, E7, E8), the new domain is
     never `secure` (B16, C17), RSS grows < 32 MiB (B12, B21, F4), every other
     lookup is answered within the budget (G14) and the daemon hangs up by its
-    fetch timeout, with one warning per domain."""
+    fetch timeout, with one warning per decision, never one per lookup."""
     cached, new, bystander = (
         f"hostile-{attack.name}-{role}.test" for role in ("cached", "new", "other")
     )
@@ -194,7 +195,7 @@ def test_hostile_policy_host(
     took = time.monotonic() - started
 
     assert {a[:2] for a in answers[cached]} == {(0, secure(cached))}, answers[cached]
-    assert all(rc != 0 and "secure" not in a for rc, a, _ in answers[new]), answers[new]
+    assert {a[:2] for a in answers[new]} == {(1, "")}, answers[new]  # NOTFOUND
     assert {a[:2] for a in answers[CONTROL]} == {(0, secure(CONTROL))}
     assert {a[:2] for a in answers[bystander]} == {(0, secure(bystander))}
     slowest = max(s for runs in answers.values() for _, _, s in runs)
@@ -203,8 +204,12 @@ def test_hostile_policy_host(
         f"RSS {rss.baseline:.1f} -> {rss.peak:.1f} MiB during {took:.1f} s"
     )
     assert_no_crash(daemon, since)
+    # One warning per decision, not per lookup (five a second here): a failed
+    # fetch is not tried again for 5 min (B14), a silent TXT name at most at
+    # each re-check (E6).
     for domain in (cached, new):
-        assert len(warn_lines(daemon, since, domain)) == 1, daemon.output()[since:]
+        warned = warn_lines(daemon, since, domain)
+        assert 1 <= len(warned) <= 1 + took / RECHECK_S, warned
 
     if attack.stream or attack.tarpit:
         hosts = {f"mta-sts.{cached}", f"mta-sts.{new}"}
@@ -246,13 +251,13 @@ def test_redis_impostor(world: World) -> None:
         return {e["reply"] for e in read_jsonl(log)} - {"setup"}
 
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20  # two 5 s reconnect back-offs and more
         while len(served()) < IMPOSTOR_KINDS and time.monotonic() < deadline:
             for domain, expected in ((good, (0, secure(good))), (bare, (1, ""))):
                 rc, answer, took = timed_ask(world, domain, IMPOSTOR_CLIENT_PORT)
                 assert (rc, answer) == expected, domain
                 assert took < BUDGET_S + SLACK_S, (domain, took)
-        assert len(served()) >= 4, served()
+        assert len(served()) == IMPOSTOR_KINDS, served()
         assert_no_crash(daemon, 0)
     finally:
         daemon.stop()
