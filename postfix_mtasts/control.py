@@ -1,32 +1,44 @@
 # -*- test-case-name: tests.unit.test_control -*-
-"""The admin commands behind ``postfix-mtasts cache ...``, and the local
-socket that carries them to the running daemon.
+"""The admin commands behind ``postfix-mtasts cache ...``, run by the
+daemon for its control socket (:mod:`postfix_mtasts.controlsocket`) or by
+the CLI on a store file.
 
-One JSON request line per connection; the answer is JSON lines, then the
-connection closes.  The unix socket's file permissions are the access
-control.  Commands: ``list``, ``show``, ``purge``, ``refresh``, ``export``
-(one stored entry per line, the store's own format) and ``import``.
+One JSON request line; the answer is JSON lines, made lazily so a long one
+is written a chunk at a time.  Commands: ``list``, ``show``, ``purge``,
+``refresh``, ``export`` (one stored entry per line, the store's own format)
+and ``import`` (:class:`ImportSession`: after the request line, one entry
+per line as export wrote it, each applied as it arrives, then an empty
+line; the answer counts them).  No line is over ``MAX_LINE_BYTES``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.protocols.basic import LineOnlyReceiver
 
 from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.text import quote, utc_timestamp
 
-__all__ = ["AdminCommands", "Administered", "ControlProtocol", "describe_entry"]
+__all__ = [
+    "MAX_LINE_BYTES",
+    "AdminCommands",
+    "Administered",
+    "ImportSession",
+    "Reply",
+    "describe_entry",
+]
 
-MAX_REQUEST_BYTES = 64 * 1024 * 1024  # an import of ~100,000 entries
+#: A request, or one imported entry: the largest valid entry (a 64 KiB
+#: policy of short mx lines, each kept twice) is about 150 KiB.
+MAX_LINE_BYTES = 256 * 1024
 
-Reply = list[bytes]
+Reply = Iterable[bytes]
 
 
 class Administered(Protocol):
@@ -78,7 +90,7 @@ class AdminCommands:
     def __init__(self, service: Administered) -> None:
         self._service = service
 
-    def run(self, line: bytes) -> Reply | Deferred[Reply]:
+    def run(self, line: bytes) -> Reply | Deferred[Reply] | ImportSession:
         try:
             request = json.loads(line)
             command = request["cmd"]
@@ -90,7 +102,7 @@ class AdminCommands:
         if handler is None:
             return _error(f"unknown command {quote(command)}")
         self.log.info("admin command {command}", command=command)
-        result: Reply | Deferred[Reply] = handler(request)
+        result: Reply | Deferred[Reply] | ImportSession = handler(request)
         return result
 
     def _domain(self, request: dict[str, Any]) -> str | None:
@@ -98,15 +110,18 @@ class AdminCommands:
         hop = classify_key(raw.encode()) if isinstance(raw, str) else None
         return hop.domain if hop is not None and hop.kind is KeyKind.DOMAIN else None
 
-    def _cmd_list(self, request: dict[str, Any]) -> Reply:
-        rows = []
+    def _cmd_list(self, request: dict[str, Any]) -> Iterator[bytes]:
+        """One JSON line, made a row at a time as it is written."""
+        yield b'{"ok": true, "entries": ['
+        comma = b""
         for domain in sorted(self._service.domains()):
             entry = self._service.peek(domain)
             if entry is not None:
                 row = describe_entry(entry)
                 del row["policy"]
-                rows.append(row)
-        return _line({"ok": True, "entries": rows})
+                yield comma + json.dumps(row).encode()
+                comma = b", "
+        yield b"]}\n"
 
     def _cmd_show(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)
@@ -139,18 +154,16 @@ class AdminCommands:
 
         return started.addBoth(done)
 
-    def _cmd_export(self, request: dict[str, Any]) -> Reply:
-        entries = [self._service.peek(d) for d in self._service.domains()]
-        return [e.to_bytes() + b"\n" for e in entries if e is not None]
+    def _cmd_export(self, request: dict[str, Any]) -> Iterator[bytes]:
+        for domain in self._service.domains():
+            entry = self._service.peek(domain)
+            if entry is not None:
+                yield entry.to_bytes() + b"\n"
 
-    def _cmd_import(self, request: dict[str, Any]) -> Reply:
-        raw = request.get("entries")
-        if not isinstance(raw, list):
-            return _error("import needs a list of entries")
-        imported = sum(self.import_line(json.dumps(item).encode()) for item in raw)
-        return _line(
-            {"ok": True, "imported": imported, "rejected": len(raw) - imported}
-        )
+    def _cmd_import(self, request: dict[str, Any]) -> Reply | ImportSession:
+        if "entries" in request:
+            return _error("import sends its entries one per line, after this line")
+        return ImportSession(self)
 
     def import_line(self, line: bytes) -> bool:
         """Import one entry as ``export`` wrote it (a JSON line), checked as
@@ -169,35 +182,24 @@ class AdminCommands:
         return why is None
 
 
-class ControlProtocol(LineOnlyReceiver):
-    """One request line in, the answer out, then the connection closes."""
+class ImportSession:
+    """An ``import`` under way: each entry line is applied as it arrives;
+    ``finish`` gives the answer with the counts."""
 
-    log = Logger()
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_REQUEST_BYTES
+    def __init__(self, commands: AdminCommands) -> None:
+        self._commands = commands
+        self.imported = self.rejected = 0
 
-    def __init__(self, service: Administered) -> None:
-        self._commands = AdminCommands(service)
-        self._answered = False
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._answered:
-            return
-        self._answered = True
-        try:
-            result = self._commands.run(line)
-        except Exception:
-            self.log.failure("admin command failed")
-            result = _error("internal error, see the daemon's log")
-        if isinstance(result, Deferred):
-            result.addCallback(self._reply)
+    def add(self, line: bytes) -> None:
+        if self._commands.import_line(line):
+            self.imported += 1
         else:
-            self._reply(result)
+            self.rejected += 1
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        self._reply(_error("request too long"))
-
-    def _reply(self, lines: Reply) -> None:
-        if self.transport is not None:
-            self.transport.write(b"".join(lines))
-            self.transport.loseConnection()
+    def finish(self) -> Reply:
+        AdminCommands.log.info(
+            "cache import done imported={imported} rejected={rejected}",
+            imported=self.imported,
+            rejected=self.rejected,
+        )
+        return _line({"ok": True, "imported": self.imported, "rejected": self.rejected})

@@ -22,10 +22,15 @@ how to start them (``_drain``).  From that it:
   subclass reports each read with ``_request_progress``), and calls the
   subclass's ``_request_timed_out`` when it is not: a peer that trickles a
   byte now and then is not idle, but it is not asking anything either.
+
+:class:`ReplyWriter` writes one long reply (the control socket's ``list`` or
+``export`` of 100,000 entries) a chunk at a time, while the transport's
+write buffer has room, so it is never built whole in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Protocol as TypingProtocol
 from typing import cast
 
@@ -34,7 +39,9 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-__all__ = ["FlowControlledProtocol"]
+__all__ = ["REPLY_CHUNK_BYTES", "FlowControlledProtocol", "ReplyWriter"]
+
+REPLY_CHUNK_BYTES = 64 * 1024  # one write; Twisted's buffer pauses us past 64 KiB
 
 
 class _Transport(TypingProtocol):
@@ -46,6 +53,7 @@ class _Transport(TypingProtocol):
         self, producer: IPushProducer, streaming: bool
     ) -> None: ...
     def unregisterProducer(self) -> None: ...  # noqa: N802
+    def write(self, data: bytes) -> None: ...
     def loseConnection(self) -> None: ...  # noqa: N802
     def abortConnection(self) -> None: ...  # noqa: N802
 
@@ -231,3 +239,60 @@ class FlowControlledProtocol(Protocol):
         self._reads_at_check = self._reads
         self._stalled = self._write_paused
         self._arm()
+
+
+@implementer(IPushProducer)
+class ReplyWriter:
+    """Writes ``parts`` (made lazily) in chunks of about ``chunk_bytes``
+    while the transport takes them, then unregisters and calls ``done``.
+    ``chunks`` counts the writes, for a caller that watches for progress."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        transport: object,
+        parts: Iterable[bytes],
+        done: Callable[[], None],
+        chunk_bytes: int = REPLY_CHUNK_BYTES,
+    ) -> None:
+        self._wire = cast(_Transport, transport)
+        self._parts = iter(parts)
+        self._done = done
+        self._chunk_bytes = chunk_bytes
+        self._paused = self._finished = self._over = False
+        self.chunks = 0
+
+    def start(self) -> None:
+        self._wire.registerProducer(self, True)
+        self.resumeProducing()
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted's name)
+        self._paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802 (Twisted's name)
+        self._paused = False
+        try:
+            while not (self._paused or self._finished):
+                batch, size = [], 0
+                for part in self._parts:
+                    batch.append(part)
+                    size += len(part)
+                    if size >= self._chunk_bytes:
+                        break
+                else:
+                    self._finished = True
+                if batch:
+                    self.chunks += 1
+                    self._wire.write(b"".join(batch))
+        except Exception:
+            self.log.failure("writing a reply failed")
+            self._finished = True
+        if self._finished and not self._over:
+            self._over = True
+            self._wire.unregisterProducer()
+            self._done()
+
+    def stopProducing(self) -> None:  # noqa: N802 (Twisted's name)
+        """The transport is gone: write nothing more, call nothing."""
+        self._finished = self._over = True

@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from postfix_mtasts.admin import Admin
-from postfix_mtasts.control import ControlProtocol
+from postfix_mtasts.controlsocket import ControlFactory
 from postfix_mtasts.core.config import ListenerConfig, ServerConfig
 from postfix_mtasts.core.config_listeners import listen_backlog, with_backlog
 from postfix_mtasts.protocols import (
@@ -102,8 +102,7 @@ def start_control(path: str, admin: Admin, reactor: Any, daemon: MultiService) -
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
     cannot be created."""
-    factory = Factory.forProtocol(lambda: ControlProtocol(admin))
-    factory.noisy = False
+    factory = ControlFactory(admin, reactor)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True

@@ -13,7 +13,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.control import ControlProtocol
+from postfix_mtasts.controlsocket import ControlFactory
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.entry import CacheEntry
@@ -43,11 +43,16 @@ class ImportTests(SynchronousTestCase):
         self.entry = CacheEntry.fetched("example.com", "id1", make_policy(), 1_000_000)
         self.service.preload([self.entry])
 
-    def send(self, request: object) -> list[Any]:
-        proto = ControlProtocol(self.service)
+    def send(self, request: dict[str, Any]) -> list[Any]:
+        """The request line; an import's entries follow, one a line, then
+        an empty line."""
+        proto = ControlFactory(self.service, self.clock).buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)
-        proto.dataReceived(json.dumps(request).encode() + b"\n")
+        entries = request.pop("entries", None)
+        lines = [json.dumps(request), *(json.dumps(e) for e in entries or ())]
+        end = b"\n" if entries is None else b"\n\n"
+        proto.dataReceived("\n".join(lines).encode() + end)
         return [json.loads(x) for x in transport.value().splitlines()]
 
     def item(self, **changes: Any) -> dict[str, Any]:
