@@ -259,6 +259,31 @@ class DurableStoreContract(StoreContract):
         self.flush(store)
         assert self.get(store, "bad.example") == fixed
 
+    def test_hostile_values_are_misses(self) -> None:
+        """Values that once stopped or pinned the daemon are misses, never an
+        exception, and hide nothing else (issue 9): 100,000 '[' (a
+        RecursionError), a 400-digit time (OverflowError), Infinity, a mode
+        or mx its policy lines do not say, an entry from the future."""
+        clock, store = self.fresh()
+        good = make_entry("good.example")
+        self.put(store, good)
+        self.flush(store)
+        base = make_entry("bad.example").to_bytes()
+        now = clock.seconds()
+        for data in (
+            b"[" * 100_000,
+            base.replace(b'"fetched_at":%r' % now, b'"fetched_at":' + b"9" * 400),
+            base.replace(b'"checked_at":%r' % now, b'"checked_at":Infinity'),
+            base.replace(b'"mode":"enforce"', b'"mode":"none"'),
+            base.replace(b'"mx":["mx1.example.com"]', b'"mx":["mx.attacker.example"]'),
+            make_entry("bad.example", now=now + 3600).to_bytes(),
+        ):
+            assert data != base
+            self.corrupt(store, "bad.example", data)
+            assert self.get(store, "bad.example") is None, data[:80]
+            self.corrupt(store, "bad.example", data)
+            assert self.loaded(store) == {"good.example": good}, data[:80]
+
     def test_close_flushes(self) -> None:
         """close() writes the pending entries and deletes before it fires, so a
         clean restart keeps every update (E1 persist)."""
