@@ -70,6 +70,8 @@ REDIS = """
 url = "redis://127.0.0.1:{port}/0"
 timeout = 0.5
 """
+FLEET_KEY = """fleet_key_file = "{path}"
+"""
 
 
 def start_hostile_daemon(
@@ -78,11 +80,16 @@ def start_hostile_daemon(
     port: int,
     *,
     redis_port: int | None = None,
+    fleet_key: Path | None = None,
     skew_s: float = 0.0,
 ) -> Proc:
-    """`postfix-mtasts serve` in $P-mta with the short timeouts above; with
+    """`postfix-mtasts serve` in $P-mta with the short timeouts above, a
+    fleet store on ``redis_port`` (values sealed with ``fleet_key``); with
     ``skew_s``, its wall clock runs that many seconds ahead.  Started again
     under the same name, it finds its SQLite store as it left it."""
+    redis = REDIS.format(port=redis_port) if redis_port else ""
+    if fleet_key is not None:
+        redis += FLEET_KEY.format(path=fleet_key)
     work = world.work / name
     work.mkdir(exist_ok=True)
     config = work / "daemon.toml"
@@ -93,7 +100,7 @@ def start_hostile_daemon(
             recheck=RECHECK_S,
             budget=BUDGET_S,
             work=work,
-            redis=REDIS.format(port=redis_port) if redis_port else "",
+            redis=redis,
         )
     )
     argv = ["-m", "postfix_mtasts", "serve", "--config", str(config)]

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .hostile import BUDGET_S, SLACK_S, start_hostile_daemon, timed_ask
@@ -118,14 +119,25 @@ class Member:
     """A fleet daemon sharing the Redis on ``redis_port``, restarted in place
     (its SQLite store stays)."""
 
-    def __init__(self, world: World, name: str, port: int, redis_port: int) -> None:
+    def __init__(
+        self,
+        world: World,
+        name: str,
+        port: int,
+        redis_port: int,
+        fleet_key: Path | None = None,
+    ) -> None:
         self.world, self.name = world, name
-        self.port, self.redis_port = port, redis_port
+        self.port, self.redis_port, self.fleet_key = port, redis_port, fleet_key
         self.proc = self._start()
 
     def _start(self) -> Proc:
         return start_hostile_daemon(
-            self.world, self.name, self.port, redis_port=self.redis_port
+            self.world,
+            self.name,
+            self.port,
+            redis_port=self.redis_port,
+            fleet_key=self.fleet_key,
         )
 
     def restart(self) -> None:
@@ -149,13 +161,17 @@ class Member:
     def redis(self, *args: str, value: str | None = None) -> str:
         return redis_cli(self.world, self.redis_port, *args, value=value)
 
-    def stored(self, domain: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The entry written behind for ``domain``, once it is in Redis."""
+    def stored_value(self, domain: str, timeout: float = 10.0) -> str:
+        """The value written behind for ``domain``, once it is in Redis."""
         deadline = time.monotonic() + timeout
         while not (raw := self.redis("GET", f"mtasts:policy:{domain}")):
             assert time.monotonic() < deadline, f"{domain} never reached Redis"
             time.sleep(0.05)  # noqa: TID251 - polling another process with a deadline
-        stored: dict[str, Any] = json.loads(raw)
+        return raw
+
+    def stored(self, domain: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The entry written behind for ``domain`` (unsealed), decoded."""
+        stored: dict[str, Any] = json.loads(self.stored_value(domain, timeout))
         return stored
 
     def cache_list(self) -> list[dict[str, Any]]:
