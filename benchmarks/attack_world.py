@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import select
 import socket
 import subprocess
@@ -39,6 +40,7 @@ __all__ = [
     "World",
     "WorldDaemon",
     "daemon_config",
+    "fleet_key_setting",
     "parser",
     "priorities",
     "start_hostile_host",
@@ -63,6 +65,7 @@ attempts = 2
 path = "{store}"
 [redis]
 url = "{redis}"
+{redis_settings}
 [control]
 socket = "{work}/control.sock"
 [log]
@@ -80,11 +83,13 @@ def daemon_config(
     level: str = "info",
     dns_timeout: float = 1.0,
     listeners: str = "",
+    redis_settings: str = "",
     extra: str = "",
 ) -> str:
     """A daemon config: a socketmap listener on 127.0.0.1:``port``, maps
     ``postfix`` (defaults) and ``temp`` (dns_failure = "temp"), the control
-    socket in ``work``; ``extra`` adds or overrides whole tables."""
+    socket in ``work``; ``redis_settings`` are more lines of the [redis]
+    table, ``extra`` adds whole tables."""
     return CONFIG.format(
         port=port,
         work=work,
@@ -93,8 +98,18 @@ def daemon_config(
         store=work / "policies.sqlite3" if sqlite else "",
         redis=f"redis://127.0.0.1:{REDIS_PORT}/0" if redis else "",
         level=level,
+        redis_settings=redis_settings,
         extra=extra,
     )
+
+
+def fleet_key_setting(world: World) -> str:
+    """A fleet key file (mode 0600) in the world's work dir, and the
+    ``[redis]`` line that names it (``fleet_key_file``, issue 9)."""
+    path = world.work / "fleet.key"
+    path.write_text(secrets.token_hex(32) + "\n")
+    path.chmod(0o600)
+    return f'fleet_key_file = "{path}"'
 
 
 def priorities(lines: list[str]) -> Counter[str]:

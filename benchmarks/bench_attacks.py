@@ -31,7 +31,8 @@ figure as JSON.  Needs root (network namespaces).
                    how many are held, daemon fds, RSS, is `cache list` served
 
     .venv/bin/python benchmarks/bench_attacks.py [--scenario NAME ...]
-        [--daemon-python-path DIR] [--redis-setting 'key = "value"' ...]
+        [--daemon-python-path DIR] [--fleet-key]
+        [--redis-setting 'key = "value"' ...]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from attack_world import (
     World,
     WorldDaemon,
     daemon_config,
+    fleet_key_setting,
     parser,
     priorities,
     read_json,
@@ -85,15 +87,15 @@ class Bench:
         self.args, self.world = args, world
         self.tree = Path(args.daemon_python_path).resolve()
         self._ports = iter(range(8600, 8700))
+        settings = list(args.redis_setting)
+        if args.fleet_key:
+            settings.append(fleet_key_setting(world))
+        self.redis_settings = "\n".join(settings)
 
     def daemon(self, name: str, *, start: bool = True, **config: Any) -> WorldDaemon:
         port = next(self._ports)
         work = self.world.work / name
-        text = daemon_config(port, work, **config)
-        if config.get("redis") and self.args.redis_setting:
-            text = text.replace(
-                "[redis]\n", "[redis]\n" + "\n".join(self.args.redis_setting) + "\n"
-            )
+        text = daemon_config(port, work, redis_settings=self.redis_settings, **config)
         daemon = WorldDaemon(self.world, self.tree, name, port, text)
         if start and not daemon.start():
             raise ScenarioError(f"daemon did not start: {tail(daemon)}")
@@ -206,7 +208,7 @@ def summarize(probes: list[dict[str, Any]]) -> dict[str, Any]:
 def stored(domain: str, *, mode: str = "enforce", mx: str, at: float) -> dict[str, Any]:
     """A well-formed entry in the stored format, as any Redis writer can make."""
     entry = cache_entry(domain, [mx], at)
-    entry["lines"] = [line.replace("enforce", mode) for line in entry["lines"]]
+    entry["lines"] = ["version: STSv1", f"mode: {mode}", f"mx: {mx}", "max_age: 86400"]
     entry["mode"] = mode
     return entry
 
@@ -703,6 +705,7 @@ def run(args: argparse.Namespace) -> int:
         "tree": str(Path(args.daemon_python_path).resolve()),
         "package": package_file(Path(args.daemon_python_path).resolve()),
         "redis_settings": args.redis_setting,
+        "fleet_key": args.fleet_key,
         "scenarios": {},
     }
     print(f"daemon package: {results['package']}", flush=True)
@@ -735,6 +738,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="LINE",
         help="a line for the daemons' [redis] table, e.g. 'key_file = \"/k\"'",
+    )
+    p.add_argument(
+        "--fleet-key",
+        action="store_true",
+        help="seal the fleet's Redis values: a fresh [redis] fleet_key_file",
     )
     p.add_argument("--flood-domains", type=int, default=8)
     p.add_argument("--flood-s", type=float, default=30.0)

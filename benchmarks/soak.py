@@ -28,7 +28,7 @@ it answers NOTFOUND, a tcp_table one unless "200 secure".  At the end: the
 duration, lookups and their rate, RSS median of the first 5 minutes vs the
 last 5 (in %), fd min/max, and the error lines.  The last line is JSON.
 
-    nice .venv/bin/python benchmarks/soak.py [--minutes 30]
+    nice .venv/bin/python benchmarks/soak.py [--minutes 30] [--fleet-key]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from attack_world import (
     World,
     WorldDaemon,
     daemon_config,
+    fleet_key_setting,
     parser,
 )
 from bench_floods import Replies, frame, mib, package_file
@@ -104,6 +105,7 @@ class Soak:
         self.redis = Redis(world)
         self.events: list[str] = []
         self.started = 0.0
+        self.redis_settings = fleet_key_setting(world) if args.fleet_key else ""
 
     # -- world and daemons ---------------------------------------------------------
 
@@ -137,6 +139,7 @@ class Soak:
                 redis=True,
                 level="info",
                 listeners=tcp,
+                redis_settings=self.redis_settings,
                 extra=extra,
             )
             daemon = WorldDaemon(self.world, self.tree, work.name, port, config)
@@ -440,6 +443,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--refetch-after", type=float, default=60.0)
     p.add_argument("--cycle-s", type=float, default=180.0)
     p.add_argument("--fault-s", type=float, default=30.0)
+    p.add_argument(
+        "--fleet-key",
+        action="store_true",
+        help="seal the fleet's Redis values: a fresh [redis] fleet_key_file",
+    )
     p.add_argument("--json-out", type=Path, help="also write the JSON result here")
     return p.parse_args(argv)
 
