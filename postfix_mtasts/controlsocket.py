@@ -57,7 +57,7 @@ class ControlProtocol(Protocol):
         self._writer: ReplyWriter | None = None
         self._counted = self._gone = False
         self._reads = 0
-        self._progress_at_check = -1
+        self._progress_at_check = 0
         self._calls: list[IDelayedCall] = []
 
     def connectionMade(self) -> None:
