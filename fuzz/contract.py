@@ -24,13 +24,14 @@ class ContractError(AssertionError):
     """A parser answered something its documentation rules out."""
 
 
-def require(condition: bool, what: str) -> None:
-    """Raise ContractError(``what``) unless ``condition`` holds.
+def require(condition: bool, what: str, *args: object) -> None:
+    """Raise ContractError(``what % args``) unless ``condition`` holds.
 
-    Not ``assert``: the checks must survive ``python -O``.
+    Not ``assert``: the checks must survive ``python -O``.  The message is
+    formatted only on failure: a repr per check would halve exec/s.
     """
     if not condition:
-        raise ContractError(what)
+        raise ContractError(what % args if args else what)
 
 
 def single_line(text: str) -> bool:

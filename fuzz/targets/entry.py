@@ -33,37 +33,40 @@ def one_input(data: bytes) -> None:
     entry = CacheEntry.decode(data)
     simple = CacheEntry.from_bytes(data)
     if isinstance(entry, StoredInvalid):
-        require(simple is None, f"from_bytes gave {simple!r} for {entry!r}")
+        require(simple is None, "from_bytes gave %r for %r", simple, entry)
         reason = entry.reason
-        require(bool(reason) and single_line(reason), f"reason {reason!r}")
-        require(not reason.startswith("unreadable:"), f"caught inside: {reason!r}")
+        require(bool(reason) and single_line(reason), "reason %r", reason)
+        require(not reason.startswith("unreadable:"), "caught inside: %r", reason)
         return
-    require(isinstance(entry, CacheEntry), f"decode gave {entry!r}")
-    require(simple == entry, f"from_bytes gave {simple!r}, decode {entry!r}")
+    require(isinstance(entry, CacheEntry), "decode gave %r", entry)
+    require(simple == entry, "from_bytes gave %r, decode %r", simple, entry)
     check_entry(entry)
     latest = max(entry.fetched_at, entry.checked_at)
     require(CacheEntry.decode(data, latest) == entry, "refused at its own time")
     early = CacheEntry.decode(data, latest - MAX_CLOCK_SKEW_S - 1.0)
-    require(isinstance(early, StoredInvalid), f"{entry!r} accepted from the future")
+    require(isinstance(early, StoredInvalid), "%r accepted from the future", entry)
     again = CacheEntry.decode(entry.to_bytes())
-    require(again == entry, f"{entry!r} decodes back as {again!r}")
+    require(again == entry, "%r decodes back as %r", entry, again)
 
 
 def check_entry(entry: CacheEntry) -> None:
     hop = classify_key(entry.domain.encode("utf-8", errors="surrogatepass"))
     require(
         hop.kind is KeyKind.DOMAIN and hop.domain == entry.domain,
-        f"domain {entry.domain!r} is not a normalised name (E13)",
+        "domain %r is not a normalised name (E13)",
+        entry.domain,
     )
-    require(_ID.match(entry.policy_id) is not None, f"id {entry.policy_id!r} (A4)")
+    require(_ID.match(entry.policy_id) is not None, "id %r (A4)", entry.policy_id)
     times = (entry.fetched_at, entry.expires_at, entry.checked_at)
-    require(all(map(math.isfinite, times)), f"timestamps {times!r}")
-    require(entry.fault() is None, f"{entry!r}: {entry.fault()}")
+    require(all(map(math.isfinite, times)), "timestamps %r", times)
+    require(entry.fault() is None, "%r: %s", entry, entry.fault())
     policy = entry.policy
     parsed = parse_policy("\n".join(policy.lines).encode("utf-8", "surrogatepass"))
     require(
         isinstance(parsed, Policy)
         and (parsed.mode, parsed.max_age, parsed.mx)
         == (policy.mode, policy.max_age, policy.mx),
-        f"stored policy {policy!r} is not what its lines say: {parsed!r} (C18)",
+        "stored policy %r is not what its lines say: %r (C18)",
+        policy,
+        parsed,
     )

@@ -38,30 +38,36 @@ _NAMES = (KeyKind.DOMAIN, KeyKind.UNDISCOVERABLE)
 def one_input(data: bytes) -> None:
     hop = classify_key(data)
     require(isinstance(hop, NextHop) and isinstance(hop.kind, KeyKind), repr(hop))
-    require(bool(hop.reason) and single_line(hop.reason), f"reason {hop.reason!r}")
+    require(bool(hop.reason) and single_line(hop.reason), "reason %r", hop.reason)
     if hop.kind in _NAMED:
         check_name(hop.domain)
         fits = policy_names_fit(hop.domain)
         if hop.kind is KeyKind.DOMAIN:
-            require(fits, f"{hop.domain!r} has no _mta-sts name (A1)")
+            require(fits, "%r has no _mta-sts name (A1)", hop.domain)
         elif hop.kind is KeyKind.UNDISCOVERABLE:
-            require(not fits, f"{hop.domain!r} is discoverable")
-            require(len(hop.domain) > MAX_POLICY_DOMAIN_CHARS, f"{hop!r}")
+            require(not fits, "%r is discoverable", hop.domain)
+            require(len(hop.domain) > MAX_POLICY_DOMAIN_CHARS, "%r", hop)
         again = classify_key(hop.domain.encode("ascii"))
         require(
             again.kind in _NAMES and again.domain == hop.domain,
-            f"{hop.domain!r} classifies as {again!r}",
+            "%r classifies as %r",
+            hop.domain,
+            again,
         )
         if hop.kind in _NAMES:
-            require(again.kind is hop.kind, f"{hop!r} then {again!r}")
+            require(again.kind is hop.kind, "%r then %r", hop, again)
     else:
-        require(hop.domain == "", f"{hop.kind} carries a name: {hop!r}")
+        require(hop.domain == "", "%s carries a name: %r", hop.kind, hop)
     if data.isascii():
         for variant in (data.upper(), data.lower()):
             other = classify_key(variant)
             require(
                 (other.kind, other.domain) == (hop.kind, hop.domain),
-                f"{variant!r} gives {other!r}, {data!r} gives {hop!r} (G8)",
+                "%r gives %r, %r gives %r (G8)",
+                variant,
+                other,
+                data,
+                hop,
             )
     text = data.decode("utf-8", errors="surrogateescape")
     to_ascii_name(text)
@@ -69,11 +75,11 @@ def one_input(data: bytes) -> None:
 
 
 def check_name(name: str) -> None:
-    require(name.isascii() and name == name.lower(), f"name {name!r} (G9)")
-    require(0 < len(name) <= MAX_NAME_CHARS, f"name of {len(name)} characters")
+    require(name.isascii() and name == name.lower(), "name %r (G9)", name)
+    require(0 < len(name) <= MAX_NAME_CHARS, "name of %s characters", len(name))
     labels = name.split(".")
-    require(len(labels) >= 2, f"single-label name {name!r} (F8)")
-    require(labels[-1] != "localhost", f"localhost name {name!r} (F8)")
-    require(not labels[-1].isdigit(), f"numeric top-level label in {name!r}")
-    require(all(_LABEL.match(label) for label in labels), f"non-LDH {name!r}")
-    require(not is_address_literal(name), f"address literal {name!r} (D2)")
+    require(len(labels) >= 2, "single-label name %r (F8)", name)
+    require(labels[-1] != "localhost", "localhost name %r (F8)", name)
+    require(not labels[-1].isdigit(), "numeric top-level label in %r", name)
+    require(all(_LABEL.match(label) for label in labels), "non-LDH %r", name)
+    require(not is_address_literal(name), "address literal %r (D2)", name)

@@ -45,39 +45,41 @@ def one_input(data: bytes) -> None:
     result = parse_policy(data)
     unlimited = parse_policy(data, max_age_limit=None)
     if isinstance(result, PolicyInvalid):
-        require(_RULE.match(result.rule) is not None, f"rule {result.rule!r}")
-        require(single_line(result.reason), f"reason {result.reason!r}")
+        require(_RULE.match(result.rule) is not None, "rule %r", result.rule)
+        require(single_line(result.reason), "reason %r", result.reason)
         if result.rule != "C9":
-            require(unlimited == result, f"C9 lifted changes {result!r}")
+            require(unlimited == result, "C9 lifted changes %r", result)
         return
-    require(isinstance(result, Policy), f"result {result!r}")
-    require(unlimited == result, f"C9 lifted changes {result!r}")
+    require(isinstance(result, Policy), "result %r", result)
+    require(unlimited == result, "C9 lifted changes %r", result)
     check_policy(result)
     stored = parse_policy("\n".join(result.lines).encode())
     require(
         isinstance(stored, Policy)
         and (stored.mode, stored.max_age, stored.mx, stored.lines)
         == (result.mode, result.max_age, result.mx, result.lines),
-        f"stored lines parse as {stored!r}, not {result!r} (C18)",
+        "stored lines parse as %r, not %r (C18)",
+        stored,
+        result,
     )
     if result.mx:  # what Postfix hears for enforce (and strict testing)
         check_replies(result)
 
 
 def check_policy(policy: Policy) -> None:
-    require(isinstance(policy.mode, Mode), f"mode {policy.mode!r}")
-    require(0 <= policy.max_age <= MAX_AGE_LIMIT_S, f"max_age {policy.max_age}")
+    require(isinstance(policy.mode, Mode), "mode %r", policy.mode)
+    require(0 <= policy.max_age <= MAX_AGE_LIMIT_S, "max_age %s", policy.max_age)
     require(bool(policy.mx) or policy.mode is Mode.NONE, "no mx (C11)")
     texts = [pattern.text for pattern in policy.mx]
-    require(len(set(texts)) == len(texts), f"duplicate mx in {texts!r} (C11)")
+    require(len(set(texts)) == len(texts), "duplicate mx in %r (C11)", texts)
     for pattern in policy.mx:
-        require(parse_mx_pattern(pattern.text) == pattern, f"mx {pattern!r}")
+        require(parse_mx_pattern(pattern.text) == pattern, "mx %r", pattern)
         require(pattern.text.isascii() and len(pattern.text) <= 253, repr(pattern))
-        require(not pattern.text.endswith("."), f"mx {pattern!r} (C13)")
+        require(not pattern.text.endswith("."), "mx %r (C13)", pattern)
     for line in policy.lines:
-        require("\n" not in line and "\r" not in line, f"line {line!r} (C1)")
+        require("\n" not in line and "\r" not in line, "line %r (C1)", line)
     for note in policy.notes:
-        require(single_line(note.text), f"note {note!r}")
+        require(single_line(note.text), "note %r", note)
 
 
 def check_replies(policy: Policy) -> None:
@@ -98,22 +100,22 @@ def check_replies(policy: Policy) -> None:
     answer = Answer.ok(value)
     payload = socketmap.encode_reply(answer)
     text = payload[payload.index(b":") + 1 : -1].decode("utf-8")
-    require(text.startswith("OK "), f"socketmap reply {payload!r}")
+    require(text.startswith("OK "), "socketmap reply %r", payload)
     check_value(text[3:], [full])
     line = tcptable.encode_reply(answer)
-    require(line.endswith(b"\n") and line.count(b"\n") == 1, f"{line!r}")
+    require(line.endswith(b"\n") and line.count(b"\n") == 1, "%r", line)
     decoded = tcptable.unquote(line[:-1])
     if decoded is None:
         raise ContractError(f"Postfix cannot %-decode {line!r}")
     if decoded.startswith(b"200 "):
         check_value(decoded[4:].decode("utf-8"), [full, plain])
     else:
-        require(decoded == b"400 " + _TOO_LARGE, f"tcp_table reply {line!r}")
+        require(decoded == b"400 " + _TOO_LARGE, "tcp_table reply %r", line)
 
 
 def check_value(text: str, allowed: list[list[tuple[str, str]]]) -> None:
     """``text`` read as Postfix reads it is ``secure`` with one of ``allowed``
     (with or without the TLSRPT attributes, G17, G31)."""
     level, attributes = read_policy_value(text)
-    require(level == "secure", f"level {level!r} in {text!r}")
-    require(attributes in allowed, f"attributes {attributes!r} of {text!r}")
+    require(level == "secure", "level %r in %r", level, text)
+    require(attributes in allowed, "attributes %r of %r", attributes, text)

@@ -28,19 +28,22 @@ def one_input(data: bytes) -> None:
     joined = parse_sts_records([[b"".join(strings)] for strings in records])
     require(
         strip_a9(result) == strip_a9(joined),
-        f"{records!r}: {result!r}, joined {joined!r} (A9)",
+        "%r: %r, joined %r (A9)",
+        records,
+        result,
+        joined,
     )
 
 
 def check_result(result: StsRecord | RecordInvalid) -> None:
     if isinstance(result, StsRecord):
-        require(_ID.match(result.id) is not None, f"id {result.id!r} (A4)")
+        require(_ID.match(result.id) is not None, "id %r (A4)", result.id)
     else:
-        require(isinstance(result, RecordInvalid), f"result {result!r}")
-        require(result.rule in _RULES, f"rule {result.rule!r}")
-        require(single_line(result.reason), f"reason {result.reason!r}")
+        require(isinstance(result, RecordInvalid), "result %r", result)
+        require(result.rule in _RULES, "rule %r", result.rule)
+        require(single_line(result.reason), "reason %r", result.reason)
     for note in result.notes:
-        require(single_line(note.text), f"note {note!r}")
+        require(single_line(note.text), "note %r", note)
 
 
 def strip_a9(result: StsRecord | RecordInvalid) -> object:

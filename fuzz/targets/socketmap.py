@@ -40,13 +40,13 @@ def one_input(data: bytes) -> None:
     stream = b"".join(chunks)
     whole = decode([stream], limit)
     pieces = decode(chunks, limit)
-    require(whole == pieces, f"whole {whole!r} != chunked {pieces!r}")
+    require(whole == pieces, "whole %r != chunked %r", whole, pieces)
     payloads, _ = whole
     for payload in payloads:
-        require(len(payload) <= limit, f"payload over {limit} bytes")
+        require(len(payload) <= limit, "payload over %s bytes", limit)
         check_request(payload)
     again = decode([b"".join(map(encode_netstring, payloads))], limit)
-    require(again == (payloads, None), f"re-encoded payloads decode as {again!r}")
+    require(again == (payloads, None), "re-encoded payloads decode as %r", again)
     check_reply(stream[:_REASON])
 
 
@@ -74,10 +74,10 @@ def check_request(payload: bytes) -> None:
     request = parse_request(payload)
     if isinstance(request, Request):
         name = request.name.encode("ascii")
-        require(b" " not in name and name.isascii(), f"map name {name!r}")
+        require(b" " not in name and name.isascii(), "map name %r", name)
         require(name + b" " + request.key == payload, "request does not re-join")
     else:
-        require(isinstance(request, RequestError), f"parse_request: {request!r}")
+        require(isinstance(request, RequestError), "parse_request: %r", request)
         require(bool(request.reason), "empty RequestError reason")
 
 
@@ -87,10 +87,11 @@ def check_reply(stream: bytes) -> None:
     for answer in (Answer.temp(text), Answer.perm(text)):
         reply = encode_reply(answer, limit=MIN_REPLY_LIMIT)
         payloads, error = decode([reply], MIN_REPLY_LIMIT)
-        require(error is None and len(payloads) == 1, f"reply {reply!r} framing")
+        require(error is None and len(payloads) == 1, "reply %r framing", reply)
         word, _, reason = payloads[0].partition(b" ")
-        require(word == answer.status.value.encode(), f"reply {reply!r} status")
+        require(word == answer.status.value.encode(), "reply %r status", reply)
         require(
             bool(reason) and all(0x20 <= b < 0x7F for b in reason),
-            f"reply reason {reason!r} is not printable ASCII",
+            "reply reason %r is not printable ASCII",
+            reason,
         )

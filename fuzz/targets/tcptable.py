@@ -43,10 +43,10 @@ def one_input(data: bytes) -> None:
     stream = b"".join(chunks)
     whole = decode([stream], limit)
     pieces = decode(chunks, limit)
-    require(whole == pieces, f"whole {whole!r} != chunked {pieces!r}")
+    require(whole == pieces, "whole %r != chunked %r", whole, pieces)
     lines, _ = whole
     for line in lines:
-        require(b"\n" not in line and len(line) <= limit, f"line {line!r}")
+        require(b"\n" not in line and len(line) <= limit, "line %r", line)
         check_request(line)
     check_quote(stream[:_QUOTED])
     check_reply(stream[:_QUOTED])
@@ -75,10 +75,10 @@ def decode(chunks: list[bytes], limit: int) -> Decoded:
 def check_request(line: bytes) -> None:
     request = parse_request(line)
     if isinstance(request, Request):
-        require(line.startswith(b"get "), f"{line!r} served without 'get '")
-        require(request.key == unquote(line[4:]), f"key of {line!r}")
+        require(line.startswith(b"get "), "%r served without 'get '", line)
+        require(request.key == unquote(line[4:]), "key of %r", line)
     else:
-        require(isinstance(request, RequestError), f"parse_request: {request!r}")
+        require(isinstance(request, RequestError), "parse_request: %r", request)
         require(bool(request.reason), "empty RequestError reason")
 
 
@@ -88,9 +88,11 @@ def check_quote(data: bytes) -> None:
         quoted = quote(data, keep_space=keep_space)
         require(
             all(0x21 <= b <= 0x7E or (keep_space and b == 0x20) for b in quoted),
-            f"quote({data!r}) = {quoted!r} is not printable ASCII",
+            "quote(%r) = %r is not printable ASCII",
+            data,
+            quoted,
         )
-        require(unquote(quoted) == data, f"unquote(quote({data!r})) differs")
+        require(unquote(quoted) == data, "unquote(quote(%r)) differs", data)
 
 
 def check_reply(stream: bytes) -> None:
@@ -98,8 +100,8 @@ def check_reply(stream: bytes) -> None:
     text = stream.decode("utf-8", errors="replace")
     for answer in (Answer.temp(text), Answer.perm(text)):
         reply = encode_reply(answer, limit=MIN_REPLY_LIMIT)
-        require(len(reply) <= MIN_REPLY_LIMIT, f"reply of {len(reply)} bytes")
-        require(reply.startswith(b"400 ") and reply.endswith(b"\n"), f"{reply!r}")
+        require(len(reply) <= MIN_REPLY_LIMIT, "reply of %s bytes", len(reply))
+        require(reply.startswith(b"400 ") and reply.endswith(b"\n"), "%r", reply)
         body = reply[4:-1]
-        require(b"\n" not in body and b"\r" not in body, f"reply {reply!r}")
-        require(unquote(body) is not None, f"Postfix cannot %-decode {reply!r}")
+        require(b"\n" not in body and b"\r" not in body, "reply %r", reply)
+        require(unquote(body) is not None, "Postfix cannot %%-decode %r", reply)

@@ -28,10 +28,10 @@ def one_input(data: bytes) -> None:
     if isinstance(result, TlsRptRecord):
         require(bool(result.rua), "a record without report URIs")
         for uri in result.rua:
-            require(uri.lower().startswith(_SCHEMES), f"rua URI {uri!r}")
-            require(single_line(uri), f"rua URI {uri!r}")
+            require(uri.lower().startswith(_SCHEMES), "rua URI %r", uri)
+            require(single_line(uri), "rua URI %r", uri)
     else:
-        require(isinstance(result, TlsRptInvalid), f"result {result!r}")
-        require(single_line(result.reason), f"reason {result.reason!r}")
+        require(isinstance(result, TlsRptInvalid), "result %r", result)
+        require(single_line(result.reason), "reason %r", result.reason)
     joined = parse_tlsrpt_records([[b"".join(strings)] for strings in records])
-    require(joined == result, f"{records!r}: {result!r}, joined {joined!r}")
+    require(joined == result, "%r: %r, joined %r", records, result, joined)
