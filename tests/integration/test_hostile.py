@@ -225,6 +225,12 @@ def test_hostile_policy_host(
                 assert ended["sent"] < FLOOD_SENT_MAX, ended
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="daemon bug: RedisStore._load trusts the shape of SCAN/MGET replies "
+    "(TypeError with a traceback at start) and txredisapi raises "
+    "UnicodeDecodeError out of dataReceived on non-UTF-8 replies",
+)
 def test_redis_impostor(world: World) -> None:
     """A Redis that answers every data command wrongly (wrong types, 100,000
     '[', arrays nested 10,000 deep, errors, an endless bulk, junk) costs the
