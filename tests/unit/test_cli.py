@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ from postfix_mtasts.cache.sqlite_db import open_db, write
 from postfix_mtasts.cli import build_parser, main
 from postfix_mtasts.cli.cache import run_cache
 from postfix_mtasts.cli.query import describe
+from postfix_mtasts.control import MAX_LINE_BYTES
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import load
 from postfix_mtasts.core.entry import CacheEntry
@@ -461,6 +463,35 @@ class OfflineCacheTests(TempDirTestCase):
         self.assertIn(source, err)
         status, out, _ = self.cache("list", "--json")
         self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
+
+    def test_import_skips_overlong_lines(self) -> None:
+        """A line over the control socket's line bound is counted as
+        rejected and not sent, never held whole, even if it is valid JSON;
+        the entries around it are imported (issue 9)."""
+        source = os.path.join(self.dir, "long.jsonl")
+        gamma = CacheEntry.fetched("gamma.example", "g1", make_policy(), Y2100)
+        with open(source, "wb") as f:
+            f.write(b'"' + b"x" * (MAX_LINE_BYTES + 5) + b'"\n')
+            f.write(gamma.to_bytes() + b"\n")
+            padded = ALPHA.to_bytes().replace(b"{", b"{" + b" " * MAX_LINE_BYTES, 1)
+            f.write(padded + b"\n")  # valid, but no entry is that long
+        self.assertEqual(
+            self.cache("import", source), (0, "imported 1, rejected 2\n", self.offline)
+        )
+
+    def test_import_from_stdin(self) -> None:
+        """import - reads standard input (checked whole before anything is
+        imported, as a file is)."""
+        gamma = CacheEntry.fetched("gamma.example", "g1", make_policy(), Y2100)
+        stdin = io.TextIOWrapper(io.BytesIO(gamma.to_bytes() + b"\n"))
+        self.patch(sys, "stdin", stdin)
+        self.assertEqual(
+            self.cache("import", "-"), (0, "imported 1, rejected 0\n", self.offline)
+        )
+        self.patch(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"{}\nnot json\n")))
+        status, out, err = self.cache("import", "-")
+        self.assertEqual((status, out), (2, ""))
+        self.assertIn("line 2 is not JSON", err)
 
     def test_import_missing_file(self) -> None:
         """import of a file that does not exist fails cleanly: exit 2 and a
