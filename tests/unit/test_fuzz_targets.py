@@ -4,8 +4,8 @@
 For every target in fuzz/: the whole kept corpus replays in-process
 without a broken contract, the corpus stays small, and a libFuzzer run of
 a few thousand fresh inputs (atheris, in a subprocess, fixed seed) ends
-with exit status 0.  The targets prove their own teeth below: fed a parser
-that breaks its contract, they raise.
+with exit status 0.  The targets' checks have teeth: handed what a broken
+parser would return, they raise ContractError.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from fuzz import CORPUS_DIR, TARGETS, load
 from fuzz.contract import ContractError, chunked, txt_rrset
 from fuzz.postfix_attrs import PolicyValueError, read_policy_value
+from fuzz.targets import entry as entry_target
+from fuzz.targets import nexthop as nexthop_target
+from fuzz.targets import policy as policy_target
 from fuzz.targets import socketmap as socketmap_target
+from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Policy, parse_policy
 from postfix_mtasts.core.socketmap import NetstringDecoder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,11 +82,11 @@ class _TargetTests(_Base):
                 f"-runs={CI_RUNS}", "-seed=1", "-timeout=10", "-rss_limit_mb=1024",
                 f"-artifact_prefix={work}/", str(work), str(CORPUS_DIR / self.target),
             ],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
-        self.assertEqual(done.returncode, 0, done.stderr[-3000:])
-        self.assertIn(f"#{CI_RUNS}\tDONE", done.stderr)
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:])
+        self.assertIn(f"#{CI_RUNS}\tDONE", done.stdout)
 
 
 class SocketmapFuzzTargetTests(_TargetTests, SynchronousTestCase):
@@ -204,3 +209,53 @@ class LayoutTests(SynchronousTestCase):
         """A broken contract is an AssertionError, so libFuzzer reports it
         as a crash like any escaping exception."""
         self.assertTrue(issubclass(ContractError, AssertionError))
+
+
+class TeethTests(SynchronousTestCase):
+    """Each check raises on what a parser that broke its contract would
+    return, so a clean run means something."""
+
+    def policy(self) -> Policy:
+        body = b"version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 1\n"
+        policy = parse_policy(body)
+        assert isinstance(policy, Policy)
+        return policy
+
+    def test_injected_attribute(self) -> None:
+        """A reply with one attribute more than meant is refused (G18, G27)."""
+        meant = [("match", "mx.example"), ("servername", "hostname")]
+        policy_target.check_value(
+            "secure match=mx.example servername=hostname", [meant]
+        )
+        for text in (
+            "secure match=mx.example servername=hostname policy_failure=x",
+            "secure match=mx.example servername=hostname { policy_string = a } b=c",
+            "may match=mx.example servername=hostname",
+        ):
+            with self.assertRaises(ContractError, msg=text):
+                policy_target.check_value(text, [meant])
+
+    def test_untrusted_entry_fields(self) -> None:
+        """An entry with a NaN time, an unnormalised domain, a bad id or a
+        policy its lines do not say is refused (E1, E13, A4, C19)."""
+        good = CacheEntry.fetched("example.com", "abc", self.policy(), 1.8e9)
+        entry_target.check_entry(good)
+        policy = self.policy()
+        for bad in (
+            CacheEntry("example.com", "abc", policy, float("nan"), 1.0, 1.0),
+            CacheEntry("Example.COM.", "abc", policy, 1.0, 2.0, 1.0),
+            CacheEntry("example.com", "a-b", policy, 1.0, 2.0, 1.0),
+            CacheEntry(
+                "example.com", "abc", Policy(policy.mode, 5, (), policy.lines), 1, 6, 1
+            ),
+        ):
+            with self.assertRaises(ContractError, msg=repr(bad)):
+                entry_target.check_entry(bad)
+
+    def test_unsafe_names(self) -> None:
+        """A name that is not lower-case LDH with two labels, or is an
+        address, would not pass as a DNS query name (G9, F8, D2)."""
+        nexthop_target.check_name("mx.example.com")
+        for name in ("Example.com", "localhost", "com", "a_b.example", "1.2.3.4"):
+            with self.assertRaises(ContractError, msg=name):
+                nexthop_target.check_name(name)
