@@ -17,17 +17,16 @@ Decisions taken here (spec is silent):
 - A smart-host port is 1-65535 in decimal or a service name (``smtp``,
   ``submission``), as Postfix accepts both.
 - Pure-ASCII names are checked as LDH (``ab--cd.example`` is a valid DNS name,
-  so it is kept); an ``xn--`` label must be a valid A-label.  Names with any
-  non-ASCII character go through ``idna.encode(name, uts46=True)``
-  (IDNA 2008 with UTS 46 mapping, non-transitional, G9).
-- Only the non-ASCII labels of a name are converted, each by
-  ``idna.alabel`` after the UTS 46 mapping of the whole name; its ASCII
-  labels get the same LDH and A-label checks as a pure-ASCII name's, so a
-  label is valid or not whatever its neighbours are.  A name of more than
-  254 code points, or a non-ASCII label of 60 or more (its A-label would
-  pass 63), is refused before the costly IDNA 2008 checks, and the last
-  :data:`IDNA_CACHE_SIZE` conversions are remembered: a flood of U-label
-  keys costs little more than ASCII ones.
+  so it is kept); an ``xn--`` label must be a valid A-label.  Each
+  non-ASCII label goes through the UTS 46 mapping and ``idna.alabel``
+  (IDNA 2008, non-transitional, G9), as ``idna.encode(name, uts46=True)``
+  would do; the ASCII labels beside it get the same LDH and A-label checks
+  as in a pure-ASCII name, so a label is valid or not whatever its
+  neighbours are.  A name of more than 254 code points, or a non-ASCII
+  label of 60 or more (its A-label would pass 63), is refused before the
+  costly IDNA 2008 checks, and the last :data:`IDNA_CACHE_SIZE` label
+  conversions are remembered: a flood of U-label keys costs little more
+  than ASCII ones.
 - ``localhost`` and every name under it (RFC 6761 §6.3) are INVALID (F8).
 - A domain whose ``_mta-sts.`` TXT name would pass 253 octets (a domain of
   245 to 253) is UNDISCOVERABLE: it can publish no policy (A1), so it is
