@@ -9,7 +9,8 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .daemonctl import ask, socketmap
@@ -20,12 +21,14 @@ __all__ = [
     "FETCH_TIMEOUT_S",
     "RECHECK_S",
     "SLACK_S",
+    "TARPIT_IP",
     "Lookups",
     "RssWatch",
     "assert_no_crash",
     "rss_mib",
     "secure",
     "start_hostile_daemon",
+    "tarpit",
     "timed_ask",
     "warn_lines",
 ]
@@ -34,6 +37,7 @@ FETCH_TIMEOUT_S = 3.0  # [fetch] timeout: a hostile host is given up after this
 BUDGET_S = 2.0  # [server] lookup_budget: every lookup is answered within it
 RECHECK_S = 1.0  # [cache] recheck_interval: how soon a TXT id change is seen
 SLACK_S = 1.0  # postmap's own start-up on a busy two-core machine
+TARPIT_IP = "10.253.2.20"  # on the world's lo while tarpit() runs
 
 CONFIG = """
 [[listener]]
@@ -209,3 +213,25 @@ def warn_lines(proc: Proc, since: int, domain: str) -> list[str]:
         for line in proc.output()[since:].splitlines()
         if line.startswith("<4>") and f"domain={domain} " in line + " "
     ]
+
+
+@contextmanager
+def tarpit(world: World) -> Iterator[Path]:
+    """servers/tarpit.py on TARPIT_IP:443 in $P-world (a TLS handshake that
+    stalls right after the TCP accept); yields its log."""
+    world.run(
+        "world", ["ip", "addr", "add", f"{TARPIT_IP}/32", "dev", "lo"], check=True
+    )
+    log = world.work / "tarpit.jsonl"
+    log.touch()
+    proc = world.spawn(
+        "world",
+        [sys.executable, str(SERVERS / "tarpit.py"), str(log), f"{TARPIT_IP}:443"],
+        name="tarpit",
+    )
+    try:
+        world.wait_tcp("world", TARPIT_IP, 443)
+        yield log
+    finally:
+        proc.stop()
+        world.run("world", ["ip", "addr", "del", f"{TARPIT_IP}/32", "dev", "lo"])

@@ -26,11 +26,13 @@ from .hostile import (
     FETCH_TIMEOUT_S,
     RECHECK_S,
     SLACK_S,
+    TARPIT_IP,
     Lookups,
     RssWatch,
     assert_no_crash,
     secure,
     start_hostile_daemon,
+    tarpit,
     timed_ask,
     warn_lines,
 )
@@ -41,7 +43,6 @@ PORT = 8491
 IMPOSTOR_PORT, IMPOSTOR_CLIENT_PORT = 6392, 8494
 IMPOSTOR_ARGS = ("127.0.0.1", str(IMPOSTOR_PORT))
 IMPOSTOR_KINDS = 8  # kinds of wrong answers in servers/redis_impostor.py
-TARPIT_IP = "10.253.2.20"  # on the world's lo: tarpit.py, never a byte back
 CONTROL = "hostile-control.test"
 # Far below what an unbounded reader pays: before the response head was
 # bounded, the header flood took this daemon from 56 to 240 MiB in 4 s.
@@ -82,22 +83,9 @@ ATTACKS = [
 
 
 @pytest.fixture(scope="module")
-def tarpit(world: World) -> Iterator[Path]:
-    """servers/tarpit.py on TARPIT_IP:443 in $P-world; its log."""
-    world.run(
-        "world", ["ip", "addr", "add", f"{TARPIT_IP}/32", "dev", "lo"], check=True
-    )
-    log = world.work / "tarpit.jsonl"
-    log.touch()
-    proc = world.spawn(
-        "world",
-        [sys.executable, str(SERVERS / "tarpit.py"), str(log), f"{TARPIT_IP}:443"],
-        name="tarpit",
-    )
-    world.wait_tcp("world", TARPIT_IP, 443)
-    yield log
-    proc.stop()
-    world.run("world", ["ip", "addr", "del", f"{TARPIT_IP}/32", "dev", "lo"])
+def tarpit_log(world: World) -> Iterator[Path]:
+    with tarpit(world) as log:
+        yield log
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +126,7 @@ def poll(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def hangups(
-    world: World, attack: Attack, hosts: set[str], tarpit: Path, tarpit_from: int
+    world: World, attack: Attack, hosts: set[str], tarpit_log: Path, tarpit_from: int
 ) -> list[dict[str, Any]]:
     """How the hostile servers saw each of the daemon's connections end."""
     if attack.stream:
@@ -148,13 +136,14 @@ def hangups(
             if e["event"] == "stream" and e["host"] in hosts
         ]
     if attack.tarpit:
-        return [e for e in read_jsonl(tarpit)[tarpit_from:] if e["peer"] == MTA_IP]
+        held = read_jsonl(tarpit_log)[tarpit_from:]
+        return [e for e in held if e["peer"] == MTA_IP]
     return []
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
 def test_hostile_policy_host(
-    world: World, daemon: Proc, tarpit: Path, attack: Attack
+    world: World, daemon: Proc, tarpit_log: Path, attack: Attack
 ) -> None:
     """A hostile policy host or DNS costs a lookup nothing but that fetch:
     the cached enforce policy stays `secure` (B17, E7, E8), the new domain is
@@ -170,7 +159,7 @@ def test_hostile_policy_host(
     world.publish(bystander)
     arm(world, attack, new, bump=False)
     arm(world, attack, cached, bump=True)
-    since, tarpit_from = len(daemon.output()), len(read_jsonl(tarpit))
+    since, tarpit_from = len(daemon.output()), len(read_jsonl(tarpit_log))
     started = time.monotonic()
     try:
         with RssWatch(daemon.pid) as rss:
@@ -214,11 +203,11 @@ def test_hostile_policy_host(
     if attack.stream or attack.tarpit:
         hosts = {f"mta-sts.{cached}", f"mta-sts.{new}"}
         poll(
-            lambda: len(hangups(world, attack, hosts, tarpit, tarpit_from)) >= 2,
+            lambda: len(hangups(world, attack, hosts, tarpit_log, tarpit_from)) >= 2,
             FETCH_TIMEOUT_S + SLACK_S,
             "the daemon to hang up on the hostile host",
         )
-        for ended in hangups(world, attack, hosts, tarpit, tarpit_from):
+        for ended in hangups(world, attack, hosts, tarpit_log, tarpit_from):
             assert ended["end"] == "peer-closed", ended
             assert ended["seconds"] <= FETCH_TIMEOUT_S + SLACK_S, ended
             if attack.name == "header-flood":
