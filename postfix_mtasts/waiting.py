@@ -75,8 +75,8 @@ class SpentBudgets:
 
     def _line(self, domain: str, count: int) -> None:
         self._log.info(
-            "lookup budget spent for {domain}: {count} lookups answered from "
-            "what is known after {budget_s}s; discovery goes on",
+            "lookup budget of {budget_s}s spent for {domain}; lookups answered "
+            "from what is known: {count}; discovery goes on",
             domain=domain,
             count=count,
             budget_s=self._budget_s,
