@@ -14,11 +14,13 @@ the time.  Load, paced:
   unknown  never-seen names (NXDOMAIN) to A, --unknown-rate/s, a new
            connection for each 20
   tcp      the hot domains over a tcp_table listener of A, --tcp-rate/s
+  new      at the start of each fault slot a domain never seen before is
+           published and asked of A (a fetch), then of B (an adoption)
 
-Faults, every --cycle-s seconds, each lasting --fault-s: two policy hosts
-answer with a reset; the TXT records of two domains stop answering (DNS
-timeouts); one domain publishes a new policy (new id, other mx); Redis is
-stopped and started again.
+Faults, five slots per --cycle-s seconds, each fault lasting --fault-s: two
+policy hosts answer with a reset; the TXT records of two domains stop
+answering (DNS timeouts); one domain publishes a new policy (new id, other
+mx); Redis is stopped and started again; one slot is quiet.
 
 Every 10 s it samples each daemon's VmRSS and open fds (/proc/PID/fd), the
 lookups answered and failed, and its log lines of priority error or worse
@@ -105,6 +107,7 @@ class Soak:
         self.redis = Redis(world)
         self.events: list[str] = []
         self.started = 0.0
+        self.daemon_pair: list[WorldDaemon] = []
         self.redis_settings = fleet_key_setting(world) if args.fleet_key else ""
 
     # -- world and daemons ---------------------------------------------------------
@@ -234,6 +237,21 @@ class Soak:
 
         return ask
 
+    def new_domain(self, domain: str) -> None:
+        """Publish a domain never seen before, ask A (which fetches it) and
+        then B (which may adopt it from Redis)."""
+        self.policy_ids[domain] = 1
+        self.expected[domain] = {f"mx1.{domain}"}
+        self.publish(domain, f"mx1.{domain}")
+        for daemon in self.daemon_pair:
+            started = time.monotonic()
+            answer = daemon.ask(domain)
+            reply = answer.get("reply", answer["status"])
+            ok = reply.startswith("OK secure") and f"match=mx1.{domain} " in reply + " "
+            self.stats.record(
+                "new", ok, time.monotonic() - started, f"{domain} {reply}"
+            )
+
     # -- faults -----------------------------------------------------------------------
 
     def faults(self) -> None:
@@ -242,6 +260,7 @@ class Soak:
         while not self.stop.wait(a.cycle_s / 5):
             cycle += 1
             step = cycle % 5
+            self.new_domain(f"fresh{cycle}.test")
             if step == 1:  # two policy hosts reset every connection
                 hosts = [f"mta-sts.{d}" for d in self.domains[:2]]
                 for host in hosts:
@@ -300,7 +319,7 @@ class Soak:
         with self.world.dns.batch():
             for domain in self.domains:
                 self.publish(domain, f"mx1.{domain}")
-        daemon_a, daemon_b = daemons = self.daemons()
+        daemon_a, daemon_b = daemons = self.daemon_pair = self.daemons()
         for domain in self.domains:  # warm: every hot domain fetched once
             daemon_a.ask(domain)
         self.started = time.monotonic()
