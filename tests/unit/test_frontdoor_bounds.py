@@ -54,7 +54,7 @@ class SpentBudgetLogTests(LookupTestCase):
         return [
             (e["domain"], e["count"])
             for e in events
-            if "budget spent" in str(e.get("log_format"))
+            if "spent for {domain}" in str(e.get("log_format"))
         ]
 
     def test_many_waiting_lookups_make_two_lines(self) -> None:
