@@ -92,10 +92,9 @@ _BAD_EXT_VALUE = re.compile(r"\A\Z|[\x00-\x1f\x7f]")  # empty, or a CTL
 _BARE_CR = re.compile(r"\r(?!\n)")
 _MAX_AGE = re.compile(r"[0-9]{1,10}")
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# Fast paths for the common case, each accepting only what the full checks
-# below accept: a well-formed key, and an mx of two or more LDH labels whose
-# last is not all digits (no "xn--": those need the IDNA check).
-_GOOD_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}:")
+# A fast path for the common mx, accepting only what _check_mx accepts: two
+# or more lower-case LDH labels, the last not all digits, no trailing dot (no
+# "xn--": IDNA is checked).
 _GOOD_MX = re.compile(
     r"(\*\.)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
     r"(?=[a-z0-9-]*[a-z-])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)"
@@ -113,11 +112,15 @@ def parse_mx_pattern(value: str) -> MxPattern | None:
 
 def _check_mx(value: str) -> MxPattern | tuple[str, str]:
     """The pattern, or ``(rule, reason)`` saying why ``value`` is not one."""
+    if (
+        len(value) <= 253
+        and "xn--" not in value
+        and (good := _GOOD_MX.fullmatch(value))
+    ):
+        return MxPattern(text=value, wildcard=good[1] is not None, base=good[2])
     if not value.isascii():
         return "C12", f"mx {quote(value)} is not ASCII (U-labels must be A-labels)"
     text = value.lower().removesuffix(".")  # one trailing dot (C13, D4)
-    if len(text) <= 253 and "xn--" not in text and (good := _GOOD_MX.fullmatch(text)):
-        return MxPattern(text=text, wildcard=good[1] is not None, base=good[2])
     for chars, what in (("[]", "an IP literal"), (":", "a port or IPv6"), ("_", "_")):
         if any(c in text for c in chars):
             return "C13", f"mx {quote(value)} contains {what}"
@@ -214,8 +217,9 @@ def _parse_fields(
     duplicates: dict[str, None] = {}
     duplicate_mx = 0
     for number, line in enumerate(lines, 1):
-        if good := _GOOD_KEY.match(line):
-            key, value = line[: good.end() - 1], line[good.end() :].strip(_WSP)
+        key, colon, value = line.partition(":")
+        if colon and (key in _KNOWN_KEYS or _EXT_NAME.fullmatch(key)):
+            value = value.strip(_WSP)
         else:
             split = _split_line(number, line)
             if isinstance(split, PolicyInvalid):

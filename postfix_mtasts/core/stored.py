@@ -66,6 +66,7 @@ _REQUIRED = frozenset(
     ("v", "domain", "id", "fetched_at", "expires_at", "checked_at", "lines")
 )
 _PARSED = frozenset(("mode", "max_age", "mx"))
+_ALL = _REQUIRED | _PARSED
 _STRENGTH = {Mode.NONE: 0, Mode.TESTING: 1, Mode.ENFORCE: 2}
 
 # (domain, policy id, policy, fetched_at, expires_at, checked_at)
@@ -155,9 +156,9 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 def _check_fields(raw: dict[str, Any]) -> Fields | StoredInvalid:
     keys = raw.keys()
-    if missing := _REQUIRED - keys:
+    if keys != _ALL and (missing := _REQUIRED - keys):
         return StoredInvalid(f"missing {quote(sorted(missing))}")
-    if unknown := keys - _REQUIRED - _PARSED:
+    if keys != _ALL and (unknown := keys - _ALL):
         return StoredInvalid(f"unknown field(s) {quote(sorted(unknown))}")
     if type(raw["v"]) is not int or raw["v"] != FORMAT_VERSION:
         return StoredInvalid(f"format {quote(raw['v'])}, not {FORMAT_VERSION}")
@@ -200,18 +201,20 @@ def _reparsed_policy(raw: dict[str, Any]) -> Policy | StoredInvalid:
     """The policy parsed again from the stored lines (C19); the stored mode,
     max_age and mx (when present) must be what the lines say."""
     lines = raw["lines"]
-    if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
-        return StoredInvalid("lines are not a list of strings")
-    try:
-        body = "\n".join(lines).encode("utf-8")
+    try:  # join() refuses anything but strings
+        body = "\n".join(lines).encode("utf-8") if type(lines) is list else None
+    except TypeError:
+        body = None
     except UnicodeEncodeError:
         return StoredInvalid("lines hold a lone surrogate")
+    if body is None:
+        return StoredInvalid("lines are not a list of strings")
     policy = parse_policy(body)
     if not isinstance(policy, Policy):
         return StoredInvalid(f"policy invalid ({policy.rule}): {policy.reason}")
     if policy.lines != tuple(lines):
         return StoredInvalid("lines are not as the policy parser writes them")
-    present = _PARSED & raw.keys()
+    present = _PARSED if raw.keys() == _ALL else _PARSED & raw.keys()
     if present and present != _PARSED:
         return StoredInvalid(f"only some parsed fields: {quote(sorted(present))}")
     if present:
