@@ -93,6 +93,13 @@ def run_check(args: argparse.Namespace) -> int:
     from postfix_mtasts.https import make_https_client
 
     hop = classify_key(args.domain.encode("utf-8"))
+    if hop.kind is KeyKind.UNDISCOVERABLE:
+        print(
+            f"postfix-mtasts: {quote(args.domain)} can publish no MTA-STS policy"
+            f" ({hop.reason})",
+            file=sys.stderr,
+        )
+        return 2
     if hop.kind is not KeyKind.DOMAIN:
         print(
             f"postfix-mtasts: {quote(args.domain)} is not a domain name ({hop.reason})",

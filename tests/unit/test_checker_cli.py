@@ -74,3 +74,12 @@ class CheckArgumentsTests(SynchronousTestCase):
             with contextlib.redirect_stderr(err):
                 self.assertEqual(main(["check", key]), 2)
             self.assertIn("is not a domain name", err.getvalue())
+
+    def test_undiscoverable_domain(self):
+        """A domain too long for its _mta-sts name is told it can have no
+        policy, not that it is no domain (A1), before any network."""
+        key = ".".join(["a" * 60] * 4) + ".ab"  # 246 octets
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            self.assertEqual(main(["check", key]), 2)
+        self.assertIn("can publish no MTA-STS policy", err.getvalue())
