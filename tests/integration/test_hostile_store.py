@@ -64,9 +64,9 @@ def member(fleet_member: Member) -> Member:
 
 
 def test_garbage_for_a_cached_domain(world: World, member: Member) -> None:
-    """Garbage stored over a cached enforce policy is read and refused: the
-    answer stays `secure` for the policy known (B17, E7, E13), and the TXT
-    record is still asked, so a new policy id is seen (D11)."""
+    """Garbage stored over a cached enforce policy is read and refused with a
+    warning: the answer stays `secure` for the policy known (B17, E7, E13),
+    and the TXT record is still asked, so a new policy id is seen (D11)."""
     domain = "hostile-store-cached.test"
     world.publish(domain)
     assert member.ask(domain) == (0, secure(domain))
@@ -87,6 +87,7 @@ def test_garbage_for_a_cached_domain(world: World, member: Member) -> None:
         "mx fields unlike the lines": stored_entry(domain, lines=lines, fetched_at=t),
     }
     for label, value in garbage.items():
+        before = len(member.proc.output())
         member.redis("SET", key(domain), value=value)
         deadline = time.monotonic() + RECHECK_S + BUDGET_S + 5
         # A refresh reads the store first, then writes its own result over
@@ -98,6 +99,9 @@ def test_garbage_for_a_cached_domain(world: World, member: Member) -> None:
             )
         for _ in range(2):
             assert member.ask(domain) == (0, secure(domain)), label
+        # refused with a word, never silently (issue 9)
+        said = member.proc.output()[before:].splitlines()
+        assert [x for x in said if x.startswith("<4>") and key(domain) in x], label
     assert_no_crash(member.proc, since)
 
     world.publish(domain, mx={f"mx2.{domain}": MX_GOOD}, policy_id="2")
@@ -113,7 +117,8 @@ def test_garbage_never_makes_secure(world: World, member: Member) -> None:
     """No stored entry makes a domain without a policy answer `secure`
     unless it is a valid, current policy: deep nesting, non-finite or huge
     timestamps, entries from the future, fields unlike the lines and an
-    expiry unrelated to max_age are refused (B16, C17, E1, E13)."""
+    expiry unrelated to max_age are refused, each with a warning (B16, C17,
+    E1, E13)."""
     t = now()
     cases = {
         "deep": lambda d: DEEP,
@@ -141,6 +146,9 @@ def test_garbage_never_makes_secure(world: World, member: Member) -> None:
             assert member.ask(domain) == (1, ""), domain
         if time.monotonic() > deadline:
             break
+    said = [x for x in member.proc.output()[since:].splitlines() if x.startswith("<4>")]
+    for domain in domains:  # each refusal said, none silent (issue 9)
+        assert [x for x in said if key(domain) in x], domain
     assert_no_crash(member.proc, since)
 
 
