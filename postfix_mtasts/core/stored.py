@@ -40,12 +40,13 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
-# The largest entry to_bytes() writes for a policy of MAX_POLICY_BYTES: each
-# body byte takes at most 6 bytes in a JSON string (a \u00XX escape), and the
-# quotes and comma of a line (3 or more bytes with its terminator) at most 6
-# more per line; the mx list repeats at most the body; the other fields (a
-# 253-octet domain, a 32-character id, numbers, the keys) fit in 1 KiB.
-MAX_STORED_BYTES = 7 * MAX_POLICY_BYTES + 1024
+# The largest entry to_bytes() writes for a valid policy of MAX_POLICY_BYTES:
+# a valid line holds no control character but TAB (C2, C15), so a line of k
+# bytes takes at most 3k in a JSON string (\uXXXX for a two-byte character)
+# plus 3 for its quotes and comma, at most 3x its bytes with the terminator;
+# the mx list repeats at most the body; the other fields (a 253-octet
+# domain, a 32-character id, numbers, the keys) fit in 1 KiB.
+MAX_STORED_BYTES = 4 * MAX_POLICY_BYTES + 1024
 
 #: How far ahead of this host's clock a stored time may be: more is a wrong
 #: clock (or a forgery) that would pin the entry until that time.
