@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_daemon -*-
+# -*- test-case-name: tests.unit.test_listeners,tests.integration.test_daemon -*-
 """Wiring: the daemon's listening sockets, for Postfix and for the admin."""
 
 from __future__ import annotations
