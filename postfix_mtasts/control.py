@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.stored import MAX_STORED_BYTES
 from postfix_mtasts.core.text import quote, utc_timestamp
 
 __all__ = [
@@ -34,9 +35,8 @@ __all__ = [
     "describe_entry",
 ]
 
-#: A request, or one imported entry: the largest valid entry (a 64 KiB
-#: policy of short mx lines, each kept twice) is about 150 KiB.
-MAX_LINE_BYTES = 256 * 1024
+#: A request, or one imported entry: no larger than a stored entry may be.
+MAX_LINE_BYTES = MAX_STORED_BYTES
 
 Reply = Iterable[bytes]
 
