@@ -246,7 +246,7 @@ def _parse_fields(
             duplicates[key] = None
         else:
             unknown[key] = None
-    variants = [key for key in unknown if key.lower() in _KNOWN_KEYS]
+    variants = [key for key in unknown if key.lower() in _KNOWN_KEYS] if unknown else []
     if variants:
         why = f"field(s) {quote(variants)} ignored: keys are case-sensitive"
         notes.append(Note("C7", why))
@@ -257,7 +257,7 @@ def _parse_fields(
         notes.append(Note("C14", why))
     if duplicate_mx:
         notes.append(Note("C11", f"{duplicate_mx} duplicate mx line(s) ignored"))
-    for key, rule in _REQUIRED.items():
+    for key, rule in _REQUIRED.items() if len(first) < len(_REQUIRED) else ():
         if key not in first:
             near = [k for k in variants if k.lower() == key]
             if near:
@@ -281,17 +281,15 @@ def _check_values(
         why = f"line {number}: {key} {quote(value)} {why}"
         return PolicyInvalid(rule, why, tuple(notes))
 
-    values = {key: value for key, (_, value) in first.items()}
-    if values["version"] != "STSv1":
+    if first["version"][1] != "STSv1":
         return bad("C4", "version", "is not 'STSv1'")
-    if values["mode"] not in _MODES:
+    if (mode := _MODES.get(first["mode"][1])) is None:
         return bad("C6", "mode", "is not one of enforce, testing, none")
-    if not _MAX_AGE.fullmatch(values["max_age"]):
+    if not _MAX_AGE.fullmatch(first["max_age"][1]):
         return bad("C8", "max_age", "is not 1-10 ASCII digits")
-    max_age = int(values["max_age"])
+    max_age = int(first["max_age"][1])
     if max_age_limit is not None and max_age > max_age_limit:
         return bad("C9", "max_age", f"exceeds {max_age_limit}")
-    mode = _MODES[values["mode"]]
     if not mx and mode is not Mode.NONE:
         why = f"mode {mode.value!r} needs at least one mx line"
         return PolicyInvalid("C11", why, tuple(notes))
