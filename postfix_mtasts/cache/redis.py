@@ -65,6 +65,7 @@ class RedisStore:
     ) -> None:
         self.clock, self.prefix, self.grace_s = clock, prefix, grace_s
         self.fleet_keys = tuple(fleet_keys)
+        self._last_refused: tuple[str, str, float] | None = None
         self.link = RedisLink(
             connection_factory,
             clock,
@@ -108,10 +109,14 @@ class RedisStore:
 
         def checked(raw: object) -> CacheEntry | None:
             entry = self._read(raw, key)
-            if isinstance(entry, StoredInvalid):
+            if not isinstance(entry, StoredInvalid):
+                return entry
+            # One line per refusal, not per read: a refresh reads twice.
+            now, last = self.clock.seconds(), self._last_refused
+            if last is None or last[:2] != (key, entry.reason) or now - last[2] >= 1:
+                self._last_refused = (key, entry.reason, now)
                 log_refused(self.log, "redis", [(key, entry.reason)])
-                return None
-            return entry
+            return None
 
         return self.link.run(lambda c: c.get(key)).addCallback(checked)
 

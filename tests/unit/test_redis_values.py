@@ -83,6 +83,18 @@ class RefusedValueTests(RedisTestCase):
             self.assertEqual(warnings[0]["key"], "'mtasts:policy:example.com'")
             self.assertTrue(store.link.available, name)
 
+    def test_one_line_per_refusal_not_per_read(self) -> None:
+        """A refresh reads a domain twice (before and after its claim): the
+        same refusal at the same moment is one line; a second later, another."""
+        store = self.store()
+        self.redis.values["mtasts:policy:example.com"] = b"[" * 10
+        with capturedLogs() as events:
+            self.assertIsNone(self.get(store))
+            self.assertIsNone(self.get(store))
+            self.clock.advance(1)
+            self.assertIsNone(self.get(store))
+        self.assertEqual(len(events_at(events, LogLevel.warn)), 2)
+
     def test_load_summarises(self) -> None:
         """Many refused values at start give one line: the count and the
         first five; the good entries still load (E1)."""
