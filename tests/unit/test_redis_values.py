@@ -156,6 +156,7 @@ class WriterTests(RedisTestCase):
 
 class FleetKeyTests(RedisTestCase):
     def refused(self, store: RedisStore, because: str) -> None:
+        self.clock.advance(1)  # each a refusal of its own (one line a second)
         with capturedLogs() as events:
             self.assertIsNone(self.get(store))
         (warning,) = events_at(events, LogLevel.warn)
