@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from postfix_mtasts.cache.refused import log_refused
+from postfix_mtasts.cache.refused import SHOWN, log_refused
 from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.stored import MAX_STORED_BYTES
@@ -94,7 +94,7 @@ class AdminCommands:
         try:
             request = json.loads(line)
             command = request["cmd"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return _error("expected a JSON object with a cmd")
         handler = (
             getattr(self, f"_cmd_{command}", None) if isinstance(command, str) else None
@@ -165,21 +165,14 @@ class AdminCommands:
             return _error("import sends its entries one per line, after this line")
         return ImportSession(self)
 
-    def import_line(self, line: bytes) -> bool:
+    def import_line(self, line: bytes) -> str | None:
         """Import one entry as ``export`` wrote it (a JSON line), checked as
-        strictly as a fetch and not from the future; False (logged) if it is
-        refused."""
+        strictly as a fetch and not from the future; the reason it is
+        refused, or None."""
         entry = CacheEntry.decode(line)
-        why = (
-            entry.reason
-            if isinstance(entry, StoredInvalid)
-            else self._service.import_entry(entry)
-        )
-        if why is not None:
-            log_refused(
-                self.log, "import", [(line[:100].decode(errors="replace"), why)]
-            )
-        return why is None
+        if isinstance(entry, StoredInvalid):
+            return entry.reason
+        return self._service.import_entry(entry)
 
 
 class ImportSession:
@@ -189,14 +182,22 @@ class ImportSession:
     def __init__(self, commands: AdminCommands) -> None:
         self._commands = commands
         self.imported = self.rejected = 0
+        self._first_refused: list[tuple[str, str]] = []
 
     def add(self, line: bytes) -> None:
-        if self._commands.import_line(line):
+        why = self._commands.import_line(line)
+        if why is None:
             self.imported += 1
-        else:
-            self.rejected += 1
+            return
+        self.rejected += 1
+        if len(self._first_refused) < SHOWN:
+            self._first_refused.append((line[:100].decode(errors="replace"), why))
 
     def finish(self) -> Reply:
+        # One line for the whole import, however many entries it refused.
+        log_refused(
+            AdminCommands.log, "import", self._first_refused, count=self.rejected
+        )
         AdminCommands.log.info(
             "cache import done imported={imported} rejected={rejected}",
             imported=self.imported,

@@ -19,11 +19,18 @@ __all__ = ["SHOWN", "log_refused"]
 SHOWN = 5
 
 
-def log_refused(log: Logger, source: str, refused: Sequence[tuple[str, str]]) -> None:
-    """Warn about ``refused``, pairs of (key, reason) read from ``source``."""
+def log_refused(
+    log: Logger,
+    source: str,
+    refused: Sequence[tuple[str, str]],
+    count: int | None = None,
+) -> None:
+    """Warn about ``refused``, pairs of (key, reason) read from ``source``;
+    ``count`` is the whole number when only the first few were kept."""
+    count = len(refused) if count is None else count
     if not refused:
         return
-    if len(refused) == 1:
+    if count == 1:
         ((key, reason),) = refused
         log.warn(
             "stored entry refused source={source} key={key} reason={reason}",
@@ -35,6 +42,6 @@ def log_refused(log: Logger, source: str, refused: Sequence[tuple[str, str]]) ->
     log.warn(
         "stored entries refused source={source} count={count} first={first}",
         source=source,
-        count=len(refused),
+        count=count,
         first="; ".join(f"{quote(key)}: {why}" for key, why in refused[:SHOWN]),
     )

@@ -183,13 +183,13 @@ def apply_outcome(
         return Update(Event.UPDATED, entry=new)
     if isinstance(outcome, Unchanged):
         if entry is not None and valid:
-            return Update(Event.UNCHANGED, entry=evolve(entry, checked_at=now))
+            return Update(Event.UNCHANGED, entry=_checked(entry, now))
         # The entry expired while its TXT was asked: nothing to extend (E4).
         return Update(Event.UNCHANGED, negative=None)
     if isinstance(outcome, NoPolicy):
         if entry is not None and valid:
             # E7/A10: a missing or invalid record never removes a valid policy.
-            return Update(Event.RECORD_GONE, entry=evolve(entry, checked_at=now))
+            return Update(Event.RECORD_GONE, entry=_checked(entry, now))
         return Update(
             Event.NO_POLICY,
             delete=entry is not None,
@@ -245,3 +245,10 @@ def answer_for(
             return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
         return Answer.notfound(negative.reason)
     return Answer.notfound("no policy")
+
+
+def _checked(entry: CacheEntry, now: float) -> CacheEntry:
+    """``entry`` seen unchanged at ``now``.  After the clock was stepped back
+    ``now`` may precede the fetch; checked_at never does (a store refuses
+    such an entry, E1)."""
+    return evolve(entry, checked_at=max(now, entry.fetched_at))

@@ -13,6 +13,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from postfix_mtasts.cache.refused import SHOWN
 from postfix_mtasts.controlsocket import ControlFactory
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import Timing
@@ -65,9 +66,9 @@ class ImportTests(SynchronousTestCase):
 
     def test_import_refuses_untrusted_entries(self) -> None:
         """Infinity, an unnormalised name, an mx that its policy lines do not
-        say, and an entry from the future are refused, each with one warning
-        naming the reason; the cached policy stays and list still answers
-        (C19, E1, E13, G8)."""
+        say, and an entry from the future are refused, in one warning for the
+        import naming each reason; the cached policy stays and list still
+        answers (C19, E1, E13, G8)."""
         now = self.clock.seconds()
         refused = [
             self.item(expires_at=float("inf")),
@@ -79,8 +80,9 @@ class ImportTests(SynchronousTestCase):
             (reply,) = self.send({"cmd": "import", "entries": refused})
         self.assertEqual(reply, {"ok": True, "imported": 0, "rejected": 4})
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
-        self.assertEqual(len(warnings), 4)
-        reasons = [w["reason"] for w in warnings]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual(warnings[0]["count"], 4)
+        reasons = warnings[0]["first"].split("; ")
         for reason, expected in zip(
             reasons,
             ("not JSON", "not a normalised domain", "disagree", "from the future"),
@@ -91,6 +93,27 @@ class ImportTests(SynchronousTestCase):
         self.assertEqual(self.service.peek("example.com"), self.entry)
         (listing,) = self.send({"cmd": "list"})
         self.assertTrue(listing["ok"])
+
+    def test_import_refusals_are_one_line(self) -> None:
+        """An import of many bad entries logs one warning with the count and
+        the first few, not one line per entry (issue 9: bounded logs)."""
+        bad = [self.item(expires_at=float("inf"))] * 50
+        with capturedLogs() as events:
+            (reply,) = self.send({"cmd": "import", "entries": bad})
+        self.assertEqual(reply, {"ok": True, "imported": 0, "rejected": 50})
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual([w["count"] for w in warnings], [50])
+        self.assertEqual(warnings[0]["first"].count("not JSON"), SHOWN)
+
+    def test_nested_request_line(self) -> None:
+        """A deeply nested request line is a clear error, not an escaping
+        RecursionError (issue 9: bad input gets a clear answer)."""
+        proto = ControlFactory(self.service, self.clock).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"[" * 200_000 + b"\n")
+        (reply,) = [json.loads(x) for x in transport.value().splitlines()]
+        self.assertEqual(reply["ok"], False)
 
     def test_import_within_clock_skew(self) -> None:
         """An entry a few seconds ahead (another host's clock) is imported."""

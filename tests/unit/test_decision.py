@@ -375,6 +375,16 @@ class ApplyOutcomeTests(SynchronousTestCase):
             (NOW - 7200, NOW - 7200 + DAY, NOW),
         )
 
+    def test_touch_after_the_clock_stepped_back(self) -> None:
+        """A clock stepped back before the fetch never makes checked_at
+        precede fetched_at, which a store would refuse (E1, issue 9)."""
+        ahead = entry(NOW + 600)
+        for outcome in (Unchanged("id1"), NoPolicy("gone")):
+            update = apply_outcome(ahead, outcome, DOMAIN, NOW, TIMING)
+            assert update.entry is not None
+            self.assertEqual(update.entry.checked_at, NOW + 600)
+            self.assertIsNone(update.entry.ahead_of(NOW + 600))
+
     def test_fetched_entry(self) -> None:
         """A fetched policy expires max_age after the fetch and counts as
         checked now (E1, D11)."""
