@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import partial
 from operator import methodcaller
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,12 +31,17 @@ from postfix_mtasts.cache.redis_value import decode_value, encode_value
 from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
+from postfix_mtasts.core.seal import SEALED_OVERHEAD
+from postfix_mtasts.core.stored import MAX_STORED_BYTES
 from postfix_mtasts.core.text import quote
 
 __all__ = ["RedisCoordinator", "RedisStore", "make_redis"]
 
 MAX_PENDING = 100_000
-BATCH = 500  # keys per SCAN/MGET, writes per replay round
+BATCH = 500  # keys per SCAN and batch of reads, writes per replay round
+# A value is read only up to one byte past the largest one decode_value
+# accepts, so a Redis writer's 512 MB value costs us that much, refused.
+READ_LIMIT = MAX_STORED_BYTES + SEALED_OVERHEAD + 1
 
 
 class RedisStore:
@@ -96,7 +102,7 @@ class RedisStore:
     def _read(self, raw: object, key: str) -> CacheEntry | StoredInvalid | None:
         """The live entry in ``raw``, the value of ``key`` (None for no value
         or a dead entry), or why the value is refused."""
-        if raw is None:
+        if raw is None or raw == "" or raw == b"":  # GETRANGE of no key: ""
             return None
         domain = key.removeprefix(self.key(""))
         entry = decode_value(raw, key, domain, self.fleet_keys, self.clock.seconds())
@@ -118,7 +124,7 @@ class RedisStore:
                 log_refused(self.log, "redis", [(key, entry.reason)])
             return None
 
-        return self.link.run(lambda c: c.get(key)).addCallback(checked)
+        return self.link.run(lambda c: _bounded_get(c, key)).addCallback(checked)
 
     def load(self) -> Deferred[list[CacheEntry]]:
         return Deferred.fromCoroutine(self._load())
@@ -131,7 +137,7 @@ class RedisStore:
         while True:  # SCAN may repeat a key: found is keyed by domain
             scan = methodcaller("scan", cursor, f"{pattern}policy:*", BATCH)
             cursor, keys = await self.link.run(scan)
-            values = await self.link.run(methodcaller("mget", keys)) if keys else []
+            values = await self.link.run(partial(_bounded_gets, keys=keys))
             for key, raw in zip(keys, values, strict=True):
                 text = key if isinstance(key, str) else key.decode(errors="replace")
                 entry = self._read(raw, text)
@@ -238,6 +244,18 @@ class RedisStore:
                 )
 
         return Deferred.fromCoroutine(close())
+
+
+def _bounded_get(commands: RedisCommands, key: str) -> Deferred[Any]:
+    """GET, but never more than READ_LIMIT bytes of the value ("" for none)."""
+    # txredisapi has no method for GETRANGE (only the old SUBSTR alias)
+    return commands.execute_command("GETRANGE", key, 0, READ_LIMIT - 1)
+
+
+def _bounded_gets(commands: RedisCommands, *, keys: Sequence[str]) -> Deferred[Any]:
+    """The values of ``keys`` as :func:`_bounded_get` reads them, pipelined
+    on the one connection (MGET has no byte bound)."""
+    return gatherResults([_bounded_get(commands, key) for key in keys])
 
 
 def make_redis(

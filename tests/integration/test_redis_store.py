@@ -137,8 +137,8 @@ async def poll(
         await spin(reactor, 0.02)
 
 
-def entry(domain: str, now: float, max_age: float = 3600.0) -> CacheEntry:
-    return CacheEntry(domain, "id1", make_policy(), now, now + max_age, now)
+def entry(domain: str, now: float, max_age: int = 3600) -> CacheEntry:
+    return CacheEntry.fetched(domain, "id1", make_policy(max_age=max_age), now)
 
 
 def events(logged: Any, level: LogLevel) -> list[dict[str, Any]]:
@@ -156,7 +156,7 @@ async def test_put_sets_key_with_policy_ttl(server, reactor, prefix, closing) ->
     expires_at + grace - now: every key expires with its policy."""
     store = closing(make_redis(reactor, server.url, prefix=prefix)[0])
     store.grace_s = 50.0
-    e = entry("a.example", reactor.seconds(), max_age=100.0)
+    e = entry("a.example", reactor.seconds(), max_age=100)
     await store.put(e)
     key = f"{prefix}policy:a.example"
     assert server.command("GET", key) == e.to_bytes().decode()
@@ -171,7 +171,7 @@ async def test_key_really_expires(server, reactor, prefix, closing) -> None:
     """Redis itself drops the key once expires_at + grace has passed."""
     store = closing(make_redis(reactor, server.url, prefix=prefix)[0])
     store.grace_s = 0.1
-    await store.put(entry("short.example", reactor.seconds(), max_age=0.2))
+    await store.put(entry("short.example", reactor.seconds(), max_age=0))
     key = f"{prefix}policy:short.example"
     assert server.command("EXISTS", key) == 1
     took = await poll(reactor, lambda: server.command("EXISTS", key) == 0, 5.0)
@@ -189,11 +189,11 @@ async def test_dead_entry_is_not_written_and_replaces(
     store.grace_s = 10.0
     now = reactor.seconds()
     key = f"{prefix}policy:d.example"
-    await store.put(entry("d.example", now - 100.0, max_age=50.0))
+    await store.put(entry("d.example", now - 100.0, max_age=50))
     assert server.command("EXISTS", key) == 0
     await store.put(entry("d.example", now))
     assert server.command("EXISTS", key) == 1
-    await store.put(entry("d.example", now - 100.0, max_age=50.0))
+    await store.put(entry("d.example", now - 100.0, max_age=50))
     assert server.command("EXISTS", key) == 0
 
 
@@ -205,7 +205,7 @@ async def test_reads_filter_by_store_clock(server, prefix, closing) -> None:
     clock.advance(1000)
     store = closing(make_redis(clock, server.url, prefix=prefix)[0])
     store.grace_s = 10.0
-    e = entry("c.example", clock.seconds(), max_age=100.0)
+    e = entry("c.example", clock.seconds(), max_age=100)
     await store.put(e)
     clock.advance(109)
     assert await store.get("c.example") == e
@@ -218,7 +218,7 @@ async def test_reads_filter_by_store_clock(server, prefix, closing) -> None:
 
 @async_test
 async def test_load_scans_prefix_in_batches(server, reactor, closing) -> None:
-    """load() walks SCAN + MGET (more keys than one batch), only under its own
+    """load() walks SCAN + bounded GETRANGE reads (more keys than one batch), only under its own
     prefix (glob characters in it are escaped), skipping unreadable values."""
     prefix = "t[x]*?:"
     store = closing(make_redis(reactor, server.url, prefix=prefix)[0])
@@ -460,3 +460,19 @@ async def test_pending_writes_are_bounded(reactor, prefix, closing) -> None:
     assert store.pending == 3
     assert store.dropped == 2
     assert await store.get("p4.example") == entry("p4.example", 0.0)
+
+
+@async_test
+async def test_huge_value_is_refused_after_a_bounded_read(
+    server, reactor, prefix, closing
+) -> None:
+    """A 4 MiB value under a policy key (any Redis writer can put one) is
+    read through GETRANGE up to READ_LIMIT bytes and refused, at a lookup
+    and at load, while the good entries load (issue 9, Build 1 and 2)."""
+    store = closing(make_redis(reactor, server.url, prefix=prefix)[0])
+    good = entry("good.example", reactor.seconds())
+    await store.put(good)
+    server.command("SET", f"{prefix}policy:huge.example", "[" * (4 << 20))
+    assert await store.get("huge.example") is None
+    assert await store.load() == [good]
+    assert store.link.available

@@ -65,8 +65,15 @@ class FakeRedis:
                 self.values.pop(key, None)
         return self._reply(len(keys))
 
-    def mget(self, keys: Sequence[str]) -> Deferred[Any]:
-        return self._reply([as_reply(self.values.get(key)) for key in keys])
+    def execute_command(self, *args: str | int) -> Deferred[Any]:
+        """GETRANGE with start and end >= 0 only: "" for no key (as Redis)."""
+        command, key, start, end = args
+        assert command == "GETRANGE"
+        assert isinstance(key, str)
+        assert isinstance(start, int)
+        assert isinstance(end, int)
+        self.calls.append(("getrange", key))
+        return self._reply(as_reply(self.values.get(key, b"")[start : end + 1]))
 
     def scan(self, cursor: int, pattern: str, count: int) -> Deferred[Any]:
         keys = [key for key in self.values if fnmatchcase(key, pattern)]

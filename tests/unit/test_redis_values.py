@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.cache.redis import RedisStore
+from postfix_mtasts.cache.redis import READ_LIMIT, RedisStore
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.core.seal import seal
@@ -108,6 +108,30 @@ class RefusedValueTests(RedisTestCase):
         (warning,) = events_at(events, LogLevel.warn)
         self.assertEqual(warning["count"], 8)
         self.assertEqual(warning["first"].count("mtasts:policy:"), 5)
+
+    def test_huge_value_is_read_bounded(self) -> None:
+        """A 16 MiB value written by anyone is read only up to one byte past
+        the largest acceptable one, then refused, at a lookup and at the
+        load at start: its bytes are bounded before they are buffered
+        (issue 9, Build 1)."""
+        served: list[int] = []
+        execute = self.redis.execute_command
+
+        def count(raw: Any) -> Any:
+            served.append(len(raw))
+            return raw
+
+        def counting(*args: str | int) -> Any:
+            return execute(*args).addCallback(count)
+
+        self.redis.execute_command = counting  # type: ignore[method-assign]
+        self.redis.values["mtasts:policy:example.com"] = b"[" * (16 << 20)
+        store = self.store()
+        with capturedLogs() as events:
+            self.assertIsNone(self.get(store))
+            self.assertEqual(self.successResultOf(store.load()), [])
+        self.assertEqual(served, [READ_LIMIT, READ_LIMIT])
+        self.assertEqual(len(events_at(events, LogLevel.warn)), 2)
 
     def test_within_clock_skew(self) -> None:
         """Another host's clock a little ahead is no reason to refuse (E1)."""
