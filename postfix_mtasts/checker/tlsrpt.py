@@ -93,13 +93,19 @@ def _uri_problem(uri: str) -> str | None:
         return "empty URI in rua="
     if "!" in uri or any(c in uri for c in _WSP):
         return f"rua URI {quote(uri)} has an unencoded '!' or a space"
+    if any(c < " " or c == "\x7f" for c in uri):  # urlsplit would drop CR, LF
+        return f"rua URI {quote(uri)} has a control character"
     scheme, _, rest = uri.partition(":")
     if scheme.lower() == "mailto":
         if not _MAILBOX.fullmatch(rest.split("?")[0]):
             return f"rua URI {quote(uri)} is not mailto:<address>"
         return None
     if scheme.lower() == "https":
-        if not urlsplit(uri).hostname:
+        try:
+            host = urlsplit(uri).hostname
+        except ValueError:  # e.g. an unclosed IPv6 bracket, "https://[x"
+            return f"rua URI {quote(uri)} is not a valid https: URI"
+        if not host:
             return f"rua URI {quote(uri)} has no host"
         return None
     return f"rua URI {quote(uri)} is neither mailto: nor https:"

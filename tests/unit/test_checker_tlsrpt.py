@@ -60,6 +60,8 @@ class TlsRptTests(SynchronousTestCase):
             ("v=TLSRPTv1; rua=http://r.example/",),
             ("v=TLSRPTv1; rua=mailto:nobody",),
             ("v=TLSRPTv1; rua=https:///x",),
+            ("v=TLSRPTv1; rua=https://[x",),
+            ("v=TLSRPTv1; rua=https:\r//x",),
             ("v=TLSRPTv1; rua=mailto:a@example.com,",),
             ("v=TLSRPTv1; rua=mailto:a!b@example.com",),
             ("v=TLSRPTv1; rua=mailto:a@example.com; junk",),

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from fuzz import CORPUS_DIR, TARGETS, load
@@ -117,15 +116,6 @@ class TlsrptFuzzTargetTests(_TargetTests, SynchronousTestCase):
     """The checker's _smtp._tls TXT record parser (H17, I)."""
 
     target = "tlsrpt"
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="checker/tlsrpt.py _uri_problem: urlsplit raises ValueError",
-    )
-    def test_short_libfuzzer_run(self) -> None:
-        """As for every target; fails until checker/tlsrpt.py stops
-        urlsplit's ValueError on a malformed IPv6 host (``https://[x``)."""
-        super().test_short_libfuzzer_run()
 
 
 class PolicyFuzzTargetTests(_TargetTests, SynchronousTestCase):
