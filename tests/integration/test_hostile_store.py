@@ -185,11 +185,6 @@ def test_restart_with_garbage_in_redis(world: World, member: Member) -> None:
         assert_no_crash(member.proc, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: the Redis reader buffers a whole bulk reply (and decodes "
-    "it to str) before any size check: +70 to +511 MiB for one 128 MiB value",
-)
 def test_oversized_value_is_not_buffered(world: World, member: Member) -> None:
     """A 128 MiB value stored over a cached policy is refused without being
     read whole: RSS grows < 32 MiB meanwhile (F4, E13; issue 9 build 1:
