@@ -214,8 +214,10 @@ def test_hostile_policy_host(
                 assert ended["sent"] < FLOOD_SENT_MAX, ended
 
 
+# Not strict: whoever fixes these must not have CI fail on the pass; drop
+# the mark when the test passes (XPASS in the summary).
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="daemon bug: RedisStore._load trusts the shape of SCAN/MGET replies "
     "(TypeError with a traceback at start) and txredisapi raises "
     "UnicodeDecodeError out of dataReceived on non-UTF-8 replies",
