@@ -529,6 +529,20 @@ def connect_unix(path: Path, patience_s: float) -> socket.socket:
             raise
 
 
+def peer_state(sock: socket.socket) -> str:
+    """What the daemon did with a connection: "closed" (EOF, after a reply
+    or not), or "open" (no EOF yet: held, or still in the listen queue)."""
+    sock.setblocking(False)
+    try:
+        while chunk := sock.recv(65536):
+            del chunk
+    except BlockingIOError:
+        return "open"
+    except OSError:
+        return "reset"
+    return "closed"
+
+
 def control_idle(bench: Bench, stack: ExitStack) -> dict[str, Any]:
     a = bench.args
     daemon = bench.daemon("control-idle")
@@ -553,21 +567,24 @@ def control_idle(bench: Bench, stack: ExitStack) -> dict[str, Any]:
     result["fds_peak"] = daemon.fd_count()
     result["rss_held_mib"] = mib(daemon.rss_kib())
     t = time.monotonic()
-    rc, _ = daemon.cache("list")
-    result["cache_list"] = {"rc": rc, "seconds": round(time.monotonic() - t, 2)}
+    rc, out = daemon.cache("list")
+    result["cache_list"] = {
+        "rc": rc,
+        "seconds": round(time.monotonic() - t, 2),
+        "output": out[-120:],
+    }
     time.sleep(max(0.0, a.control_hold_s - (time.monotonic() - started)))
-    still = 0
-    for sock in socks:
-        sock.setblocking(False)
-        try:
-            if sock.recv(1) != b"":
-                still += 1
-        except BlockingIOError:
-            still += 1
-        except OSError:
-            pass
+    states = Counter(peer_state(sock) for sock in socks)
     result["held_after_s"] = a.control_hold_s
-    result["still_open"] = still
+    result["still_open"] = states["open"]
+    result["client_states"] = dict(states)
+    t = time.monotonic()
+    rc, out = daemon.cache("list")
+    result["cache_list_after"] = {
+        "rc": rc,
+        "seconds": round(time.monotonic() - t, 2),
+        "output": out[-120:],
+    }
     result["fds_end"] = daemon.fd_count()
     result.update(window(daemon, mark))
     return result
@@ -669,11 +686,12 @@ SUMMARY: dict[str, list[tuple[str, str]]] = {
     "control-idle": [
         ("connected", "connected"),
         ("connect_errors", "connect_errors"),
-        ("still_open", "still_open"),
+        ("client_states", "client_states"),
         ("held_s", "held_after_s"),
-        ("fds", "fds_peak"),
+        ("daemon_fds", "fds_peak"),
         ("rss_mib", "rss_held_mib"),
         ("cache_list", "cache_list"),
+        ("cache_list_after", "cache_list_after"),
         ("by_priority", "by_priority"),
     ],
 }
