@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,7 @@ __all__ = [
     "World",
     "WorldDaemon",
     "daemon_config",
+    "exit_on_sigterm",
     "fleet_key_setting",
     "parser",
     "priorities",
@@ -298,6 +300,12 @@ def read_json(path: Path) -> Any:
 
 def readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the run through its ``finally`` blocks, so the world
+    (namespaces, daemons, servers) is torn down as after Ctrl-C."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

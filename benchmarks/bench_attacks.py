@@ -57,6 +57,7 @@ from attack_world import (
     World,
     WorldDaemon,
     daemon_config,
+    exit_on_sigterm,
     fleet_key_setting,
     parser,
     priorities,
@@ -779,4 +780,5 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 if __name__ == "__main__":
     if os.geteuid() != 0:
         sys.exit("bench_attacks.py needs root (network namespaces)")
+    exit_on_sigterm()
     sys.exit(run(parse_args(sys.argv[1:])))

@@ -57,6 +57,7 @@ from attack_world import (
     World,
     WorldDaemon,
     daemon_config,
+    exit_on_sigterm,
     fleet_key_setting,
     parser,
 )
@@ -475,6 +476,7 @@ def main() -> int:
     args = parse_args(sys.argv[1:])
     if os.geteuid() != 0:
         sys.exit("soak.py needs root (network namespaces)")
+    exit_on_sigterm()
     world = World.create()
     try:
         result = Soak(args, world).run()
