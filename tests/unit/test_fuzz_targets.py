@@ -31,6 +31,7 @@ from postfix_mtasts.core.policy import Policy, parse_policy
 from postfix_mtasts.core.socketmap import NetstringDecoder
 
 ROOT = Path(__file__).resolve().parents[2]
+REGRESSIONS_DIR = ROOT / "fuzz" / "regressions"
 #: Inputs per target in CI: a few seconds each at the targets' exec/s.
 CI_RUNS = 20_000
 #: Corpus bounds: minimised with -merge=1, small meaningful files only.
@@ -56,6 +57,17 @@ class _TargetTests(_Base):
         files = sorted((CORPUS_DIR / self.target).iterdir())
         self.assertGreater(len(files), 0)
         for path in files:
+            try:
+                one_input(path.read_bytes())
+            except Exception as error:  # name the file in the failure
+                self.fail(f"{path.relative_to(ROOT)}: {error!r}")
+
+    def test_regressions_replay_clean(self) -> None:
+        """Every input that once broke the target's parser (kept in
+        fuzz/regressions/, never merged away) now keeps its contract."""
+        one_input = load(self.target)
+        folder = REGRESSIONS_DIR / self.target
+        for path in sorted(folder.iterdir()) if folder.exists() else []:
             try:
                 one_input(path.read_bytes())
             except Exception as error:  # name the file in the failure
