@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from postfix_mtasts.cache.redis_claim import RedisCoordinator
 from postfix_mtasts.cache.redis_link import OP_TIMEOUT_S, RedisCommands, RedisLink
 from postfix_mtasts.cache.redis_value import decode_value, encode_value
+from postfix_mtasts.cache.redis_wire import guarded_protocol
 from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
@@ -136,16 +137,15 @@ class RedisStore:
         cursor = 0
         while True:  # SCAN may repeat a key: found is keyed by domain
             scan = methodcaller("scan", cursor, f"{pattern}policy:*", BATCH)
-            cursor, keys = await self.link.run(scan)
+            cursor, keys = _scan_reply(await self.link.run(scan))
             values = await self.link.run(partial(_bounded_gets, keys=keys))
-            for key, raw in zip(keys, values, strict=True):
-                text = key if isinstance(key, str) else key.decode(errors="replace")
+            for text, raw in zip(keys, values, strict=True):
                 entry = self._read(raw, text)
                 if isinstance(entry, StoredInvalid):
                     refused.append((text, entry.reason))
                 elif entry is not None:
                     found[entry.domain] = entry
-            if int(cursor) == 0:
+            if cursor == 0:
                 break
         log_refused(self.log, "redis", refused)
         for domain, (_, waiting) in self._pending.items():
@@ -246,6 +246,27 @@ class RedisStore:
         return Deferred.fromCoroutine(close())
 
 
+def _scan_reply(reply: object) -> tuple[int, list[str]]:
+    """A SCAN reply as (cursor, keys); a reply of any other shape (Redis
+    replies are input too) is an outage, not a traceback."""
+    if not (isinstance(reply, list | tuple) and len(reply) == 2):
+        raise CacheUnavailableError(f"redis: malformed SCAN reply {quote(reply)}")
+    cursor, keys = reply
+    if isinstance(cursor, bytes):
+        cursor = cursor.decode("ascii", errors="replace")
+    well_formed = (
+        isinstance(cursor, int | str)
+        and str(cursor).isdigit()
+        and isinstance(keys, list)
+        and all(isinstance(k, str | bytes) for k in keys)
+    )
+    if not well_formed:
+        raise CacheUnavailableError(f"redis: malformed SCAN reply {quote(reply)}")
+    return int(cursor), [
+        k if isinstance(k, str) else k.decode(errors="replace") for k in keys
+    ]
+
+
 def _bounded_get(commands: RedisCommands, key: str) -> Deferred[Any]:
     """GET, but never more than READ_LIMIT bytes of the value ("" for none)."""
     # txredisapi has no method for GETRANGE (only the old SUBSTR alias)
@@ -268,32 +289,51 @@ def make_redis(
     fleet_keys: Sequence[bytes] = (),
 ) -> tuple[RedisStore, RedisCoordinator]:
     """A store and coordinator sharing one connection to
-    ``redis://[:password@]host[:port][/db]`` or ``unix:///path[?db=N]``."""
+    ``redis://[:password@]host[:port][/db]`` or ``unix:///path[?db=N]``;
+    ``reactor`` is their clock, the connection uses the global reactor (as
+    txredisapi itself does)."""
     import txredisapi  # here: the optional `redis` extra (it imports the reactor)
+    from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 
+    io_reactor = txredisapi.reactor
     u = urlsplit(url)
     query = parse_qs(u.query)
-    options: dict[str, Any] = {
-        "password": unquote(u.password) if u.password else None,
-        "reconnect": False,  # the link reconnects, on our clock
-        # txredisapi's own timeouts only end a connection attempt that hangs
-        # (ours cancel just the wait for it); its clock starts at once.
-        "connectTimeout": max(timeout_s, 5.0),
-        "replyTimeout": max(timeout_s * 10, 30.0),
-        "convertNumbers": False,
-    }
+    password = unquote(u.password) if u.password else None
+    # txredisapi's own timeouts only end a connection attempt that hangs
+    # (ours cancel just the wait for it); its clock starts at once.
+    connect_timeout = max(timeout_s, 5.0)
+    reply_timeout = max(timeout_s * 10, 30.0)
+    endpoint: Any
     if u.scheme == "redis":
-        options.update(host=u.hostname or "localhost", port=u.port or 6379)
-        options["dbid"], new = int(u.path.strip("/") or 0), txredisapi.Connection
+        host, port = u.hostname or "localhost", u.port or 6379
+        dbid, name = int(u.path.strip("/") or 0), f"{host}:{port}"
+        endpoint = HostnameEndpoint(io_reactor, host, port, timeout=connect_timeout)
+        handler = txredisapi.ConnectionHandler
     elif u.scheme == "unix" and u.path:
-        options.update(path=u.path, dbid=int(query.get("db", ["0"])[0]))
-        new = txredisapi.UnixConnection
+        dbid, name = int(query.get("db", ["0"])[0]), u.path
+        endpoint = UNIXClientEndpoint(io_reactor, u.path, timeout=connect_timeout)
+        handler = txredisapi.UnixConnectionHandler
     else:
         raise ValueError(f"not a redis:// or unix:// URL: {quote(url)}")
-    options["dbid"] = options["dbid"] or None  # db 0 needs no SELECT
 
     def connect() -> Deferred[RedisCommands]:
-        return new(**options)  # type: ignore[no-any-return]
+        # txredisapi.Connection, with replies bounded (redis_wire) and
+        # without its own reconnecting: the link reconnects, on our clock.
+        factory = txredisapi.RedisFactory(
+            name,
+            dbid or None,  # db 0 needs no SELECT
+            1,
+            False,
+            handler,
+            "utf-8",
+            password,
+            reply_timeout,
+            False,  # convertNumbers: values stay strings
+        )
+        factory.protocol = guarded_protocol(txredisapi.RedisProtocol)
+        factory.reconnect = False
+        factory.startConnecting(endpoint)
+        return factory.deferred  # type: ignore[no-any-return]
 
     store = RedisStore(
         connect,
