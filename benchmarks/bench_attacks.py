@@ -468,7 +468,7 @@ def waiting_lookups(bench: Bench, stack: ExitStack) -> dict[str, Any]:
     for t in threads:
         t.join(70)
     result.update(summary(replies, started))
-    time.sleep(12)  # the DNS attempts run out meanwhile
+    time.sleep(a.waiting_tail_s)  # the DNS attempts run out; summary lines
     result["rss_after_mib"] = mib(daemon.rss_kib())
     result.update(window(daemon, mark))
     result["slow_lines"] = sum("slow.test" in x for x in daemon.lines_since(mark))
@@ -772,6 +772,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--long-names-s", type=float, default=60.0)
     p.add_argument("--waiting", type=int, default=20_000)
     p.add_argument("--waiting-conns", type=int, default=2)
+    p.add_argument(
+        "--waiting-tail-s",
+        type=float,
+        default=12.0,
+        metavar="S",
+        help="log lines are counted this long after the last answer (65 s"
+        " also sees a per-minute summary line)",
+    )
     p.add_argument("--control-conns", type=int, default=2000)
     p.add_argument("--control-hold-s", type=float, default=20.0)
     return p.parse_args(argv)
