@@ -17,11 +17,17 @@ from postfix_mtasts.cache.memory import MemoryCache
 from postfix_mtasts.core.decision import Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
 
-__all__ = ["USE_GRANULARITY_S", "DomainState"]
+__all__ = ["STALE_NEGATIVE_S", "USE_GRANULARITY_S", "DomainState"]
 
 # A hot domain's LRU position and last use are refreshed at most this often:
 # cheaper hits, and background refresh needs no finer clock.
 USE_GRANULARITY_S = 10.0
+
+# A negative outlives its hold-off this long, so a lookup that runs out of
+# budget meanwhile still hears the last reason (a TEMP for a DNS failure);
+# then it is forgotten, and a stream of unknown names does not grow memory
+# up to max_entries.
+STALE_NEGATIVE_S = 600.0
 
 
 class DomainState:
@@ -108,18 +114,19 @@ class DomainState:
         if update.negative is None:
             self._negative.pop(domain, None)
         else:
-            self.remember_failure(domain, update.negative)
+            self.remember_failure(domain, update.negative, now)
         if update.backoff is not None:
             policy_id, until = update.backoff
             self._backoff[(domain, policy_id)] = until
             self._backoff.move_to_end((domain, policy_id))
             self._prune_backoff(now)
 
-    def remember_failure(self, domain: str, negative: Negative) -> None:
+    def remember_failure(self, domain: str, negative: Negative, now: float) -> None:
         self._negative[domain] = negative
         self._negative.move_to_end(domain)
         while len(self._negative) > self.max_entries:
             self._negative.popitem(last=False)
+        self._forget_stale_negatives(now)
 
     def put(self, entry: CacheEntry) -> None:
         """Store a policy learnt elsewhere (a store, another host, an import)."""
@@ -152,6 +159,16 @@ class DomainState:
     def _forget_policy(self, domain: str) -> None:
         self._policies.delete(domain)
         self._last_used.pop(domain, None)
+
+    def _forget_stale_negatives(self, now: float) -> None:
+        """Drop the oldest negatives while they expired long ago: each call
+        removes at most what earlier calls added (amortised O(1))."""
+        negatives = self._negative
+        while negatives:
+            oldest = next(iter(negatives.values()))
+            if now - oldest.until < STALE_NEGATIVE_S:
+                return
+            negatives.popitem(last=False)
 
     def _prune_backoff(self, now: float) -> None:
         if len(self._backoff) <= self.max_entries:

@@ -70,8 +70,10 @@ class RefreshRound:
             return await self._run(domain, force_fetch)
         except Exception:
             self.log.failure("refresh of {domain} failed", domain=domain)
-            until = self._clock.seconds() + self._timing.retry_s
-            self._domains.remember_failure(domain, Negative("internal error", until))
+            now = self._clock.seconds()
+            self._domains.remember_failure(
+                domain, Negative("internal error", now + self._timing.retry_s), now
+            )
             return None
 
     async def _run(self, domain: str, force_fetch: bool) -> CacheEntry | None:

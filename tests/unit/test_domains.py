@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.core.decision import Event, Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.domains import USE_GRANULARITY_S, DomainState
+from postfix_mtasts.domains import STALE_NEGATIVE_S, USE_GRANULARITY_S, DomainState
 
 from .fakes import make_policy
 
@@ -46,6 +46,30 @@ class BoundsTests(SynchronousTestCase):
         self.assertLessEqual(sizes["negative"], 1000)
         self.assertLessEqual(sizes["backoff"], 1000)
         self.assertEqual(sizes["pinned"], 0)
+
+    def test_stream_of_unknown_names_keeps_recent_negatives_only(self) -> None:
+        """Three new names a second for an hour, each a 300 s negative
+        (D7): only the negatives of the last 300 + STALE_NEGATIVE_S seconds
+        are kept, far below max_entries, and a just-expired one still says
+        why (a lookup out of budget repeats it)."""
+        state = DomainState(100_000)
+        ttl = 300.0
+        for second in range(3600):
+            now = NOW + second
+            for n in range(3):
+                state.apply(
+                    f"u{second}-{n}.example",
+                    Update(Event.NO_POLICY, negative=Negative("NXDOMAIN", now + ttl)),
+                    now,
+                )
+        kept = state.sizes()["negative"]
+        self.assertLessEqual(kept, 3 * (ttl + STALE_NEGATIVE_S + 1))
+        self.assertGreaterEqual(kept, 3 * (ttl + STALE_NEGATIVE_S - 1))
+        # Asked at 3290 s, expired at 3590 s, 10 s before the end.
+        self.assertEqual(
+            state.negative("u3290-0.example"), Negative("NXDOMAIN", NOW + 3290 + ttl)
+        )
+        self.assertIsNone(state.negative("u0-0.example"))
 
     def test_unknown_name_leaves_no_last_use(self) -> None:
         """Asking for a domain with no cached policy records nothing (bounded state)."""
@@ -146,7 +170,7 @@ class BackoffTests(SynchronousTestCase):
     def test_backing_off_follows_negative(self) -> None:
         """A negative answer holds network work back until its time (A15, B14)."""
         state = DomainState(10)
-        state.remember_failure("a.example", Negative("SERVFAIL", NOW + 60))
+        state.remember_failure("a.example", Negative("SERVFAIL", NOW + 60), NOW)
         self.assertTrue(state.backing_off("a.example", NOW + 59))
         self.assertFalse(state.backing_off("a.example", NOW + 60))
         self.assertFalse(state.backing_off("b.example", NOW))
@@ -167,7 +191,7 @@ class ApplyTests(SynchronousTestCase):
     def test_new_entry_clears_negative(self) -> None:
         """A stored policy clears an earlier failure (E3)."""
         state = DomainState(10)
-        state.remember_failure("a.example", Negative("x", NOW + 60))
+        state.remember_failure("a.example", Negative("x", NOW + 60), NOW)
         state.apply("a.example", Update(Event.UPDATED, entry=entry("a.example")), NOW)
         self.assertIsNone(state.negative("a.example"))
         self.assertEqual(state.domains(), ["a.example"])
