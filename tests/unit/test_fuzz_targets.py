@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,8 +87,8 @@ class _TargetTests(_Base):
         seed) finds no crash: exit status 0."""
         if importlib.util.find_spec("atheris") is None:
             raise SkipTest("atheris is not installed (pip install atheris)")
-        work = Path(self.mktemp())
-        work.mkdir(parents=True)
+        work = Path(tempfile.mkdtemp(prefix="fuzz-"))
+        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
         done = subprocess.run(
             [
                 sys.executable, "-m", "fuzz.run", self.target,
