@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_control -*-
 """The daemon's state as the control socket and the proactive refresher see
-it: list, peek, purge, import, refresh, and when a domain was last used."""
+it: list, peek, purge, import, refresh, when a domain was last used, and
+its MX facts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from postfix_mtasts.coordinator import RefreshCoordinator
+from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.stored import weakening
 from postfix_mtasts.domains import DomainState
@@ -48,11 +50,22 @@ class Admin:
     def last_used(self, domain: str) -> float | None:
         return self._domains.last_used(domain)
 
+    def facts(self, domain: str) -> FactsRecord | None:
+        """The MX facts (DANE precedence) of a cached domain, if gathered."""
+        return self._domains.facts(domain)
+
+    def facts_due_at(self, domain: str) -> float | None:
+        """When ``domain``'s MX facts are due again; None if never gathered."""
+        record = self._domains.facts(domain)
+        return record.due_at if record is not None else None
+
     def refresh_in_background(
-        self, domain: str, *, force_fetch: bool = False
+        self, domain: str, *, force_fetch: bool = False, facts_only: bool = False
     ) -> Deferred[CacheEntry | None] | None:
         """Refresh ``domain`` now; None when a refresh of it is already running."""
-        return self._coordinator.refresh_in_background(domain, force_fetch=force_fetch)
+        return self._coordinator.refresh_in_background(
+            domain, force_fetch=force_fetch, facts_only=facts_only
+        )
 
     def preload(self, entries: Iterable[CacheEntry]) -> int:
         """Fill the memory cache from a store at start-up (E1); returns the

@@ -47,6 +47,7 @@ class _Flight:
     force_fetch: bool
     kept: bool  # the refresher or the admin asked: runs even if nobody waits
     source: Hashable | None  # who asked first (a Postfix connection)
+    facts_only: bool = False  # only the MX facts are due, not the TXT record
     waiters: dict[Deferred[CacheEntry | None], None] = field(factory=dict)
     started: bool = False
 
@@ -85,20 +86,26 @@ class RefreshCoordinator:
         return self._running[lane]
 
     def wait(
-        self, domain: str, source: Hashable | None = None
+        self,
+        domain: str,
+        source: Hashable | None = None,
+        *,
+        facts_only: bool = False,
     ) -> Deferred[CacheEntry | None] | None:
         """Wait for a refresh of ``domain`` (joining one already queued or
         running): fires with the entry if a policy was fetched for it, else
         None.  Cancel it to give up.  None when overloaded.  ``source`` (a
         Postfix connection) is who asks: discoveries are shared fairly
-        between sources."""
+        between sources.  ``facts_only``: only the MX facts are wanted."""
         flight = self._flights.get(domain)
         if flight is None:
             # Only discoveries are capped: cached domains are bounded by the cache.
             new = self._domains.peek(domain) is None
             if new and self._flying[Lane.NEW] >= self._max_pending:
                 return None
-            flight = self._enqueue(domain, False, False, source)
+            flight = self._enqueue(domain, False, False, source, facts_only)
+        elif not facts_only and not flight.started:
+            flight.facts_only = False  # a queued facts refresh now does it all
         waiter: Deferred[CacheEntry | None] = Deferred(
             lambda d: self._withdraw(flight, d)
         )
@@ -107,14 +114,14 @@ class RefreshCoordinator:
         return waiter
 
     def refresh_in_background(
-        self, domain: str, *, force_fetch: bool = False
+        self, domain: str, *, force_fetch: bool = False, facts_only: bool = False
     ) -> Deferred[CacheEntry | None] | None:
-        """Refresh ``domain`` (proactive refresh, admin ``refresh``) even if
-        no lookup waits; None when a refresh of it is already queued or
-        running."""
+        """Refresh ``domain`` (proactive refresh, admin ``refresh``, MX facts
+        past their TTL) even if no lookup waits; None when a refresh of it
+        is already queued or running."""
         if domain in self._flights:
             return None
-        flight = self._enqueue(domain, force_fetch, True, None)
+        flight = self._enqueue(domain, force_fetch, True, None, facts_only)
         done: Deferred[CacheEntry | None] = Deferred()
         flight.waiters[done] = None
         self._pump()
@@ -123,10 +130,15 @@ class RefreshCoordinator:
     # -- the queue -----------------------------------------------------------
 
     def _enqueue(
-        self, domain: str, force_fetch: bool, kept: bool, source: Hashable | None
+        self,
+        domain: str,
+        force_fetch: bool,
+        kept: bool,
+        source: Hashable | None,
+        facts_only: bool = False,
     ) -> _Flight:
         lane = Lane.KNOWN if self._domains.peek(domain) is not None else Lane.NEW
-        flight = _Flight(domain, lane, force_fetch, kept, source)
+        flight = _Flight(domain, lane, force_fetch, kept, source, facts_only)
         self._flights[domain] = flight
         if lane is Lane.KNOWN:
             self._known[domain] = flight
@@ -184,7 +196,9 @@ class RefreshCoordinator:
             self._pumping = False
 
     def _start(self, flight: _Flight) -> None:
-        d = Deferred.fromCoroutine(self._round.run(flight.domain, flight.force_fetch))
+        d = Deferred.fromCoroutine(
+            self._round.run(flight.domain, flight.force_fetch, flight.facts_only)
+        )
         d.addCallback(self._finished, flight)
 
     def _finished(self, result: CacheEntry | None, flight: _Flight) -> None:

@@ -83,13 +83,16 @@ class DnsAnswer:
 
     ``rdatas`` is the asked type's RRset at the end of ``cname_chain`` (empty
     for NXDOMAIN, NODATA and error rcodes); ``authenticated`` is the AD flag
-    of every reply on the way.
+    of every reply on the way.  ``ttl`` is the least TTL of the RRsets read
+    (CNAMEs included), or for NXDOMAIN and NODATA the negative TTL of the
+    SOA in the authority section (RFC 2308 §5); None when neither is known.
     """
 
     rcode: dns.rcode.Rcode
     rdatas: tuple[dns.rdata.Rdata, ...]
     cname_chain: tuple[str, ...]
     authenticated: bool
+    ttl: int | None = None
 
 
 class DnsClient:
@@ -142,6 +145,7 @@ class DnsClient:
         current = qname = _parse_name(name)
         chain: list[dns.name.Name] = []
         authenticated = True
+        ttls: list[int] = []
         while True:
             reply = await self._ask(current, rdtype, dnssec)
             authenticated = authenticated and bool(reply.flags & dns.flags.AD)
@@ -152,12 +156,17 @@ class DnsClient:
             while True:
                 found = reply.get_rrset(reply.answer, target, dns.rdataclass.IN, rdtype)
                 if found is not None:
-                    return DnsAnswer(rcode, tuple(found), _texts(chain), authenticated)
+                    least = min([*ttls, int(found.ttl)])
+                    chain_text = _texts(chain)
+                    return DnsAnswer(
+                        rcode, tuple(found), chain_text, authenticated, least
+                    )
                 cname = reply.get_rrset(
                     reply.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME
                 )
                 if cname is None or len(cname) == 0:
                     break
+                ttls.append(int(cname.ttl))
                 target = cname[0].target
                 if target == qname or target in chain:
                     raise DnsError(f"CNAME loop at {target}")
@@ -165,7 +174,8 @@ class DnsClient:
                 if len(chain) > MAX_CNAME_HOPS:
                     raise DnsError(f"CNAME chain longer than {MAX_CNAME_HOPS}")
             if rcode == dns.rcode.NXDOMAIN or target == current:
-                return DnsAnswer(rcode, (), _texts(chain), authenticated)
+                ttl = _negative_ttl(reply, ttls)
+                return DnsAnswer(rcode, (), _texts(chain), authenticated, ttl)
             current = target  # the chain stops short of the data: ask its end
 
     async def _ask(
@@ -257,6 +267,15 @@ def _parse_name(name: str | dns.name.Name) -> dns.name.Name:
         return dns.name.from_text(name) if isinstance(name, str) else name
     except dns.exception.DNSException as e:
         raise DnsError(f"invalid name {quote(name)}: {e}") from e
+
+
+def _negative_ttl(reply: dns.message.Message, ttls: list[int]) -> int | None:
+    """How long a negative answer holds (RFC 2308 §5): the least of the SOA
+    record's TTL and its MINIMUM field, and of the CNAMEs on the way."""
+    for rrset in reply.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return min([*ttls, int(rrset.ttl), int(rrset[0].minimum)])
+    return min(ttls) if ttls else None
 
 
 def _texts(names: list[dns.name.Name]) -> tuple[str, ...]:

@@ -3,9 +3,10 @@
 
 A plain object: no clock, no network.  Callers pass ``now``.  It owns the
 policy LRU (never evicting a pinned domain, one being refreshed), the
-negative answers, the per-(domain, id) fetch back-off (B14) and when Postfix
-last asked for each cached domain; each map is bounded by ``max_entries``,
-so a flood of distinct names cannot grow the daemon.
+negative answers, the per-(domain, id) fetch back-off (B14), when Postfix
+last asked for each cached domain, and each cached domain's MX facts (DANE
+precedence, D13); each map is bounded by ``max_entries``, so a flood of
+distinct names cannot grow the daemon.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.decision import Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
 
@@ -31,7 +33,7 @@ STALE_NEGATIVE_S = 600.0
 
 
 class DomainState:
-    """Per-domain memory: policies, negatives, back-offs and last use."""
+    """Per-domain memory: policies, negatives, back-offs, last use, facts."""
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
@@ -42,6 +44,8 @@ class DomainState:
         # Only for cached domains, forgotten with their policy: bounded by
         # the LRU itself.
         self._last_used: dict[str, float] = {}
+        # MX facts, likewise only for cached domains and forgotten with them.
+        self._facts: dict[str, FactsRecord] = {}
 
     def sizes(self) -> dict[str, int]:
         """How many items each map holds (for tests and the admin)."""
@@ -50,6 +54,7 @@ class DomainState:
             "negative": len(self._negative),
             "backoff": len(self._backoff),
             "last_used": len(self._last_used),
+            "facts": len(self._facts),
             "pinned": len(self._pinned),
         }
 
@@ -78,6 +83,10 @@ class DomainState:
 
     def last_used(self, domain: str) -> float | None:
         return self._last_used.get(domain)
+
+    def facts(self, domain: str) -> FactsRecord | None:
+        """The MX facts of a cached domain, or None if never gathered."""
+        return self._facts.get(domain)
 
     def domains(self) -> list[str]:
         return [entry.domain for entry in self._policies.scan()]
@@ -121,6 +130,12 @@ class DomainState:
             self._backoff.move_to_end((domain, policy_id))
             self._prune_backoff(now)
 
+    def set_facts(self, domain: str, record: FactsRecord) -> None:
+        """Keep ``domain``'s MX facts; only while its policy is cached (so
+        the LRU bounds them too)."""
+        if self._policies.peek(domain) is not None:
+            self._facts[domain] = record
+
     def remember_failure(self, domain: str, negative: Negative, now: float) -> None:
         self._negative[domain] = negative
         self._negative.move_to_end(domain)
@@ -155,10 +170,12 @@ class DomainState:
     def _store(self, entry: CacheEntry) -> None:
         for evicted in self._policies.put(entry):
             self._last_used.pop(evicted, None)
+            self._facts.pop(evicted, None)
 
     def _forget_policy(self, domain: str) -> None:
         self._policies.delete(domain)
         self._last_used.pop(domain, None)
+        self._facts.pop(domain, None)
 
     def _forget_stale_negatives(self, now: float) -> None:
         """Drop the oldest negatives while they expired long ago: each call

@@ -4,8 +4,11 @@
 Cached answers come back synchronously (a memo of rendered answers spares a
 repeated key its classification and rendering); a domain due for discovery
 waits for the refresh coordinator at most ``budget_s`` (spec G14), then is
-answered from what is known while the refresh goes on.  A bug answers per
-spec G.6: TEMP only where a policy is known to demand TLS.
+answered from what is known while the refresh goes on.  A cached policy's MX
+facts (DANE precedence, D13) are waited for the same way only when none were
+ever gathered; facts past their TTL answer as they are while a background
+refresh runs, so the hot path stays memory-only.  A bug answers per spec
+G.6: TEMP only where a policy is known to demand TLS.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from twisted.logger import Logger
 from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.dane import NOT_GATHERED, FactsRecord
 from postfix_mtasts.core.decision import Timing, answer_for, needs_check
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
@@ -45,8 +49,10 @@ class FrontDoor:
         timing: Timing,
         budget_s: float,
         log_lookups: bool = False,
+        gathers_facts: bool = False,
     ) -> None:
         self._domains = domains
+        self._gathers_facts = gathers_facts
         self._coordinator = coordinator
         self.clock = clock
         self._maps = maps
@@ -54,10 +60,12 @@ class FrontDoor:
         self._timing = timing
         self.budget_s = budget_s
         self._log_lookups = log_lookups
-        # (map, raw key) -> the entry an answer was rendered from, and the
-        # answer: a repeated key skips classification and rendering while
-        # that very entry is still current.
-        self._memo: dict[tuple[str, bytes], tuple[CacheEntry, Answer]] = {}
+        # (map, raw key) -> the entry and facts an answer was rendered from,
+        # and the answer: a repeated key skips classification and rendering
+        # while that very entry and those very facts are still current.
+        self._memo: dict[
+            tuple[str, bytes], tuple[CacheEntry, FactsRecord | None, Answer]
+        ] = {}
         self._overloaded_since_log = 0
         self._overload_logged_at: float | None = None
         self._spent = SpentBudgets(clock, self.log, budget_s)
@@ -70,12 +78,14 @@ class FrontDoor:
         between connections."""
         memo = self._memo.get((map_name, key))
         if memo is not None:
-            remembered, answer = memo
+            remembered, facts, answer = memo
             now = self.clock.seconds()
             if (
                 now < remembered.expires_at
                 and now < remembered.checked_at + self._recheck_s
                 and self._domains.peek(remembered.domain) is remembered
+                and self._domains.facts(remembered.domain) is facts
+                and (facts is None or now < facts.due_at)
             ):
                 self._domains.touch(remembered.domain, now)
                 return (
@@ -97,9 +107,22 @@ class FrontDoor:
             entry = self._domains.entry(domain)
             negative = self._domains.negative(domain)
             if not needs_check(entry, negative, now, self._timing):
-                answer = answer_for(domain, entry, negative, now, settings)
-                if entry is not None and entry.is_valid(now):
-                    self._remember_answer(map_name, key, entry, answer)
+                facts = self._domains.facts(domain)
+                valid = entry if entry is not None and entry.is_valid(now) else None
+                if valid is not None and facts is None and self._wants(valid):
+                    # Never gathered (a new policy, or after a restart): the
+                    # facts are worth a wait within the budget.
+                    return self._wait_for_refresh(
+                        map_name, key, domain, settings, source, facts_only=True
+                    )
+                answer = answer_for(
+                    domain, entry, negative, now, settings, facts=self._known(facts)
+                )
+                if facts is not None and facts.due(now):
+                    # Past their TTL: answered as known, refreshed behind.
+                    self._coordinator.refresh_in_background(domain, facts_only=True)
+                elif valid is not None:
+                    self._remember_answer(map_name, key, valid, facts, answer)
                 return self._logged(map_name, key, answer)
             return self._wait_for_refresh(map_name, key, domain, settings, source)
         except Exception:
@@ -110,14 +133,31 @@ class FrontDoor:
         """What is known about ``domain`` now, without any network."""
         now = self.clock.seconds()
         entry, negative = self._domains.peek(domain), self._domains.negative(domain)
-        return answer_for(domain, entry, negative, now, settings)
+        facts = self._known(self._domains.facts(domain))
+        return answer_for(domain, entry, negative, now, settings, facts=facts)
+
+    def _wants(self, entry: CacheEntry) -> bool:
+        """Whether ``entry``'s answers depend on MX facts this daemon gathers."""
+        return self._gathers_facts and entry.policy.mode is not Mode.NONE
+
+    def _known(self, facts: FactsRecord | None) -> FactsRecord | None:
+        """The facts to answer with: None when this daemon gathers none (no
+        DANE precedence), "not gathered yet" when it does but has none."""
+        if facts is None and self._gathers_facts:
+            return NOT_GATHERED
+        return facts
 
     def _remember_answer(
-        self, map_name: str, key: bytes, entry: CacheEntry, answer: Answer
+        self,
+        map_name: str,
+        key: bytes,
+        entry: CacheEntry,
+        facts: FactsRecord | None,
+        answer: Answer,
     ) -> None:
         if len(self._memo) >= self._domains.max_entries:
             self._memo.clear()
-        self._memo[(map_name, key)] = (entry, answer)
+        self._memo[(map_name, key)] = (entry, facts, answer)
 
     def _internal_error(self, domain: str) -> Answer:
         # Only defer mail when we know a policy demands TLS (spec G.6).
@@ -151,8 +191,10 @@ class FrontDoor:
         domain: str,
         settings: MapConfig,
         source: Hashable | None,
+        *,
+        facts_only: bool = False,
     ) -> Answer | Deferred[Answer]:
-        waiting = self._coordinator.wait(domain, source)
+        waiting = self._coordinator.wait(domain, source, facts_only=facts_only)
         if waiting is None:
             self._note_overload()
             return self._logged(map_name, key, self.current_answer(domain, settings))
@@ -175,7 +217,13 @@ class FrontDoor:
                 # C10: a policy applies to the lookup that fetched it, even
                 # with max_age 0.
                 answered = answer_for(
-                    domain, fresh, None, fresh.fetched_at, settings, just_fetched=True
+                    domain,
+                    fresh,
+                    None,
+                    fresh.fetched_at,
+                    settings,
+                    just_fetched=True,
+                    facts=self._known(self._domains.facts(domain)),
                 )
         except Exception:
             self.log.failure("internal error answering {domain}", domain=domain)

@@ -2,7 +2,8 @@
 """One refresh of one domain: adopt from the stores or claim the fleet's
 fetch, discover (TXT, then HTTPS when needed), apply what was found to the
 domain state and the stores, and release the claim, in one
-``try``/``finally`` from claim to release.
+``try``/``finally`` from claim to release; then, for a domain whose policy
+may answer, gather its MX facts when they are due (DANE precedence, D13).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from postfix_mtasts.core.dane import (
+    FactsFailed,
+    FactsRecord,
+    MxFacts,
+    dane_verdict,
+    record_after,
+)
 from postfix_mtasts.core.decision import (
     DnsFailed,
     Fetched,
@@ -42,6 +50,12 @@ class Resolves(Protocol):
     ) -> Deferred[Outcome]: ...
 
 
+class GathersFacts(Protocol):
+    """:class:`postfix_mtasts.mxfacts.MxFactsGatherer`, or a test's fake."""
+
+    def gather(self, domain: str) -> Deferred[MxFacts | FactsFailed]: ...
+
+
 class RefreshRound:
     log = Logger()
 
@@ -54,6 +68,7 @@ class RefreshRound:
         timing: Timing,
         timeout_s: float = REFRESH_TIMEOUT_S,
         sharing: PolicySharing | None = None,
+        facts: GathersFacts | None = None,
     ) -> None:
         self._resolver = resolver
         self._domains = domains
@@ -61,20 +76,78 @@ class RefreshRound:
         self._timing = timing
         self._timeout_s = timeout_s
         self._sharing = sharing
+        self._facts = facts
 
-    async def run(self, domain: str, force_fetch: bool) -> CacheEntry | None:
-        """Refresh ``domain``; the entry if a policy was fetched or adopted
-        now, else None (the domain state says what is known).  A bug is
-        logged and holds the domain back for ``retry_s``; it never raises."""
+    async def run(
+        self, domain: str, force_fetch: bool, facts_only: bool = False
+    ) -> CacheEntry | None:
+        """Refresh ``domain`` (``facts_only``: only its MX facts); the entry
+        if a policy was fetched or adopted now, else None (the domain state
+        says what is known).  A bug is logged and holds the domain back for
+        ``retry_s``; it never raises."""
+        fresh = None
+        if not facts_only:
+            try:
+                fresh = await self._run(domain, force_fetch)
+            except Exception:
+                self.log.failure("refresh of {domain} failed", domain=domain)
+                now = self._clock.seconds()
+                self._domains.remember_failure(
+                    domain, Negative("internal error", now + self._timing.retry_s), now
+                )
+                return None
         try:
-            return await self._run(domain, force_fetch)
+            await self._refresh_facts(domain, fresh, force_fetch or facts_only)
         except Exception:
-            self.log.failure("refresh of {domain} failed", domain=domain)
-            now = self._clock.seconds()
-            self._domains.remember_failure(
-                domain, Negative("internal error", now + self._timing.retry_s), now
+            self.log.failure("MX facts of {domain} failed", domain=domain)
+        return fresh
+
+    async def _refresh_facts(
+        self, domain: str, fresh: CacheEntry | None, force: bool
+    ) -> None:
+        """Gather ``domain``'s MX facts if its policy may answer and they are
+        due (never gathered, past their TTL, or ``force``)."""
+        if self._facts is None:
+            return
+        now = self._clock.seconds()
+        entry = self._domains.peek(domain)
+        if (
+            entry is None
+            or entry.policy.mode is Mode.NONE
+            or not (entry is fresh or entry.is_valid(now))
+        ):
+            return
+        old = self._domains.facts(domain)
+        if not force and old is not None and not old.due(now):
+            return
+        outcome = await self._facts.gather(domain)
+        now = self._clock.seconds()
+        record = record_after(old, outcome, now, self._timing.retry_s)
+        self._domains.set_facts(domain, record)
+        self._log_facts(domain, old, record)
+
+    def _log_facts(
+        self, domain: str, old: FactsRecord | None, new: FactsRecord
+    ) -> None:
+        """One line when the verdict changes or a gathering fails."""
+        facts = new.facts
+        if new.failure:
+            self.log.warn(
+                "MX facts failed domain={domain} reason={reason} kept={kept}",
+                domain=domain,
+                reason=new.failure,
+                kept=dane_verdict(new).value,
             )
-            return None
+        elif facts is not None and dane_verdict(old) is not dane_verdict(new):
+            self.log.info(
+                "MX facts domain={domain} verdict={verdict} mx_secure={secure} "
+                "hosts={hosts} with_tlsa={with_tlsa}",
+                domain=domain,
+                verdict=dane_verdict(new).value,
+                secure=facts.secure,
+                hosts=",".join(facts.hosts),
+                with_tlsa=facts.with_tlsa(),
+            )
 
     async def _run(self, domain: str, force_fetch: bool) -> CacheEntry | None:
         sharing = self._sharing

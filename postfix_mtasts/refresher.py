@@ -3,7 +3,8 @@
 
 RFC 8461 §3.3 and §10.2 ask senders to refresh cached policies before they
 expire, whatever the TXT record says (E5), and a recently used domain's TXT
-id is re-checked before the lookup path would have to (D11).  Work is spread
+id is re-checked before the lookup path would have to (D11); its MX facts
+(DANE precedence, D13) are gathered again one tick before their TTL ends.  Work is spread
 over time: each tick looks at a slice of the cache, thresholds carry a
 per-domain jitter, and a bounded number of refreshes run at once.
 """
@@ -36,8 +37,10 @@ class Refreshable(Protocol):
 
     def last_used(self, domain: str) -> float | None: ...
 
+    def facts_due_at(self, domain: str) -> float | None: ...
+
     def refresh_in_background(
-        self, domain: str, *, force_fetch: bool = False
+        self, domain: str, *, force_fetch: bool = False, facts_only: bool = False
     ) -> Deferred[CacheEntry | None] | None: ...
 
 
@@ -82,14 +85,26 @@ class Refresher(Service):
         refetch_after = min(self._refetch_after_s, entry.policy.max_age / 2)
         if now >= entry.fetched_at + refetch_after * early:
             return True
-        used = self._lookup.last_used(entry.domain)
-        recently_used = used is not None and now - used <= self._recently_used_s
         if (
-            recently_used
+            self._recently_used(entry.domain, now)
             and now >= entry.checked_at + self._recheck_interval_s * 0.9 * early
         ):
             return False
         return None
+
+    def facts_due(self, domain: str, now: float) -> bool:
+        """Whether a recently used domain's MX facts end before the next
+        tick (D13): gathered again now, Postfix does not meet them stale."""
+        due_at = self._lookup.facts_due_at(domain)
+        return (
+            due_at is not None
+            and now >= due_at - self._interval_s
+            and self._recently_used(domain, now)
+        )
+
+    def _recently_used(self, domain: str, now: float) -> bool:
+        used = self._lookup.last_used(domain)
+        return used is not None and now - used <= self._recently_used_s
 
     def tick(self) -> None:
         """Start due refreshes from the next slice of the cache; never raises
@@ -113,8 +128,11 @@ class Refresher(Service):
                 continue
             force = self.due(entry, now)
             if force is None:
-                continue
-            started = self._lookup.refresh_in_background(domain, force_fetch=force)
+                if not self.facts_due(domain, now):
+                    continue
+                started = self._lookup.refresh_in_background(domain, facts_only=True)
+            else:
+                started = self._lookup.refresh_in_background(domain, force_fetch=force)
             if started is not None:
                 self._running += 1
                 started.addBoth(self._finished)

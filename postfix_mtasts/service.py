@@ -30,7 +30,8 @@ from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.hostnames import DnsHostnameResolver
 from postfix_mtasts.https import make_https_client
 from postfix_mtasts.listeners import listener_service, start_control
-from postfix_mtasts.refresh import RefreshRound, Resolves
+from postfix_mtasts.mxfacts import MxFactsGatherer
+from postfix_mtasts.refresh import GathersFacts, RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
@@ -156,6 +157,21 @@ def make_lookup(
         budget_s=config.server.lookup_budget_s,
         log_lookups=config.log.level == "debug",
         sharing=sharing,
+        facts=facts_gatherer(config, dns, reactor),
+    )
+
+
+def facts_gatherer(
+    config: Config, dns: DnsClient, clock: IReactorTime
+) -> MxFactsGatherer | None:
+    """MX facts are gathered when a map needs them: TLSA for ``dane``, MX
+    names alone for ``match = "mx"``; None when no map does."""
+    maps = [profile for _, profile in config.maps]
+    tlsa = any(profile.dane for profile in maps)
+    if not tlsa and not any(profile.match == "mx" for profile in maps):
+        return None
+    return MxFactsGatherer(
+        dns, clock, tlsa=tlsa, max_ttl_s=config.cache.recheck_interval_s
     )
 
 
@@ -170,11 +186,15 @@ def assemble_lookup(
     budget_s: float,
     log_lookups: bool = False,
     sharing: PolicySharing | None = None,
+    facts: GathersFacts | None = None,
 ) -> LookupParts:
-    """The lookup parts around any resolver (the real one, or a test's)."""
+    """The lookup parts around any resolver (the real one, or a test's);
+    ``facts`` gathers MX facts (DANE precedence, ``match = "mx"``)."""
     domains = DomainState(max_entries)
     coordinator = RefreshCoordinator(
-        RefreshRound(resolver, domains, clock, timing=timing, sharing=sharing),
+        RefreshRound(
+            resolver, domains, clock, timing=timing, sharing=sharing, facts=facts
+        ),
         domains,
         max_in_flight=max_in_flight,
     )
@@ -186,6 +206,7 @@ def assemble_lookup(
         timing=timing,
         budget_s=budget_s,
         log_lookups=log_lookups,
+        gathers_facts=facts is not None,
     )
     return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
 

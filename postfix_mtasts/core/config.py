@@ -17,13 +17,13 @@ from typing import Literal, get_args
 
 from attrs import field, frozen
 
+from postfix_mtasts.core.config_dns import DnsConfig, DnssecProbe, parse_dns
 from postfix_mtasts.core.config_listeners import (
     ListenerConfig,
     ListenerProtocol,
     parse_listeners,
 )
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
-from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
@@ -36,6 +36,7 @@ __all__ = [
     "ControlConfig",
     "DnsConfig",
     "DnsFailure",
+    "DnssecProbe",
     "FetchConfig",
     "ListenerConfig",
     "ListenerProtocol",
@@ -43,6 +44,7 @@ __all__ = [
     "LogFormat",
     "LogLevelName",
     "MapConfig",
+    "MatchSource",
     "RedisConfig",
     "RefreshConfig",
     "ServerConfig",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 DnsFailure = Literal["notfound", "temp"]
+MatchSource = Literal["patterns", "mx"]
 LogLevelName = Literal["debug", "info", "warn", "error"]
 LogFormat = Literal["text", "json"]
 
@@ -69,6 +72,7 @@ _D11 = "re-check the TXT id well before Postfix bounces mail, D11"
 _B14 = "RFC 8461 §3.3: SHOULD wait at least 5 minutes after a failed fetch, B14"
 _MAP_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _DNS_FAILURES = get_args(DnsFailure)
+_MATCH_SOURCES = get_args(MatchSource)
 _LOG_LEVELS = get_args(LogLevelName)
 _LOG_FORMATS = get_args(LogFormat)
 
@@ -82,17 +86,12 @@ class MapConfig:
     dns_failure: DnsFailure = field(
         default="notfound", metadata=rule(choices=_DNS_FAILURES)
     )
-
-
-@frozen
-class DnsConfig:
-    """``nameservers`` as (address, port); empty = the system resolver config.
-    ``case_randomization``: DNS 0x20 on every query."""
-
-    nameservers: tuple[tuple[str, int], ...] = ()
-    timeout_s: float = field(default=5.0, metadata=rule("timeout", above=0, most=60))
-    attempts: int = field(default=2, metadata=rule(least=1, most=10))
-    case_randomization: bool = field(default=True, metadata=rule())
+    # RFC 8461 §2, D13: never answer `secure` where DANE applies (L9, L11).
+    dane: bool = field(default=True, metadata=rule())
+    # "mx": match= lists the current MX names the patterns allow (L7, G22).
+    match: MatchSource = field(
+        default="patterns", metadata=rule(choices=_MATCH_SOURCES)
+    )
 
 
 @frozen
@@ -196,7 +195,7 @@ class Config:
 
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
     maps: tuple[tuple[str, MapConfig], ...] = (("postfix", MapConfig()),)
-    dns: DnsConfig = DnsConfig()
+    dns: DnsConfig = field(factory=DnsConfig)
     fetch: FetchConfig = FetchConfig()
     cache: CacheConfig = CacheConfig()
     server: ServerConfig = ServerConfig()
@@ -249,15 +248,10 @@ def parse_config(text: str) -> Config:
     listeners = parse_listeners(
         top, {name for name, _ in maps}, warnings, default=Config().listeners
     )
-    dns = top.table("dns")
-    nameservers = tuple(
-        _parse_nameserver(text, f"dns.nameservers[{i}]")
-        for i, text in enumerate(dns.string_list("nameservers"))
-    )
     config = Config(
         listeners=listeners,
         maps=maps,
-        dns=section(DnsConfig, dns, nameservers=nameservers),
+        dns=parse_dns(top.table("dns")),
         fetch=section(FetchConfig, top.table("fetch")),
         cache=section(CacheConfig, top.table("cache")),
         server=section(ServerConfig, top.table("server")),
@@ -290,11 +284,3 @@ def _parse_maps(top: Table) -> tuple[tuple[str, MapConfig], ...]:
             )
         maps.append((name, section(MapConfig, tables.table(name))))
     return tuple(maps)
-
-
-def _parse_nameserver(text: str, path: str) -> tuple[str, int]:
-    """One ``[dns] nameservers`` entry (the grammar of core.nameserver)."""
-    try:
-        return parse_nameserver(text)
-    except NameserverError as e:
-        raise ConfigError(f"{path}: {e}, got {show(text)}") from None

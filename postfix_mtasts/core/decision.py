@@ -11,10 +11,16 @@ import enum
 
 from attrs import evolve, frozen
 
-from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.answer import Answer, TlsPolicyValue
 from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.dane import (
+    FactsRecord,
+    Verdict,
+    dane_verdict,
+    exact_match_list,
+)
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.core.mx import policy_value
+from postfix_mtasts.core.mx import policy_value, report_attributes
 from postfix_mtasts.core.policy import Mode, Policy
 
 __all__ = [
@@ -226,25 +232,62 @@ def answer_for(
     settings: MapConfig,
     *,
     just_fetched: bool = False,
+    facts: FactsRecord | None = None,
 ) -> Answer:
     """What Postfix hears for a domain (spec G.6 table).
 
     ``just_fetched``: the entry was fetched for this very lookup, so it
-    applies even if its max_age is 0 (C10).
+    applies even if its max_age is 0 (C10).  ``facts``: what DNS said of the
+    domain's MX hosts (None: the daemon does not gather them; then neither
+    DANE precedence nor ``match = "mx"`` applies).
     """
     if entry is not None and (just_fetched or entry.is_valid(now)):
         mode = entry.policy.mode
         if mode is Mode.ENFORCE or (mode is Mode.TESTING and settings.strict_testing):
-            return Answer.ok(
-                policy_value(domain, entry.policy, report=settings.tlsrpt),
-                reason=f"policy {entry.policy_id} mode {mode.value}",
-            )
+            return _enforced(domain, entry, settings, facts)
         return Answer.notfound(f"policy {entry.policy_id} mode {mode.value}")
     if negative is not None:
         if negative.dns_failure and settings.dns_failure == "temp":
             return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
         return Answer.notfound(negative.reason)
     return Answer.notfound("no policy")
+
+
+def _enforced(
+    domain: str, entry: CacheEntry, settings: MapConfig, facts: FactsRecord | None
+) -> Answer:
+    """An answering policy's answer: Postfix's own DANE where the domain's
+    MX hosts have DNSSEC-validated TLSA (RFC 8461 §2, D13, L9-L11), else
+    the STS policy with ``match=`` from its patterns or its MX names."""
+    policy = entry.policy
+    reason = f"policy {entry.policy_id} mode {policy.mode.value}"
+    if settings.dane and facts is not None:
+        verdict = dane_verdict(facts)
+        if verdict is Verdict.UNKNOWN:
+            return Answer.temp(f"DANE status of {domain} unknown: {facts.failure}")
+        if verdict is not Verdict.STS:
+            known = facts.facts
+            counted = f"{known.with_tlsa()}/{len(known.hosts)}" if known else "?"
+            return Answer.ok(
+                TlsPolicyValue(
+                    level=verdict.value,
+                    report=report_attributes(domain, policy)
+                    if settings.tlsrpt
+                    else None,
+                ),
+                reason=f"{reason}; DANE: {counted} MX hosts with TLSA",
+            )
+    match = None
+    if settings.match == "mx" and facts is not None and facts.facts is not None:
+        match = exact_match_list(facts.facts.hosts, policy.mx)
+        if not match:
+            # RFC 8461 §4.1, D8: no MX host may receive the mail; defer
+            # rather than accept any pattern's certificate (D11).
+            return Answer.temp(f"no MX host of {domain} matches its MTA-STS policy")
+    return Answer.ok(
+        policy_value(domain, policy, report=settings.tlsrpt, match=match),
+        reason=reason,
+    )
 
 
 def _checked(entry: CacheEntry, now: float) -> CacheEntry:

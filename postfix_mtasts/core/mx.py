@@ -25,6 +25,7 @@ __all__ = [
     "mx_matches",
     "policy_value",
     "postfix_match_list",
+    "report_attributes",
 ]
 
 
@@ -70,24 +71,33 @@ def postfix_match_list(patterns: Iterable[MxPattern]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def policy_value(domain: str, policy: Policy, *, report: bool) -> TlsPolicyValue:
+def policy_value(
+    domain: str,
+    policy: Policy,
+    *,
+    report: bool,
+    match: tuple[str, ...] | None = None,
+) -> TlsPolicyValue:
     """The ``secure`` TLS policy value for an enforced ``policy`` (spec G24).
 
-    With ``report`` the Postfix >= 3.10 TLSRPT attributes are attached
-    (G25-G28): the policy domain, each ``mx`` pattern as written (``*.``
-    kept) and the policy's lines in order.  Whether they are sent is up to
-    the map's renderer (G31).
+    ``match`` replaces the legacy list made from the patterns (the exact MX
+    names of ``[maps.NAME] match = "mx"``).  With ``report`` the Postfix >=
+    3.10 TLSRPT attributes are attached (G25-G28): the policy domain, each
+    ``mx`` pattern as written (``*.`` kept) and the policy's lines in order.
+    Whether they are sent is up to the map's renderer (G31).
     """
-    attributes = None
-    if report:
-        attributes = StsReportAttributes(
-            policy_domain=domain,
-            mx_host_patterns=tuple(dict.fromkeys(p.text for p in policy.mx)),
-            policy_strings=policy.lines,
-        )
     return TlsPolicyValue(
         level="secure",
-        match=postfix_match_list(policy.mx),
+        match=postfix_match_list(policy.mx) if match is None else match,
         servername="hostname",
-        report=attributes,
+        report=report_attributes(domain, policy) if report else None,
+    )
+
+
+def report_attributes(domain: str, policy: Policy) -> StsReportAttributes:
+    """The TLSRPT attributes of an STS answer (spec G25-G28)."""
+    return StsReportAttributes(
+        policy_domain=domain,
+        mx_host_patterns=tuple(dict.fromkeys(p.text for p in policy.mx)),
+        policy_strings=policy.lines,
     )

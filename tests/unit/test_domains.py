@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.decision import Event, Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import STALE_NEGATIVE_S, USE_GRANULARITY_S, DomainState
@@ -101,10 +102,12 @@ class BoundsTests(SynchronousTestCase):
         self.assertEqual(state.sizes()["last_used"], 1)
 
     def test_evicted_or_purged_policy_forgets_last_use(self) -> None:
-        """A purged domain leaves no last use, negative or back-off (E11)."""
+        """A purged domain leaves no last use, negative, back-off or MX
+        facts (E11, D13)."""
         state = DomainState(10)
         state.put(entry("a.example"))
         state.touch("a.example", NOW)
+        state.set_facts("a.example", FactsRecord(None, NOW + 60, "SERVFAIL"))
         state.apply(
             "a.example",
             Update(
@@ -117,7 +120,14 @@ class BoundsTests(SynchronousTestCase):
         self.assertTrue(state.purge("a.example"))
         self.assertEqual(
             state.sizes(),
-            {"policies": 0, "negative": 0, "backoff": 0, "last_used": 0, "pinned": 0},
+            {
+                "policies": 0,
+                "negative": 0,
+                "backoff": 0,
+                "last_used": 0,
+                "facts": 0,
+                "pinned": 0,
+            },
         )
         self.assertFalse(state.purge("a.example"))
 
