@@ -308,7 +308,7 @@ class FailedDeferredTests(ControlTestCase):
         d: Deferred[CacheEntry | None] = Deferred()
 
         def refresh(
-            domain: str, *, force_fetch: bool = False
+            domain: str, *, force_fetch: bool = False, facts_only: bool = False
         ) -> Deferred[CacheEntry | None]:
             return d
 
