@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue
+from postfix_mtasts.core.answer import TlsPolicyValue
 from postfix_mtasts.core.nexthop import is_address_literal, to_ascii_name
 from postfix_mtasts.core.policy import MxPattern, Policy
+from postfix_mtasts.core.report import sts_report
 from postfix_mtasts.core.text import quote
 
 __all__ = [
@@ -78,16 +79,9 @@ def policy_value(domain: str, policy: Policy, *, report: bool) -> TlsPolicyValue
     kept) and the policy's lines in order.  Whether they are sent is up to
     the map's renderer (G31).
     """
-    attributes = None
-    if report:
-        attributes = StsReportAttributes(
-            policy_domain=domain,
-            mx_host_patterns=tuple(dict.fromkeys(p.text for p in policy.mx)),
-            policy_strings=policy.lines,
-        )
     return TlsPolicyValue(
         level="secure",
         match=postfix_match_list(policy.mx),
         servername="hostname",
-        report=attributes,
+        report=sts_report(domain, policy) if report else None,
     )
