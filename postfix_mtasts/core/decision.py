@@ -11,16 +11,18 @@ import enum
 
 from attrs import evolve, frozen
 
-from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.answer import Answer, PolicyFailure
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.mx import policy_value
 from postfix_mtasts.core.policy import Mode, Policy
+from postfix_mtasts.core.report import failure_value, testing_value
 
 __all__ = [
     "BackedOff",
     "DnsFailed",
     "Event",
+    "FetchBackoff",
     "FetchFailed",
     "Fetched",
     "Negative",
@@ -60,9 +62,11 @@ class Unchanged:
 
 @frozen
 class BackedOff:
-    """A fetch for this id failed recently; no new attempt yet (B14)."""
+    """A fetch for this id failed recently; no new attempt yet (B14).
+    ``policy_failure`` is why it failed, still reported meanwhile."""
 
     policy_id: str
+    policy_failure: PolicyFailure | None = None
 
 
 @frozen
@@ -73,11 +77,12 @@ class Fetched:
 
 @frozen
 class FetchFailed:
-    """HTTPS failed or the policy was invalid (B7-B12, C17)."""
+    """HTTPS failed or the policy was invalid (B7-B12, C17); ``report_type``
+    is its TLSRPT result type (RFC 8460 §4.3)."""
 
     policy_id: str
     reason: str
-    report_type: str
+    report_type: PolicyFailure
 
 
 Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
@@ -85,11 +90,24 @@ Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
 
 @frozen
 class Negative:
-    """Why a domain has no usable policy now, and until when not to ask again."""
+    """Why a domain has no usable policy now, and until when not to ask again.
+    ``policy_failure``: a record exists but no valid policy could be had, and
+    this is the TLSRPT result type a tlsrpt map reports (B16, D14)."""
 
     reason: str
     until: float
     dns_failure: bool = False
+    policy_failure: PolicyFailure | None = None
+
+
+@frozen
+class FetchBackoff:
+    """No new fetch of ``policy_id`` before ``until`` (B14); the failure it
+    backs off from is reported meanwhile."""
+
+    policy_id: str
+    until: float
+    policy_failure: PolicyFailure
 
 
 @frozen
@@ -127,7 +145,7 @@ class Update:
     """How the cache changes after an outcome.
 
     ``entry`` is the entry to store (``None``: leave the store alone unless
-    ``delete``); ``backoff`` is a ``(policy_id, until)`` to remember (B14);
+    ``delete``); ``backoff`` is a fetch back-off to remember (B14);
     ``event`` names what happened, for the log.
     """
 
@@ -135,7 +153,7 @@ class Update:
     entry: CacheEntry | None = None
     delete: bool = False
     negative: Negative | None = None
-    backoff: tuple[str, float] | None = None
+    backoff: FetchBackoff | None = None
 
 
 def needs_check(
@@ -202,19 +220,24 @@ def apply_outcome(
             negative=Negative(outcome.reason, now + timing.retry_s, dns_failure=True),
         )
     if isinstance(outcome, BackedOff):
+        # The failure backed off from is still the answer (D14).
         return Update(
             Event.BACKED_OFF,
             negative=Negative(
                 f"policy fetch for id {outcome.policy_id} failed recently",
                 now + timing.retry_s,
+                policy_failure=outcome.policy_failure,
             ),
         )
     # FetchFailed: B17/E8 keep the old policy, do not record the new id, and
     # wait before fetching this id again (B14).
+    failure = outcome.report_type
     return Update(
         Event.FETCH_FAILED,
-        negative=Negative(outcome.reason, now + timing.retry_s),
-        backoff=(outcome.policy_id, now + timing.failure_backoff_s),
+        negative=Negative(outcome.reason, now + timing.retry_s, policy_failure=failure),
+        backoff=FetchBackoff(
+            outcome.policy_id, now + timing.failure_backoff_s, failure
+        ),
     )
 
 
@@ -230,19 +253,30 @@ def answer_for(
     """What Postfix hears for a domain (spec G.6 table).
 
     ``just_fetched``: the entry was fetched for this very lookup, so it
-    applies even if its max_age is 0 (C10).
+    applies even if its max_age is 0 (C10).  A tlsrpt map reports what it
+    does not enforce (testing mode, a policy that could not be had) with a
+    report-only answer at its ``default_level`` (D9, B16, D14, G29).
     """
     if entry is not None and (just_fetched or entry.is_valid(now)):
         mode = entry.policy.mode
+        reason = f"policy {entry.policy_id} mode {mode.value}"
         if mode is Mode.ENFORCE or (mode is Mode.TESTING and settings.strict_testing):
             return Answer.ok(
                 policy_value(domain, entry.policy, report=settings.tlsrpt),
-                reason=f"policy {entry.policy_id} mode {mode.value}",
+                reason=reason,
             )
-        return Answer.notfound(f"policy {entry.policy_id} mode {mode.value}")
+        if mode is Mode.TESTING and settings.tlsrpt:
+            level = settings.default_level
+            return Answer.ok(testing_value(domain, entry.policy, level), reason)
+        return Answer.notfound(reason)
     if negative is not None:
         if negative.dns_failure and settings.dns_failure == "temp":
             return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
+        if negative.policy_failure is not None and settings.tlsrpt:
+            value = failure_value(
+                domain, negative.policy_failure, settings.default_level
+            )
+            return Answer.ok(value, negative.reason)
         return Answer.notfound(negative.reason)
     return Answer.notfound("no policy")
 
