@@ -235,7 +235,7 @@ class MapTests(ConfigErrorAssertions):
             config = parse_config(f'[maps.postfix]\ndefault_level = "{level}"\n')
             self.assertEqual(
                 config.map_named("postfix"), MapConfig(default_level=level)
-            )  # type: ignore[arg-type]
+            )
 
     def test_bad_default_level(self) -> None:
         """A level that would enforce (secure, verify, dane-only) or disable
