@@ -15,8 +15,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from postfix_mtasts.cache.memory import MemoryCache
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.dane import FactsRecord
-from postfix_mtasts.core.decision import Negative, Update
+from postfix_mtasts.core.decision import FetchBackoff, Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["STALE_NEGATIVE_S", "USE_GRANULARITY_S", "DomainState"]
@@ -40,7 +41,7 @@ class DomainState:
         self._pinned: dict[str, int] = {}
         self._policies = MemoryCache(max_entries, in_use=self._pinned.__contains__)
         self._negative: OrderedDict[str, Negative] = OrderedDict()
-        self._backoff: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._backoff: OrderedDict[tuple[str, str], FetchBackoff] = OrderedDict()
         # Only for cached domains, forgotten with their policy: bounded by
         # the LRU itself.
         self._last_used: dict[str, float] = {}
@@ -78,8 +79,16 @@ class DomainState:
 
     def may_fetch(self, domain: str, policy_id: str, now: float) -> bool:
         """False while a failed fetch of this id backs off (B14)."""
-        until = self._backoff.get((domain, policy_id))
-        return until is None or now >= until
+        return self.held_back(domain, policy_id, now) is None
+
+    def held_back(
+        self, domain: str, policy_id: str, now: float
+    ) -> PolicyFailure | None:
+        """While a failed fetch of this id backs off (B14), why it failed."""
+        backoff = self._backoff.get((domain, policy_id))
+        if backoff is None or now >= backoff.until:
+            return None
+        return backoff.policy_failure
 
     def last_used(self, domain: str) -> float | None:
         return self._last_used.get(domain)
@@ -125,9 +134,9 @@ class DomainState:
         else:
             self.remember_failure(domain, update.negative, now)
         if update.backoff is not None:
-            policy_id, until = update.backoff
-            self._backoff[(domain, policy_id)] = until
-            self._backoff.move_to_end((domain, policy_id))
+            key = (domain, update.backoff.policy_id)
+            self._backoff[key] = update.backoff
+            self._backoff.move_to_end(key)
             self._prune_backoff(now)
 
     def set_facts(self, domain: str, record: FactsRecord) -> None:
@@ -190,7 +199,7 @@ class DomainState:
     def _prune_backoff(self, now: float) -> None:
         if len(self._backoff) <= self.max_entries:
             return
-        for key in [k for k, until in self._backoff.items() if until <= now]:
+        for key in [k for k, b in self._backoff.items() if b.until <= now]:
             del self._backoff[key]
         while len(self._backoff) > self.max_entries:
             self._backoff.popitem(last=False)

@@ -6,6 +6,8 @@ service_identity failures onto them, in words that read in one log line:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
 from twisted.internet import error as net_error
@@ -20,6 +22,7 @@ from twisted.web.client import (
     ResponseNeverReceived,
 )
 
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.text import cut, quote
 
 __all__ = [
@@ -44,9 +47,11 @@ _WRAPPERS = (ResponseFailed, RequestTransmissionFailed, RequestGenerationFailed)
 
 
 class FetchError(Exception):
-    """The policy could not be fetched; ``report_type`` is its TLSRPT result."""
+    """The policy could not be fetched; ``report_type`` is its TLSRPT result
+    type: ``sts-webpki-invalid`` for the certificate, else
+    ``sts-policy-fetch-error`` (RFC 8460 §4.3)."""
 
-    report_type = "sts-policy-fetch-error"
+    report_type: ClassVar[PolicyFailure] = PolicyFailure.FETCH_ERROR
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -60,7 +65,7 @@ class FetchConnectError(FetchError):
 class FetchTlsError(FetchError):
     """The certificate is untrusted, expired or not for the host (B3, B4)."""
 
-    report_type = "sts-webpki-invalid"
+    report_type = PolicyFailure.WEBPKI_INVALID
 
 
 class FetchStatusError(FetchError):

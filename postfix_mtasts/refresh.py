@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.dane import (
     FactsFailed,
     FactsRecord,
@@ -46,7 +47,10 @@ REFRESH_TIMEOUT_S = 80.0  # under Postfix's 100 s, over any one DNS + HTTPS roun
 
 class Resolves(Protocol):
     def resolve(
-        self, domain: str, known_id: str | None, may_fetch: Callable[[str], bool]
+        self,
+        domain: str,
+        known_id: str | None,
+        held_back: Callable[[str], PolicyFailure | None],
     ) -> Deferred[Outcome]: ...
 
 
@@ -161,7 +165,7 @@ class RefreshRound:
                     return adopted
             now = self._clock.seconds()
             known = None if force_fetch else known_id(self._domains.peek(domain), now)
-            d = self._resolver.resolve(domain, known, self._may_fetch(domain))
+            d = self._resolver.resolve(domain, known, self._held_back(domain))
             d.addTimeout(self._timeout_s, self._clock, _timed_out)
             return self._apply(await d, domain)
         finally:
@@ -200,11 +204,12 @@ class RefreshRound:
 
         return usable
 
-    def _may_fetch(self, domain: str) -> Callable[[str], bool]:
-        def may_fetch(policy_id: str) -> bool:
-            return self._domains.may_fetch(domain, policy_id, self._clock.seconds())
+    def _held_back(self, domain: str) -> Callable[[str], PolicyFailure | None]:
+        def held_back(policy_id: str) -> PolicyFailure | None:
+            now = self._clock.seconds()
+            return self._domains.held_back(domain, policy_id, now)
 
-        return may_fetch
+        return held_back
 
     def _apply(self, outcome: Outcome, domain: str) -> CacheEntry | None:
         """Store what discovery found; return the entry if it was fetched now."""
@@ -219,6 +224,16 @@ class RefreshRound:
                 self._sharing.delete(domain)
         self._log_update(domain, old, update)
         return update.entry if isinstance(outcome, Fetched) else None
+
+    def _reported_failure(
+        self, old: CacheEntry | None, update: Update
+    ) -> PolicyFailure | None:
+        """The TLSRPT result type a tlsrpt map answers from now on, when this
+        failure leaves no valid policy to serve (B16, D14); a failed refetch
+        of a valid policy is not reported (B17)."""
+        if old is not None and old.is_valid(self._clock.seconds()):
+            return None
+        return update.negative.policy_failure if update.negative else None
 
     def _log_update(self, domain: str, old: CacheEntry | None, update: Update) -> None:
         new = update.entry
@@ -236,12 +251,15 @@ class RefreshRound:
         cached_mode = old.policy.mode if old is not None else None
         # E6: warn on failures, except for a domain whose policy is mode none.
         if update.event.failure and cached_mode is not Mode.NONE:
+            failure = self._reported_failure(old, update)
             self.log.warn(
-                "{event} domain={domain} reason={reason} cached={cached}",
+                "{event} domain={domain} reason={reason} cached={cached}"
+                + ("" if failure is None else " policy_failure={policy_failure}"),
                 event=update.event.value,
                 domain=domain,
                 reason=reason,
                 cached=cached_mode.value if cached_mode is not None else "none-cached",
+                policy_failure=failure,
             )
         else:
             self.log.debug(

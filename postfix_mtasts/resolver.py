@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
@@ -39,21 +40,21 @@ class PolicyResolver:
         self,
         domain: str,
         known_id: str | None,
-        may_fetch: Callable[[str], bool],
+        held_back: Callable[[str], PolicyFailure | None],
     ) -> Deferred[Outcome]:
         """Discover ``domain``'s policy.
 
         ``known_id`` is the id of a valid cached policy (``None`` forces a
-        fetch, E4); ``may_fetch(id)`` is false while a failed fetch of that
-        id backs off (B14).
+        fetch, E4); ``held_back(id)`` is, while a failed fetch of that id
+        backs off (B14), the failure it backs off from, else None.
         """
-        return Deferred.fromCoroutine(self._resolve(domain, known_id, may_fetch))
+        return Deferred.fromCoroutine(self._resolve(domain, known_id, held_back))
 
     async def _resolve(
         self,
         domain: str,
         known_id: str | None,
-        may_fetch: Callable[[str], bool],
+        held_back: Callable[[str], PolicyFailure | None],
     ) -> Outcome:
         if not policy_names_fit(domain):
             # A1: no record can exist at a name DNS cannot carry; never a
@@ -70,8 +71,8 @@ class PolicyResolver:
             return NoPolicy(f"{record.rule}: {record.reason}")
         if record.id == known_id:  # A5: exact, case-sensitive comparison
             return Unchanged(record.id)
-        if not may_fetch(record.id):
-            return BackedOff(record.id)
+        if (failure := held_back(record.id)) is not None:
+            return BackedOff(record.id, failure)
         try:
             body = await self._fetcher.fetch(domain)
         except FetchError as e:
@@ -81,6 +82,6 @@ class PolicyResolver:
             return FetchFailed(
                 record.id,
                 f"invalid policy: {policy.rule}: {policy.reason}",
-                "sts-policy-invalid",
+                PolicyFailure.POLICY_INVALID,
             )
         return Fetched(record.id, policy)

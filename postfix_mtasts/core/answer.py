@@ -5,6 +5,13 @@ An :class:`Answer` is produced by the decision code and rendered by a codec
 (socketmap or tcp_table).  The TLS policy value is kept as data (level plus
 attributes) so each map can render it within its own size limit and with or
 without the Postfix >= 3.10 TLSRPT attributes.
+
+A *report-only* value exists only to hand Postfix the TLSRPT attributes of a
+domain it must not enforce (testing mode, or a policy that could not be had):
+its level is the admin's own (``may``, ``encrypt`` or ``dane``), it never has
+``match=`` (Postfix defers ``may`` with ``match=``, spec L2) and without its
+attributes it means nothing, so a codec that cannot fit them answers
+``NOTFOUND`` instead.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import enum
 from attrs import frozen
 
 __all__ = [
+    "REPORT_ONLY_LEVELS",
     "Answer",
+    "PolicyFailure",
     "Status",
     "StsReportAttributes",
     "TlsPolicyValue",
@@ -31,17 +40,34 @@ class Status(enum.Enum):
     PERM = "PERM"
 
 
+#: The levels a report-only value may carry: what Postfix would use without
+#: this map (``[maps.NAME] default_level``).  Never ``secure`` (spec L4).
+REPORT_ONLY_LEVELS = ("may", "encrypt", "dane")
+
+
+class PolicyFailure(enum.StrEnum):
+    """Why no valid policy could be had: the RFC 8460 §4.3 result type that
+    Postfix reports as ``policy_failure=`` (spec G29, D14)."""
+
+    FETCH_ERROR = "sts-policy-fetch-error"
+    WEBPKI_INVALID = "sts-webpki-invalid"
+    POLICY_INVALID = "sts-policy-invalid"
+
+
 @frozen
 class StsReportAttributes:
-    """Postfix >= 3.10 TLSRPT attributes for an STS answer (spec G25-G28).
+    """Postfix >= 3.10 TLSRPT attributes for an STS answer (spec G25-G29).
 
     ``mx_host_patterns`` are the policy's ``mx`` values verbatim (``*.`` kept);
-    ``policy_strings`` are the policy's lines in their original order.
+    ``policy_strings`` are the policy's lines in their original order;
+    ``policy_failure`` says why no policy could be had (then there are no
+    patterns and no lines).
     """
 
     policy_domain: str
-    mx_host_patterns: tuple[str, ...]
-    policy_strings: tuple[str, ...]
+    mx_host_patterns: tuple[str, ...] = ()
+    policy_strings: tuple[str, ...] = ()
+    policy_failure: PolicyFailure | None = None
 
 
 @frozen(cache_hash=True)
@@ -50,12 +76,27 @@ class TlsPolicyValue:
 
     ``match`` is the colon-separated ``match=`` list as a tuple (never empty for
     ``secure``); ``servername`` is ``hostname`` for STS answers (spec D6, G21).
+    ``report_only``: the value carries TLSRPT attributes and nothing Postfix
+    would not do anyway (see the module docstring); the checks below make a
+    report-only value with ``match=``, a ``secure`` level or no report, or a
+    ``policy_failure`` on an enforcing value, impossible to build (L2, L4).
     """
 
     level: str
     match: tuple[str, ...] = ()
     servername: str | None = None
     report: StsReportAttributes | None = None
+    report_only: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        failure = self.report is not None and self.report.policy_failure is not None
+        if self.report_only:
+            if self.level not in REPORT_ONLY_LEVELS or self.match:
+                raise ValueError(f"a report-only value cannot be {self.level!r}/match=")
+            if self.report is None:
+                raise ValueError("a report-only value needs its report")
+        elif failure:
+            raise ValueError("policy_failure only in a report-only value (L4)")
 
 
 @frozen(cache_hash=True)
@@ -101,6 +142,8 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
     if with_report and report is not None:
         parts.append("policy_type=sts")
         parts.append("policy_domain=" + report.policy_domain)
+        if report.policy_failure is not None:
+            parts.append("policy_failure=" + report.policy_failure.value)
         parts.extend("mx_host_pattern=" + p for p in report.mx_host_patterns)
         parts.extend(
             "{ policy_string = " + line + " }"

@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ControlConfig",
+    "DefaultLevel",
     "DnsConfig",
     "DnsFailure",
     "DnssecProbe",
@@ -55,6 +56,9 @@ __all__ = [
 
 DnsFailure = Literal["notfound", "temp"]
 MatchSource = Literal["patterns", "mx"]
+#: The level Postfix uses for a domain without this map (``[maps.NAME]
+#: default_level``): what a report-only answer carries (core.report).
+DefaultLevel = Literal["may", "encrypt", "dane"]
 LogLevelName = Literal["debug", "info", "warn", "error"]
 LogFormat = Literal["text", "json"]
 
@@ -73,13 +77,16 @@ _B14 = "RFC 8461 §3.3: SHOULD wait at least 5 minutes after a failed fetch, B14
 _MAP_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _DNS_FAILURES = get_args(DnsFailure)
 _MATCH_SOURCES = get_args(MatchSource)
+_DEFAULT_LEVELS = get_args(DefaultLevel)
 _LOG_LEVELS = get_args(LogLevelName)
 _LOG_FORMATS = get_args(LogFormat)
 
 
 @frozen
 class MapConfig:
-    """How one map (a socketmap name) answers."""
+    """How one map (a socketmap name) answers.  ``default_level`` is the
+    admin's ``smtp_tls_security_level``, used by the TLSRPT report-only
+    answers so that they never lower it."""
 
     strict_testing: bool = field(default=False, metadata=rule())
     tlsrpt: bool = field(default=False, metadata=rule())
@@ -91,6 +98,9 @@ class MapConfig:
     # "mx": match= lists the current MX names the patterns allow (L7, G22).
     match: MatchSource = field(
         default="patterns", metadata=rule(choices=_MATCH_SOURCES)
+    )
+    default_level: DefaultLevel = field(
+        default="may", metadata=rule(choices=_DEFAULT_LEVELS)
     )
 
 

@@ -11,22 +11,19 @@ import enum
 
 from attrs import evolve, frozen
 
-from postfix_mtasts.core.answer import Answer, TlsPolicyValue
+from postfix_mtasts.core.answer import Answer, PolicyFailure, Status
 from postfix_mtasts.core.config import MapConfig
-from postfix_mtasts.core.dane import (
-    FactsRecord,
-    Verdict,
-    dane_verdict,
-    exact_match_list,
-)
+from postfix_mtasts.core.dane import FactsRecord
+from postfix_mtasts.core.dane_answer import dane_answer, enforced_answer
 from postfix_mtasts.core.entry import CacheEntry
-from postfix_mtasts.core.mx import policy_value, report_attributes
 from postfix_mtasts.core.policy import Mode, Policy
+from postfix_mtasts.core.report import failure_value, testing_value
 
 __all__ = [
     "BackedOff",
     "DnsFailed",
     "Event",
+    "FetchBackoff",
     "FetchFailed",
     "Fetched",
     "Negative",
@@ -66,9 +63,11 @@ class Unchanged:
 
 @frozen
 class BackedOff:
-    """A fetch for this id failed recently; no new attempt yet (B14)."""
+    """A fetch for this id failed recently; no new attempt yet (B14).
+    ``policy_failure`` is why it failed, still reported meanwhile."""
 
     policy_id: str
+    policy_failure: PolicyFailure | None = None
 
 
 @frozen
@@ -79,11 +78,12 @@ class Fetched:
 
 @frozen
 class FetchFailed:
-    """HTTPS failed or the policy was invalid (B7-B12, C17)."""
+    """HTTPS failed or the policy was invalid (B7-B12, C17); ``report_type``
+    is its TLSRPT result type (RFC 8460 §4.3)."""
 
     policy_id: str
     reason: str
-    report_type: str
+    report_type: PolicyFailure
 
 
 Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
@@ -91,11 +91,24 @@ Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
 
 @frozen
 class Negative:
-    """Why a domain has no usable policy now, and until when not to ask again."""
+    """Why a domain has no usable policy now, and until when not to ask again.
+    ``policy_failure``: a record exists but no valid policy could be had, and
+    this is the TLSRPT result type a tlsrpt map reports (B16, D14)."""
 
     reason: str
     until: float
     dns_failure: bool = False
+    policy_failure: PolicyFailure | None = None
+
+
+@frozen
+class FetchBackoff:
+    """No new fetch of ``policy_id`` before ``until`` (B14); the failure it
+    backs off from is reported meanwhile."""
+
+    policy_id: str
+    until: float
+    policy_failure: PolicyFailure
 
 
 @frozen
@@ -133,7 +146,7 @@ class Update:
     """How the cache changes after an outcome.
 
     ``entry`` is the entry to store (``None``: leave the store alone unless
-    ``delete``); ``backoff`` is a ``(policy_id, until)`` to remember (B14);
+    ``delete``); ``backoff`` is a fetch back-off to remember (B14);
     ``event`` names what happened, for the log.
     """
 
@@ -141,7 +154,7 @@ class Update:
     entry: CacheEntry | None = None
     delete: bool = False
     negative: Negative | None = None
-    backoff: tuple[str, float] | None = None
+    backoff: FetchBackoff | None = None
 
 
 def needs_check(
@@ -208,19 +221,24 @@ def apply_outcome(
             negative=Negative(outcome.reason, now + timing.retry_s, dns_failure=True),
         )
     if isinstance(outcome, BackedOff):
+        # The failure backed off from is still the answer (D14).
         return Update(
             Event.BACKED_OFF,
             negative=Negative(
                 f"policy fetch for id {outcome.policy_id} failed recently",
                 now + timing.retry_s,
+                policy_failure=outcome.policy_failure,
             ),
         )
     # FetchFailed: B17/E8 keep the old policy, do not record the new id, and
     # wait before fetching this id again (B14).
+    failure = outcome.report_type
     return Update(
         Event.FETCH_FAILED,
-        negative=Negative(outcome.reason, now + timing.retry_s),
-        backoff=(outcome.policy_id, now + timing.failure_backoff_s),
+        negative=Negative(outcome.reason, now + timing.retry_s, policy_failure=failure),
+        backoff=FetchBackoff(
+            outcome.policy_id, now + timing.failure_backoff_s, failure
+        ),
     )
 
 
@@ -237,57 +255,37 @@ def answer_for(
     """What Postfix hears for a domain (spec G.6 table).
 
     ``just_fetched``: the entry was fetched for this very lookup, so it
-    applies even if its max_age is 0 (C10).  ``facts``: what DNS said of the
-    domain's MX hosts (None: the daemon does not gather them; then neither
-    DANE precedence nor ``match = "mx"`` applies).
+    applies even if its max_age is 0 (C10).  A tlsrpt map reports what it
+    does not enforce (testing mode, a policy that could not be had) with a
+    report-only answer at its ``default_level`` (D9, B16, D14, G29).
+    ``facts``: what DNS said of the domain's MX hosts (None: the daemon
+    does not gather them; then neither DANE precedence nor ``match = "mx"``
+    applies).
     """
     if entry is not None and (just_fetched or entry.is_valid(now)):
         mode = entry.policy.mode
+        reason = f"policy {entry.policy_id} mode {mode.value}"
         if mode is Mode.ENFORCE or (mode is Mode.TESTING and settings.strict_testing):
-            return _enforced(domain, entry, settings, facts)
-        return Answer.notfound(f"policy {entry.policy_id} mode {mode.value}")
+            return enforced_answer(domain, entry, settings, facts)
+        if mode is Mode.TESTING and settings.tlsrpt:
+            # Reported, not enforced (D9); where DANE applies, Postfix's own
+            # DANE runs with the report attributes (D13, L11).
+            dane = dane_answer(domain, entry, settings, facts, reason)
+            if dane is not None and dane.status is Status.OK:
+                return dane
+            level = settings.default_level
+            return Answer.ok(testing_value(domain, entry.policy, level), reason)
+        return Answer.notfound(reason)
     if negative is not None:
         if negative.dns_failure and settings.dns_failure == "temp":
             return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
+        if negative.policy_failure is not None and settings.tlsrpt:
+            value = failure_value(
+                domain, negative.policy_failure, settings.default_level
+            )
+            return Answer.ok(value, negative.reason)
         return Answer.notfound(negative.reason)
     return Answer.notfound("no policy")
-
-
-def _enforced(
-    domain: str, entry: CacheEntry, settings: MapConfig, facts: FactsRecord | None
-) -> Answer:
-    """An answering policy's answer: Postfix's own DANE where the domain's
-    MX hosts have DNSSEC-validated TLSA (RFC 8461 §2, D13, L9-L11), else
-    the STS policy with ``match=`` from its patterns or its MX names."""
-    policy = entry.policy
-    reason = f"policy {entry.policy_id} mode {policy.mode.value}"
-    if settings.dane and facts is not None:
-        verdict = dane_verdict(facts)
-        if verdict is Verdict.UNKNOWN:
-            return Answer.temp(f"DANE status of {domain} unknown: {facts.failure}")
-        if verdict is not Verdict.STS:
-            known = facts.facts
-            counted = f"{known.with_tlsa()}/{len(known.hosts)}" if known else "?"
-            return Answer.ok(
-                TlsPolicyValue(
-                    level=verdict.value,
-                    report=report_attributes(domain, policy)
-                    if settings.tlsrpt
-                    else None,
-                ),
-                reason=f"{reason}; DANE: {counted} MX hosts with TLSA",
-            )
-    match = None
-    if settings.match == "mx" and facts is not None and facts.facts is not None:
-        match = exact_match_list(facts.facts.hosts, policy.mx)
-        if not match:
-            # RFC 8461 §4.1, D8: no MX host may receive the mail; defer
-            # rather than accept any pattern's certificate (D11).
-            return Answer.temp(f"no MX host of {domain} matches its MTA-STS policy")
-    return Answer.ok(
-        policy_value(domain, policy, report=settings.tlsrpt, match=match),
-        reason=reason,
-    )
 
 
 def _checked(entry: CacheEntry, now: float) -> CacheEntry:

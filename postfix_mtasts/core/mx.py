@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from postfix_mtasts.core.answer import StsReportAttributes, TlsPolicyValue
+from postfix_mtasts.core.answer import TlsPolicyValue
 from postfix_mtasts.core.nexthop import is_address_literal, to_ascii_name
 from postfix_mtasts.core.policy import MxPattern, Policy
+from postfix_mtasts.core.report import sts_report
 from postfix_mtasts.core.text import quote
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "mx_matches",
     "policy_value",
     "postfix_match_list",
-    "report_attributes",
 ]
 
 
@@ -90,14 +90,5 @@ def policy_value(
         level="secure",
         match=postfix_match_list(policy.mx) if match is None else match,
         servername="hostname",
-        report=report_attributes(domain, policy) if report else None,
-    )
-
-
-def report_attributes(domain: str, policy: Policy) -> StsReportAttributes:
-    """The TLSRPT attributes of an STS answer (spec G25-G28)."""
-    return StsReportAttributes(
-        policy_domain=domain,
-        mx_host_patterns=tuple(dict.fromkeys(p.text for p in policy.mx)),
-        policy_strings=policy.lines,
+        report=sts_report(domain, policy) if report else None,
     )

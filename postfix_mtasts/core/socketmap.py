@@ -19,7 +19,9 @@ Size rule for replies (G7, F4): the payload (the netstring without its
 TLSRPT attributes is sent without them (Postfix then has no report data but
 still enforces the full ``match=`` list); if it is still too long the reply is
 ``TEMP policy too large for this map``, which defers the mail.  The ``match=``
-list is never shortened: that would weaken the policy.
+list is never shortened: that would weaken the policy.  A report-only value
+(testing mode, policy failure) means nothing without its attributes: when
+they do not fit the reply is ``NOTFOUND ``, what the map says without TLSRPT.
 
 Reasons sent with ``TEMP``/``PERM`` are cut to printable ASCII (anything else
 becomes ``?``) and to :data:`MAX_REASON_CHARS` characters.
@@ -203,11 +205,14 @@ def reply_reason(answer: Answer) -> str:
 
 def render_within(value: TlsPolicyValue, fits: Callable[[str], bool]) -> str | None:
     """Render ``value`` with its report attributes if ``fits`` accepts that,
-    else without them, else ``None`` (the size rule above)."""
+    else without them (never a report-only value), else ``None`` (the size
+    rule above)."""
     if value.report is not None:
         text = render_value(value, with_report=True)
         if fits(text):
             return text
+    if value.report_only:
+        return None
     text = render_value(value, with_report=False)
     return text if fits(text) else None
 
@@ -229,7 +234,11 @@ def _reply_payload(answer: Answer, limit: int) -> bytes:
         if answer.value is None:
             return b"TEMP internal error: OK answer without a value"
         text = render_within(answer.value, lambda t: len(_ok(t)) <= limit)
-        return b"TEMP " + TOO_LARGE_REASON.encode() if text is None else _ok(text)
+        if text is not None:
+            return _ok(text)
+        if answer.value.report_only:
+            return b"NOTFOUND "
+        return b"TEMP " + TOO_LARGE_REASON.encode()
     return f"{answer.status.value} {reply_reason(answer)}".encode("ascii")
 
 

@@ -16,7 +16,8 @@ Size rule (G17): a reply, newline included and after %-encoding, is at most
 ``limit`` bytes (:data:`MAX_REPLY_BYTES`, Postfix's fixed 4096).  An ``OK``
 value too long with the TLSRPT attributes is sent without them; if it is
 still too long the reply is ``400 policy too large for this map`` (mail is
-deferred, the ``match=`` list is never shortened).  See
+deferred, the ``match=`` list is never shortened); a report-only value that
+does not fit is ``500`` (not found).  See
 :mod:`postfix_mtasts.core.socketmap` for the same rule there.
 
 A request line is at most :data:`MAX_REQUEST_BYTES` bytes, not counting its
@@ -179,9 +180,11 @@ def encode_reply(answer: Answer, *, limit: int = MAX_REPLY_BYTES) -> bytes:
         if answer.value is None:
             return _line(b"400 ", "internal error: OK answer without a value")
         text = render_within(answer.value, lambda t: len(_line(b"200 ", t)) <= limit)
-        return (
-            _line(b"400 ", TOO_LARGE_REASON) if text is None else _line(b"200 ", text)
-        )
+        if text is not None:
+            return _line(b"200 ", text)
+        if answer.value.report_only:  # nothing to report within the limit
+            return _NOT_FOUND
+        return _line(b"400 ", TOO_LARGE_REASON)
     return _line(b"400 ", reply_reason(answer))
 
 

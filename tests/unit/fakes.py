@@ -8,6 +8,7 @@ from typing import TypeVar
 from twisted.internet.defer import Deferred, fail, succeed
 
 from postfix_mtasts.cache.store import CacheUnavailableError
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.decision import Outcome
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode, MxPattern, Policy
@@ -38,14 +39,22 @@ class FakeResolver:
 
     def __init__(self) -> None:
         self.calls: list[
-            tuple[str, str | None, Callable[[str], bool], Deferred[Outcome]]
+            tuple[
+                str,
+                str | None,
+                Callable[[str], PolicyFailure | None],
+                Deferred[Outcome],
+            ]
         ] = []
 
     def resolve(
-        self, domain: str, known_id: str | None, may_fetch: Callable[[str], bool]
+        self,
+        domain: str,
+        known_id: str | None,
+        held_back: Callable[[str], PolicyFailure | None],
     ) -> Deferred[Outcome]:
         d: Deferred[Outcome] = Deferred()
-        self.calls.append((domain, known_id, may_fetch, d))
+        self.calls.append((domain, known_id, held_back, d))
         return d
 
     def answer_last(self, outcome: Outcome) -> None:

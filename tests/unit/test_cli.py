@@ -25,11 +25,12 @@ from postfix_mtasts.cli import build_parser, main
 from postfix_mtasts.cli.cache import run_cache
 from postfix_mtasts.cli.query import describe
 from postfix_mtasts.control import MAX_LINE_BYTES
-from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.answer import Answer, PolicyFailure
 from postfix_mtasts.core.config import load
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.mx import policy_value
 from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.core.report import failure_value
 
 from .fakes import make_policy
 
@@ -278,6 +279,24 @@ class QueryTests(TempDirTestCase):
             },
         )
         self.assertEqual(json.loads(json.dumps(report)), report)
+
+    def test_describe_report_only(self) -> None:
+        """`query` shows a tlsrpt map's report-only answers as Postfix hears
+        them: a policy failure with its type and reason (D14, G29)."""
+        answer = Answer.ok(
+            failure_value("x.example", PolicyFailure.WEBPKI_INVALID, "may"),
+            reason="certificate does not name the policy host",
+        )
+        report = describe("x.example", "x.example", answer, None, 0)
+        self.assertEqual(
+            (report["status"], report["reply"], report["reason"]),
+            (
+                "OK",
+                "OK may policy_type=sts policy_domain=x.example"
+                " policy_failure=sts-webpki-invalid",
+                "certificate does not name the policy host",
+            ),
+        )
 
     def test_describe_without_policy(self) -> None:
         """NOTFOUND is reported without a reason word in the reply, TEMP

@@ -227,6 +227,26 @@ class MapTests(ConfigErrorAssertions):
             'maps.postfix.dns_failure: expected "notfound" or "temp", got "x"',
         )
 
+    def test_default_level(self) -> None:
+        """default_level is "may" unless set; "encrypt" and "dane" are the
+        other levels a report-only answer may carry (D14, L2, L4)."""
+        self.assertEqual(MapConfig().default_level, "may")
+        for level in ("may", "encrypt", "dane"):
+            config = parse_config(f'[maps.postfix]\ndefault_level = "{level}"\n')
+            self.assertEqual(
+                config.map_named("postfix"), MapConfig(default_level=level)
+            )
+
+    def test_bad_default_level(self) -> None:
+        """A level that would enforce (secure, verify, dane-only) or disable
+        TLS (none) is no default_level: the error names the map (L4)."""
+        for level in ("secure", "verify", "dane-only", "none", "MAY", ""):
+            self.assertConfigError(
+                f'[maps.postfix]\ndefault_level = "{level}"\n',
+                "maps.postfix.default_level: expected "
+                f'"may", "encrypt" or "dane", got "{level}"',
+            )
+
     def test_bad_boolean(self) -> None:
         """Booleans must be TOML true/false, not strings."""
         self.assertConfigError(

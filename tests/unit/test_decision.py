@@ -12,12 +12,13 @@ import itertools
 from attrs import evolve
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.core.answer import Answer, Status, render_value
+from postfix_mtasts.core.answer import Answer, PolicyFailure, Status, render_value
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
     Event,
+    FetchBackoff,
     Fetched,
     FetchFailed,
     Negative,
@@ -83,6 +84,13 @@ SECURE_TLSRPT = (
     " { policy_string = max_age: 86400 }"
 )
 SECURE_TLSRPT_MAX_AGE_0 = SECURE_TLSRPT.replace("max_age: 86400", "max_age: 0")
+TESTING_TLSRPT = "may servername=hostname" + SECURE_TLSRPT.removeprefix(SECURE).replace(
+    "mode: enforce", "mode: testing"
+)
+FAILURE_TLSRPT = (
+    "may policy_type=sts policy_domain=example.com"
+    " policy_failure=sts-policy-fetch-error"
+)
 
 
 def ok(value: str, reason: str) -> Heard:
@@ -117,6 +125,9 @@ NEGATIVES: dict[str, Negative | None] = {
     "none": None,
     "dns failure": Negative("SERVFAIL", NOW + 60, dns_failure=True),
     "no policy": Negative("NXDOMAIN", NOW + 300),
+    "fetch failed": Negative(
+        "HTTP status 500", NOW + 60, policy_failure=PolicyFailure.FETCH_ERROR
+    ),
 }
 
 # Column order of the expectations in ANSWERS.
@@ -125,6 +136,7 @@ SETTINGS: tuple[tuple[str, MapConfig], ...] = (
     ("strict_testing", MapConfig(strict_testing=True)),
     ("tlsrpt", MapConfig(tlsrpt=True)),
     ('dns_failure="temp"', MapConfig(dns_failure="temp")),
+    ('tlsrpt, default_level="dane"', MapConfig(tlsrpt=True, default_level="dane")),
 )
 
 ENFORCED = ok(SECURE, "policy id1 mode enforce")
@@ -137,37 +149,56 @@ SERVFAIL = notfound("SERVFAIL")
 NXDOMAIN = notfound("NXDOMAIN")
 SERVFAIL_TEMP = temp("MTA-STS lookup failed: SERVFAIL")
 ENFORCED_MAX_AGE_0_TLSRPT = ok(SECURE_TLSRPT_MAX_AGE_0, "policy id1 mode enforce")
+# Report-only answers (D9, D14, G29, L3): the map's default_level, no match=.
+TESTING_REPORT = ok(TESTING_TLSRPT, "policy id1 mode testing")
+TESTING_REPORT_DANE = ok(
+    TESTING_TLSRPT.replace("may ", "dane ", 1), "policy id1 mode testing"
+)
+FETCH_FAILED = notfound("HTTP status 500")
+FAILURE_REPORT = ok(FAILURE_TLSRPT, "HTTP status 500")
+FAILURE_REPORT_DANE = ok(FAILURE_TLSRPT.replace("may ", "dane ", 1), "HTTP status 500")
 
-# (rule, entry state, negative, default, strict_testing, tlsrpt, dns_failure=temp)
-ANSWERS: list[tuple[str, str, str, Heard, Heard, Heard, Heard]] = [
+# (rule, entry state, negative, default, strict_testing, tlsrpt,
+#  dns_failure=temp, tlsrpt at dane)
+ANSWERS: list[tuple[str, str, str, Heard, Heard, Heard, Heard, Heard]] = [
     # Nothing cached: the negative answer decides; only a DNS failure under
-    # dns_failure = "temp" defers the mail.
-    ("G.6", "none", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
-    ("A15", "none", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP),
-    ("A7", "none", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
-    # An unexpired policy applies whatever live DNS says (B17, E7).
-    ("G.6", "valid enforce", "none", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED),
-    ("B17", "valid enforce", "dns failure", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED),
-    ("E7", "valid enforce", "no policy", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED),
-    # testing: NOTFOUND, unless the map treats it as enforce (D9, G.6).
-    ("D9", "valid testing", "none", TESTING, STRICT_TESTING, TESTING, TESTING),
-    ("D9", "valid testing", "dns failure", TESTING, STRICT_TESTING, TESTING, TESTING),
-    ("D9", "valid testing", "no policy", TESTING, STRICT_TESTING, TESTING, TESTING),
-    # none: no active policy, even for a strict map (D10).
-    ("D10", "valid none", "none", NONE, NONE, NONE, NONE),
-    ("D10", "valid none", "dns failure", NONE, NONE, NONE, NONE),
-    ("D10", "valid none", "no policy", NONE, NONE, NONE, NONE),
+    # dns_failure = "temp" defers the mail; a policy that could not be had
+    # is reported by a tlsrpt map at its own level (B16, D14).
+    ("G.6", "none", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
+    ("A15", "none", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP, SERVFAIL),
+    ("A7", "none", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
+    ("B16", "none", "fetch failed", FETCH_FAILED, FETCH_FAILED, FAILURE_REPORT, FETCH_FAILED, FAILURE_REPORT_DANE),
+    # An unexpired policy applies whatever live DNS or HTTPS says (B17, E7):
+    # a failed refetch is not reported.
+    ("G.6", "valid enforce", "none", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED, ENFORCED_TLSRPT),
+    ("B17", "valid enforce", "dns failure", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED, ENFORCED_TLSRPT),
+    ("E7", "valid enforce", "no policy", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED, ENFORCED_TLSRPT),
+    ("B17", "valid enforce", "fetch failed", ENFORCED, ENFORCED, ENFORCED_TLSRPT, ENFORCED, ENFORCED_TLSRPT),
+    # testing: NOTFOUND, unless the map treats it as enforce, or reports it
+    # without enforcing (D9, G.6, L3).
+    ("D9", "valid testing", "none", TESTING, STRICT_TESTING, TESTING_REPORT, TESTING, TESTING_REPORT_DANE),
+    ("D9", "valid testing", "dns failure", TESTING, STRICT_TESTING, TESTING_REPORT, TESTING, TESTING_REPORT_DANE),
+    ("D9", "valid testing", "no policy", TESTING, STRICT_TESTING, TESTING_REPORT, TESTING, TESTING_REPORT_DANE),
+    ("D9", "valid testing", "fetch failed", TESTING, STRICT_TESTING, TESTING_REPORT, TESTING, TESTING_REPORT_DANE),
+    # none: no active policy, even for a strict or tlsrpt map (D10).
+    ("D10", "valid none", "none", NONE, NONE, NONE, NONE, NONE),
+    ("D10", "valid none", "dns failure", NONE, NONE, NONE, NONE, NONE),
+    ("D10", "valid none", "no policy", NONE, NONE, NONE, NONE, NONE),
+    ("D10", "valid none", "fetch failed", NONE, NONE, NONE, NONE, NONE),
     # Past max_age a policy no longer applies (E9, B16).
-    ("E9", "expired enforce", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
-    ("E9", "expired enforce", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP),
-    ("E9", "expired enforce", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
+    ("E9", "expired enforce", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
+    ("E9", "expired enforce", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP, SERVFAIL),
+    ("E9", "expired enforce", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
+    ("B16", "expired enforce", "fetch failed", FETCH_FAILED, FETCH_FAILED, FAILURE_REPORT, FETCH_FAILED, FAILURE_REPORT_DANE),
     # max_age 0 applies to the lookup that fetched it, and to no other (C10).
-    ("C10", "max_age 0, just fetched", "none", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED),
-    ("C10", "max_age 0, just fetched", "dns failure", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED),
-    ("C10", "max_age 0, just fetched", "no policy", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED),
-    ("C10", "max_age 0, next lookup", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
-    ("C10", "max_age 0, next lookup", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP),
-    ("C10", "max_age 0, next lookup", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
+    ("C10", "max_age 0, just fetched", "none", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT),
+    ("C10", "max_age 0, just fetched", "dns failure", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT),
+    ("C10", "max_age 0, just fetched", "no policy", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT),
+    ("C10", "max_age 0, just fetched", "fetch failed", ENFORCED, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT, ENFORCED, ENFORCED_MAX_AGE_0_TLSRPT),
+    ("C10", "max_age 0, next lookup", "none", NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY, NO_POLICY),
+    ("C10", "max_age 0, next lookup", "dns failure", SERVFAIL, SERVFAIL, SERVFAIL, SERVFAIL_TEMP, SERVFAIL),
+    ("C10", "max_age 0, next lookup", "no policy", NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN, NXDOMAIN),
+    ("C10", "max_age 0, next lookup", "fetch failed", FETCH_FAILED, FETCH_FAILED, FAILURE_REPORT, FETCH_FAILED, FAILURE_REPORT_DANE),
 ]  # fmt: skip
 
 
@@ -184,7 +215,7 @@ class AnswerForTests(SynchronousTestCase):
     def test_table(self) -> None:
         """Every cache state x negative answer x map setting gets the reply
         of the G.6 table: exact status, rendered ``secure`` value and reason
-        (G.6, A15, B16, B17, C10, D9, D10, E7, E9, G24, G31)."""
+        (G.6, A15, B16, B17, C10, D9, D10, D14, E7, E9, G24, G29, G31, L3)."""
         wrong = []
         for rule, state, negative_name, *expected in ANSWERS:
             cached, just_fetched = ENTRY_STATES[state]
@@ -272,13 +303,22 @@ OLD: dict[str, CacheEntry | None] = {
 NEW = policy()
 NEW_NONE = policy(Mode.NONE)
 NEW_MAX_AGE_0 = policy(max_age=0)
-FAILED = FetchFailed("id2", "HTTP status 500", "sts-policy-fetch-error")
-INVALID = FetchFailed("id2", "C6: mode: report", "sts-policy-invalid")
-BACKED_OFF = Negative("policy fetch for id id2 failed recently", NOW + 60)
+FETCH_ERROR = PolicyFailure.FETCH_ERROR
+WEBPKI = PolicyFailure.WEBPKI_INVALID
+POLICY_INVALID = PolicyFailure.POLICY_INVALID
+FAILED = FetchFailed("id2", "HTTP status 500", FETCH_ERROR)
+INVALID = FetchFailed("id2", "C6: mode: report", POLICY_INVALID)
+HELD_BACK = BackedOff("id2", WEBPKI)
+# The failure backed off from is still the answer's (D14).
+BACKED_OFF = Negative(
+    "policy fetch for id id2 failed recently", NOW + 60, policy_failure=WEBPKI
+)
 DNS_NEGATIVE = Negative("SERVFAIL", NOW + 60, dns_failure=True)
 NX_NEGATIVE = Negative("NXDOMAIN", NOW + 300)
-FETCH_NEGATIVE = Negative("HTTP status 500", NOW + 60)
-BACKOFF = ("id2", NOW + 900)
+FETCH_NEGATIVE = Negative("HTTP status 500", NOW + 60, policy_failure=FETCH_ERROR)
+INVALID_NEGATIVE = Negative("C6: mode: report", NOW + 60, policy_failure=POLICY_INVALID)
+BACKOFF = FetchBackoff("id2", NOW + 900, FETCH_ERROR)
+INVALID_BACKOFF = FetchBackoff("id2", NOW + 900, POLICY_INVALID)
 
 
 def fetched(policy_id: str = "id2", new: Policy = NEW, at: float = NOW) -> CacheEntry:
@@ -287,7 +327,7 @@ def fetched(policy_id: str = "id2", new: Policy = NEW, at: float = NOW) -> Cache
 
 # (rule, cache state, outcome, event, store, negative, backoff)
 OUTCOMES: list[
-    tuple[str, str, Outcome, Event, Store, Negative | None, tuple[str, float] | None]
+    tuple[str, str, Outcome, Event, Store, Negative | None, FetchBackoff | None]
 ] = [
     # A fetched policy is stored from now for its max_age (E1).  A new id is
     # an update (E3, D11); the same id fetched again is a renewal (E5, E4).
@@ -315,16 +355,18 @@ OUTCOMES: list[
     ("A15", "no entry", DnsFailed("SERVFAIL"), Event.DNS_FAILURE, KEEP, DNS_NEGATIVE, None),
     ("A15", "valid entry", DnsFailed("SERVFAIL"), Event.DNS_FAILURE, KEEP, DNS_NEGATIVE, None),
     ("A15", "expired entry", DnsFailed("SERVFAIL"), Event.DNS_FAILURE, KEEP, DNS_NEGATIVE, None),
-    # A recent failure for this id: no fetch, no new back-off (B14).
-    ("B14", "no entry", BackedOff("id2"), Event.BACKED_OFF, KEEP, BACKED_OFF, None),
-    ("B14", "valid entry", BackedOff("id2"), Event.BACKED_OFF, KEEP, BACKED_OFF, None),
-    ("B14", "expired entry", BackedOff("id2"), Event.BACKED_OFF, KEEP, BACKED_OFF, None),
+    # A recent failure for this id: no fetch, no new back-off, and the
+    # failure it backs off from is still the reported one (B14, D14).
+    ("B14", "no entry", HELD_BACK, Event.BACKED_OFF, KEEP, BACKED_OFF, None),
+    ("B14", "valid entry", HELD_BACK, Event.BACKED_OFF, KEEP, BACKED_OFF, None),
+    ("B14", "expired entry", HELD_BACK, Event.BACKED_OFF, KEEP, BACKED_OFF, None),
     # A failed or invalid fetch keeps the old policy, does not record the new
-    # id, and backs off that id for failure_backoff_s (B16, B17, E8, C17, B14).
+    # id, and backs off that id for failure_backoff_s (B16, B17, E8, C17, B14);
+    # the negative and the back-off both keep its TLSRPT type (D14, G29).
     ("B16", "no entry", FAILED, Event.FETCH_FAILED, KEEP, FETCH_NEGATIVE, BACKOFF),
     ("E8", "valid entry", FAILED, Event.FETCH_FAILED, KEEP, FETCH_NEGATIVE, BACKOFF),
     ("E9", "expired entry", FAILED, Event.FETCH_FAILED, KEEP, FETCH_NEGATIVE, BACKOFF),
-    ("C17", "valid entry", INVALID, Event.FETCH_FAILED, KEEP, Negative("C6: mode: report", NOW + 60), BACKOFF),
+    ("C17", "valid entry", INVALID, Event.FETCH_FAILED, KEEP, INVALID_NEGATIVE, INVALID_BACKOFF),
 ]  # fmt: skip
 
 
@@ -333,7 +375,7 @@ def expected_update(
     event: Event,
     store: Store,
     negative: Negative | None,
-    backoff: tuple[str, float] | None,
+    backoff: FetchBackoff | None,
 ) -> Update:
     if store == TOUCH:
         assert old is not None

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.dane import FactsRecord
-from postfix_mtasts.core.decision import Event, Negative, Update
+from postfix_mtasts.core.decision import Event, FetchBackoff, Negative, Update
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import STALE_NEGATIVE_S, USE_GRANULARITY_S, DomainState
 
 from .fakes import make_policy
+
+FETCH_ERROR = PolicyFailure.FETCH_ERROR
 
 NOW = 1_000_000.0
 POLICY = make_policy()
@@ -37,7 +40,7 @@ class BoundsTests(SynchronousTestCase):
                 Update(
                     Event.FETCH_FAILED,
                     negative=Negative("HTTP 500", now + 60),
-                    backoff=("id2", now + 300),
+                    backoff=FetchBackoff("id2", now + 300, FETCH_ERROR),
                 ),
                 now,
             )
@@ -113,7 +116,7 @@ class BoundsTests(SynchronousTestCase):
             Update(
                 Event.FETCH_FAILED,
                 negative=Negative("x", NOW + 60),
-                backoff=("id2", NOW + 300),
+                backoff=FetchBackoff("id2", NOW + 300, FETCH_ERROR),
             ),
             NOW,
         )
@@ -156,7 +159,9 @@ class BackoffTests(SynchronousTestCase):
         state = DomainState(10)
         state.apply(
             "a.example",
-            Update(Event.FETCH_FAILED, backoff=("id2", NOW + 300)),
+            Update(
+                Event.FETCH_FAILED, backoff=FetchBackoff("id2", NOW + 300, FETCH_ERROR)
+            ),
             NOW,
         )
         self.assertFalse(state.may_fetch("a.example", "id2", NOW + 299))
@@ -167,12 +172,24 @@ class BackoffTests(SynchronousTestCase):
     def test_expired_backoffs_pruned_first(self) -> None:
         """Over the bound, expired back-offs go before live ones (B14 kept)."""
         state = DomainState(2)
-        state.apply("old.example", Update(Event.FETCH_FAILED, backoff=("i", NOW)), NOW)
         state.apply(
-            "live.example", Update(Event.FETCH_FAILED, backoff=("i", NOW + 300)), NOW
+            "old.example",
+            Update(Event.FETCH_FAILED, backoff=FetchBackoff("i", NOW, FETCH_ERROR)),
+            NOW,
         )
         state.apply(
-            "new.example", Update(Event.FETCH_FAILED, backoff=("i", NOW + 300)), NOW
+            "live.example",
+            Update(
+                Event.FETCH_FAILED, backoff=FetchBackoff("i", NOW + 300, FETCH_ERROR)
+            ),
+            NOW,
+        )
+        state.apply(
+            "new.example",
+            Update(
+                Event.FETCH_FAILED, backoff=FetchBackoff("i", NOW + 300, FETCH_ERROR)
+            ),
+            NOW,
         )
         self.assertFalse(state.may_fetch("live.example", "i", NOW + 1))
         self.assertFalse(state.may_fetch("new.example", "i", NOW + 1))

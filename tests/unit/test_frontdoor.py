@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.admin import Admin
 from postfix_mtasts.coordinator import RefreshCoordinator
-from postfix_mtasts.core.answer import Answer, Status, render_value
+from postfix_mtasts.core.answer import Answer, PolicyFailure, Status, render_value
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.decision import (
     BackedOff,
@@ -181,7 +181,7 @@ class FirstLookupTests(LookupTestCase):
         """Valid TXT but the fetch fails and nothing is cached → NOTFOUND (B16)."""
         d = self.pending()
         self.resolver.answer_last(
-            FetchFailed("id1", "HTTP 500", "sts-policy-fetch-error")
+            FetchFailed("id1", "HTTP 500", PolicyFailure.FETCH_ERROR)
         )
         self.assertEqual(self.successResultOf(d).status, Status.NOTFOUND)
 
@@ -252,19 +252,19 @@ class RefreshTests(LookupTestCase):
         self.clock.advance(3600)
         d = self.pending()
         self.resolver.answer_last(
-            FetchFailed("id2", "HTTP 500", "sts-policy-fetch-error")
+            FetchFailed("id2", "HTTP 500", PolicyFailure.FETCH_ERROR)
         )
         self.assertEqual(self.successResultOf(d).status, Status.OK)
         self.clock.advance(60)
         d = self.pending()
-        _, known, may_fetch, _ = self.resolver.calls[-1]
+        _, known, held_back, _ = self.resolver.calls[-1]
         self.assertEqual(known, "id1")  # the new id was not recorded
-        self.assertFalse(may_fetch("id2"))
-        self.assertTrue(may_fetch("id3"))
-        self.resolver.answer_last(BackedOff("id2"))
+        self.assertIs(held_back("id2"), PolicyFailure.FETCH_ERROR)
+        self.assertIsNone(held_back("id3"))
+        self.resolver.answer_last(BackedOff("id2", PolicyFailure.FETCH_ERROR))
         self.assertEqual(self.successResultOf(d).status, Status.OK)
         self.clock.advance(240)
-        self.assertTrue(may_fetch("id2"))
+        self.assertIsNone(held_back("id2"))
 
     def test_dns_failure_keeps_policy(self) -> None:
         """DNS failure with a valid cached policy keeps serving it (B17, E7)."""
@@ -295,7 +295,7 @@ class RefreshTests(LookupTestCase):
         self.clock.advance(86400)
         d = self.pending()
         self.resolver.answer_last(
-            FetchFailed("id1", "timeout", "sts-policy-fetch-error")
+            FetchFailed("id1", "timeout", PolicyFailure.FETCH_ERROR)
         )
         self.assertEqual(self.successResultOf(d).status, Status.NOTFOUND)
 
@@ -381,7 +381,7 @@ class LoggingTests(LookupTestCase):
         self.pending()
         with capturedLogs() as events:
             self.resolver.answer_last(
-                FetchFailed("id2", "HTTP 500", "sts-policy-fetch-error")
+                FetchFailed("id2", "HTTP 500", PolicyFailure.FETCH_ERROR)
             )
         warnings = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual([e["event"] for e in warnings], ["policy fetch failed"])
@@ -395,7 +395,7 @@ class LoggingTests(LookupTestCase):
         self.pending()
         with capturedLogs() as events:
             self.resolver.answer_last(
-                FetchFailed("id2", "HTTP 500", "sts-policy-fetch-error")
+                FetchFailed("id2", "HTTP 500", PolicyFailure.FETCH_ERROR)
             )
         self.assertEqual([e for e in events if e["log_level"] == LogLevel.warn], [])
 

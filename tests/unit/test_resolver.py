@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
+from postfix_mtasts.core.answer import PolicyFailure
 from postfix_mtasts.core.decision import (
     BackedOff,
     DnsFailed,
@@ -54,13 +55,13 @@ class ResolverTests(SynchronousTestCase):
         txt: TxtResult,
         fetcher: FakeFetcher | None = None,
         known_id: str | None = None,
-        may_fetch: bool = True,
+        held_back: PolicyFailure | None = None,
         domain: str = "example.com",
     ) -> tuple[Outcome, FakeTxt, FakeFetcher]:
         fake_txt = FakeTxt(txt)
         fake_fetcher = fetcher or FakeFetcher()
         resolver = PolicyResolver(fake_txt, fake_fetcher)
-        d = resolver.resolve(domain, known_id, lambda _: may_fetch)
+        d = resolver.resolve(domain, known_id, lambda _: held_back)
         return self.successResultOf(d), fake_txt, fake_fetcher
 
     def test_fetches_new_policy(self) -> None:
@@ -85,11 +86,12 @@ class ResolverTests(SynchronousTestCase):
         self.assertIsInstance(outcome, Fetched)
 
     def test_backed_off(self) -> None:
-        """A backed-off id is not fetched (B14)."""
+        """A backed-off id is not fetched, and the failure it backs off from
+        comes with it, to be reported meanwhile (B14, D14)."""
         outcome, _, fetcher = self.resolve(
-            records(b"v=STSv1; id=abc;"), may_fetch=False
+            records(b"v=STSv1; id=abc;"), held_back=PolicyFailure.WEBPKI_INVALID
         )
-        self.assertEqual(outcome, BackedOff("abc"))
+        self.assertEqual(outcome, BackedOff("abc", PolicyFailure.WEBPKI_INVALID))
         self.assertEqual(fetcher.domains, [])
 
     def test_two_records_no_policy(self) -> None:
@@ -124,7 +126,7 @@ class ResolverTests(SynchronousTestCase):
         fetcher = FakeFetcher(b"version: STSv1\nmode: enforce\nmax_age: 86400\n")
         outcome, _, _ = self.resolve(records(b"v=STSv1; id=abc;"), fetcher)
         assert isinstance(outcome, FetchFailed)
-        self.assertEqual(outcome.report_type, "sts-policy-invalid")
+        self.assertIs(outcome.report_type, PolicyFailure.POLICY_INVALID)
         self.assertIn("C11", outcome.reason)
 
     def test_name_too_long_for_dns_is_no_policy(self) -> None:

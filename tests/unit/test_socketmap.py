@@ -16,9 +16,10 @@ from pathlib import Path
 from attrs import frozen
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.core import socketmap
+from postfix_mtasts.core import report, socketmap
 from postfix_mtasts.core.answer import (
     Answer,
+    PolicyFailure,
     Status,
     StsReportAttributes,
     TlsPolicyValue,
@@ -142,6 +143,12 @@ def enforce(*patterns: str, extra: tuple[str, ...] = ()) -> Policy:
 
 
 _REPORTED = enforce("mx.report.example", extra=("x-note: café 100%", "x-a: {b}"))
+_TESTING = Policy(
+    Mode.TESTING,
+    604800,
+    (mx("*.testing.example"),),
+    ("version: STSv1", "mode: testing", "mx: *.testing.example", "max_age: 604800"),
+)
 _FAKE_POLICIES = {
     "enforce.example": policy_value(
         "enforce.example",
@@ -151,6 +158,13 @@ _FAKE_POLICIES = {
     "report.example": policy_value("report.example", _REPORTED, report=True),
     "xn--bcher-kva.example": policy_value(
         "xn--bcher-kva.example", enforce("mx.xn--bcher-kva.example"), report=False
+    ),
+    # The report-only answers of a tlsrpt map (core.report; D9, D14, G29).
+    "testing.example": report.testing_value(
+        "testing.example", _TESTING, level="encrypt"
+    ),
+    "failed.example": report.failure_value(
+        "failed.example", PolicyFailure.WEBPKI_INVALID, level="may"
     ),
 }
 
