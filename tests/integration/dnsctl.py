@@ -178,7 +178,8 @@ remote-control:
     def wait_sec_ready(self, timeout: float = 10.0) -> None:
         """Wait until the sec.test. server answers (before changing its zones)."""
         for apex, serial in self.sec.serials.items():
-            self._wait_serial(apex, serial, SEC_DNS_IP, timeout)
+            # a query sent before it listens is lost: ask again soon
+            self._wait_serial(apex, serial, SEC_DNS_IP, timeout, query_timeout=0.1)
 
     # --- queries from $P-mta -------------------------------------------------
 
@@ -226,13 +227,14 @@ remote-control:
         serial: int | None = None,
         server: str = DNS_IP,
         timeout: float = 10.0,
+        query_timeout: float = 1.0,
     ) -> None:
         serial = self.serial if serial is None else serial
         deadline = time.monotonic() + timeout
         last: object = None
         while True:
             try:
-                reply = self.query(zone, "SOA", server=server, timeout=1.0)
+                reply = self.query(zone, "SOA", server=server, timeout=query_timeout)
                 for rrset in reply.answer:
                     if rrset.rdtype == dns.rdatatype.SOA:
                         last = rrset[0].serial

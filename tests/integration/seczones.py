@@ -24,7 +24,7 @@ rewrites the config and reloads the whole server).
 from __future__ import annotations
 
 import datetime
-import hashlib
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +33,6 @@ from typing import Literal
 import dns.dnssec
 import dns.exception
 import dns.zone
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
@@ -44,20 +42,19 @@ from .addresses import SEC_DNS_IP
 from .netns import WorldError, run
 
 __all__ = [
-    "BAD_TLSA",
     "SEC_ORIGIN",
+    "ZONE_MODES",
     "SecZones",
     "ZoneMode",
+    "check_mode",
     "partition",
-    "tlsa_rdata",
+    "under",
 ]
 
 SEC_ORIGIN = "sec.test."
 SEC_NS = "ns-sec.test."
 ZoneMode = Literal["signed", "bogus", "unsigned"]
 ZONE_MODES: tuple[ZoneMode, ...] = ("signed", "bogus", "unsigned")
-# 3 1 1 of a key nobody has: DANE authentication fails against it
-BAD_TLSA = "3 1 1 " + hashlib.sha256(b"no such key").hexdigest()
 _SIG_VALID_BEFORE = datetime.timedelta(hours=1)
 _SIG_VALID_AFTER = datetime.timedelta(days=30)
 
@@ -65,33 +62,6 @@ _SIG_VALID_AFTER = datetime.timedelta(days=30)
 def under(name: str, domain: str) -> bool:
     """Absolute ``name`` is ``domain`` or below it."""
     return name == domain or name.endswith("." + domain)
-
-
-def tlsa_rdata(pem: Path, usage: int = 3, selector: int = 1, mtype: int = 1) -> str:
-    """TLSA rdata for the first certificate in ``pem`` (e.g. ``3 1 1 <hex>``).
-
-    selector 1 hashes the SubjectPublicKeyInfo, 0 the whole certificate;
-    mtype 1 is SHA-256, 2 SHA-512, 0 the data itself.
-    """
-    cert = x509.load_pem_x509_certificate(pem.read_bytes())
-    if selector == 1:
-        data = cert.public_key().public_bytes(
-            serialization.Encoding.DER,
-            serialization.PublicFormat.SubjectPublicKeyInfo,
-        )
-    elif selector == 0:
-        data = cert.public_bytes(serialization.Encoding.DER)
-    else:
-        raise ValueError(f"TLSA selector {selector} (0 or 1)")
-    if mtype == 1:
-        digest = hashlib.sha256(data).hexdigest()
-    elif mtype == 2:
-        digest = hashlib.sha512(data).hexdigest()
-    elif mtype == 0:
-        digest = data.hex()
-    else:
-        raise ValueError(f"TLSA matching type {mtype} (0, 1 or 2)")
-    return f"{usage} {selector} {mtype} {digest}"
 
 
 def partition(
@@ -198,14 +168,15 @@ class SecZones:
         ``bodies``: apex -> lines, for ``sec.test.`` and every zone in ``zones``.
         """
         for apex, lines in bodies.items():
+            signed = zones.get(apex, "signed") != "unsigned"
             body = "\n".join(lines)
-            if self._bodies.get(apex) == body:
+            if self._bodies.get(apex) == f"{signed}\n{body}":
                 continue
             text = self._zone_text(apex, body, serial)
-            if zones.get(apex, "signed") != "unsigned":
+            if signed:
                 text = self._sign(apex, text)
             _atomic_write(self._zone_file(apex), text)
-            self._bodies[apex] = body
+            self._bodies[apex] = f"{signed}\n{body}"
             self.serials[apex] = serial
             self._pending.add(apex)
         for apex in set(self._bodies) - set(bodies):
@@ -236,11 +207,24 @@ class SecZones:
         self._pending.clear()
         return waits
 
-    def control(self, *args: str) -> str:
-        proc = run(["unbound-control", "-c", str(self.conf), *args], timeout=10)
-        if proc.stdout.startswith("error"):
-            raise WorldError(f"unbound-control (sec) {' '.join(args)}: {proc.stdout}")
-        return proc.stdout
+    def control(self, *args: str, timeout: float = 5.0) -> str:
+        """``unbound-control ARGS``, retried while the socket refuses.
+
+        A ``reload`` restarts unbound inside its process, and the control
+        socket is closed for a moment; so it may be at start.
+        """
+        argv = ["unbound-control", "-c", str(self.conf), *args]
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = run(argv, check=False, timeout=10)
+            if proc.returncode == 0 and not proc.stdout.startswith("error"):
+                return proc.stdout
+            if "connect" not in proc.stderr or time.monotonic() > deadline:
+                raise WorldError(
+                    f"unbound-control (sec) {' '.join(args)} -> rc "
+                    f"{proc.returncode}: {proc.stdout}{proc.stderr}"
+                )
+            time.sleep(0.02)  # noqa: TID251 - polling a real process
 
     # --- internals -----------------------------------------------------------
 

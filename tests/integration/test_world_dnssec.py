@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .seczones import BAD_TLSA, tlsa_rdata
+from .dane import BAD_TLSA, tlsa_rdata
 from .world import DNS_IP, MX_SEC_IPS, SEC_DOMAINS, PostfixInstance, World
 
 pytestmark = pytest.mark.integration
@@ -149,8 +149,9 @@ def test_dig_sees_ad_for_signed_and_not_for_unsigned(world: World) -> None:
 
 def test_good_tlsa_is_the_key_the_mx_presents(world: World) -> None:
     """``tlsa="good"`` publishes 3 1 1 of the SPKI the MX sends in its handshake."""
-    for host, (ip, kind) in SEC_DOMAINS["dane.sec.test"][1].items():
-        assert kind == "good"
+    case = SEC_DOMAINS["dane.sec.test"]
+    for host, ip in case.mx.items():
+        assert case.tlsa[host] == "good"
         sock = world.mta.connect(ip, 25)
         with sock:
             sock.recv(1024)
@@ -206,6 +207,7 @@ def test_republish_resigns_within_a_second(world: World) -> None:
         reply = ask(world, domain, "MX")
         assert reply.rcode() == dns.rcode.NOERROR
         assert not authenticated(reply)
+        assert not signatures(reply)  # the zone itself is unsigned now
     finally:
         start = time.monotonic()
         world.unpublish(domain)
@@ -213,6 +215,15 @@ def test_republish_resigns_within_a_second(world: World) -> None:
     assert ask(world, domain, "MX").rcode() == dns.rcode.NXDOMAIN
     assert authenticated(ask(world, domain, "MX"))  # the NSEC of sec.test.
     assert max(steps) < 1.0, steps
+
+
+def test_dnssec_needs_a_domain_below_sec_test(world: World) -> None:
+    """``test.`` has no trust anchor: a signed domain there would not validate."""
+    with pytest.raises(ValueError, match=r"below sec\.test\."):
+        world.publish("signed-elsewhere.test", dnssec="signed")
+    assert world.dns.query("signed-elsewhere.test", "MX").rcode() == (
+        dns.rcode.NXDOMAIN
+    )
 
 
 def test_faults_work_below_sec_test(world: World) -> None:
@@ -267,7 +278,7 @@ def test_postfix_dane_delivers_on_good_tlsa_and_defers_on_wrong(
     )
     [message] = world.mx.messages(MX_SEC_IPS[0])
     assert message["tls"] is True
-    mx = {host: ip for host, (ip, _) in SEC_DOMAINS["dane.sec.test"][1].items()}
+    mx = SEC_DOMAINS["dane.sec.test"].mx
     try:
         world.publish(
             "dane.sec.test",

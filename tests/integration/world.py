@@ -45,12 +45,13 @@ from .addresses import (
     SEC_DNS_IP,
     WORLD_IP,
 )
+from .dane import SEC_DOMAINS, SEC_MX, tlsa_value
 from .dnsctl import Dns, absolute
 from .hosts import Https, MxHosts, read_jsonl
 from .mta import Delivery, PostfixInstance, postmap
 from .netns import Netns, Proc, WorldError, run, wait_unix
 from .pki import CERT_KINDS, CertKind, Pki
-from .seczones import BAD_TLSA, SEC_ORIGIN, tlsa_rdata, under
+from .seczones import SEC_ORIGIN, under
 
 __all__ = [
     "BLACKHOLE_IP",
@@ -93,33 +94,8 @@ DEFAULT_MX: dict[str, tuple[str, CertKind | None]] = {
     MX_EXPIRED: ("mx1.expired.test", "expired"),
     MX_UNTRUSTED: ("mx1.untrusted.test", "untrusted"),
     MX_GOOD_2: ("mx2.enforce.test", "good"),
+    **SEC_MX,  # the DNSSEC domains' MX hosts (dane.py)
 }
-
-# The DNSSEC domains after reset(): domain -> (dnssec, {MX host: (ip, TLSA)});
-# each MX host has its own listener with a good cert for its name.
-SEC_DOMAINS: dict[
-    str, tuple[Literal["signed", "bogus"] | None, dict[str, tuple[str, str | None]]]
-] = {
-    "dane.sec.test": (
-        "signed",
-        {
-            "mx1.dane.sec.test": (MX_SEC_IPS[0], "good"),
-            "mx2.dane.sec.test": (MX_SEC_IPS[1], "good"),
-        },
-    ),
-    "partial.sec.test": (
-        "signed",
-        {
-            "mx1.partial.sec.test": (MX_SEC_IPS[2], "good"),
-            "mx2.partial.sec.test": (MX_SEC_IPS[3], None),
-        },
-    ),
-    "notlsa.sec.test": ("signed", {"mx1.notlsa.sec.test": (MX_SEC_IPS[4], None)}),
-    "unsigned.sec.test": (None, {"mx1.unsigned.sec.test": (MX_SEC_IPS[5], "good")}),
-    "bogus.sec.test": ("bogus", {"mx1.bogus.sec.test": (MX_SEC_IPS[6], "good")}),
-}
-for _hosts in SEC_DOMAINS.values():
-    DEFAULT_MX.update({ip: (host, "good") for host, (ip, _) in _hosts[1].items()})
 
 
 def policy_text(
@@ -319,10 +295,8 @@ class World:
                 "nosts.test. IN MX 10 mx1.nosts.test.",
                 f"mx1.nosts.test. IN A {MX_GOOD}",
             ]
-            for domain, (dnssec, hosts) in SEC_DOMAINS.items():
-                mx = {host: ip for host, (ip, _) in hosts.items()}
-                tlsa = {host: t for host, (_, t) in hosts.items() if t is not None}
-                self.publish(domain, mx=mx, dnssec=dnssec, tlsa=tlsa)
+            for domain, case in SEC_DOMAINS.items():
+                self.publish(domain, mx=case.mx, dnssec=case.dnssec, tlsa=case.tlsa)
 
     def close(self) -> None:
         """Tear everything down; safe to call twice, never raises."""
@@ -494,8 +468,12 @@ class World:
             records.append(f"{domain}. IN MX {10 * (i + 1)} {host}.")
             records.append(f"{host}. IN A {ip}")
         tlsa = {host.rstrip(".").lower(): t for host, t in (tlsa or {}).items()}
+        ips = {host.rstrip(".").lower(): ip for host, ip in mx.items()}
         for host, spec in tlsa.items():
-            records.append(f"_25._tcp.{host}. IN TLSA {self._tlsa(host, spec, mx)}")
+            mx_ip = ips.get(host)
+            pem = self.mx.cert_path(mx_ip) if mx_ip is not None else None
+            rdata = tlsa_value(host, spec, pem)
+            records.append(f"_25._tcp.{host}. IN TLSA {rdata}")
         with self.dns.batch():
             self.dns.remove_domain(domain)
             for host in tlsa:
@@ -512,17 +490,6 @@ class World:
             self.dns.remove_domain(domain)
             self.dns.remove_zone(domain)
         self.https.remove_host(f"mta-sts.{domain.rstrip('.')}")
-
-    def _tlsa(self, host: str, spec: str, mx: Mapping[str, str]) -> str:
-        if spec == "bad":
-            return BAD_TLSA
-        if spec != "good":
-            return spec
-        ip = {h.rstrip(".").lower(): ip for h, ip in mx.items()}.get(host)
-        pem = self.mx.cert_path(ip) if ip is not None else None
-        if pem is None:
-            raise ValueError(f"TLSA 'good' for {host}: no MX cert at {ip} to hash")
-        return tlsa_rdata(pem)
 
 
 def check_prerequisites() -> None:
