@@ -9,6 +9,12 @@ A name that must time out gets ``local-zone NAME deny`` (unbound drops the
 query).  Every change rewrites the zone file with a new SOA serial, reloads it
 through unbound-control, flushes the caches and waits until a query from
 $P-mta sees the new serial.
+
+unbound also validates DNSSEC, trusting only the key of ``sec.test.``, which
+is delegated to a second, authoritative unbound holding signed zones
+(seczones.py).  Everything else under ``test.`` is insecure, as before.
+Records under ``sec.test.`` live in the same list as all others and land in
+the zone that holds their owner.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
@@ -31,8 +38,9 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from .addresses import DNS_IP, FAULT_DNS_IP
+from .addresses import DNS_IP, FAULT_DNS_IP, SEC_DNS_IP
 from .netns import Netns, WorldError, run
+from .seczones import SEC_ORIGIN, SecZones, ZoneMode, check_mode, partition, under
 
 __all__ = ["ORIGIN", "Dns", "absolute"]
 
@@ -43,6 +51,7 @@ $TTL 60
 @ IN NS ns1.test.
 ns1 IN A {DNS_IP}
 ns-fault IN A {FAULT_DNS_IP}
+ns-sec IN A {SEC_DNS_IP}
 """
 
 
@@ -60,10 +69,6 @@ def absolute(name: str) -> str:
 
 def _owner(record: str) -> str:
     return absolute(record.split(None, 1)[0])
-
-
-def _under(name: str, domain: str) -> bool:
-    return name == domain or name.endswith("." + domain)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -92,12 +97,15 @@ class Dns:
         self.fault_log = directory / "faults.jsonl"
         self.control_socket = directory / "unbound.ctl"
         self.records: list[str] = []
+        self.zones: dict[str, ZoneMode] = {}  # zones under sec.test.
+        self.sec = SecZones(directory / "sec")
         self.serial = 0
         self._faults: dict[str, dict[str, Any]] = {}
         self._dropped: set[str] = set()
         self._batch = 0
         self.conf.write_text(self._config())
         self._write()
+        self.sec.load(running=False)  # the server starts with these files
         self.fault_log.touch()
 
     # --- processes -----------------------------------------------------------
@@ -117,7 +125,11 @@ class Dns:
   verbosity: 1
   log-servfail: yes
   access-control: 0.0.0.0/0 allow
-  module-config: "iterator"
+  module-config: "validator iterator"
+  # the only trust anchor: no root key, so all but sec.test. stays insecure
+  trust-anchor: "{self.sec.trust_anchor}"
+  trust-anchor-signaling: no
+  val-log-level: 2
   local-zone: "." refuse
   local-zone: "{ORIGIN}" transparent
   # the fault server may answer seconds late: wait for it, keep late replies
@@ -140,6 +152,10 @@ remote-control:
     def unbound_argv(self) -> list[str]:
         return ["unbound", "-d", "-c", str(self.conf)]
 
+    def sec_argv(self) -> list[str]:
+        """The authoritative unbound for sec.test. (SEC_DNS_IP)."""
+        return self.sec.argv()
+
     def fault_argv(self, python: str, script: Path) -> list[str]:
         return [
             python,
@@ -157,7 +173,13 @@ remote-control:
         return proc.stdout
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        self._wait_serial(timeout)
+        self._wait_serial(timeout=timeout)
+
+    def wait_sec_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the sec.test. server answers (before changing its zones)."""
+        for apex, serial in self.sec.serials.items():
+            # a query sent before it listens is lost: ask again soon
+            self._wait_serial(apex, serial, SEC_DNS_IP, timeout, query_timeout=0.1)
 
     # --- queries from $P-mta -------------------------------------------------
 
@@ -169,9 +191,16 @@ remote-control:
         server: str = DNS_IP,
         tcp: bool = False,
         timeout: float = 2.0,
+        dnssec: bool = False,
     ) -> dns.message.Message:
-        """Ask ``server`` from $P-mta (in-process, through a namespaced socket)."""
+        """Ask ``server`` from $P-mta (in-process, through a namespaced socket).
+
+        ``dnssec``: set the DO bit (EDNS0, 1232 bytes): RRSIGs come back and a
+        validated answer carries AD.
+        """
         q = dns.message.make_query(absolute(name), rdtype)
+        if dnssec:
+            q.use_edns(0, dns.flags.DO, 1232)
         if tcp:
             sock = self.mta.connect(server, 53, timeout=timeout)
             sock.setblocking(False)
@@ -192,23 +221,31 @@ remote-control:
                     out.append(b"".join(rdata.strings).decode())
         return sorted(out)
 
-    def _wait_serial(self, timeout: float = 10.0) -> None:
+    def _wait_serial(
+        self,
+        zone: str = ORIGIN,
+        serial: int | None = None,
+        server: str = DNS_IP,
+        timeout: float = 10.0,
+        query_timeout: float = 1.0,
+    ) -> None:
+        serial = self.serial if serial is None else serial
         deadline = time.monotonic() + timeout
         last: object = None
         while True:
             try:
-                reply = self.query(ORIGIN, "SOA", timeout=1.0)
+                reply = self.query(zone, "SOA", server=server, timeout=query_timeout)
                 for rrset in reply.answer:
                     if rrset.rdtype == dns.rdatatype.SOA:
                         last = rrset[0].serial
-                        if last == self.serial:
+                        if last == serial:
                             return
             except (OSError, dns.exception.DNSException) as e:
                 last = e
             if time.monotonic() > deadline:
                 raise WorldError(
-                    f"DNS did not serve serial {self.serial} within {timeout}s "
-                    f"(last: {last!r})"
+                    f"{server} did not serve {zone} serial {serial} within "
+                    f"{timeout}s (last: {last!r})"
                 )
             time.sleep(0.02)  # noqa: TID251 - polling a real process
 
@@ -224,6 +261,30 @@ remote-control:
             self._batch -= 1
         if self._batch == 0:
             self._apply()
+
+    def add_zone(self, domain: str, dnssec: ZoneMode = "signed") -> None:
+        """Make ``domain`` (below sec.test.) a zone of its own.
+
+        ``dnssec``: ``signed`` (the parent has its DS: answers carry AD),
+        ``bogus`` (the parent's DS fits no key: SERVFAIL) or ``unsigned``
+        (no DS: insecure).  Records under it keep coming from ``records``.
+        """
+        apex = absolute(domain)
+        if apex == SEC_ORIGIN or not under(apex, SEC_ORIGIN):
+            raise ValueError(f"{domain}: DNSSEC zones lie below {SEC_ORIGIN}")
+        self.zones[apex] = check_mode(dnssec)
+        self._apply()
+
+    def remove_zone(self, domain: str) -> None:
+        """``domain`` is no zone of its own any more (its records stay)."""
+        if self.zones.pop(absolute(domain), None) is not None:
+            self._apply()
+
+    def clear(self) -> None:
+        """No records and no zones below sec.test. (applied with the batch)."""
+        self.records = []
+        self.zones = {}
+        self._apply()
 
     def set_zone(self, records: Iterable[str]) -> None:
         """Replace every record (but the SOA/NS header) and apply."""
@@ -249,7 +310,7 @@ remote-control:
     def remove_domain(self, domain: str) -> None:
         """Remove every record owned by ``domain`` or a name under it."""
         top = absolute(domain)
-        self.records = [r for r in self.records if not _under(_owner(r), top)]
+        self.records = [r for r in self.records if not under(_owner(r), top)]
         self._apply()
 
     # --- faults --------------------------------------------------------------
@@ -307,20 +368,21 @@ remote-control:
 
     # --- internals -----------------------------------------------------------
 
-    def _zone_text(self, serial: int, with_faults: bool = True) -> str:
-        lines = [_HEADER.format(serial=serial)]
-        faulty = list(self._faults) if with_faults else []
-        for record in self.records:
-            owner = _owner(record)
-            if any(_under(owner, f) for f in faulty):
-                continue  # occluded by the delegation below
-            lines.append(record)
-        for owner in faulty:
-            lines.append(f"{owner} IN NS ns-fault.test.")
-        return "\n".join(lines) + "\n"
+    def _layout(self) -> dict[str, list[str]]:
+        """Zone apex -> its lines; a fault hides what lies below it."""
+        return partition(
+            ((_owner(r), r) for r in self.records),
+            self.sec.cuts(self.zones),
+            self._faults,
+            ORIGIN,
+        )
+
+    @staticmethod
+    def _zone_text(serial: int, lines: Iterable[str]) -> str:
+        return "\n".join([_HEADER.format(serial=serial), *lines]) + "\n"
 
     def _rrs_at(self, owner: str) -> list[str]:
-        zone = self._parse(self._zone_text(self.serial, with_faults=False))
+        zone = self._parse(self._zone_text(self.serial, self.records))
         node = zone.get_node(owner)
         if node is None:
             return []
@@ -335,9 +397,11 @@ remote-control:
             raise WorldError(f"bad zone: {e}\n{text}") from e
 
     def _write(self) -> None:
-        text = self._zone_text(self.serial + 1)
+        layout = self._layout()
+        text = self._zone_text(self.serial + 1, layout.pop(ORIGIN))
         self._parse(text)
         self.serial += 1
+        self.sec.update(layout, self.zones, self.serial)
         _atomic_write(self.zone_file, text)
         _atomic_write(self.faults_file, json.dumps(self._faults, indent=1))
 
@@ -345,6 +409,8 @@ remote-control:
         if self._batch:
             return
         self._write()
+        for apex, serial in self.sec.load().items():
+            self._wait_serial(apex, serial, SEC_DNS_IP)
         self.control("auth_zone_reload", ORIGIN)
         self.control("flush_zone", ORIGIN)
         self.control("flush_infra", "all")

@@ -182,6 +182,11 @@ class MxHosts:
             self._hosts[ip]["tls_max"] = tls_max
         self._save()
 
+    def cert_path(self, ip: str) -> Path | None:
+        """The key + chain PEM the MX at ``ip`` presents (None: no STARTTLS)."""
+        cert = self._hosts.get(ip, {}).get("cert")
+        return Path(cert) if cert else None
+
     def remove(self, ip: str) -> None:
         """The listener at ``ip`` goes back to greeting as its address, no TLS."""
         self._hosts.pop(ip, None)

@@ -2,9 +2,10 @@
 
 ``$P-mta`` (10.253.0.2) is where the code under test runs: the policy daemon,
 the sending Postfix, postmap, clients.  ``$P-world`` (10.253.0.1) holds the
-Internet: unbound on 10.253.1.1 (auth zone ``test.``), the fault DNS server on
-10.253.1.2, the HTTPS policy hosts on 10.253.2.10-12:443 and the MX hosts on
-10.253.3.10-19:25.  Both namespaces resolve through 10.253.1.1.
+Internet: unbound on 10.253.1.1 (auth zone ``test.``, validating), the fault DNS
+server on 10.253.1.2, the signed ``sec.test.`` server on 10.253.1.3 (seczones.py),
+the HTTPS policy hosts on 10.253.2.10-12:443 and the MX hosts on
+10.253.3.10-26:25.  Both namespaces resolve through 10.253.1.1.
 
 Use the session fixture ``world`` from conftest.py; ``World.create()`` builds
 one and ``close()`` removes every trace (processes, namespaces, /etc/netns
@@ -24,6 +25,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from .addresses import (
     BLACKHOLE_IP,
@@ -36,16 +38,20 @@ from .addresses import (
     MX_GOOD_2,
     MX_IPS,
     MX_NO_TLS,
+    MX_SEC_IPS,
     MX_UNTRUSTED,
     MX_WRONG_NAME,
     REFUSED_IP,
+    SEC_DNS_IP,
     WORLD_IP,
 )
-from .dnsctl import Dns
+from .dane import SEC_DOMAINS, SEC_MX, tlsa_value
+from .dnsctl import Dns, absolute
 from .hosts import Https, MxHosts, read_jsonl
 from .mta import Delivery, PostfixInstance, postmap
 from .netns import Netns, Proc, WorldError, run, wait_unix
 from .pki import CERT_KINDS, CertKind, Pki
+from .seczones import SEC_ORIGIN, under
 
 __all__ = [
     "BLACKHOLE_IP",
@@ -60,9 +66,12 @@ __all__ = [
     "MX_GOOD_2",
     "MX_IPS",
     "MX_NO_TLS",
+    "MX_SEC_IPS",
     "MX_UNTRUSTED",
     "MX_WRONG_NAME",
     "REFUSED_IP",
+    "SEC_DNS_IP",
+    "SEC_DOMAINS",
     "SERVERS",
     "WORLD_IP",
     "CertKind",
@@ -85,6 +94,7 @@ DEFAULT_MX: dict[str, tuple[str, CertKind | None]] = {
     MX_EXPIRED: ("mx1.expired.test", "expired"),
     MX_UNTRUSTED: ("mx1.untrusted.test", "untrusted"),
     MX_GOOD_2: ("mx2.enforce.test", "good"),
+    **SEC_MX,  # the DNSSEC domains' MX hosts (dane.py)
 }
 
 
@@ -186,6 +196,7 @@ class World:
 
     def _start(self) -> None:
         self._make_namespaces()
+        self.spawn(self.world, self.dns.sec_argv(), name="unbound-sec")
         self.spawn(self.world, self.dns.unbound_argv(), name="unbound")
         self.spawn(
             self.world,
@@ -202,6 +213,7 @@ class World:
             self.mx.argv(self.python, SERVERS / "smtp_server.py"),
             name="mx",
         )
+        self.dns.wait_sec_ready()
         self.reset()  # also waits for unbound to serve the zone
         self.world.wait_tcp(HTTPS_IPS[-1], 443)
         self.world.wait_tcp(MX_IPS[-1], 25)
@@ -252,7 +264,7 @@ class World:
                 WORLD_IP,
             ],
         ]
-        for ip in (DNS_IP, FAULT_DNS_IP, *HTTPS_IPS, REFUSED_IP, *MX_IPS):
+        for ip in (DNS_IP, FAULT_DNS_IP, SEC_DNS_IP, *HTTPS_IPS, REFUSED_IP, *MX_IPS):
             cmds.append(
                 ["ip", "-n", self.world.name, "addr", "add", f"{ip}/32", "dev", "lo"]
             )
@@ -268,7 +280,7 @@ class World:
         self.mx.reset(DEFAULT_MX)
         self.https.reset()
         with self.dns.batch():
-            self.dns.records = []
+            self.dns.clear()
             self.publish("enforce.test")
             self.publish("mismatch.test", mx={"mx1.mismatch.test": MX_WRONG_NAME})
             self.publish("notls.test", mx={"mx1.notls.test": MX_NO_TLS})
@@ -283,6 +295,8 @@ class World:
                 "nosts.test. IN MX 10 mx1.nosts.test.",
                 f"mx1.nosts.test. IN A {MX_GOOD}",
             ]
+            for domain, case in SEC_DOMAINS.items():
+                self.publish(domain, mx=case.mx, dnssec=case.dnssec, tlsa=case.tlsa)
 
     def close(self) -> None:
         """Tear everything down; safe to call twice, never raises."""
@@ -418,6 +432,8 @@ class World:
         policy: str | None = None,
         https_ip: str = HTTPS_IPS[0],
         cert: CertKind = "good",
+        dnssec: Literal["signed", "bogus"] | None = None,
+        tlsa: Mapping[str, str] | None = None,
     ) -> str:
         """Publish an MTA-STS domain (under ``test.``); returns the policy text.
 
@@ -427,6 +443,14 @@ class World:
         A https_ip``.  HTTPS: ``mta-sts.<domain>`` serves ``policy`` (default:
         ``mode``, ``patterns`` (default: the mx names), ``max_age``) with a
         ``cert`` certificate.  Earlier records under ``domain`` are replaced.
+
+        DNSSEC (seczones.py): a domain below ``sec.test`` is a zone of its
+        own, ``dnssec`` ``"signed"`` (answers carry AD), ``"bogus"`` (the
+        parent's DS fits no key: SERVFAIL) or None (unsigned: insecure);
+        elsewhere ``dnssec`` must be None.  ``tlsa``: MX host ->
+        ``_25._tcp.<host>`` TLSA, ``"good"`` (``3 1 1``, the SHA-256 of the
+        public key the MX at the host's ip in ``mx`` presents now), ``"bad"``
+        (a hash of no key) or rdata text (``"2 0 1 ..."``).
         """
         domain = domain.rstrip(".").lower()
         if not domain.endswith(".test"):
@@ -435,20 +459,36 @@ class World:
         if policy is None:
             policy = policy_text(mode, list(patterns or mx), max_age)
         txt = txt if txt is not None else f"v=STSv1; id={policy_id};"
+        zone = under(absolute(domain), SEC_ORIGIN)
+        if dnssec is not None and not zone:
+            raise ValueError(f"{domain}: DNSSEC domains lie below {SEC_ORIGIN}")
         records = [f'_mta-sts.{domain}. IN TXT "{txt}"']
         records.append(f"mta-sts.{domain}. IN A {https_ip}")
         for i, (host, ip) in enumerate(mx.items()):
             records.append(f"{domain}. IN MX {10 * (i + 1)} {host}.")
             records.append(f"{host}. IN A {ip}")
+        tlsa = {host.rstrip(".").lower(): t for host, t in (tlsa or {}).items()}
+        ips = {host.rstrip(".").lower(): ip for host, ip in mx.items()}
+        for host, spec in tlsa.items():
+            mx_ip = ips.get(host)
+            pem = self.mx.cert_path(mx_ip) if mx_ip is not None else None
+            rdata = tlsa_value(host, spec, pem)
+            records.append(f"_25._tcp.{host}. IN TLSA {rdata}")
         with self.dns.batch():
             self.dns.remove_domain(domain)
+            for host in tlsa:
+                self.dns.remove_name(f"_25._tcp.{host}")
+            if zone:
+                self.dns.add_zone(domain, dnssec or "unsigned")
             self.dns.records += [r for r in records if r not in self.dns.records]
         self.https.set_host(f"mta-sts.{domain}", policy, cert=cert)
         return policy
 
     def unpublish(self, domain: str) -> None:
-        """Remove every record under ``domain`` and its policy host."""
-        self.dns.remove_domain(domain)
+        """Remove every record under ``domain`` (and its zone) and its policy host."""
+        with self.dns.batch():
+            self.dns.remove_domain(domain)
+            self.dns.remove_zone(domain)
         self.https.remove_host(f"mta-sts.{domain.rstrip('.')}")
 
 
