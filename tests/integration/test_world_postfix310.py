@@ -33,9 +33,8 @@ STS_TESTING = (
     " { policy_string = version: STSv1 } { policy_string = mode: testing }"
     " { policy_string = mx: mx1.mismatch.test } { policy_string = max_age: 86400 }"
 )
-FETCH_ERROR = (
-    "policy_type=sts policy_domain=enforce.test policy_failure=sts-policy-fetch-error"
-)
+FAILURE = "policy_failure=sts-policy-fetch-error"
+FETCH_ERROR = f"policy_type=sts policy_domain=enforce.test {FAILURE}"
 SECURE_ENFORCE = "secure match=mx1.enforce.test servername=hostname"
 
 
@@ -167,59 +166,93 @@ def test_l3_testing_answer_delivers_on_310(
     assert "Trusted TLS connection established to mx1.mismatch.test" in log
 
 
+UNTRUSTED = "Untrusted TLS connection established"
+
+
 @pytest.mark.parametrize(
-    ("answer", "status", "logged"),
+    ("domain", "answer", "status", "logged"),
     [
         # A failed fetch reported at level may: delivered, the certificate
         # counted as unverified (RFC 8461 section 5: as without a policy).
-        (f"may {FETCH_ERROR}", "sent", "Untrusted TLS connection established"),
+        ("enforce.test", f"may {FETCH_ERROR}", "sent", UNTRUSTED),
         (
-            f"may servername=hostname {FETCH_ERROR}",
+            "mismatch.test",
+            f"may {FETCH_ERROR.replace('enforce.test', 'mismatch.test')}",
             "sent",
-            "Untrusted TLS connection established",
+            UNTRUSTED,
         ),
+        ("enforce.test", f"may servername=hostname {FETCH_ERROR}", "sent", UNTRUSTED),
         (
+            "enforce.test",
             f"may {FETCH_ERROR.replace('fetch-error', 'invalid')}",
             "sent",
-            "Untrusted TLS connection established",
+            UNTRUSTED,
         ),
-        (f"encrypt {FETCH_ERROR}", "sent", "Untrusted TLS connection established"),
+        ("enforce.test", f"encrypt {FETCH_ERROR}", "sent", UNTRUSTED),
         # At secure, the failure makes verification fail: deferred.
         (
-            f"{SECURE_ENFORCE} {STS_ENFORCE} policy_failure=sts-policy-fetch-error",
+            "enforce.test",
+            f"{SECURE_ENFORCE} {STS_ENFORCE} {FAILURE}",
             "deferred",
             "external policy failure (sts-policy-fetch-error)",
         ),
     ],
-    ids=["may", "may-servername", "may-invalid", "encrypt", "secure"],
+    ids=["may", "may-wrong-name", "may-servername", "may-invalid", "encrypt", "secure"],
 )
 def test_l4_policy_failure_on_310(
-    pf310: PostfixInstance, stub: SocketmapStub, answer: str, status: str, logged: str
+    pf310: PostfixInstance,
+    stub: SocketmapStub,
+    domain: str,
+    answer: str,
+    status: str,
+    logged: str,
 ) -> None:
     """policy_failure= fails verification: only levels that verify defer (L4, G29)."""
-    delivery, log = deliver(pf310, stub, "enforce.test", answer)
+    delivery, log = deliver(pf310, stub, domain, answer)
     assert delivery.status == status, log
     assert logged in log
 
 
 @pytest.mark.parametrize(
-    ("answer", "status", "logged"),
+    ("dns_support", "answer", "status", "logged"),
     [
-        (f"dane {STS_ENFORCE}", "sent", "Trusted TLS connection established"),
-        (f"dane {FETCH_ERROR}", "sent", "Untrusted TLS connection established"),
-        (f"dane-only {STS_ENFORCE}", "deferred", "non DNSSEC destination"),
+        ("dnssec", f"dane {STS_ENFORCE}", "sent", "Trusted TLS connection established"),
+        ("enabled", f"dane {STS_ENFORCE}", "sent", "dane configured with dnssec"),
+        ("dnssec", f"dane {FETCH_ERROR}", "sent", UNTRUSTED),
+        ("enabled", f"dane {FETCH_ERROR}", "sent", UNTRUSTED),
+        ("dnssec", f"dane-only {STS_ENFORCE}", "deferred", "non DNSSEC destination"),
+        ("dnssec", f"dane-only {FETCH_ERROR}", "deferred", "non DNSSEC destination"),
+        (
+            "enabled",
+            f"dane-only {STS_ENFORCE}",
+            "deferred",
+            "dane-only configured with dnssec lookups disabled",
+        ),
     ],
-    ids=["dane", "dane-failure", "dane-only"],
+    ids=[
+        "dane-dnssec",
+        "dane-enabled",
+        "dane-failure-dnssec",
+        "dane-failure-enabled",
+        "dane-only-dnssec",
+        "dane-only-failure-dnssec",
+        "dane-only-enabled",
+    ],
 )
 def test_dane_levels_with_sts_attributes_on_310(
-    pf310: PostfixInstance, stub: SocketmapStub, answer: str, status: str, logged: str
+    pf310: PostfixInstance,
+    stub: SocketmapStub,
+    dns_support: str,
+    answer: str,
+    status: str,
+    logged: str,
 ) -> None:
-    """3.10 takes the attributes at dane levels; unsigned: dane is may (L11, L12, D13).
+    """3.10 takes the attributes at dane levels; unsigned, dane is may (L11, L12, D13).
 
-    With DNSSEC lookups on (smtp_dns_support_level = dnssec), an unsigned
-    domain makes ``dane`` opportunistic and ``dane-only`` defer.
+    ``dane-only`` defers an unsigned domain, and every domain while
+    smtp_dns_support_level is not ``dnssec``.
     """
-    pf310.configure(smtp_dns_support_level="dnssec")
+    pf310.configure(smtp_dns_support_level=dns_support)
     try:
         delivery, log = deliver(pf310, stub, "enforce.test", answer)
     finally:
@@ -228,14 +261,42 @@ def test_dane_levels_with_sts_attributes_on_310(
     assert logged in log
 
 
-def test_dane_only_without_dnssec_lookups_defers_on_310(
-    pf310: PostfixInstance, stub: SocketmapStub
+@pytest.mark.parametrize(
+    ("domain", "answer"),
+    [
+        (
+            "mismatch.test",
+            f"secure match=mx1.mismatch.test servername=hostname {STS_TESTING}",
+        ),
+        ("mismatch.test", f"may servername=hostname {STS_TESTING}"),
+        ("enforce.test", f"may {FETCH_ERROR}"),
+        ("enforce.test", f"may servername=hostname {FETCH_ERROR}"),
+        ("enforce.test", f"encrypt {FETCH_ERROR}"),
+        ("enforce.test", f"{SECURE_ENFORCE} {STS_ENFORCE} {FAILURE}"),
+        ("enforce.test", f"dane {STS_ENFORCE}"),
+        ("enforce.test", f"dane {FETCH_ERROR}"),
+        ("enforce.test", f"dane-only {STS_ENFORCE}"),
+    ],
+    ids=[
+        "L1-wrong-name",
+        "L3",
+        "may-failure",
+        "may-servername-failure",
+        "encrypt-failure",
+        "L4",
+        "dane",
+        "dane-failure",
+        "dane-only",
+    ],
+)
+def test_37_defers_every_level_with_attributes(
+    pf37: PostfixInstance, stub: SocketmapStub, domain: str, answer: str
 ) -> None:
-    """dane-only while DNSSEC lookups are off is a configuration error (D13)."""
-    delivery, log = deliver(pf310, stub, "enforce.test", f"dane-only {STS_ENFORCE}")
+    """3.7 defers the attributes at any TLS level: they stay opt-in (G31, L1-L6)."""
+    delivery, log = deliver(pf37, stub, domain, answer)
     assert (delivery.status, delivery.dsn) == ("deferred", "4.7.5"), log
     assert delivery.text == "client TLS configuration problem"
-    assert "dane-only configured with dnssec lookups disabled" in log
+    assert 'invalid attribute name: "policy_type"' in log
 
 
 def test_level_none_ignores_attributes(
