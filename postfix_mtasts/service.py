@@ -24,6 +24,7 @@ from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.config import Config, ConfigError, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
+from postfix_mtasts.dnssecprobe import probe_dnssec
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.frontdoor import FrontDoor
@@ -115,6 +116,7 @@ class LookupParts:
 
     front_door: FrontDoor
     admin: Admin
+    dns: DnsClient | None = None
 
 
 def make_lookup(
@@ -147,7 +149,7 @@ def make_lookup(
         negative_ttl_s=config.cache.negative_ttl_s,
         failure_backoff_s=config.cache.failure_backoff_s,
     )
-    return assemble_lookup(
+    parts = assemble_lookup(
         PolicyResolver(dns, fetcher),
         reactor,
         timing=timing,
@@ -159,6 +161,7 @@ def make_lookup(
         sharing=sharing,
         facts=facts_gatherer(config, dns, reactor),
     )
+    return LookupParts(parts.front_door, parts.admin, dns)
 
 
 def facts_gatherer(
@@ -211,6 +214,25 @@ def assemble_lookup(
     return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
 
 
+def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:
+    """When a map has ``dane``, ask the DNSSEC probe once and warn if the
+    resolver does not validate (D13); in the background, never fatal."""
+    probe, client = config.dns.dnssec_probe, lookup.dns
+    if probe is None or client is None or not any(m.dane for _, m in config.maps):
+        return None
+    servers = config.dns.nameservers or tuple(system_nameservers())
+    resolvers = ", ".join(f"{host}:{port}" for host, port in servers)
+
+    def report(warning: str | None) -> None:
+        if warning is None:
+            log.info("resolver {resolvers} validates DNSSEC", resolvers=resolvers)
+        else:
+            log.warn("{warning}", warning=warning)
+
+    d = Deferred.fromCoroutine(probe_dnssec(client, probe, resolvers))
+    return d.addCallback(report)
+
+
 class Daemon(MultiService):
     """The running daemon: listeners, refresher, control socket, stores."""
 
@@ -255,6 +277,7 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
         ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
+    check_resolver(config, lookup)
     if config.control.socket:
         start_control(config.control.socket, lookup.admin, reactor, daemon)
     return daemon

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.integration.test_daemon -*-
 """``postfix-mtasts query DOMAIN``: discover one domain's policy with the
-daemon's own resolver and decision code, and say what Postfix would hear."""
+daemon's own resolver and decision code, and say what Postfix would hear,
+with the MX facts that DANE precedence read (spec D13)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from twisted.internet.defer import Deferred
 
 from postfix_mtasts.core.answer import Answer, Status, render_value
 from postfix_mtasts.core.config import Config
+from postfix_mtasts.core.dane import FactsRecord, dane_verdict
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.text import quote, utc_timestamp
@@ -39,8 +41,10 @@ def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
         result = parts.front_door.lookup(map_name, key.encode())
         answer = await result if isinstance(result, Deferred) else result
         hop = classify_key(key.encode())
-        entry = parts.admin.peek(hop.domain) if hop.kind is KeyKind.DOMAIN else None
-        report = describe(key, hop.domain, answer, entry, reactor.seconds())
+        domain = hop.domain if hop.kind is KeyKind.DOMAIN else ""
+        entry = parts.admin.peek(domain) if domain else None
+        facts = parts.admin.facts(domain) if domain else None
+        report = describe(key, hop.domain, answer, entry, reactor.seconds(), facts)
         if as_json:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:
@@ -52,7 +56,12 @@ def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
 
 
 def describe(
-    key: str, domain: str, answer: Answer, entry: CacheEntry | None, now: float
+    key: str,
+    domain: str,
+    answer: Answer,
+    entry: CacheEntry | None,
+    now: float,
+    facts: FactsRecord | None = None,
 ) -> dict[str, Any]:
     """The query report as plain data (the ``--json`` schema)."""
     reply = answer.status.value
@@ -79,7 +88,37 @@ def describe(
         "reply": reply,
         "reason": answer.reason,
         "policy": policy,
+        "mx_facts": describe_facts(facts),
     }
+
+
+def describe_facts(record: FactsRecord | None) -> dict[str, Any] | None:
+    """The MX facts as plain data: MX hosts, whether the MX RRset was
+    DNSSEC-validated, the TLSA state per host (asked only when it was), the
+    verdict, when they were gathered and until when they hold."""
+    if record is None:
+        return None
+    facts = record.facts
+    described: dict[str, Any] = {
+        "verdict": dane_verdict(record).value,
+        "failure": record.failure or None,
+        "due_at": utc_timestamp(record.due_at) if record.due_at else None,
+        "mx": None,
+    }
+    if facts is not None:
+        described.update(
+            mx=list(facts.hosts),
+            more_mx=facts.more_hosts,
+            implicit_mx=facts.implicit,
+            mx_secure=facts.secure,
+            tlsa={
+                host: state.value
+                for host, state in zip(facts.hosts, facts.tlsa, strict=False)
+            },
+            checked_at=utc_timestamp(facts.checked_at),
+            expires_at=utc_timestamp(facts.expires_at),
+        )
+    return described
 
 
 def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -101,4 +140,17 @@ def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("expires", policy["expires_at"]),
             ("source", policy["source"]),
         ]
+    facts = report["mx_facts"]
+    if facts is not None:
+        if facts["mx"] is not None:
+            secure = "DNSSEC-validated" if facts["mx_secure"] else "not validated"
+            more = f" and {facts['more_mx']} more" if facts["more_mx"] else ""
+            rows.append(
+                ("mx hosts", f"{', '.join(facts['mx']) or '-'}{more} ({secure})")
+            )
+            tlsa = ", ".join(f"{h}={s}" for h, s in facts["tlsa"].items())
+            rows.append(("tlsa", tlsa or "not asked"))
+        rows.append(("dane", f"{facts['verdict']} (until {facts['due_at']})"))
+        if facts["failure"]:
+            rows.append(("mx error", facts["failure"]))
     return rows

@@ -23,10 +23,11 @@ from postfix_mtasts import __version__
 from postfix_mtasts.cache.sqlite_db import open_db, write
 from postfix_mtasts.cli import build_parser, main
 from postfix_mtasts.cli.cache import run_cache
-from postfix_mtasts.cli.query import describe
+from postfix_mtasts.cli.query import _text_rows, describe
 from postfix_mtasts.control import MAX_LINE_BYTES
-from postfix_mtasts.core.answer import Answer, PolicyFailure
+from postfix_mtasts.core.answer import Answer, PolicyFailure, TlsPolicyValue
 from postfix_mtasts.core.config import load
+from postfix_mtasts.core.dane import FactsRecord, MxFacts, TlsaState
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.mx import policy_value
 from postfix_mtasts.core.policy import Mode
@@ -276,9 +277,65 @@ class QueryTests(TempDirTestCase):
                     "age_s": 90.0,
                     "source": "fetch",
                 },
+                "mx_facts": None,
             },
         )
         self.assertEqual(json.loads(json.dumps(report)), report)
+
+    def test_describe_mx_facts(self) -> None:
+        """`query` shows the MX facts DANE precedence read: MX hosts, whether
+        their RRset was validated, TLSA per host, the verdict and until when
+        they hold; a failed MX lookup shows its reason (D13)."""
+        facts = MxFacts(
+            ("mx1.alpha.example", "mx2.alpha.example"),
+            True,
+            (TlsaState.VALIDATED, TlsaState.NONE),
+            Y2100,
+            300,
+        )
+        answer = Answer.ok(TlsPolicyValue("dane"), reason="policy id1 mode enforce")
+        record = FactsRecord.gathered(facts)
+        report = describe(
+            "alpha.example", "alpha.example", answer, ALPHA, Y2100, record
+        )
+        self.assertEqual(report["reply"], "OK dane")
+        self.assertEqual(
+            report["mx_facts"],
+            {
+                "verdict": "dane",
+                "failure": None,
+                "due_at": "2100-01-01T00:05:00Z",
+                "mx": ["mx1.alpha.example", "mx2.alpha.example"],
+                "more_mx": 0,
+                "implicit_mx": False,
+                "mx_secure": True,
+                "tlsa": {
+                    "mx1.alpha.example": "validated",
+                    "mx2.alpha.example": "none",
+                },
+                "checked_at": "2100-01-01T00:00:00Z",
+                "expires_at": "2100-01-01T00:05:00Z",
+            },
+        )
+        self.assertEqual(
+            _text_rows(report)[-2:],
+            [
+                (
+                    "tlsa",
+                    "mx1.alpha.example=validated, mx2.alpha.example=none",
+                ),
+                ("dane", "dane (until 2100-01-01T00:05:00Z)"),
+            ],
+        )
+        failed = FactsRecord(None, Y2100 + 60, "MX lookup failed: SERVFAIL")
+        report = describe("a.example", "a.example", Answer.temp("x"), None, 0, failed)
+        self.assertEqual(
+            (report["mx_facts"]["verdict"], report["mx_facts"]["mx"]),
+            ("unknown", None),
+        )
+        self.assertEqual(
+            _text_rows(report)[-1], ("mx error", "MX lookup failed: SERVFAIL")
+        )
 
     def test_describe_report_only(self) -> None:
         """`query` shows a tlsrpt map's report-only answers as Postfix hears
@@ -310,6 +367,7 @@ class QueryTests(TempDirTestCase):
                 "reply": "NOTFOUND",
                 "reason": "smart host",
                 "policy": None,
+                "mx_facts": None,
             },
         )
         self.assertEqual(
@@ -321,6 +379,7 @@ class QueryTests(TempDirTestCase):
                 "reply": "TEMP dns down",
                 "reason": "dns down",
                 "policy": None,
+                "mx_facts": None,
             },
         )
 

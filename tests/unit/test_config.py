@@ -17,6 +17,7 @@ from postfix_mtasts.core.config import (
     Config,
     ConfigError,
     DnsConfig,
+    DnssecProbe,
     FetchConfig,
     ListenerConfig,
     LogConfig,
@@ -246,6 +247,20 @@ class MapTests(ConfigErrorAssertions):
                 "maps.postfix.default_level: expected "
                 f'"may", "encrypt" or "dane", got "{level}"',
             )
+
+    def test_dane_and_match(self) -> None:
+        """dane is on and match is "patterns" unless set (D13, G22)."""
+        self.assertEqual((MapConfig().dane, MapConfig().match), (True, "patterns"))
+        config = parse_config('[maps.postfix]\ndane = false\nmatch = "mx"\n')
+        self.assertEqual(config.map_named("postfix"), MapConfig(dane=False, match="mx"))
+        self.assertConfigError(
+            '[maps.postfix]\nmatch = "hostname"\n',
+            'maps.postfix.match: expected "patterns" or "mx", got "hostname"',
+        )
+        self.assertConfigError(
+            '[maps.postfix]\ndane = "yes"\n',
+            'maps.postfix.dane: expected true or false, got "yes"',
+        )
 
     def test_bad_boolean(self) -> None:
         """Booleans must be TOML true/false, not strings."""
@@ -496,6 +511,28 @@ class DnsTests(ConfigErrorAssertions):
             "[dns]\nnameservers = [53]\n",
             "dns.nameservers: expected an array of strings, got an array",
         )
+
+    def test_dnssec_probe(self) -> None:
+        """dnssec_probe is "ns:." unless set, "type:name" like Postfix's, ""
+        for none (D13)."""
+        self.assertEqual(parse_config("").dns.dnssec_probe, DnssecProbe("NS", "."))
+        for text, probe in [
+            ("soa:sec.test", DnssecProbe("SOA", "sec.test")),
+            ("DNSKEY:example.org.", DnssecProbe("DNSKEY", "example.org.")),
+            ("", None),
+        ]:
+            config = parse_config(f'[dns]\ndnssec_probe = "{text}"\n')
+            self.assertEqual(config.dns.dnssec_probe, probe)
+
+    def test_bad_dnssec_probe(self) -> None:
+        """An unknown type, a missing name or a malformed one is an error."""
+        for bad in ("ns", "ptr:.", "ns:", "ns:a..b", "ns:-a.example", "ns:a b"):
+            self.assertConfigError(
+                f'[dns]\ndnssec_probe = "{bad}"\n',
+                'dns.dnssec_probe: expected "" or "type:name" with type one of a, '
+                'aaaa, dnskey, mx, ns, soa, txt and a DNS name (e.g. "ns:."), '
+                f'got "{bad}"',
+            )
 
     def test_timeout_and_attempts(self) -> None:
         """dns.timeout must be positive seconds, attempts an integer >= 1."""

@@ -452,6 +452,46 @@ class DnsClientQueryTests(SynchronousTestCase):
         self.assertFalse(answer.authenticated)
         self.assertEqual(answer.cname_chain, ("host.example",))
 
+    def test_ttl_is_the_least_on_the_way(self):
+        """lookup() reports the least TTL of the RRsets it read, CNAMEs
+        included: how long MX facts may be kept (D13)."""
+        d = self.client.lookup("mx.example.com", dns.rdatatype.A)
+        reply = response(
+            sent_query(self.reactor.udp_ports[0]),
+            ("mx.example.com", "CNAME", "host.example."),
+            ("host.example", "A", "192.0.2.26"),
+        )
+        reply.answer[0].ttl = 120
+        reply.answer[1].ttl = 900
+        port = self.reactor.udp_ports[0]
+        port.protocol.datagramReceived(reply.to_wire(), port.sent[0][1])
+        self.assertEqual(self.successResultOf(d).ttl, 120)
+
+    def test_negative_ttl_from_soa(self):
+        """NXDOMAIN and NODATA hold for the SOA's TTL or MINIMUM, the lesser
+        (RFC 2308 §5); without a SOA the TTL is unknown (None)."""
+        for soa_ttl, minimum, rcode in ((600, 30, "NXDOMAIN"), (20, 300, "NOERROR")):
+            d = self.client.lookup("_25._tcp.mx.example.com", dns.rdatatype.TLSA)
+            reply = response(
+                sent_query(self.reactor.udp_ports[-1]),
+                rcode=dns.rcode.from_text(rcode),
+            )
+            reply.authority.append(
+                dns.rrset.from_text(
+                    "example.com.",
+                    soa_ttl,
+                    "IN",
+                    "SOA",
+                    f"ns.example.com. h.example.com. 1 3600 600 86400 {minimum}",
+                )
+            )
+            port = self.reactor.udp_ports[-1]
+            port.protocol.datagramReceived(reply.to_wire(), port.sent[0][1])
+            self.assertEqual(self.successResultOf(d).ttl, min(soa_ttl, minimum))
+        d = self.client.lookup("_25._tcp.mx.example.com", dns.rdatatype.TLSA)
+        reply_udp(self.reactor.udp_ports[-1], rcode=dns.rcode.NXDOMAIN)
+        self.assertIsNone(self.successResultOf(d).ttl)
+
     def test_error_rcode_answer(self):
         """lookup() returns error rcodes as data, with no rdatas (A15)."""
         d = self.client.lookup("mx.example.com", dns.rdatatype.MX)
