@@ -19,6 +19,7 @@ protocol = "socketmap"
 [dns]
 timeout = 1.0
 attempts = 2
+{dns}
 
 [fetch]
 timeout = 10.0
@@ -50,6 +51,7 @@ def start_daemon(
     listeners: str = "",
     maps: str = "",
     extra: str = "",
+    dns: str = "",
     store: str | None = None,
     control: str | None = None,
 ) -> Proc:
@@ -65,6 +67,7 @@ def start_daemon(
             listeners=listeners.format(work=work),
             maps=maps,
             extra=extra,
+            dns=dns,
             store=work / "policies.sqlite3" if store is None else store,
             control=work / "control.sock" if control is None else control,
         )
