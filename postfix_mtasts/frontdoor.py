@@ -109,7 +109,7 @@ class FrontDoor:
             if not needs_check(entry, negative, now, self._timing):
                 facts = self._domains.facts(domain)
                 valid = entry if entry is not None and entry.is_valid(now) else None
-                if valid is not None and facts is None and self._wants(valid):
+                if valid is not None and facts is None and self._wants(valid, settings):
                     # Never gathered (a new policy, or after a restart): the
                     # facts are worth a wait within the budget.
                     return self._wait_for_refresh(
@@ -136,9 +136,16 @@ class FrontDoor:
         facts = self._known(self._domains.facts(domain))
         return answer_for(domain, entry, negative, now, settings, facts=facts)
 
-    def _wants(self, entry: CacheEntry) -> bool:
-        """Whether ``entry``'s answers depend on MX facts this daemon gathers."""
-        return self._gathers_facts and entry.policy.mode is not Mode.NONE
+    def _wants(self, entry: CacheEntry, settings: MapConfig) -> bool:
+        """Whether this map's answer from ``entry`` depends on MX facts this
+        daemon gathers: a policy it answers from, on a map with DANE
+        precedence or ``match = "mx"``."""
+        if not self._gathers_facts or not (settings.dane or settings.match == "mx"):
+            return False
+        mode = entry.policy.mode
+        return mode is Mode.ENFORCE or (
+            mode is Mode.TESTING and (settings.strict_testing or settings.tlsrpt)
+        )
 
     def _known(self, facts: FactsRecord | None) -> FactsRecord | None:
         """The facts to answer with: None when this daemon gathers none (no

@@ -195,6 +195,19 @@ class CachedLookupTests(DaneLookupTestCase):
         self.gatherer.calls[-1][1].callback(self.facts((V, N)))
         self.assertEqual(wire(self.successResultOf(d)), "OK dane")
 
+    def test_no_wait_where_facts_change_nothing(self) -> None:
+        """After a restart, a map whose answer cannot depend on facts answers
+        at once: a testing policy it does not report, or `dane = false` with
+        `match = "patterns"` (G14: no needless wait)."""
+        now = self.clock.seconds()
+        testing = make_policy(Mode.TESTING, ("*.example.com",))
+        self.admin.preload([CacheEntry.fetched(DOMAIN, "id1", testing, now)])
+        self.assertEqual(self.answered(), "NOTFOUND policy id1 mode testing")
+        self.make(dane=False)
+        self.admin.preload([CacheEntry.fetched(DOMAIN, "id1", ENFORCE, now)])
+        self.assertEqual(self.answered(), SECURE)
+        self.assertEqual(self.gatherer.calls, [])
+
     def test_txt_recheck_gathers_due_facts_in_the_same_round(self) -> None:
         """A lookup due for its TXT re-check also renews facts that are due,
         in the same refresh (D11, D13)."""
