@@ -7,8 +7,12 @@ process on the epoll reactor, loaded by a client process over 1 and 100
 persistent connections with sequential requests per connection (as Postfix
 does).  The cache is filled with synthetic policies first, so no network is
 involved; the daemon's resolver fails the run if it is ever called.
+With ``--dane`` the daemon also keeps MX facts for every domain (DANE
+precedence, gathered once by an instant fake during the warm-up), so the
+hot path includes their check, as with the default ``dane = true``.
 
     .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
+        [--dane]
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def synthetic_entries(count: int, now: float) -> list[Any]:
 # -- servers (run in a child process) ------------------------------------------
 
 
-def serve(kind: str, policies: int) -> None:
+def serve(kind: str, policies: int, dane: bool = False) -> None:
     from twisted.internet import epollreactor
 
     epollreactor.install()
@@ -105,6 +109,16 @@ def serve(kind: str, policies: int) -> None:
             ) -> Deferred[Outcome]:
                 raise SystemExit(f"benchmark bug: network lookup for {domain}")
 
+        from twisted.internet.defer import succeed
+
+        from postfix_mtasts.core.dane import FactsFailed, MxFacts, TlsaState
+
+        class InstantFacts:
+            def gather(self, domain: str) -> Deferred[MxFacts | FactsFailed]:
+                validated = (TlsaState.VALIDATED,)
+                now = reactor.seconds()
+                return succeed(MxFacts(("mx1." + domain,), True, validated, now, 1e6))
+
         parts = assemble_lookup(
             NoNetwork(),
             reactor,
@@ -119,6 +133,7 @@ def serve(kind: str, policies: int) -> None:
             ),
             budget_s=15,
             max_in_flight=32,
+            facts=InstantFacts() if dane else None,
         )
         parts.admin.preload(synthetic_entries(policies, reactor.seconds()))
         gc.freeze()  # as the daemon does after loading its store
@@ -266,9 +281,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(kind: str, policies: int) -> tuple[subprocess.Popen[str], dict[str, int]]:
+def start(
+    kind: str, policies: int, dane: bool = False
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)],
+        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)]
+        + (["--dane"] if dane else []),
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
@@ -286,12 +304,13 @@ def main() -> None:
         "--repeat", type=int, default=3, help="alternating rounds; medians are reported"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--dane", action="store_true", help="MX facts kept too")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.policies)
+        serve(args.serve, args.policies, args.dane)
         return
     kinds = ("bare", "daemon")
-    servers = {kind: start(kind, args.policies) for kind in kinds}
+    servers = {kind: start(kind, args.policies, args.dane) for kind in kinds}
     rounds: dict[str, dict[int, list[dict[str, Any]]]] = {
         k: {1: [], 100: []} for k in kinds
     }
