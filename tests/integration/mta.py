@@ -4,11 +4,23 @@ test-world.md sections 1 and 5: every Postfix command needs a main.cf;
 ``queue_directory`` exists beforehand and lies outside ``config_directory``;
 ``data_directory`` is left to ``postfix start``; ``maillog_file`` needs a
 matching ``maillog_file_prefixes`` entry and the ``postlog`` service.
+
+Two Postfix versions run side by side: the system's 3.7 and 3.10, which
+scripts/install-test-deps unpacks from the release's backports into
+``POSTFIX_310_ROOT`` without installing it.  The unpacked one runs with
+main.cf's ``command_directory``, ``daemon_directory``, ``shlib_directory``
+and ``meta_directory`` pointing into its tree, and ``LD_LIBRARY_PATH`` (which
+wins over the binaries' RUNPATH /usr/lib/postfix, where 3.7's libraries of
+the same names live) set for the first command and, through
+``import_environment``, for every daemon its master starts.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,12 +28,97 @@ from pathlib import Path
 
 from .netns import Netns, WorldError
 
-__all__ = ["Delivery", "PostfixInstance", "postmap"]
+__all__ = [
+    "POSTFIX_310_ROOT",
+    "SYSTEM_VERSION",
+    "VERSIONS",
+    "Delivery",
+    "PostfixBuild",
+    "PostfixInstance",
+    "postfix_build",
+    "postmap",
+    "write_settled",
+]
 
-SMTPD_PORT = 2525
+SMTPD_PORT = 2525  # the first instance's; each further one takes the next port
+_ports = itertools.count(SMTPD_PORT)
 
-_MASTER_CF = f"""\
-127.0.0.1:{SMTPD_PORT} inet n - n - - smtpd
+SYSTEM_VERSION = "3.7"
+VERSIONS = (SYSTEM_VERSION, "3.10")
+POSTFIX_310_ROOT = Path("/var/cache/postfix-mtasts-tests/postfix-3.10")
+
+# Postfix's default import_environment (3.7 and 3.10 alike).
+_IMPORT_ENVIRONMENT = (
+    "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C "
+    "POSTLOG_SERVICE POSTLOG_HOSTNAME"
+)
+
+
+@dataclass(frozen=True)
+class PostfixBuild:
+    """Where one Postfix version's programs are.
+
+    ``root`` None is the installed system Postfix (commands on PATH);
+    otherwise the directory a Debian package was unpacked into.
+    """
+
+    version: str
+    root: Path | None = None
+
+    def command(self, name: str) -> str:
+        """The path of a command_directory program (postfix, postconf, ...)."""
+        if self.root is None:
+            return name
+        return str(self.root / "usr" / "sbin" / name)
+
+    @property
+    def shlib_directory(self) -> Path:
+        return (self.root or Path("/")) / "usr" / "lib" / "postfix"
+
+    def package_version(self) -> str | None:
+        """The Debian version unpacked (scripts/install-test-deps), if any."""
+        if self.root is None:
+            return None
+        return (self.root / "VERSION").read_text().strip()
+
+    def env(self) -> dict[str, str] | None:
+        """The environment its commands need (None: inherit ours)."""
+        if self.root is None:
+            return None
+        return {**os.environ, "LD_LIBRARY_PATH": str(self.shlib_directory)}
+
+    def main_cf(self) -> dict[str, str]:
+        """main.cf settings that make an instance use this build's files."""
+        if self.root is None:
+            return {}
+        return {
+            "command_directory": str(self.root / "usr" / "sbin"),
+            "daemon_directory": str(self.shlib_directory / "sbin"),
+            "shlib_directory": str(self.shlib_directory),
+            "meta_directory": str(self.root / "etc" / "postfix"),
+            "import_environment": (
+                f"{_IMPORT_ENVIRONMENT} LD_LIBRARY_PATH={self.shlib_directory}"
+            ),
+        }
+
+
+def postfix_build(version: str = SYSTEM_VERSION) -> PostfixBuild:
+    """The build of ``version`` ("3.7": the system's, "3.10": unpacked)."""
+    if version == SYSTEM_VERSION:
+        return PostfixBuild(version)
+    if version == "3.10":
+        build = PostfixBuild(version, POSTFIX_310_ROOT)
+        if not Path(build.command("postfix")).exists():
+            raise WorldError(
+                f"Postfix 3.10 is not unpacked in {POSTFIX_310_ROOT} "
+                "(run scripts/install-test-deps as root)"
+            )
+        return build
+    raise ValueError(f"unknown Postfix version {version!r} (one of {VERSIONS})")
+
+
+_MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
 pickup     unix  n - n 60   1 pickup
 cleanup    unix  n - n -    0 cleanup
 qmgr       unix  n - n 300  1 qmgr
@@ -55,11 +152,44 @@ _STATUS = re.compile(
 )
 
 
+def write_settled(path: Path, text: str) -> None:
+    """Write a Postfix configuration file dated 10 s in the past.
+
+    Every Postfix program re-reads a main.cf changed within the last second
+    or so every 0.3 s until it is older (a file may still be being
+    written): a fresh one costs each ``postfix start``, reload and
+    ``postmap`` about 2 s.  The file is complete when dated back.
+    """
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10 * 10**9))
+
+
 def postmap(
-    ns: Netns, config_dir: Path, key: str, table: str, timeout: float = 10.0
+    ns: Netns,
+    config_dir: Path,
+    key: str,
+    table: str,
+    timeout: float = 10.0,
+    version: str = SYSTEM_VERSION,
 ) -> tuple[int, str, str]:
-    """``postmap -q KEY TABLE`` in ``ns`` with MAIL_CONFIG=config_dir."""
-    proc = ns.run(["postmap", "-c", str(config_dir), "-q", key, table], timeout=timeout)
+    """``postmap -q KEY TABLE`` in ``ns`` with MAIL_CONFIG=config_dir.
+
+    ``config_dir`` holds the system version's (empty) main.cf; another
+    version gets a subdirectory whose main.cf names its files.
+    """
+    build = postfix_build(version)
+    if build.root is not None:
+        config_dir = config_dir / f"postfix-{build.version}"
+        if not (config_dir / "main.cf").exists():
+            config_dir.mkdir(exist_ok=True)
+            text = "".join(f"{k} = {v}\n" for k, v in build.main_cf().items())
+            write_settled(config_dir / "main.cf", text)
+    proc = ns.run(
+        [build.command("postmap"), "-c", str(config_dir), "-q", key, table],
+        timeout=timeout,
+        env=build.env(),
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -79,8 +209,10 @@ class Delivery:
 class PostfixInstance:
     """A private Postfix (``postfix -c DIR``) in a namespace.
 
-    Listens on 127.0.0.1:2525 for injection, delivers by MX lookups through
-    the test DNS, logs to ``log_file``.
+    Listens on 127.0.0.1:``port`` (2525 for the first instance, then the
+    next free one) for injection, delivers by MX lookups through the test
+    DNS, logs to ``log_file``.  ``version`` picks the Postfix build
+    (``VERSIONS``).
     """
 
     def __init__(
@@ -89,8 +221,14 @@ class PostfixInstance:
         directory: Path,
         ca_file: Path,
         settings: Mapping[str, str],
+        *,
+        version: str = SYSTEM_VERSION,
+        port: int | None = None,
     ) -> None:
         self.ns = ns
+        self.build = postfix_build(version)
+        self.version = self.build.version
+        self.port = next(_ports) if port is None else port
         self.directory = directory
         self.etc = directory / "etc"
         self.spool = directory / "spool"
@@ -132,18 +270,35 @@ class PostfixInstance:
             "minimal_backoff_time": "5s",
             "maximal_backoff_time": "10s",
             "smtp_connect_timeout": "5s",
+            **self.build.main_cf(),
         }
         self.settings.update(settings)
         self._write()
-        (self.etc / "master.cf").write_text(_MASTER_CF)
+        (self.etc / "master.cf").write_text(_MASTER_CF.format(port=self.port))
         self._sent: dict[str, str] = {}  # rcpt -> queue id of the last send
 
     def _write(self) -> None:
         text = "".join(f"{k} = {v}\n" for k, v in self.settings.items())
-        (self.etc / "main.cf").write_text(text)
+        write_settled(self.etc / "main.cf", text)
+
+    def _run(
+        self, command: str, *args: str, timeout: float = 30.0, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """One of this build's commands in the namespace, for this instance."""
+        return self.ns.run(
+            [self.build.command(command), "-c", str(self.etc), *args],
+            timeout=timeout,
+            check=check,
+            env=self.build.env(),
+        )
+
+    def postconf(self, *args: str) -> str:
+        """``postconf -c ETC ARGS`` of this build (e.g. ``-dh mail_version``)."""
+        proc = self._run("postconf", *args, check=True)
+        return proc.stdout
 
     def postfix(self, *args: str, check: bool = True) -> str:
-        proc = self.ns.run(["postfix", "-c", str(self.etc), *args], timeout=60)
+        proc = self._run("postfix", *args, timeout=60)
         if check and proc.returncode != 0:
             raise WorldError(
                 f"postfix {' '.join(args)} -> rc {proc.returncode}: "
@@ -152,21 +307,21 @@ class PostfixInstance:
         return proc.stdout + proc.stderr
 
     def start(self) -> None:
-        proc = self.ns.run(["postfix", "-c", str(self.etc), "start"], timeout=60)
+        proc = self._run("postfix", "start", timeout=60)
         if proc.returncode != 0:
             # Without a tty, postfix start prints nothing: ask again with one.
+            check = f"{self.build.command('postfix')} -c {self.etc} check"
             why = self.ns.run(
-                ["script", "-qc", f"postfix -c {self.etc} check", "/dev/null"]
+                ["script", "-qc", check, "/dev/null"], env=self.build.env()
             )
             raise WorldError(
                 f"postfix -c {self.etc} start -> rc {proc.returncode}:\n"
                 f"{why.stdout}{why.stderr}\n{self.log_text()[-3000:]}"
             )
-        self.ns.wait_tcp("127.0.0.1", SMTPD_PORT)
+        self.ns.wait_tcp("127.0.0.1", self.port)
 
     def running(self) -> bool:
-        proc = self.ns.run(["postfix", "-c", str(self.etc), "status"])
-        return proc.returncode == 0
+        return self._run("postfix", "status").returncode == 0
 
     def stop(self) -> None:
         if self.running():
@@ -184,16 +339,29 @@ class PostfixInstance:
             return ""
         return self.log_file.read_text(errors="replace")
 
+    def log_lines(self, since: int = 0) -> list[str]:
+        """The maillog's lines from index ``since`` on.
+
+        ``mark = len(instance.log_lines())`` before a send, then
+        ``log_lines(mark)`` is what that delivery logged.
+        """
+        return self.log_text().splitlines()[since:]
+
+    def master_executable(self) -> Path:
+        """The program the running master process executes (/proc/PID/exe)."""
+        pid = int((self.spool / "pid" / "master.pid").read_text().split()[0])
+        return Path(os.readlink(f"/proc/{pid}/exe"))
+
     def queue(self) -> str:
-        return self.ns.run(["postqueue", "-c", str(self.etc), "-p"]).stdout
+        return self._run("postqueue", "-p").stdout
 
     def flush(self) -> None:
         """Retry deferred mail now (``postqueue -f``)."""
-        self.ns.run(["postqueue", "-c", str(self.etc), "-f"], check=True)
+        self._run("postqueue", "-f", check=True)
 
     def clear_queue(self) -> None:
         """Delete every queued message (``postsuper -d ALL``)."""
-        self.ns.run(["postsuper", "-c", str(self.etc), "-d", "ALL"], check=True)
+        self._run("postsuper", "-d", "ALL", check=True)
 
     def send(
         self,
@@ -203,12 +371,12 @@ class PostfixInstance:
         subject: str = "test",
         body: str = "hello from the test world",
     ) -> str:
-        """Submit one message with swaks to 127.0.0.1:2525; return the queue id."""
+        """Submit one message with swaks to 127.0.0.1:port; return the queue id."""
         proc = self.ns.run(
             [
                 "swaks",
                 "--server",
-                f"127.0.0.1:{SMTPD_PORT}",
+                f"127.0.0.1:{self.port}",
                 "--from",
                 sender,
                 "--to",

@@ -43,7 +43,7 @@ from .addresses import (
 )
 from .dnsctl import Dns
 from .hosts import Https, MxHosts, read_jsonl
-from .mta import Delivery, PostfixInstance, postmap
+from .mta import Delivery, PostfixInstance, postmap, write_settled
 from .netns import Netns, Proc, WorldError, run, wait_unix
 from .pki import CERT_KINDS, CertKind, Pki
 
@@ -164,7 +164,7 @@ class World:
         }
         self.postmap_dir = work / "postmap"
         self.postmap_dir.mkdir()
-        (self.postmap_dir / "main.cf").write_text("")
+        write_settled(self.postmap_dir / "main.cf", "")
         self.dns = Dns(work / "dns", self.world, self.mta)
         self.https = Https(work / "https", self.pki)
         self.mx = MxHosts(work / "mx", self.pki)
@@ -368,25 +368,40 @@ class World:
     # --- Postfix -------------------------------------------------------------
 
     def postmap(
-        self, key: str, table: str, timeout: float = 10.0
+        self, key: str, table: str, timeout: float = 10.0, version: str = "3.7"
     ) -> tuple[int, str, str]:
-        """``postmap -q KEY TABLE`` in $P-mta with an empty main.cf: (rc, out, err)."""
-        return postmap(self.mta, self.postmap_dir, key, table, timeout)
+        """``postmap -q KEY TABLE`` in $P-mta with an empty main.cf: (rc, out, err).
+
+        ``version``: the Postfix whose postmap asks (mta.VERSIONS).
+        """
+        return postmap(self.mta, self.postmap_dir, key, table, timeout, version)
 
     def postfix(
-        self, policy_maps: str = "", *, name: str = "send", **settings: str
+        self,
+        policy_maps: str = "",
+        *,
+        name: str = "send",
+        version: str = "3.7",
+        **settings: str,
     ) -> PostfixInstance:
         """The private sending Postfix ``name`` in $P-mta, started once.
 
         ``policy_maps`` becomes ``smtp_tls_policy_maps``; ``settings`` are more
-        main.cf entries.  Called again with the same name, it reconfigures
+        main.cf entries; ``version`` picks the Postfix (mta.VERSIONS) of a new
+        instance.  Called again with the same name, it reconfigures
         (postconf + ``postfix reload``) the running instance.
         """
         settings = {"smtp_tls_policy_maps": policy_maps, **settings}
         instance = self.postfixes.get(name)
+        if instance is not None and instance.version != version:
+            raise ValueError(f"Postfix {name!r} runs {instance.version}, not {version}")
         if instance is None:
             instance = PostfixInstance(
-                self.mta, self.work / f"pf-{name}", self.pki.ca_pem, settings
+                self.mta,
+                self.work / f"pf-{name}",
+                self.pki.ca_pem,
+                settings,
+                version=version,
             )
             self.postfixes[name] = instance
             instance.start()
