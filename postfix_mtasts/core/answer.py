@@ -21,6 +21,7 @@ import enum
 from attrs import frozen
 
 __all__ = [
+    "POLICY_FAILURE_LEVELS",
     "REPORT_ONLY_LEVELS",
     "Answer",
     "PolicyFailure",
@@ -43,6 +44,11 @@ class Status(enum.Enum):
 #: The levels a report-only value may carry: what Postfix would use without
 #: this map (``[maps.NAME] default_level``).  Never ``secure`` (spec L4).
 REPORT_ONLY_LEVELS = ("may", "encrypt", "dane")
+#: The levels at which ``policy_failure`` cannot defer mail: Postfix forces
+#: certificate verification to fail, and only levels that need no match
+#: ignore that.  At ``dane`` a domain with usable TLSA records would be
+#: deferred (read in the Postfix 3.10.13 source), breaking DANE (D13).
+POLICY_FAILURE_LEVELS = ("may", "encrypt")
 
 
 class PolicyFailure(enum.StrEnum):
@@ -79,7 +85,8 @@ class TlsPolicyValue:
     ``report_only``: the value carries TLSRPT attributes and nothing Postfix
     would not do anyway (see the module docstring); the checks below make a
     report-only value with ``match=``, a ``secure`` level or no report, or a
-    ``policy_failure`` on an enforcing value, impossible to build (L2, L4).
+    ``policy_failure`` on an enforcing value or at ``dane``, impossible to
+    build (L2, L4, D13).
     """
 
     level: str
@@ -95,6 +102,8 @@ class TlsPolicyValue:
                 raise ValueError(f"a report-only value cannot be {self.level!r}/match=")
             if self.report is None:
                 raise ValueError("a report-only value needs its report")
+            if failure and self.level not in POLICY_FAILURE_LEVELS:
+                raise ValueError(f"policy_failure would defer mail at {self.level!r}")
         elif failure:
             raise ValueError("policy_failure only in a report-only value (L4)")
 

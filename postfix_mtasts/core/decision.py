@@ -17,7 +17,7 @@ from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.dane_answer import dane_answer, enforced_answer
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode, Policy
-from postfix_mtasts.core.report import failure_value, testing_value
+from postfix_mtasts.core.report import failure_report, testing_report
 
 __all__ = [
     "BackedOff",
@@ -257,10 +257,10 @@ def answer_for(
     ``just_fetched``: the entry was fetched for this very lookup, so it
     applies even if its max_age is 0 (C10).  A tlsrpt map reports what it
     does not enforce (testing mode, a policy that could not be had) with a
-    report-only answer at its ``default_level`` (D9, B16, D14, G29).
-    ``facts``: what DNS said of the domain's MX hosts (None: the daemon
-    does not gather them; then neither DANE precedence nor ``match = "mx"``
-    applies).
+    report-only answer at its ``default_level`` (D9, B16, D14, G29;
+    :mod:`postfix_mtasts.core.report`).  ``facts``: what DNS said of the
+    domain's MX hosts (None: the daemon does not gather them; then neither
+    DANE precedence nor ``match = "mx"`` applies).
     """
     if entry is not None and (just_fetched or entry.is_valid(now)):
         mode = entry.policy.mode
@@ -273,17 +273,14 @@ def answer_for(
             dane = dane_answer(domain, entry, settings, facts, reason)
             if dane is not None and dane.status is Status.OK:
                 return dane
-            level = settings.default_level
-            return Answer.ok(testing_value(domain, entry.policy, level), reason)
+            return Answer.ok(testing_report(domain, entry.policy, settings), reason)
         return Answer.notfound(reason)
     if negative is not None:
         if negative.dns_failure and settings.dns_failure == "temp":
             return Answer.temp(f"MTA-STS lookup failed: {negative.reason}")
-        if negative.policy_failure is not None and settings.tlsrpt:
-            value = failure_value(
-                domain, negative.policy_failure, settings.default_level
-            )
-            return Answer.ok(value, negative.reason)
+        reported = failure_report(domain, negative.policy_failure, settings)
+        if reported is not None:
+            return Answer.ok(reported, negative.reason)
         return Answer.notfound(negative.reason)
     return Answer.notfound("no policy")
 

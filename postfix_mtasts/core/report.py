@@ -10,7 +10,10 @@ without this map (``default_level``), so the admin's own TLS level applies:
   attributes and ``servername=hostname``, never ``match=`` (spec L2, L3);
 - no valid policy could be had though a record exists (RFC 8461 §3.3, §5;
   RFC 8460 §4.3): ``policy_failure=<type>`` alone, never with ``secure``
-  (Postfix would then defer, spec L4).
+  (Postfix would then defer, spec L4), and not at ``dane``: Postfix forces
+  verification to fail, which defers a domain whose MX has usable TLSA
+  records (read in the Postfix 3.10.13 source; MTA-STS must never break
+  DANE, D13), so a ``dane`` map answers ``NOTFOUND`` there.
 
 ``servername=hostname`` is harmless at ``dane``: Postfix sends the TLSA base
 domain as SNI whenever DANE is in effect, and the MX name only where ``dane``
@@ -20,13 +23,21 @@ falls back to opportunistic TLS (an unsigned domain), as RFC 8461 §7.1 wants.
 from __future__ import annotations
 
 from postfix_mtasts.core.answer import (
+    POLICY_FAILURE_LEVELS,
     PolicyFailure,
     StsReportAttributes,
     TlsPolicyValue,
 )
+from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.policy import Policy
 
-__all__ = ["failure_value", "sts_report", "testing_value"]
+__all__ = [
+    "failure_report",
+    "failure_value",
+    "sts_report",
+    "testing_report",
+    "testing_value",
+]
 
 
 def sts_report(domain: str, policy: Policy) -> StsReportAttributes:
@@ -57,3 +68,19 @@ def failure_value(domain: str, failure: PolicyFailure, level: str) -> TlsPolicyV
         report=StsReportAttributes(policy_domain=domain, policy_failure=failure),
         report_only=True,
     )
+
+
+def testing_report(domain: str, policy: Policy, settings: MapConfig) -> TlsPolicyValue:
+    """What a tlsrpt map answers for a testing-mode ``policy`` (D9)."""
+    return testing_value(domain, policy, settings.default_level)
+
+
+def failure_report(
+    domain: str, failure: PolicyFailure | None, settings: MapConfig
+) -> TlsPolicyValue | None:
+    """What a map answers when ``failure`` kept a policy from being had, or
+    None (NOTFOUND): no failure, no tlsrpt, or a ``dane`` map (B16, D13, D14)."""
+    level = settings.default_level
+    if failure is None or not settings.tlsrpt or level not in POLICY_FAILURE_LEVELS:
+        return None
+    return failure_value(domain, failure, level)

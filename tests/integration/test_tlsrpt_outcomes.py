@@ -1,12 +1,13 @@
 """A tlsrpt map in the world: the real daemon, DNS, policy hosts with the
-test CA, asked through Postfix's own socketmap client (`postmap -q`) and the
-`query` command, for every MTA-STS outcome (spec D9, D14, B16, B17, G29,
-G31, L2-L4).
+test CA, asked through Postfix's own socketmap client (`postmap -q`), the
+`query` command and real delivery through Postfix 3.10 and 3.7, for every
+MTA-STS outcome (spec D9, D14, B16, B17, G29, G31, L1-L4).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from .daemonctl import ask, socketmap, start_daemon
-from .world import Proc, World
+from .mta import Delivery, PostfixInstance
+from .world import MX_GOOD, MX_WRONG_NAME, Proc, World
 
 PORT = 8476
 
@@ -102,14 +104,15 @@ class TestReportOnlyAnswers:
         """A record exists, the policy cannot be had, nothing is cached: the
         tlsrpt map answers policy_failure with its type at its own level and
         keeps answering it while the fetch backs off (one HTTPS request);
-        the plain map answers NOTFOUND as before (B14, B16, D14, G29, G31)."""
+        the plain map and the dane map (where policy_failure would fail a
+        DANE-verified MX) answer NOTFOUND (B14, B16, D13, D14, G29, G31)."""
         domain = f"tr-{name}.test"
         world.publish(domain, cert=cert)  # type: ignore[arg-type]
         if spec:
             world.https.update_host(f"mta-sts.{domain}", **spec)
         for _ in range(3):
             assert ask(world, domain, TLSRPT) == (0, failure(domain, kind))
-        assert ask(world, domain, DANE) == (0, failure(domain, kind, "dane"))
+        assert ask(world, domain, DANE)[0] == 1
         assert ask(world, domain, PLAIN)[0] == 1
         assert len(world.https.requests(f"mta-sts.{domain}")) <= 1
 
@@ -159,3 +162,73 @@ class TestQuery:
         plain = world.run("mta", [*argv, "--map", "postfix", domain], timeout=60)
         assert plain.returncode == 1, plain.stderr
         assert json.loads(plain.stdout)["reply"] == "NOTFOUND"
+
+
+def deliver(pf: PostfixInstance, domain: str) -> tuple[Delivery, str]:
+    """Send one message to ``domain``; its first status= line and what the
+    instance logged until then.  The queue is emptied afterwards."""
+    rcpt = f"u{secrets.token_hex(4)}@{domain}"
+    mark = len(pf.log_lines())
+    pf.send("sender@sender.test", rcpt)
+    try:
+        delivery = pf.wait_status(rcpt)
+    finally:
+        pf.clear_queue()
+    return delivery, "\n".join(pf.log_lines(mark))
+
+
+@pytest.fixture(scope="module")
+def flow(world: World, daemon: Proc) -> None:
+    """The domains the deliveries go to, and the daemon's answer for each
+    already known (so that Postfix meets the answer under test)."""
+    world.publish(
+        "tr-flow-testing.test", mode="testing", mx={"mx1.mismatch.test": MX_WRONG_NAME}
+    )
+    world.publish("tr-flow-failed.test", mx={"mx1.enforce.test": MX_GOOD})
+    world.https.update_host("mta-sts.tr-flow-failed.test", status=500)
+    world.publish("tr-flow-enforce.test", mx={"mx1.enforce.test": MX_GOOD})
+    world.publish("tr-flow-mismatch.test", mx={"mx1.mismatch.test": MX_WRONG_NAME})
+    assert ask(world, "tr-flow-testing.test", TLSRPT)[1].startswith("may servername")
+    assert ask(world, "tr-flow-failed.test", TLSRPT)[1].endswith("fetch-error")
+
+
+class TestDelivery:
+    def test_postfix_310_delivers_report_only_answers(
+        self, world: World, daemon: Proc, flow: None
+    ) -> None:
+        """Postfix 3.10 with the tlsrpt map: the testing-mode report answer
+        is sent to an MX whose certificate names another host, the policy
+        failure answer is sent (as if there were no policy), an enforced
+        policy is still enforced both ways (D8, D9, B16, L1, L3)."""
+        pf = world.postfix(TLSRPT, name="tr310", version="3.10")
+        testing, log = deliver(pf, "tr-flow-testing.test")
+        assert testing.status == "sent", testing.line
+        assert "Trusted TLS connection established to mx1.mismatch.test" in log
+        failed, log = deliver(pf, "tr-flow-failed.test")
+        assert failed.status == "sent", failed.line
+        assert "Untrusted TLS connection established to mx1.enforce.test" in log
+        assert "attribute" not in log  # no policy syntax complaint
+        enforced, log = deliver(pf, "tr-flow-enforce.test")
+        assert enforced.status == "sent", enforced.line
+        assert "Verified TLS connection established to mx1.enforce.test" in log
+        refused, log = deliver(pf, "tr-flow-mismatch.test")
+        assert (refused.status, refused.dsn) == ("deferred", "4.7.5"), refused.line
+
+    def test_postfix_37_without_tlsrpt_unchanged(
+        self, world: World, daemon: Proc, flow: None
+    ) -> None:
+        """Postfix 3.7 with the plain map: the same domains get exactly the
+        answers of old (NOTFOUND for testing and for a failed fetch) and the
+        same deliveries (G31, D9, B16)."""
+        for domain in ("tr-flow-testing.test", "tr-flow-failed.test"):
+            assert world.postmap(domain, PLAIN) == (1, "", "")
+        pf = world.postfix(PLAIN, name="tr37")
+        testing, _ = deliver(pf, "tr-flow-testing.test")
+        assert testing.status == "sent", testing.line
+        failed, _ = deliver(pf, "tr-flow-failed.test")
+        assert failed.status == "sent", failed.line
+        enforced, log = deliver(pf, "tr-flow-enforce.test")
+        assert enforced.status == "sent", enforced.line
+        assert "Verified TLS connection established to mx1.enforce.test" in log
+        refused, _ = deliver(pf, "tr-flow-mismatch.test")
+        assert (refused.status, refused.dsn) == ("deferred", "4.7.5"), refused.line

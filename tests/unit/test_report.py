@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.core import tcptable
 from postfix_mtasts.core.answer import (
+    POLICY_FAILURE_LEVELS,
     REPORT_ONLY_LEVELS,
     Answer,
     PolicyFailure,
@@ -85,14 +86,6 @@ FAILURE_GOLDEN = [
         b"200 encrypt policy_type=sts policy_domain=example.com"
         b" policy_failure=sts-policy-fetch-error\n",
     ),
-    (
-        "dane",
-        PolicyFailure.WEBPKI_INVALID,
-        b"83:OK dane policy_type=sts policy_domain=example.com"
-        b" policy_failure=sts-webpki-invalid,",
-        b"200 dane policy_type=sts policy_domain=example.com"
-        b" policy_failure=sts-webpki-invalid\n",
-    ),
 ]
 
 
@@ -161,6 +154,19 @@ class InvariantTests(SynchronousTestCase):
         with self.assertRaises(ValueError):
             TlsPolicyValue("may", report_only=True)
 
+    def test_policy_failure_never_at_dane(self) -> None:
+        """policy_failure forces Postfix's verification to fail, which a
+        DANE-verified MX cannot survive: no failure value at dane, and a
+        dane map answers NOTFOUND for a policy failure (D13, D14)."""
+        with self.assertRaises(ValueError):
+            failure_value(DOMAIN, PolicyFailure.FETCH_ERROR, "dane")
+        failed = Negative(
+            "HTTP 500", NOW + 60, policy_failure=PolicyFailure.FETCH_ERROR
+        )
+        dane = MapConfig(tlsrpt=True, default_level="dane")
+        answer = answer_for(DOMAIN, None, failed, NOW, dane)
+        self.assertEqual(encode_reply(answer), b"9:NOTFOUND ,")
+
     def test_policy_failure_never_enforced(self) -> None:
         """policy_failure on an enforcing value is refused: with secure,
         Postfix defers every message (L4)."""
@@ -195,7 +201,7 @@ class InvariantTests(SynchronousTestCase):
             if answer.value.report_only:
                 self.assertNotIn("match=", text)
                 self.assertTrue(text.startswith(level + " "), text)
-        self.assertEqual(seen, len(PolicyFailure) * len(REPORT_ONLY_LEVELS))
+        self.assertEqual(seen, len(PolicyFailure) * len(POLICY_FAILURE_LEVELS))
 
 
 class TlsrptOffTests(SynchronousTestCase):
