@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import subprocess
 import time
 from collections.abc import Mapping
@@ -440,3 +441,16 @@ class PostfixInstance:
                     f"{tail}"
                 )
             time.sleep(0.05)  # noqa: TID251 - polling a real process
+
+    def deliver(self, domain: str) -> tuple[Delivery, str]:
+        """Send one message to a fresh address at ``domain``: its first
+        status= line, and everything this instance logged from the send to
+        that line.  The queue is emptied afterwards."""
+        rcpt = f"u{secrets.token_hex(4)}@{domain}"
+        mark = len(self.log_lines())
+        self.send("sender@sender.test", rcpt)
+        try:
+            delivery = self.wait_status(rcpt)
+        finally:
+            self.clear_queue()
+        return delivery, "\n".join(self.log_lines(mark))

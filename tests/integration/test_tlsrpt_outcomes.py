@@ -7,7 +7,6 @@ MTA-STS outcome (spec D9, D14, B16, B17, G29, G31, L1-L4).
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from .daemonctl import ask, socketmap, start_daemon
-from .mta import Delivery, PostfixInstance
 from .world import MX_GOOD, MX_WRONG_NAME, Proc, World
 
 PORT = 8476
@@ -164,19 +162,6 @@ class TestQuery:
         assert json.loads(plain.stdout)["reply"] == "NOTFOUND"
 
 
-def deliver(pf: PostfixInstance, domain: str) -> tuple[Delivery, str]:
-    """Send one message to ``domain``; its first status= line and what the
-    instance logged until then.  The queue is emptied afterwards."""
-    rcpt = f"u{secrets.token_hex(4)}@{domain}"
-    mark = len(pf.log_lines())
-    pf.send("sender@sender.test", rcpt)
-    try:
-        delivery = pf.wait_status(rcpt)
-    finally:
-        pf.clear_queue()
-    return delivery, "\n".join(pf.log_lines(mark))
-
-
 @pytest.fixture(scope="module")
 def flow(world: World, daemon: Proc) -> None:
     """The domains the deliveries go to, and the daemon's answer for each
@@ -201,17 +186,17 @@ class TestDelivery:
         failure answer is sent (as if there were no policy), an enforced
         policy is still enforced both ways (D8, D9, B16, L1, L3)."""
         pf = world.postfix(TLSRPT, name="tr310", version="3.10")
-        testing, log = deliver(pf, "tr-flow-testing.test")
+        testing, log = pf.deliver("tr-flow-testing.test")
         assert testing.status == "sent", testing.line
         assert "Trusted TLS connection established to mx1.mismatch.test" in log
-        failed, log = deliver(pf, "tr-flow-failed.test")
+        failed, log = pf.deliver("tr-flow-failed.test")
         assert failed.status == "sent", failed.line
         assert "Untrusted TLS connection established to mx1.enforce.test" in log
         assert "attribute" not in log  # no policy syntax complaint
-        enforced, log = deliver(pf, "tr-flow-enforce.test")
+        enforced, log = pf.deliver("tr-flow-enforce.test")
         assert enforced.status == "sent", enforced.line
         assert "Verified TLS connection established to mx1.enforce.test" in log
-        refused, log = deliver(pf, "tr-flow-mismatch.test")
+        refused, log = pf.deliver("tr-flow-mismatch.test")
         assert (refused.status, refused.dsn) == ("deferred", "4.7.5"), refused.line
 
     def test_postfix_37_without_tlsrpt_unchanged(
@@ -223,12 +208,12 @@ class TestDelivery:
         for domain in ("tr-flow-testing.test", "tr-flow-failed.test"):
             assert world.postmap(domain, PLAIN) == (1, "", "")
         pf = world.postfix(PLAIN, name="tr37")
-        testing, _ = deliver(pf, "tr-flow-testing.test")
+        testing, _ = pf.deliver("tr-flow-testing.test")
         assert testing.status == "sent", testing.line
-        failed, _ = deliver(pf, "tr-flow-failed.test")
+        failed, _ = pf.deliver("tr-flow-failed.test")
         assert failed.status == "sent", failed.line
-        enforced, log = deliver(pf, "tr-flow-enforce.test")
+        enforced, log = pf.deliver("tr-flow-enforce.test")
         assert enforced.status == "sent", enforced.line
         assert "Verified TLS connection established to mx1.enforce.test" in log
-        refused, _ = deliver(pf, "tr-flow-mismatch.test")
+        refused, _ = pf.deliver("tr-flow-mismatch.test")
         assert (refused.status, refused.dsn) == ("deferred", "4.7.5"), refused.line

@@ -9,7 +9,6 @@ has the resulting table.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -73,14 +72,7 @@ def deliver(
     the send to that line; the message is then removed from the queue.
     """
     stub.set({domain: f"OK {answer}"})
-    rcpt = f"u{secrets.token_hex(4)}@{domain}"
-    mark = len(pf.log_lines())
-    pf.send("sender@sender.test", rcpt)
-    try:
-        delivery = pf.wait_status(rcpt)
-    finally:
-        pf.clear_queue()
-    return delivery, "\n".join(pf.log_lines(mark))
+    return pf.deliver(domain)
 
 
 def test_310_runs_beside_37(
