@@ -3,15 +3,15 @@
 
 Maps with ``dane = "auto"`` have DANE precedence exactly when Postfix's
 ``smtp_dns_support_level`` is ``dnssec`` (:mod:`postfix_mtasts.core.dane_auto`).
-:func:`settle_dane` runs ``postconf [-c DIR] -xh config_directory
-smtp_dns_support_level`` (``-x``: ``$name`` expanded, as Postfix reads it)
-as a child process through the reactor (:mod:`postfix_mtasts.childprocess`):
-4 KiB of output at most, 10 s, the program found where Postfix installs it
-(``/usr/sbin/postconf``, then the absolute directories of ``PATH``), run
-with a fixed ``PATH`` and nothing else from the environment (so no
-``MAIL_CONFIG``: the directory is ``[postfix] config_directory`` or
-Postfix's own default).  It logs one line and returns the config with each
-"auto" resolved.  Read once: a change to main.cf needs a restart.
+:func:`settle_dane` runs ``postconf -c DIR -xh smtp_dns_support_level``
+(``-x``: ``$name`` expanded, as Postfix reads it).  DIR is ``[postfix]
+config_directory``, or Postfix's compiled-in default from ``postconf -dh
+config_directory``; never ``MAIL_CONFIG``: the child gets a fixed ``PATH``
+and nothing else from the environment.  Each run is a child process of the
+reactor (:mod:`postfix_mtasts.childprocess`): 4 KiB of output, 10 s, the
+program found where Postfix installs it (``/usr/sbin/postconf``, then the
+absolute directories of ``PATH``).  It logs one line and returns the config
+with each "auto" resolved.  Read once: a change to main.cf needs a restart.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from postfix_mtasts.childprocess import ChildResult, run_child
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.dane_auto import (
     PostfixDns,
+    Unexpected,
     auto_maps,
     dane_summary,
-    parse_postconf_output,
+    postconf_value,
     resolve_dane,
 )
 from postfix_mtasts.core.text import quote
@@ -82,30 +83,41 @@ async def read_postfix_dns(
 ) -> PostfixDns:
     """Postfix's smtp_dns_support_level from ``executable`` (default:
     :func:`find_postconf`) reading ``config_directory`` (None: Postfix's
-    default); never raises: a failure is a level of None and its reason."""
+    compiled-in default, from ``postconf -dh config_directory``, which
+    reads no main.cf); never raises: a failure is a level of None and its
+    reason.  A directory without a readable main.cf is reported without
+    running postconf on it, which would pause a second on its fatal error."""
     given = f"postconf -c {config_directory}" if config_directory else "postconf"
     program = executable or find_postconf()
     if program is None:
         return PostfixDns(None, given, f"no postconf in {POSTCONF} or PATH")
-    argv = [program]
-    if config_directory:
-        argv += ["-c", config_directory]
-    argv += ["-xh", "config_directory", "smtp_dns_support_level"]
-    result = await run_child(
-        reactor,
-        reactor,
-        argv,
-        env={"PATH": _CHILD_PATH},
-        timeout_s=timeout_s,
-        max_bytes=max_bytes,
+
+    async def ask(*args: str, path: bool = False) -> str | Unexpected:
+        result = await run_child(
+            reactor,
+            reactor,
+            [program, *args],
+            env={"PATH": _CHILD_PATH},
+            timeout_s=timeout_s,
+            max_bytes=max_bytes,
+        )
+        if not result.ok:
+            return Unexpected(f"{program} {_failure(result)}")
+        return postconf_value(result.stdout, path=path)
+
+    directory: str | Unexpected = config_directory or await ask(
+        "-dh", "config_directory", path=True
     )
-    if not result.ok:
-        return PostfixDns(None, given, f"{program} {_failure(result)}")
-    parsed = parse_postconf_output(result.stdout)
-    if isinstance(parsed, str):
-        return PostfixDns(None, given, parsed)
-    directory, level = parsed
-    return PostfixDns(level, f"postconf -c {directory}")
+    if isinstance(directory, Unexpected):
+        return PostfixDns(None, given, directory.reason)
+    source = f"postconf -c {directory}"
+    main_cf = os.path.join(directory, "main.cf")
+    if not os.access(main_cf, os.R_OK):
+        return PostfixDns(None, source, f"cannot read {main_cf}")
+    level = await ask("-c", directory, "-xh", "smtp_dns_support_level")
+    if isinstance(level, Unexpected):
+        return PostfixDns(None, source, level.reason)
+    return PostfixDns(level, source)
 
 
 def _failure(result: ChildResult) -> str:

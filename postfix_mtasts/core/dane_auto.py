@@ -25,11 +25,12 @@ __all__ = [
     "DaneSummary",
     "Maps",
     "PostfixDns",
+    "Unexpected",
     "auto_maps",
     "dane_reason",
     "dane_summary",
     "does_dane",
-    "parse_postconf_output",
+    "postconf_value",
     "resolve_dane",
 ]
 
@@ -87,23 +88,31 @@ def resolve_dane(maps: Maps, level: str | None) -> Maps:
     )
 
 
-def parse_postconf_output(stdout: bytes) -> tuple[str, str] | str:
-    """``postconf -xh config_directory smtp_dns_support_level`` output:
-    (the directory, the level), or why it is not that.  Printable ASCII
-    only, two lines, each at most :data:`MAX_POSTCONF_LINE` characters."""
+@frozen
+class Unexpected:
+    """postconf output that is not one value: ``reason`` says what it was."""
+
+    reason: str
+
+
+def postconf_value(stdout: bytes, *, path: bool = False) -> str | Unexpected:
+    """The one value ``postconf -h NAME`` printed (stripped), or why the
+    output is not that: one line of printable ASCII of at most
+    :data:`MAX_POSTCONF_LINE` characters; with ``path``, an absolute one."""
     try:
         text = stdout.decode("ascii")
     except UnicodeDecodeError:
-        return f"postconf wrote non-ASCII output {quote(stdout, 80)}"
-    lines = text.split("\n")
-    if len(lines) != 3 or lines[2]:
-        return f"postconf wrote {quote(text, 80)}, not two lines"
-    directory, level = lines[0], lines[1]
-    if not all(
-        len(line) <= MAX_POSTCONF_LINE and line.isprintable() for line in lines
-    ) or not directory.startswith("/"):
-        return f"postconf wrote {quote(text, 80)}"
-    return directory, level.strip()
+        return Unexpected(f"postconf wrote non-ASCII output {quote(stdout, 80)}")
+    value, newline, rest = text.partition("\n")
+    if (
+        not newline
+        or rest
+        or len(value) > MAX_POSTCONF_LINE
+        or not value.isprintable()
+        or (path and not value.startswith("/"))
+    ):
+        return Unexpected(f"postconf wrote {quote(text, 80)}")
+    return value.strip()
 
 
 def dane_summary(maps: Maps, postfix: PostfixDns) -> DaneSummary:

@@ -10,11 +10,12 @@ from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.dane_auto import (
     MAX_POSTCONF_LINE,
     PostfixDns,
+    Unexpected,
     auto_maps,
     dane_reason,
     dane_summary,
     does_dane,
-    parse_postconf_output,
+    postconf_value,
     resolve_dane,
 )
 
@@ -76,34 +77,30 @@ class ResolveTests(SynchronousTestCase):
 
 
 class PostconfOutputTests(SynchronousTestCase):
-    def test_two_lines(self) -> None:
-        """config_directory then smtp_dns_support_level, one per line."""
-        self.assertEqual(
-            parse_postconf_output(b"/etc/postfix\ndnssec\n"),
-            ("/etc/postfix", "dnssec"),
-        )
-        self.assertEqual(
-            parse_postconf_output(b"/etc/postfix\n\n"), ("/etc/postfix", "")
-        )
+    def test_one_value(self) -> None:
+        """postconf -h prints one value and a newline; stripped."""
+        self.assertEqual(postconf_value(b"dnssec\n"), "dnssec")
+        self.assertEqual(postconf_value(b"\n"), "")
+        self.assertEqual(postconf_value(b"/etc/postfix\n", path=True), "/etc/postfix")
 
     def test_hostile_output_refused(self) -> None:
-        """Anything else (one line, three, no final newline, non-ASCII,
-        control characters, a relative directory, a line too long) is not
-        a level: output from outside is checked, and shown quoted."""
+        """Anything else (two lines, no newline, non-ASCII, control
+        characters, a line too long, a path that is not absolute) is not a
+        value: output from outside is checked, and shown quoted."""
         long = b"d" * (MAX_POSTCONF_LINE + 1)
         for out in (
-            b"dnssec\n",
-            b"/etc/postfix\ndnssec\nmore\n",
-            b"/etc/postfix\ndnssec",
-            b"/etc/postfix\ndnss\xc3\xa9c\n",
-            b"/etc/postfix\ndnssec\x1b[2J\n",
-            b"etc/postfix\ndnssec\n",
-            b"/etc/postfix\n" + long + b"\n",
+            b"dnssec\nenabled\n",
+            b"dnssec",
             b"",
+            b"dnss\xc3\xa9c\n",
+            b"dnssec\x1b[2J\n",
+            long + b"\n",
         ):
-            self.assertIsInstance(parse_postconf_output(out), str, out)
-        why = parse_postconf_output(b"/etc/postfix\ndnssec\x1b[2J\n")
-        self.assertIn("\\x1b", str(why))
+            self.assertIsInstance(postconf_value(out), Unexpected, out)
+        self.assertIsInstance(postconf_value(b"etc/postfix\n", path=True), Unexpected)
+        why = postconf_value(b"dnssec\x1b[2J\n")
+        assert isinstance(why, Unexpected)
+        self.assertEqual(why.reason, "postconf wrote 'dnssec\\x1b[2J\\n'")
 
 
 class SummaryTests(SynchronousTestCase):

@@ -35,17 +35,14 @@ from postfix_mtasts.postconf import (
 )
 
 T = TypeVar("T")
-LEVEL_ARG = ["smtp_dns_support_level", ""]  # the last name, then the end
 DEADLINE_S = 20.0
 
-#: Prints what postconf -xh config_directory smtp_dns_support_level would
-#: for main.cf in the -c directory (or /etc/postfix) saying ``$LEVEL``, and
-#: records its arguments.
+#: Answers like postconf: ``-dh config_directory`` with ``{default}``, else
+#: (``-c DIR -xh smtp_dns_support_level``) with ``{level}``; records each
+#: call's arguments, one call per line.
 PRINTS = """#!/bin/sh
-printf '%s\\n' "$@" > "{work}/argv"
-dir=/etc/postfix
-[ "$1" = -c ] && dir="$2"
-printf '%s\\n%s\\n' "$dir" "{level}"
+printf '%s\\n' "$*" >> "{work}/calls"
+if [ "$1" = -dh ]; then echo "{default}"; else echo "{level}"; fi
 """
 FAILS = """#!/bin/sh
 echo "postconf: warning: {work}/main.cf: unused parameter: x=y" >&2
@@ -60,8 +57,8 @@ exec sleep 30
 FLOODS = """#!/bin/sh
 exec yes dnssec
 """
-ONE_LINE = """#!/bin/sh
-echo dnssec
+TWO_LINES = """#!/bin/sh
+printf 'dnssec\\nenabled\\n'
 """
 
 
@@ -110,9 +107,22 @@ class ScriptCase(SynchronousTestCase):
 
     def script(self, text: str, name: str = "postconf", **values: str) -> str:
         path = self.work / name
+        values.setdefault("default", str(self.work / "default"))
         path.write_text(text.format(work=self.work, **values))
         path.chmod(stat.S_IRWXU)
         return str(path)
+
+    def etc(self, name: str = "etc") -> str:
+        """A Postfix configuration directory with a main.cf."""
+        directory = self.work / name
+        directory.mkdir()
+        (directory / "main.cf").write_text("smtp_dns_support_level = dnssec\n")
+        return str(directory)
+
+    def calls(self) -> list[str]:
+        """The arguments of each run of a PRINTS script."""
+        path = self.work / "calls"
+        return path.read_text().splitlines() if path.exists() else []
 
     def read(self, executable: str, directory: str | None = None) -> PostfixDns:
         return wait(
@@ -124,38 +134,50 @@ class ScriptCase(SynchronousTestCase):
 
 class ReadTests(ScriptCase):
     def test_reads_level_of_the_given_directory(self) -> None:
-        """postconf is asked with -c DIR and -xh (values expanded, as Postfix
-        reads them) for config_directory and smtp_dns_support_level; the
-        level and the directory it read come back (D13, V6)."""
-        program = self.script(PRINTS, level="dnssec")
-        got = self.read(program, "/srv/postfix-out")
-        self.assertEqual(got, PostfixDns("dnssec", "postconf -c /srv/postfix-out"))
-        self.assertEqual(
-            (self.work / "argv").read_text().split("\n"),
-            ["-c", "/srv/postfix-out", "-xh", "config_directory", *LEVEL_ARG],
-        )
+        """postconf is asked once, with -c DIR and -xh (values expanded, as
+        Postfix reads them) for smtp_dns_support_level (D13, V6)."""
+        etc = self.etc()
+        got = self.read(self.script(PRINTS, level="dnssec"), etc)
+        self.assertEqual(got, PostfixDns("dnssec", f"postconf -c {etc}"))
+        self.assertEqual(self.calls(), [f"-c {etc} -xh smtp_dns_support_level"])
 
     def test_default_directory_is_postfix_own(self) -> None:
-        """Without [postfix] config_directory no -c is passed: the directory
-        is Postfix's own default, named as postconf reports it."""
-        program = self.script(PRINTS, level="enabled")
+        """Without [postfix] config_directory the directory is Postfix's
+        compiled-in default (-dh reads no main.cf), then asked like one
+        given; MAIL_CONFIG plays no part."""
+        etc = self.etc("default")
+        got = self.read(self.script(PRINTS, level="enabled"))
+        self.assertEqual(got, PostfixDns("enabled", f"postconf -c {etc}"))
         self.assertEqual(
-            self.read(program), PostfixDns("enabled", "postconf -c /etc/postfix")
+            self.calls(),
+            ["-dh config_directory", f"-c {etc} -xh smtp_dns_support_level"],
         )
+
+    def test_no_main_cf_is_not_asked(self) -> None:
+        """A directory without a readable main.cf (Postfix installed with
+        "No configuration"): no level, and postconf is not run on it (its
+        fatal error would cost a second)."""
+        empty = self.work / "empty"
+        empty.mkdir()
+        got = self.read(self.script(PRINTS, level="dnssec"), str(empty))
         self.assertEqual(
-            (self.work / "argv").read_text(),
-            "-xh\nconfig_directory\nsmtp_dns_support_level\n",
+            got,
+            PostfixDns(None, f"postconf -c {empty}", f"cannot read {empty}/main.cf"),
         )
+        self.assertEqual(self.calls(), [])
+        got = self.read(self.script(PRINTS, level="dnssec"))
+        self.assertEqual(got.error, f"cannot read {self.work}/default/main.cf")
+        self.assertEqual(self.calls(), ["-dh config_directory"])
 
     def test_unset_level_is_empty(self) -> None:
         """A main.cf without smtp_dns_support_level: "" (not dnssec)."""
-        program = self.script(PRINTS, level="")
-        self.assertEqual(self.read(program).level, "")
+        got = self.read(self.script(PRINTS, level=""), self.etc())
+        self.assertEqual(got.level, "")
 
     def test_failure_names_status_and_fatal_line(self) -> None:
-        """postconf fails (no readable main.cf): no level, and the reason
-        names the exit status and postconf's last (fatal) line."""
-        got = self.read(self.script(FAILS))
+        """postconf fails: no level, and the reason names the exit status
+        and postconf's last (fatal) line."""
+        got = self.read(self.script(FAILS), self.etc())
         self.assertIsNone(got.level)
         self.assertIn("exited with status 1", got.error)
         self.assertIn("fatal: open", got.error)
@@ -164,23 +186,28 @@ class ReadTests(ScriptCase):
     def test_flood_is_cut_and_killed(self) -> None:
         """A child that writes without end is killed once it passes the
         bound: no level, and the result comes without waiting for it."""
-        got = self.read(self.script(FLOODS))
+        got = self.read(self.script(FLOODS), self.etc())
         self.assertIsNone(got.level)
         self.assertIn(f"killed: wrote more than {MAX_OUTPUT_BYTES} bytes", got.error)
 
     def test_unexpected_output(self) -> None:
-        """Output that is not two lines (directory, level) is no level."""
-        got = self.read(self.script(ONE_LINE))
+        """Output that is not one value is no level; nor is a default
+        directory that is not an absolute path."""
+        got = self.read(self.script(TWO_LINES), self.etc())
         self.assertIsNone(got.level)
-        self.assertIn("not two lines", got.error)
+        self.assertIn("postconf wrote 'dnssec\\nenabled\\n'", got.error)
+        got = self.read(self.script(PRINTS, level="dnssec", default="etc/postfix"))
+        self.assertEqual(
+            (got.level, got.error), (None, "postconf wrote 'etc/postfix\\n'")
+        )
 
     def test_not_executable(self) -> None:
         """A program that cannot be run is no level, never an exception."""
         program = self.script(PRINTS, level="dnssec")
         os.chmod(program, stat.S_IRUSR)
-        got = self.read(program)
+        got = self.read(program, self.etc())
         self.assertIsNone(got.level)
-        self.assertNotEqual(got.error, "")
+        self.assertIn("exited with status 1", got.error)
 
 
 class RunChildTests(ScriptCase):
@@ -238,7 +265,7 @@ class RunChildTests(ScriptCase):
 class FindTests(ScriptCase):
     def test_installed_path_first(self) -> None:
         """Postfix's own install location comes before PATH."""
-        installed = self.script(ONE_LINE)
+        installed = self.script(TWO_LINES)
         other = self.work / "bin"
         other.mkdir()
         self.assertEqual(find_postconf(str(other), installed=installed), installed)
@@ -279,29 +306,30 @@ class SettleTests(ScriptCase):
         with dane = false keeps none; one info line names the auto maps,
         the level and the directory (D13, V6)."""
         program = self.script(PRINTS, level="dnssec")
+        etc = self.etc()
         text = (
             '[maps.postfix]\n[maps.off]\ndane = false\n[maps.b]\ndane = "auto"\n'
-            '[postfix]\nconfig_directory = "/etc/postfix-out"\n'
+            f'[postfix]\nconfig_directory = "{etc}"\n'
         )
         (config, postfix), events = self.settle(text, program)
         self.assertEqual(
             [(name, m.dane) for name, m in config.maps],
             [("postfix", True), ("off", False), ("b", True)],
         )
-        self.assertEqual(postfix, PostfixDns("dnssec", "postconf -c /etc/postfix-out"))
+        self.assertEqual(postfix, PostfixDns("dnssec", f"postconf -c {etc}"))
         [event] = events
         self.assertEqual(event["log_level"], LogLevel.info)
         self.assertEqual((event["dane"], event["maps"]), ("on", "postfix, b"))
         self.assertEqual(
             event["reason"],
-            "Postfix smtp_dns_support_level = 'dnssec' (postconf -c /etc/postfix-out)",
+            f"Postfix smtp_dns_support_level = 'dnssec' (postconf -c {etc})",
         )
 
     def test_failure_turns_auto_off_with_one_warning(self) -> None:
-        """postconf fails (no main.cf, as on a Postfix installed with "No
-        configuration"): "auto" maps get no DANE precedence, dane = true
+        """No main.cf (Postfix installed with "No configuration", as on the
+        test machines): "auto" maps get no DANE precedence, dane = true
         keeps it, and one warning says so and how to force it."""
-        program = self.script(FAILS)
+        program = self.script(PRINTS, level="dnssec")
         text = "[maps.postfix]\n[maps.forced]\ndane = true\n"
         (config, postfix), events = self.settle(text, program)
         self.assertEqual(
@@ -312,6 +340,8 @@ class SettleTests(ScriptCase):
         [event] = events
         self.assertEqual(event["log_level"], LogLevel.warn)
         self.assertEqual((event["dane"], event["maps"]), ("off", "postfix"))
+        self.assertIn("cannot read Postfix's smtp_dns_support_level", event["reason"])
+        self.assertIn(f"cannot read {self.work}/default/main.cf", event["reason"])
         self.assertIn("dane = true on a map to force", event["reason"])
 
     def test_no_auto_map_runs_nothing(self) -> None:
@@ -322,4 +352,4 @@ class SettleTests(ScriptCase):
         self.assertEqual(config.map_named("b"), MapConfig(dane=True))
         self.assertIsNone(postfix)
         self.assertEqual(events, [])
-        self.assertFalse((self.work / "argv").exists())
+        self.assertEqual(self.calls(), [])
