@@ -453,6 +453,7 @@ class TestAutoWithoutDnssec:
             auto37.send(SENDER, "forced@dane.sec.test")
             deferred = auto37.wait_status("forced@dane.sec.test")
             assert (deferred.status, deferred.dsn) == ("deferred", "4.7.5"), deferred
+            assert deferred.text == "client TLS configuration problem", deferred
             assert "dane-only configured with dnssec lookups disabled" in (
                 auto37.log_text()
             )
