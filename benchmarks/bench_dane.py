@@ -1,7 +1,7 @@
 """What DANE precedence costs a cold lookup: DNS queries and latency.
 
 Two daemons in the integration test world (tests/integration/world.py):
-one with DANE precedence (the default map), one with `dane = false` on its
+one with DANE precedence (`dane = true`), one with `dane = false` on its
 only map (so it gathers no MX facts at all).  For each of `--domains` fresh
 enforce domains of each kind, both are asked once, on a new socketmap
 connection from $P-mta, in alternating order, after the resolver's cache
@@ -36,7 +36,10 @@ from tests.integration.daemonctl import start_daemon  # noqa: E402
 from tests.integration.world import MX_GOOD, MX_SEC_IPS, World  # noqa: E402
 
 PORTS = {"dane": 8650, "nodane": 8651}
-MAPS = {"dane": "[maps.postfix]\n", "nodane": "[maps.postfix]\ndane = false\n"}
+MAPS = {
+    "dane": "[maps.postfix]\ndane = true\n",
+    "nodane": "[maps.postfix]\ndane = false\n",
+}
 # No proactive refresh and no start-up probe: only the lookups measured
 # send queries.
 EXTRA = "[refresh]\nenabled = false\n"

@@ -9,7 +9,8 @@ does).  The cache is filled with synthetic policies first, so no network is
 involved; the daemon's resolver fails the run if it is ever called.
 With ``--dane`` the daemon also keeps MX facts for every domain (DANE
 precedence, gathered once by an instant fake during the warm-up), so the
-hot path includes their check, as with the default ``dane = true``.
+hot path includes their check, as on a map with DANE precedence on
+(``dane = true``, or "auto" where Postfix does DANE).
 
     .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
         [--dane]
@@ -125,7 +126,10 @@ def serve(kind: str, policies: int, dane: bool = False) -> None:
             max_entries=max(policies, 1),
             maps={
                 "postfix": MapConfig(
-                    strict_testing=False, tlsrpt=False, dns_failure="notfound"
+                    strict_testing=False,
+                    tlsrpt=False,
+                    dns_failure="notfound",
+                    dane=dane,
                 )
             }.get,
             timing=Timing(

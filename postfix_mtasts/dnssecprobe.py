@@ -5,8 +5,9 @@ DANE precedence reads the AD bit of the resolver's replies (spec D13); a
 resolver that does not validate never sets it, so every domain would look
 unsigned and ``secure`` would silently replace DANE.  Like Postfix's own
 ``dnssec_probe``, the daemon sends one query with the DO bit when a map has
-``dane = true`` (``[dns] dnssec_probe``) and logs one warning when the
-reply is not validated.
+DANE precedence (``dane = true``, or "auto" where Postfix does DANE;
+``[dns] dnssec_probe``) and logs one warning when the reply is not
+validated.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ class FrontDoor:
         """Whether this map's answer from ``entry`` depends on MX facts this
         daemon gathers: a policy it answers from, on a map with DANE
         precedence or ``match = "mx"``."""
-        if not self._gathers_facts or not (settings.dane or settings.match == "mx"):
+        if not self._gathers_facts or not (settings.dane_on or settings.match == "mx"):
             return False
         mode = entry.policy.mode
         return mode is Mode.ENFORCE or (

@@ -167,10 +167,11 @@ def make_lookup(
 def facts_gatherer(
     config: Config, dns: DnsClient, clock: IReactorTime
 ) -> MxFactsGatherer | None:
-    """MX facts are gathered when a map needs them: TLSA for ``dane``, MX
+    """MX facts are gathered when a map needs them: TLSA for DANE
+    precedence (``dane`` resolved on, :attr:`MapConfig.dane_on`), MX
     names alone for ``match = "mx"``; None when no map does."""
     maps = [profile for _, profile in config.maps]
-    tlsa = any(profile.dane for profile in maps)
+    tlsa = any(profile.dane_on for profile in maps)
     if not tlsa and not any(profile.match == "mx" for profile in maps):
         return None
     return MxFactsGatherer(
@@ -215,10 +216,11 @@ def assemble_lookup(
 
 
 def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:
-    """When a map has ``dane``, ask the DNSSEC probe once and warn if the
-    resolver does not validate (D13); in the background, never fatal."""
+    """When a map has DANE precedence, ask the DNSSEC probe once and warn
+    if the resolver does not validate (D13); in the background, never
+    fatal."""
     probe, client = config.dns.dnssec_probe, lookup.dns
-    if probe is None or client is None or not any(m.dane for _, m in config.maps):
+    if probe is None or client is None or not any(m.dane_on for _, m in config.maps):
         return None
     servers = config.dns.nameservers or tuple(system_nameservers())
     resolvers = ", ".join(f"{host}:{port}" for host, port in servers)

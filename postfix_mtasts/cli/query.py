@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.integration.test_daemon -*-
 """``postfix-mtasts query DOMAIN``: discover one domain's policy with the
 daemon's own resolver and decision code, and say what Postfix would hear,
-with the MX facts that DANE precedence read (spec D13)."""
+whether the map has DANE precedence and why (``dane = "auto"`` asks
+Postfix's postconf, as ``serve`` does at start), and the MX facts that DANE
+precedence read (spec D13)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from twisted.internet.defer import Deferred
 from postfix_mtasts.core.answer import Answer, Status, render_value
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.dane import FactsRecord, dane_verdict
+from postfix_mtasts.core.dane_auto import dane_reason
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.text import quote, utc_timestamp
+from postfix_mtasts.postconf import settle_dane
 from postfix_mtasts.service import make_lookup
 
 __all__ = ["describe", "run_query"]
@@ -27,7 +31,8 @@ _EXIT = {Status.OK: 0, Status.NOTFOUND: 1, Status.TEMP: 2, Status.PERM: 2}
 
 
 def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
-    if config.map_named(map_name) is None:
+    profile = config.map_named(map_name)
+    if profile is None:
         print(
             f"postfix-mtasts: no map named {quote(map_name)} in the configuration",
             file=sys.stderr,
@@ -37,14 +42,19 @@ def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
     patient = evolve(config, server=evolve(config.server, lookup_budget_s=120.0))
 
     async def main(reactor: Any) -> None:
-        parts = make_lookup(patient, reactor)
+        settled, postfix = await settle_dane(patient, reactor)
+        effective = settled.map_named(map_name) or profile  # settling keeps maps
+        dane = (effective.dane_on, dane_reason(profile, postfix))
+        parts = make_lookup(settled, reactor)
         result = parts.front_door.lookup(map_name, key.encode())
         answer = await result if isinstance(result, Deferred) else result
         hop = classify_key(key.encode())
         domain = hop.domain if hop.kind is KeyKind.DOMAIN else ""
         entry = parts.admin.peek(domain) if domain else None
         facts = parts.admin.facts(domain) if domain else None
-        report = describe(key, hop.domain, answer, entry, reactor.seconds(), facts)
+        report = describe(
+            key, hop.domain, answer, entry, reactor.seconds(), facts, dane=dane
+        )
         if as_json:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:
@@ -62,8 +72,11 @@ def describe(
     entry: CacheEntry | None,
     now: float,
     facts: FactsRecord | None = None,
+    *,
+    dane: tuple[bool, str] | None = None,
 ) -> dict[str, Any]:
-    """The query report as plain data (the ``--json`` schema)."""
+    """The query report as plain data (the ``--json`` schema); ``dane``:
+    whether the map has DANE precedence, and why."""
     reply = answer.status.value
     if answer.value is not None:
         reply += " " + render_value(answer.value)
@@ -88,6 +101,7 @@ def describe(
         "reply": reply,
         "reason": answer.reason,
         "policy": policy,
+        "dane_precedence": None if dane is None else {"on": dane[0], "why": dane[1]},
         "mx_facts": describe_facts(facts),
     }
 
@@ -128,6 +142,10 @@ def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("reply", report["reply"]),
         ("reason", report["reason"] or "-"),
     ]
+    precedence = report["dane_precedence"]
+    if precedence is not None:
+        state = "on" if precedence["on"] else "off"
+        rows.append(("dane map", f"{state} ({precedence['why']})"))
     policy = report["policy"]
     if policy is not None:
         rows += [

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.journal import make_observer, start_logging
+from postfix_mtasts.postconf import settle_dane
 from postfix_mtasts.service import Daemon, start_daemon
 
 __all__ = ["run_serve"]
@@ -29,8 +30,10 @@ def run_serve(config: Config) -> int:
     async def main(reactor: Any) -> None:
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
+        # Before listening: every answer uses the resolved dane settings.
+        settled, _ = await settle_dane(config, reactor)
         try:
-            daemon = await start_daemon(config, reactor)
+            daemon = await start_daemon(settled, reactor)
         except CannotListenError as e:
             log.error("cannot listen: {error}", error=str(e))
             raise SystemExit(1) from None

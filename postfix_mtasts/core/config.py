@@ -23,6 +23,7 @@ from postfix_mtasts.core.config_listeners import (
     ListenerProtocol,
     parse_listeners,
 )
+from postfix_mtasts.core.config_postfix import PostfixConfig, parse_postfix
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ControlConfig",
+    "DaneSetting",
     "DefaultLevel",
     "DnsConfig",
     "DnsFailure",
@@ -46,6 +48,7 @@ __all__ = [
     "LogLevelName",
     "MapConfig",
     "MatchSource",
+    "PostfixConfig",
     "RedisConfig",
     "RefreshConfig",
     "ServerConfig",
@@ -56,6 +59,9 @@ __all__ = [
 
 DnsFailure = Literal["notfound", "temp"]
 MatchSource = Literal["patterns", "mx"]
+#: ``[maps.NAME] dane``: forced on or off, or "auto": on exactly when
+#: Postfix's smtp_dns_support_level is dnssec (core.dane_auto).
+DaneSetting = bool | Literal["auto"]
 #: The level Postfix uses for a domain without this map (``[maps.NAME]
 #: default_level``): what a report-only answer carries (core.report).
 DefaultLevel = Literal["may", "encrypt", "dane"]
@@ -86,15 +92,18 @@ _LOG_FORMATS = get_args(LogFormat)
 class MapConfig:
     """How one map (a socketmap name) answers.  ``default_level`` is the
     admin's ``smtp_tls_security_level``, used by the TLSRPT report-only
-    answers so that they never lower it."""
+    answers so that they never lower it.  ``dane`` as the file says it;
+    start-up replaces "auto" with what Postfix can do, and the answers read
+    :attr:`dane_on`."""
 
     strict_testing: bool = field(default=False, metadata=rule())
     tlsrpt: bool = field(default=False, metadata=rule())
     dns_failure: DnsFailure = field(
         default="notfound", metadata=rule(choices=_DNS_FAILURES)
     )
-    # RFC 8461 §2, D13: never answer `secure` where DANE applies (L9, L11).
-    dane: bool = field(default=True, metadata=rule())
+    # RFC 8461 §2, D13: never answer `secure` where DANE applies (L9, L11);
+    # but `dane-only` defers all mail on a Postfix without dnssec (V6).
+    dane: DaneSetting = field(default="auto", metadata=rule())
     # "mx": match= lists the current MX names the patterns allow (L7, G22).
     match: MatchSource = field(
         default="patterns", metadata=rule(choices=_MATCH_SOURCES)
@@ -102,6 +111,12 @@ class MapConfig:
     default_level: DefaultLevel = field(
         default="may", metadata=rule(choices=_DEFAULT_LEVELS)
     )
+
+    @property
+    def dane_on(self) -> bool:
+        """DANE precedence is in effect: ``dane = true``, or "auto" that
+        start-up resolved to true; an "auto" not resolved is off."""
+        return self.dane is True
 
 
 @frozen
@@ -214,6 +229,7 @@ class Config:
     redis: RedisConfig = RedisConfig()
     refresh: RefreshConfig = RefreshConfig()
     control: ControlConfig = ControlConfig()
+    postfix: PostfixConfig = field(factory=PostfixConfig)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -270,6 +286,7 @@ def parse_config(text: str) -> Config:
         redis=section(RedisConfig, top.table("redis")),
         refresh=section(RefreshConfig, top.table("refresh")),
         control=section(ControlConfig, top.table("control")),
+        postfix=parse_postfix(top.table("postfix")),
         warnings=tuple(warnings),
     )
     top.close()

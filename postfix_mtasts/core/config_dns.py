@@ -3,9 +3,9 @@
 
 Pure.  Nameservers use the grammar of :mod:`postfix_mtasts.core.nameserver`;
 ``dnssec_probe`` is ``type:name`` like Postfix's own ``dnssec_probe``
-(``ns:.``), or "" for none: at start, when a map has ``dane``, the daemon
-asks it with the DO bit and warns when the reply carries no AD bit (the
-resolver does not validate DNSSEC, so DANE precedence cannot work).
+(``ns:.``), or "" for none: at start, when a map has DANE precedence, the
+daemon asks it with the DO bit and warns when the reply carries no AD bit
+(the resolver does not validate DNSSEC, so DANE precedence cannot work).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class DnssecProbe:
 class DnsConfig:
     """``nameservers`` as (address, port); empty = the system resolver config.
     ``case_randomization``: DNS 0x20 on every query.  ``dnssec_probe``: asked
-    at start when a map has ``dane``; None = not asked."""
+    at start when a map has DANE precedence; None = not asked."""
 
     nameservers: tuple[tuple[str, int], ...] = ()
     timeout_s: float = field(default=5.0, metadata=rule("timeout", above=0, most=60))

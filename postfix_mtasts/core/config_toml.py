@@ -89,12 +89,15 @@ def _readers(cls: type[AttrsInstance]) -> _Readers:
 
 def _reader(kind: Any, key: str, default: Any, check: dict[str, Any]) -> _Reader:
     """The :class:`Table` getter for a field declared as ``kind``:
-    ``Literal[...]`` or ``str`` with ``choices`` a word, ``str | None`` an
+    ``Literal[...]`` or ``str`` with ``choices`` a word, ``bool |
+    Literal[...]`` a boolean or one of those words, ``str | None`` an
     optional string ("" = None), then ``bool``, ``int``, ``float`` (seconds)
     and ``str``."""
     if get_origin(kind) is Literal:
         choices = check.get("choices", get_args(kind))
         return lambda t: t.choice(key, default, choices)
+    if words := _bool_or_words(kind):
+        return lambda t: t.boolean_or_word(key, default, words)
     if get_origin(kind) in (Union, types.UnionType) and set(get_args(kind)) == {
         str,
         type(None),
@@ -111,6 +114,17 @@ def _reader(kind: Any, key: str, default: Any, check: dict[str, Any]) -> _Reader
     if kind is str:
         return lambda t: t.string(key, default)
     raise TypeError(f"no TOML reader for {kind!r}")
+
+
+def _bool_or_words(kind: Any) -> tuple[str, ...]:
+    """The words of a ``bool | Literal[...]`` field (``dane``), else ()."""
+    if get_origin(kind) not in (Union, types.UnionType):
+        return ()
+    parts = get_args(kind)
+    literals = [p for p in parts if get_origin(p) is Literal]
+    if bool not in parts or len(literals) != 1 or len(parts) != 2:
+        return ()
+    return tuple(get_args(literals[0]))
 
 
 def show(value: object) -> str:
@@ -190,6 +204,13 @@ class Table:
         value = self.get(key, default)
         if not isinstance(value, bool):
             self._fail(key, "expected true or false", value)
+        return value
+
+    def boolean_or_word(self, key: str, default: object, words: tuple[str, ...]) -> Any:
+        value = self.get(key, default)
+        if not isinstance(value, bool) and value not in words:
+            names = [f'"{w}"' for w in words]
+            self._fail(key, f"expected true, false or {' or '.join(names)}", value)
         return value
 
     def integer(

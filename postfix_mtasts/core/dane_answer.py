@@ -61,7 +61,7 @@ def dane_answer(
     """``dane``/``dane-only`` where DANE applies, TEMP while unknown, None
     where the STS policy applies.  STS report attributes ride along on a
     tlsrpt map (L11: Postfix 3.10 accepts them at the DANE levels)."""
-    if not settings.dane or facts is None:
+    if not settings.dane_on or facts is None:
         return None
     verdict = dane_verdict(facts)
     if verdict is Verdict.UNKNOWN:

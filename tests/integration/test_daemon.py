@@ -72,6 +72,51 @@ def wait_for(world: World, key: str, expected: str, timeout: float = 15.0) -> st
     return poll_answer(world, key, expected, f"{SOCKETMAP}:postfix", timeout)
 
 
+def host_postfix_level(world: World) -> str | None:
+    """smtp_dns_support_level of this host's own Postfix (its default
+    config_directory), None when it has no main.cf: Postfix is installed
+    with "No configuration" on the test machines."""
+    etc = world.run("mta", ["/usr/sbin/postconf", "-dh", "config_directory"])
+    main_cf = os.path.join(etc.stdout.strip(), "main.cf")
+    if not os.path.exists(main_cf):
+        return None
+    got = world.run("mta", ["/usr/sbin/postconf", "-xh", "smtp_dns_support_level"])
+    return got.stdout.strip()
+
+
+class TestDaneAuto:
+    def test_one_line_about_postfix(self, world: World, daemon: Proc) -> None:
+        """Every map here has dane = "auto" and no [postfix] config_directory:
+        the daemon asks the host's own Postfix once and logs exactly one
+        line. With no main.cf (the test machines) that is one warning and
+        DANE precedence off, so no DNSSEC probe either; the daemon answers
+        (D13, V6)."""
+        said = [x for x in daemon.output().splitlines() if "DANE precedence" in x]
+        level = host_postfix_level(world)
+        head = "DANE precedence {} for maps postfix, strict, temp, tlsrpt: "
+        if level is None:
+            assert len(said) == 1, said
+            assert said[0].startswith(
+                "<4>" + head.format("off") + "cannot read Postfix's "
+                "smtp_dns_support_level (cannot read /etc/postfix/main.cf); set "
+                "[postfix] config_directory"
+            ), said
+            assert "DNSSEC" not in daemon.output().replace(said[0], "")
+        else:
+            state = "on" if level.lower() == "dnssec" else "off"
+            why = (
+                ""
+                if state == "on"
+                else ", not 'dnssec': Postfix would defer every dane-only "
+                "answer; dane = true forces DANE precedence"
+            )
+            assert said == [
+                f"<6>{head.format(state)}Postfix smtp_dns_support_level = "
+                f"{level!r} (postconf -c /etc/postfix){why}"
+            ], said
+        assert ask(world, "enforce.test")[0] == 0
+
+
 class TestAnswers:
     def test_enforce_socketmap_tcp_unix(self, world: World, daemon: Proc) -> None:
         """Enforce → secure match= servername=hostname, the same on every listener (D3, D6, G22)."""
@@ -168,6 +213,12 @@ class TestAnswers:
         )
         assert report["policy"]["id"] == "q1"
         assert report["policy"]["mode"] == "enforce"
+        if host_postfix_level(world) is None:  # DANE precedence, and why (D13)
+            assert report["dane_precedence"] == {
+                "on": False,
+                "why": 'dane = "auto", Postfix not known: cannot read '
+                "/etc/postfix/main.cf",
+            }
         text = world.run(
             "mta",
             [sys.executable, "-m", "postfix_mtasts", "query", "answers-query.test"],

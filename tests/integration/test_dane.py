@@ -5,6 +5,9 @@ resolver, asked through `postmap -q`, and real mail through Postfix 3.7 and
 The DNSSEC cases are the world's (README: dane, partial, notlsa, unsigned,
 bogus under sec.test); a `secure` answer would make Postfix skip DANE (L9),
 so where TLSA is validated the daemon answers `dane`/`dane-only` (L11).
+Its maps have `dane = "auto"` (the default): the daemon reads the main.cf of
+the Postfix that asks it (`[postfix] config_directory`), as an admin sets
+it up, and has DANE precedence only where that Postfix does DNSSEC (V6).
 """
 
 from __future__ import annotations
@@ -12,15 +15,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .daemonctl import ask, cache_cli, socketmap, start_daemon, wait_for
+from .mta import write_settled
 from .world import MX_IPS, MX_SEC_IPS, SEC_DOMAINS, PostfixInstance, Proc, World
 
 pytestmark = pytest.mark.integration
 
-PORT, RESTART_PORT = 8478, 8479
+PORT, RESTART_PORT, AUTO_PORT = 8478, 8479, 8477
 MAPS = """
 [maps.postfix]
 
@@ -42,6 +48,9 @@ NODANE_MAP = socketmap(PORT, "nodane")
 MX_MAP = socketmap(PORT, "mx")
 REPORT_MAP = socketmap(PORT, "report")
 TEMP_MAP = socketmap(PORT, "temp")
+AUTO_MAP = socketmap(AUTO_PORT, "postfix")
+FORCED_MAP = socketmap(AUTO_PORT, "forced")
+PROBE = 'dnssec_probe = "soa:sec.test"'  # a signed name of the world: no root
 SENDER = "sender@sender.test"
 WILD_IP = MX_IPS[9]  # free: test_checker borrows 6-8, sec.test uses 10-16
 
@@ -50,14 +59,36 @@ def secure(*names: str) -> str:
     return f"secure match={':'.join(names)} servername=hostname"
 
 
+def postfix_directory(etc: object) -> str:
+    return f'[postfix]\nconfig_directory = "{etc}"\n'
+
+
 @pytest.fixture(scope="module")
-def daemon(world: World) -> Iterator[Proc]:
-    """`serve` with a DANE map (the default), one without, one with
-    `match = "mx"`, a tlsrpt map and a `dns_failure = "temp"` map; its
-    DNSSEC probe asks a signed name of the world (there is no root)."""
+def dane37(world: World) -> PostfixInstance:
+    """Postfix 3.7 doing DANE itself (smtp_dns_support_level = dnssec,
+    smtp_tls_security_level = dane) with the daemon's map."""
     world.reset()
+    return world.postfix(
+        DANE_MAP,
+        name="dane37",
+        smtp_dns_support_level="dnssec",
+        smtp_tls_security_level="dane",
+    )
+
+
+@pytest.fixture(scope="module")
+def daemon(world: World, dane37: PostfixInstance) -> Iterator[Proc]:
+    """`serve` with DANE maps ("auto", on: it reads dane37's main.cf), one
+    without (dane = false), one with `match = "mx"`, a tlsrpt map and a
+    `dns_failure = "temp"` map; its DNSSEC probe asks a signed name of the
+    world (there is no root)."""
     proc = start_daemon(
-        world, "dane", port=PORT, maps=MAPS, dns='dnssec_probe = "soa:sec.test"'
+        world,
+        "dane",
+        port=PORT,
+        maps=MAPS,
+        dns=PROBE,
+        extra=postfix_directory(dane37.etc),
     )
     yield proc
     proc.stop()
@@ -138,6 +169,17 @@ class TestAnswers:
         """The start-up probe (`soa:sec.test`, DO bit) saw the AD bit."""
         assert "resolver 10.253.1.1:53 validates DNSSEC" in daemon.output()
 
+    def test_auto_read_from_postfix(
+        self, world: World, daemon: Proc, dane37: PostfixInstance
+    ) -> None:
+        """The "auto" maps asked postconf for dane37's directory: one info
+        line, DANE precedence on (D13, V6)."""
+        said = [x for x in daemon.output().splitlines() if "DANE precedence" in x]
+        assert said == [
+            "<6>DANE precedence on for maps postfix, report, temp: Postfix "
+            f"smtp_dns_support_level = 'dnssec' (postconf -c {dane37.etc})"
+        ]
+
     def test_query_shows_the_facts(self, world: World, daemon: Proc) -> None:
         """`query --json` shows the MX hosts, their validation, TLSA per host
         and the verdict (D13)."""
@@ -158,6 +200,12 @@ class TestAnswers:
         )
         report = json.loads(proc.stdout)
         assert report["reply"] == "OK dane"
+        etc = world.postfixes["dane37"].etc
+        assert report["dane_precedence"] == {
+            "on": True,
+            "why": 'dane = "auto", Postfix smtp_dns_support_level = '
+            f"'dnssec' (postconf -c {etc})",
+        }
         facts = report["mx_facts"]
         assert (facts["verdict"], facts["mx_secure"]) == ("dane", True)
         assert facts["tlsa"] == {
@@ -176,7 +224,8 @@ class TestBogusAfterCached:
         mx = {host: MX_SEC_IPS[0]}
         table = socketmap(RESTART_PORT)
         world.publish(domain, mx=mx, dnssec="signed", tlsa={host: "good"})
-        proc = start_daemon(world, "dane-restart", port=RESTART_PORT)
+        forced = "[maps.postfix]\ndane = true\n"  # no Postfix to ask here
+        proc = start_daemon(world, "dane-restart", port=RESTART_PORT, maps=forced)
         try:
             assert ask(world, domain, table) == (0, "dane-only")
             world.publish(domain, mx=mx, dnssec="bogus", tlsa={host: "good"})
@@ -187,7 +236,7 @@ class TestBogusAfterCached:
             # The default probe (ns:.) is REFUSED here: no root in this world.
             assert "does not validate DNSSEC" in proc.output()
             proc.stop()
-            proc = start_daemon(world, "dane-restart", port=RESTART_PORT)
+            proc = start_daemon(world, "dane-restart", port=RESTART_PORT, maps=forced)
             rc, answer = ask(world, domain, table)
             assert rc != 0, answer
             assert "DANE status of flip.sec.test unknown" in answer, answer
@@ -198,17 +247,10 @@ class TestBogusAfterCached:
 
 
 @pytest.fixture
-def dane_postfix(world: World) -> Iterator[PostfixInstance]:
-    """Postfix 3.7 doing DANE itself (smtp_dns_support_level = dnssec,
-    smtp_tls_security_level = dane) with the daemon's map."""
-    postfix = world.postfix(
-        DANE_MAP,
-        name="dane37",
-        smtp_dns_support_level="dnssec",
-        smtp_tls_security_level="dane",
-    )
-    yield postfix
-    postfix.clear_queue()
+def dane_postfix(dane37: PostfixInstance) -> Iterator[PostfixInstance]:
+    """dane37 for one test; its queue emptied afterwards."""
+    yield dane37
+    dane37.clear_queue()
 
 
 @pytest.fixture
@@ -330,3 +372,118 @@ class TestDelivery310:
             assert "Verified TLS connection established" in postfix.log_text()
         finally:
             postfix.clear_queue()
+
+
+@pytest.fixture(scope="module")
+def auto37(world: World, daemon: Proc) -> PostfixInstance:
+    """Postfix 3.7 as the world sets it up, as Debian ships it: no DNSSEC
+    (smtp_dns_support_level = enabled), smtp_tls_security_level = may."""
+    return world.postfix(AUTO_MAP, name="auto37")
+
+
+@pytest.fixture(scope="module")
+def auto_daemon(world: World, auto37: PostfixInstance) -> Iterator[Proc]:
+    """`serve` with the default map ("auto") and one with dane = true, told
+    auto37's directory."""
+    maps = "[maps.postfix]\n\n[maps.forced]\ndane = true\n"
+    proc = start_daemon(
+        world,
+        "dane-auto",
+        port=AUTO_PORT,
+        maps=maps,
+        dns=PROBE,
+        extra=postfix_directory(auto37.etc),
+    )
+    yield proc
+    proc.stop()
+
+
+def query_json(world: World, config: Path, domain: str) -> dict[str, Any]:
+    """`postfix-mtasts query --json` in $P-mta."""
+    proc = world.run(
+        "mta",
+        [
+            sys.executable,
+            "-m",
+            "postfix_mtasts",
+            "query",
+            "--config",
+            str(config),
+            "--json",
+            domain,
+        ],
+        timeout=60,
+    )
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+class TestAutoWithoutDnssec:
+    def test_secure_where_postfix_cannot_dane(
+        self, world: World, auto_daemon: Proc, auto37: PostfixInstance
+    ) -> None:
+        """Postfix at smtp_dns_support_level = enabled: "auto" is off, with
+        one info line saying why; dane.sec.test gets the STS answer, where
+        dane = true answers dane-only (D13, V6)."""
+        said = [x for x in auto_daemon.output().splitlines() if "DANE precedence" in x]
+        assert said == [
+            "<6>DANE precedence off for maps postfix: Postfix "
+            f"smtp_dns_support_level = 'enabled' (postconf -c {auto37.etc}), "
+            "not 'dnssec': Postfix would defer every dane-only answer; "
+            "dane = true forces DANE precedence"
+        ]
+        names = mx_names("dane.sec.test")
+        assert ask(world, "dane.sec.test", AUTO_MAP) == (0, secure(*names))
+        assert ask(world, "dane.sec.test", FORCED_MAP) == (0, "dane-only")
+
+    def test_auto_delivers_verified(
+        self, world: World, auto_daemon: Proc, auto37: PostfixInstance
+    ) -> None:
+        """Real mail through that Postfix 3.7 to dane.sec.test: the "auto"
+        map's `secure` answer delivers with a verified certificate; the same
+        Postfix with the dane = true map defers it, as every dane-only
+        answer without dnssec (V6): the deferral "auto" exists to avoid."""
+        try:
+            auto37.configure(smtp_tls_policy_maps=AUTO_MAP)
+            auto37.send(SENDER, "auto@dane.sec.test")
+            sent = auto37.wait_status("auto@dane.sec.test")
+            assert (sent.status, sent.dsn) == ("sent", "2.0.0"), sent.line
+            assert "Verified TLS connection established to mx" in auto37.log_text()
+            auto37.configure(smtp_tls_policy_maps=FORCED_MAP)
+            auto37.send(SENDER, "forced@dane.sec.test")
+            deferred = auto37.wait_status("forced@dane.sec.test")
+            assert (deferred.status, deferred.dsn) == ("deferred", "4.7.5"), deferred
+            assert deferred.text == "client TLS configuration problem", deferred
+            assert "dane-only configured with dnssec lookups disabled" in (
+                auto37.log_text()
+            )
+        finally:
+            auto37.clear_queue()
+            auto37.configure(smtp_tls_policy_maps=AUTO_MAP)
+
+    def test_query_unset_and_missing(self, world: World, auto_daemon: Proc) -> None:
+        """A main.cf without smtp_dns_support_level (Postfix's default,
+        enabled) and a directory without main.cf: "auto" is off, and
+        `query` shows why for each (D13, V6)."""
+        base = world.work / "dane-auto"
+        text = (base / "daemon.toml").read_text()
+        unset, missing = base / "unset", base / "missing"
+        for d in (unset, missing):
+            d.mkdir(exist_ok=True)
+        write_settled(unset / "main.cf", "compatibility_level = 3.6\n")
+        write_settled(unset / "master.cf", "")
+        names = mx_names("dane.sec.test")
+        for directory, why in (
+            (unset, f"Postfix smtp_dns_support_level = '' (postconf -c {unset})"),
+            (missing, f"Postfix not known: cannot read {missing}/main.cf"),
+        ):
+            config = directory / "query.toml"
+            config.write_text(
+                text.replace(str(world.postfixes["auto37"].etc), str(directory))
+            )
+            report = query_json(world, config, "dane.sec.test")
+            assert report["reply"] == "OK " + secure(*names), report
+            assert report["dane_precedence"] == {
+                "on": False,
+                "why": f'dane = "auto", {why}',
+            }

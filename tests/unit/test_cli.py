@@ -252,13 +252,22 @@ class QueryTests(TempDirTestCase):
 
     def test_describe_enforce(self) -> None:
         """The --json report of an enforced policy: the exact reply Postfix
-        would hear, and the cached policy with its dates (G24, E13)."""
+        would hear, the cached policy with its dates (G24, E13), and whether
+        the map has DANE precedence, and why (D13)."""
         entry = ALPHA
         answer = Answer.ok(
             policy_value("alpha.example", entry.policy, report=False),
             reason="policy id1 mode enforce",
         )
-        report = describe("Alpha.Example.", "alpha.example", answer, entry, Y2100 + 90)
+        why = "dane = \"auto\", Postfix smtp_dns_support_level = 'enabled' (postconf)"
+        report = describe(
+            "Alpha.Example.",
+            "alpha.example",
+            answer,
+            entry,
+            Y2100 + 90,
+            dane=(False, why),
+        )
         self.assertEqual(
             report,
             {
@@ -277,10 +286,12 @@ class QueryTests(TempDirTestCase):
                     "age_s": 90.0,
                     "source": "fetch",
                 },
+                "dane_precedence": {"on": False, "why": why},
                 "mx_facts": None,
             },
         )
         self.assertEqual(json.loads(json.dumps(report)), report)
+        self.assertIn(("dane map", f"off ({why})"), _text_rows(report))
 
     def test_describe_mx_facts(self) -> None:
         """`query` shows the MX facts DANE precedence read: MX hosts, whether
@@ -367,6 +378,7 @@ class QueryTests(TempDirTestCase):
                 "reply": "NOTFOUND",
                 "reason": "smart host",
                 "policy": None,
+                "dane_precedence": None,
                 "mx_facts": None,
             },
         )
@@ -379,6 +391,7 @@ class QueryTests(TempDirTestCase):
                 "reply": "TEMP dns down",
                 "reason": "dns down",
                 "policy": None,
+                "dane_precedence": None,
                 "mx_facts": None,
             },
         )

@@ -16,16 +16,19 @@ from postfix_mtasts.core.config import (
     CacheConfig,
     Config,
     ConfigError,
+    DaneSetting,
     DnsConfig,
     DnssecProbe,
     FetchConfig,
     ListenerConfig,
     LogConfig,
     MapConfig,
+    PostfixConfig,
     ServerConfig,
     load,
     parse_config,
 )
+from postfix_mtasts.core.config_postfix import MAX_DIRECTORY_CHARS
 from postfix_mtasts.core.config_toml import Table, rule, section
 
 SHIPPED = Path(__file__).parents[2] / "conf" / "postfix-mtasts.toml"
@@ -249,18 +252,41 @@ class MapTests(ConfigErrorAssertions):
             )
 
     def test_dane_and_match(self) -> None:
-        """dane is on and match is "patterns" unless set (D13, G22)."""
-        self.assertEqual((MapConfig().dane, MapConfig().match), (True, "patterns"))
+        """dane is "auto" and match is "patterns" unless set (D13, G22)."""
+        self.assertEqual((MapConfig().dane, MapConfig().match), ("auto", "patterns"))
         config = parse_config('[maps.postfix]\ndane = false\nmatch = "mx"\n')
         self.assertEqual(config.map_named("postfix"), MapConfig(dane=False, match="mx"))
         self.assertConfigError(
             '[maps.postfix]\nmatch = "hostname"\n',
             'maps.postfix.match: expected "patterns" or "mx", got "hostname"',
         )
-        self.assertConfigError(
-            '[maps.postfix]\ndane = "yes"\n',
-            'maps.postfix.dane: expected true or false, got "yes"',
-        )
+
+    def test_dane_three_forms(self) -> None:
+        """dane takes true, false or "auto" (on where Postfix does DANE:
+        D13, V6); the word as written, resolved only at start."""
+        forms: list[tuple[str, DaneSetting]] = [
+            ("true", True),
+            ("false", False),
+            ('"auto"', "auto"),
+        ]
+        for written, value in forms:
+            config = parse_config(f"[maps.postfix]\ndane = {written}\n")
+            self.assertEqual(config.map_named("postfix"), MapConfig(dane=value))
+
+    def test_bad_dane(self) -> None:
+        """Any other value is an error naming the key and the three forms."""
+        for written, shown in (
+            ('"yes"', '"yes"'),
+            ('"Auto"', '"Auto"'),
+            ('"true"', '"true"'),
+            ("1", "1"),
+            ('""', '""'),
+            ("[]", "an array"),
+        ):
+            self.assertConfigError(
+                f"[maps.relay]\ndane = {written}\n",
+                f'maps.relay.dane: expected true, false or "auto", got {shown}',
+            )
 
     def test_bad_boolean(self) -> None:
         """Booleans must be TOML true/false, not strings."""
@@ -544,6 +570,45 @@ class DnsTests(ConfigErrorAssertions):
         self.assertConfigError(
             "[dns]\nattempts = 0\n",
             "dns.attempts: expected an integer >= 1 and <= 10, got 0",
+        )
+
+
+class PostfixTests(ConfigErrorAssertions):
+    def test_config_directory(self) -> None:
+        """[postfix] config_directory: None (Postfix's own default) unless
+        set; "" is the default too."""
+        self.assertIsNone(parse_config("").postfix.config_directory)
+        self.assertIsNone(
+            parse_config('[postfix]\nconfig_directory = ""\n').postfix.config_directory
+        )
+        config = parse_config('[postfix]\nconfig_directory = "/etc/postfix-out"\n')
+        self.assertEqual(config.postfix, PostfixConfig("/etc/postfix-out"))
+
+    def test_bad_config_directory(self) -> None:
+        """A relative path, control characters, an absurd length or a
+        non-string are errors naming the key; unknown keys too."""
+        long = "/" + "d" * MAX_DIRECTORY_CHARS
+        for written, shown in (
+            ('"etc/postfix"', '"etc/postfix"'),
+            ('"/etc/post\\nfix"', '"/etc/post\\nfix"'),
+            (f'"{long}"', None),
+        ):
+            text = f"[postfix]\nconfig_directory = {written}\n"
+            if shown is None:
+                self.assertErrorStartsWith(text, "postfix.config_directory: expected")
+            else:
+                self.assertConfigError(
+                    text,
+                    'postfix.config_directory: expected "" or an absolute path '
+                    f"(the directory of Postfix's main.cf), got {shown}",
+                )
+        self.assertConfigError(
+            "[postfix]\nconfig_directory = 1\n",
+            "postfix.config_directory: expected a string, got 1",
+        )
+        self.assertConfigError(
+            '[postfix]\npostconf = "/usr/sbin/postconf"\n',
+            "postfix.postconf: unknown key",
         )
 
 

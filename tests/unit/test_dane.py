@@ -73,7 +73,7 @@ def answer(
         entry(mode, mx),
         None,
         NOW,
-        MapConfig(**settings),  # type: ignore[arg-type]
+        MapConfig(**{"dane": True, **settings}),  # type: ignore[arg-type]
         facts=facts_record,
     )
 
@@ -162,6 +162,15 @@ class AnswerTests(SynchronousTestCase):
             "OK secure match=.example.com servername=hostname",
         )
         self.assertEqual(wire(answer(record(None), dane=False))[:9], "OK secure")
+
+    def test_unresolved_auto_is_off(self) -> None:
+        """`dane = "auto"` not turned on by start-up (Postfix without dnssec,
+        or not known) is off: the STS answer, never a dane-only that such a
+        Postfix would defer (D13, V6)."""
+        self.assertEqual(
+            wire(answer(record(facts((V, V))), dane="auto")),
+            "OK secure match=.example.com servername=hostname",
+        )
 
     def test_no_facts_gathered_is_secure(self) -> None:
         """A daemon that gathers no facts (facts None) answers as before."""

@@ -62,13 +62,15 @@ class ProbeTests(SynchronousTestCase):
 
 class CheckResolverTests(SynchronousTestCase):
     def test_one_warning_only_for_dane_maps(self) -> None:
-        """The daemon probes once at start when a map has dane (the default)
-        and logs one warning; with dane off everywhere, or no probe, it
-        sends nothing."""
+        """The daemon probes once at start when a map has DANE precedence
+        and logs one warning; with it off everywhere (dane = false, or an
+        "auto" that Postfix turned off), or no probe, it sends nothing."""
         reactor = FakeDnsReactor()
         client = DnsClient(reactor, [NS], timeout_s=2, attempts=1)
         parts = LookupParts(None, None, client)  # type: ignore[arg-type]
-        config = parse_config('[dns]\nnameservers = ["192.0.2.53"]\n')
+        config = parse_config(
+            '[maps.postfix]\ndane = true\n[dns]\nnameservers = ["192.0.2.53"]\n'
+        )
         with capturedLogs() as events:
             d = check_resolver(config, parts)
             reply_udp(reactor.udp_ports[0], (".", "NS", "a.root-servers.example."))
@@ -79,7 +81,8 @@ class CheckResolverTests(SynchronousTestCase):
         self.assertIn("192.0.2.53:53 does not validate", warnings[0]["warning"])
         for text in (
             "[maps.postfix]\ndane = false\n",
-            '[dns]\ndnssec_probe = ""\n',
+            '[maps.postfix]\ndane = "auto"\n',
+            '[maps.postfix]\ndane = true\n[dns]\ndnssec_probe = ""\n',
         ):
             self.assertIsNone(check_resolver(parse_config(text), parts))
         self.assertEqual(len(reactor.udp_ports), 1)

@@ -57,7 +57,8 @@ class DaneLookupTestCase(SynchronousTestCase):
         self.make()
 
     def make(self, **settings: object) -> None:
-        maps = {"postfix": MapConfig(**settings)}  # type: ignore[arg-type]
+        # DANE precedence on, as "auto" resolves where Postfix does DANE.
+        maps = {"postfix": MapConfig(**{"dane": True, **settings})}  # type: ignore[arg-type]
         parts = assemble_lookup(
             self.resolver,
             self.clock,
