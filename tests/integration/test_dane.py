@@ -184,21 +184,7 @@ class TestAnswers:
         """`query --json` shows the MX hosts, their validation, TLSA per host
         and the verdict (D13)."""
         config = world.work / "dane" / "daemon.toml"
-        proc = world.run(
-            "mta",
-            [
-                sys.executable,
-                "-m",
-                "postfix_mtasts",
-                "query",
-                "--config",
-                str(config),
-                "--json",
-                "partial.sec.test",
-            ],
-            timeout=60,
-        )
-        report = json.loads(proc.stdout)
+        report = query_json(world, config, "partial.sec.test")
         assert report["reply"] == "OK dane"
         etc = world.postfixes["dane37"].etc
         assert report["dane_precedence"] == {
