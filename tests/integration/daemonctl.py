@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -137,3 +138,19 @@ def burst(world: World, port: int | str, count: int, request: str) -> list[str]:
     )
     replies: list[str] = json.loads(proc.stdout)
     return replies
+
+
+def run_query(
+    world: World,
+    domain: str,
+    *,
+    config: Path | None = None,
+    map_name: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`postfix-mtasts query --json [--config C] [--map M] DOMAIN` in $P-mta."""
+    argv = [sys.executable, "-m", "postfix_mtasts", "query", "--json"]
+    if config is not None:
+        argv += ["--config", str(config)]
+    if map_name is not None:
+        argv += ["--map", map_name]
+    return world.run("mta", [*argv, domain], timeout=60)

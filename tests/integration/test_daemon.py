@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from .daemonctl import ask as postmap_ask
-from .daemonctl import burst, start_daemon
+from .daemonctl import burst, run_query, start_daemon
 from .daemonctl import wait_for as poll_answer
 from .world import HTTPS_IPS, MX_GOOD, MX_WRONG_NAME, Proc, World
 
@@ -193,18 +193,7 @@ class TestAnswers:
     def test_query_command(self, world: World, daemon: Proc) -> None:
         """`postfix-mtasts query` says what Postfix would hear and why (--json too)."""
         world.publish("answers-query.test", policy_id="q1")
-        proc = world.run(
-            "mta",
-            [
-                sys.executable,
-                "-m",
-                "postfix_mtasts",
-                "query",
-                "--json",
-                "answers-query.test",
-            ],
-            timeout=60,
-        )
+        proc = run_query(world, "answers-query.test")
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert (

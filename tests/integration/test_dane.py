@@ -13,14 +13,13 @@ it up, and has DANE precedence only where that Postfix does DNSSEC (V6).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .daemonctl import ask, cache_cli, socketmap, start_daemon, wait_for
+from .daemonctl import ask, cache_cli, run_query, socketmap, start_daemon, wait_for
 from .mta import write_settled
 from .world import MX_IPS, MX_SEC_IPS, SEC_DOMAINS, PostfixInstance, Proc, World
 
@@ -386,20 +385,7 @@ def auto_daemon(world: World, auto37: PostfixInstance) -> Iterator[Proc]:
 
 def query_json(world: World, config: Path, domain: str) -> dict[str, Any]:
     """`postfix-mtasts query --json` in $P-mta."""
-    proc = world.run(
-        "mta",
-        [
-            sys.executable,
-            "-m",
-            "postfix_mtasts",
-            "query",
-            "--config",
-            str(config),
-            "--json",
-            domain,
-        ],
-        timeout=60,
-    )
+    proc = run_query(world, domain, config=config)
     report: dict[str, Any] = json.loads(proc.stdout)
     return report
 

@@ -7,13 +7,12 @@ MTA-STS outcome (spec D9, D14, B16, B17, G29, G31, L1-L4).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from .daemonctl import ask, socketmap, start_daemon
+from .daemonctl import ask, run_query, socketmap, start_daemon
 from .world import MX_GOOD, MX_WRONG_NAME, Proc, World
 
 PORT = 8476
@@ -150,14 +149,12 @@ class TestQuery:
         world.https.update_host(f"mta-sts.{domain}", status=503)
         config = world.work / "tlsrpt-query.toml"
         config.write_text(MAPS + '\n[store]\npath = ""\n[control]\nsocket = ""\n')
-        argv = [sys.executable, "-m", "postfix_mtasts", "query"]
-        argv += ["--config", str(config), "--json"]
-        proc = world.run("mta", [*argv, "--map", "tlsrpt", domain], timeout=60)
+        proc = run_query(world, domain, config=config, map_name="tlsrpt")
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert report["reply"] == "OK " + failure(domain, "sts-policy-fetch-error")
         assert "HTTP status 503" in report["reason"]
-        plain = world.run("mta", [*argv, "--map", "postfix", domain], timeout=60)
+        plain = run_query(world, domain, config=config, map_name="postfix")
         assert plain.returncode == 1, plain.stderr
         assert json.loads(plain.stdout)["reply"] == "NOTFOUND"
 
