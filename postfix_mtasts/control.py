@@ -5,16 +5,17 @@ the CLI on a store file.
 
 One JSON request line; the answer is JSON lines, made lazily so a long one
 is written a chunk at a time.  Commands: ``list``, ``show``, ``purge``,
-``refresh``, ``export`` (one stored entry per line, the store's own format)
-and ``import`` (:class:`ImportSession`: after the request line, one entry
-per line as export wrote it, each applied as it arrives, then an empty
-line; the answer counts them).  No line is over ``MAX_LINE_BYTES``.
+``refresh``, ``status`` (the daemon's figures), ``export`` (one stored
+entry per line, the store's own format) and ``import``
+(:class:`ImportSession`: after the request line, one entry per line as
+export wrote it, each applied as it arrives, then an empty line; the
+answer counts them).  No line is over ``MAX_LINE_BYTES``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -87,8 +88,13 @@ class AdminCommands:
 
     log = Logger()
 
-    def __init__(self, service: Administered) -> None:
+    def __init__(
+        self,
+        service: Administered,
+        status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._service = service
+        self._status = status
 
     def run(self, line: bytes) -> Reply | Deferred[Reply] | ImportSession:
         try:
@@ -122,6 +128,12 @@ class AdminCommands:
                 yield comma + json.dumps(row).encode()
                 comma = b", "
         yield b"]}\n"
+
+    def _cmd_status(self, request: dict[str, Any]) -> Reply:
+        """The daemon's figures (:meth:`~postfix_mtasts.stats.DaemonStats.status`)."""
+        if self._status is None:
+            return _error("status needs the running daemon")
+        return _line({"ok": True, "status": self._status()})
 
     def _cmd_show(self, request: dict[str, Any]) -> Reply:
         domain = self._domain(request)

@@ -15,6 +15,8 @@ entry as its line arrives.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
@@ -195,8 +197,9 @@ class ControlFactory(Factory[ControlProtocol]):
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         deadline_s: float = DEADLINE_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.commands = AdminCommands(service)
+        self.commands = AdminCommands(service, status=status)
         self.clock = clock
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections import Counter
 from collections.abc import Sequence
 
 import dns.exception
@@ -73,6 +74,30 @@ _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
 # TCP binds only to reach a loopback server from loopback; elsewhere the
 # kernel picks the source when it connects.
 _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
+# Label words for the counts: a fixed set, whatever a server answers.
+_QUERY_TYPES = {
+    t: dns.rdatatype.to_text(t).lower()
+    for t in (
+        dns.rdatatype.TXT,
+        dns.rdatatype.MX,
+        dns.rdatatype.A,
+        dns.rdatatype.AAAA,
+        dns.rdatatype.TLSA,
+        dns.rdatatype.SOA,
+        dns.rdatatype.DNSKEY,
+    )
+}
+_RCODES = {
+    r: dns.rcode.to_text(r).lower()
+    for r in (
+        dns.rcode.NOERROR,
+        dns.rcode.NXDOMAIN,
+        dns.rcode.SERVFAIL,
+        dns.rcode.REFUSED,
+        dns.rcode.FORMERR,
+        dns.rcode.NOTIMP,
+    )
+}
 # The query, its wire form, and its question section as the caller asked it.
 _Question = tuple[dns.message.Message, bytes, bytes]
 
@@ -121,6 +146,8 @@ class DnsClient:
         self._attempts = attempts
         self._randomize_case = randomize_case
         self._case_folders: set[tuple[str, int]] = set()  # warned about once
+        # (query type, rcode word or "timeout"/"error") -> questions answered
+        self.results: Counter[tuple[str, str]] = Counter()
 
     def query(
         self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
@@ -179,6 +206,20 @@ class DnsClient:
             current = target  # the chain stops short of the data: ask its end
 
     async def _ask(
+        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> dns.message.Message:
+        """One question, counted in :attr:`results` by type and outcome."""
+        kind = _QUERY_TYPES.get(rdtype, "other")
+        try:
+            reply = await self._exchange(qname, rdtype, dnssec)
+        except DnsError as e:
+            timed_out = isinstance(e, DnsTimeoutError)
+            self.results[kind, "timeout" if timed_out else "error"] += 1
+            raise
+        self.results[kind, _RCODES.get(reply.rcode(), "other")] += 1
+        return reply
+
+    async def _exchange(
         self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> dns.message.Message:
         name = _parse_name(qname)

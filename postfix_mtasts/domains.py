@@ -59,6 +59,10 @@ class DomainState:
             "pinned": len(self._pinned),
         }
 
+    def modes(self) -> dict[str, int]:
+        """How many cached policies there are of each mode (for metrics)."""
+        return {mode.value: count for mode, count in self._policies.modes.items()}
+
     # -- reads ---------------------------------------------------------------
 
     def entry(self, domain: str) -> CacheEntry | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import typing
+from collections import Counter
 
 from attrs import frozen
 from treq.client import HTTPClient
@@ -31,6 +32,7 @@ from postfix_mtasts.core.policyhost import (
     policy_url,
     split_content_type,
 )
+from postfix_mtasts.core.tally import Histogram
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.fetch_errors import (
     FetchContentTypeError,
@@ -49,6 +51,7 @@ __all__ = [
     "HttpsPolicyFetcher",
     "PolicyFetcher",
     "PolicyResponse",
+    "fault_kind",
     "refuse_content_coding",
 ]
 
@@ -93,6 +96,10 @@ class HttpsPolicyFetcher:
         self._max_bytes = max_bytes
         self._headers = Headers({b"User-Agent": [user_agent.encode("ascii")]})
         self._check_media_type = check_media_type
+        #: Fetches by result ("ok", or the fault: :func:`fault_kind`), and
+        #: how long each took (read by metrics).
+        self.results: Counter[str] = Counter()
+        self.durations = Histogram()
 
     def fetch(self, domain: str) -> Deferred[bytes]:
         return self.fetch_response(domain).addCallback(lambda r: r.body)
@@ -104,7 +111,16 @@ class HttpsPolicyFetcher:
             return fail(FetchError(f"invalid policy domain {quote(domain)}"))
         d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
         d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
-        return d.addErrback(as_fetch_error)
+        d.addErrback(as_fetch_error)
+        return d.addBoth(self._counted, self._clock.seconds())
+
+    def _counted(
+        self, result: PolicyResponse | Failure, started: float
+    ) -> PolicyResponse | Failure:
+        self.durations.observe(max(0.0, self._clock.seconds() - started))
+        failed = result.value if isinstance(result, Failure) else None
+        self.results["ok" if failed is None else fault_kind(failed)] += 1
+        return result
 
     async def _fetch(self, url: str) -> PolicyResponse:
         response: IResponse = await self._client.request(
@@ -127,6 +143,16 @@ class HttpsPolicyFetcher:
         _deliver(response, reader)
         content_type = _header(response.headers, b"content-type")
         return PolicyResponse(await reader.finished, content_type)
+
+
+def fault_kind(error: BaseException) -> str:
+    """A fetch fault as a label word: its class name without ``Fetch`` and
+    ``Error``, in snake case (``FetchTooLargeError`` is ``too_large``)."""
+    name = type(error).__name__
+    if not isinstance(error, FetchError) or not name.startswith("Fetch"):
+        return "other"
+    words = re.findall(r"[A-Z][a-z]*", name.removeprefix("Fetch").removesuffix("Error"))
+    return "_".join(w.lower() for w in words) or "error"
 
 
 def _check_headers(

@@ -27,6 +27,13 @@ from postfix_mtasts.core.decision import Timing, answer_for, needs_check
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.core.tally import (
+    CACHE_HIT,
+    CACHE_MISS,
+    CACHE_NONE,
+    UNKNOWN_MAP,
+    LookupTally,
+)
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.waiting import SpentBudgets, Wait
@@ -60,11 +67,15 @@ class FrontDoor:
         self._timing = timing
         self.budget_s = budget_s
         self._log_lookups = log_lookups
+        # Lookups answered, by map, answer and cache use (read by metrics).
+        self.tally = LookupTally()
         # (map, raw key) -> the entry and facts an answer was rendered from,
-        # and the answer: a repeated key skips classification and rendering
-        # while that very entry and those very facts are still current.
+        # the answer and its tally cell: a repeated key skips classification
+        # and rendering while that very entry and those very facts are still
+        # current.
         self._memo: dict[
-            tuple[str, bytes], tuple[CacheEntry, FactsRecord | None, Answer]
+            tuple[str, bytes],
+            tuple[CacheEntry, FactsRecord | None, Answer, list[int]],
         ] = {}
         self._overloaded_since_log = 0
         self._overload_logged_at: float | None = None
@@ -78,7 +89,7 @@ class FrontDoor:
         between connections."""
         memo = self._memo.get((map_name, key))
         if memo is not None:
-            remembered, facts, answer = memo
+            remembered, facts, answer, counted = memo
             now = self.clock.seconds()
             if (
                 now < remembered.expires_at
@@ -88,18 +99,21 @@ class FrontDoor:
                 and (facts is None or now < facts.due_at)
             ):
                 self._domains.touch(remembered.domain, now)
-                return (
-                    self._logged(map_name, key, answer) if self._log_lookups else answer
-                )
+                counted[0] += 1
+                if self._log_lookups:
+                    return self._logged(map_name, key, answer, counted=True)
+                return answer
         settings = self._maps(map_name)
         if settings is None:
-            return self._logged(
-                map_name, key, Answer.perm(f"unknown map name {quote(map_name)}")
-            )
+            answer = Answer.perm(f"unknown map name {quote(map_name)}")
+            self.tally.count(UNKNOWN_MAP, answer, CACHE_NONE)
+            return self._logged(map_name, key, answer, counted=True)
         hop = classify_key(key)
         if hop.kind is not KeyKind.DOMAIN:
             # G11/G12/F8: parent probes, next-hops with ports, IPs: no network.
-            return self._logged(map_name, key, Answer.notfound(hop.reason))
+            return self._logged(
+                map_name, key, Answer.notfound(hop.reason), cache=CACHE_NONE
+            )
         domain = hop.domain
         try:
             now = self.clock.seconds()
@@ -123,11 +137,12 @@ class FrontDoor:
                     self._coordinator.refresh_in_background(domain, facts_only=True)
                 elif valid is not None:
                     self._remember_answer(map_name, key, valid, facts, answer)
-                return self._logged(map_name, key, answer)
+                return self._logged(map_name, key, answer, cache=CACHE_HIT)
             return self._wait_for_refresh(map_name, key, domain, settings, source)
         except Exception:
             self.log.failure("internal error answering {domain}", domain=domain)
-            return self._logged(map_name, key, self._internal_error(domain))
+            answer = self._internal_error(domain)
+            return self._logged(map_name, key, answer, cache=CACHE_NONE)
 
     def current_answer(self, domain: str, settings: MapConfig) -> Answer:
         """What is known about ``domain`` now, without any network."""
@@ -164,7 +179,8 @@ class FrontDoor:
     ) -> None:
         if len(self._memo) >= self._domains.max_entries:
             self._memo.clear()
-        self._memo[(map_name, key)] = (entry, facts, answer)
+        counted = self.tally.cell(map_name, answer, CACHE_HIT)
+        self._memo[(map_name, key)] = (entry, facts, answer, counted)
 
     def _internal_error(self, domain: str) -> Answer:
         # Only defer mail when we know a policy demands TLS (spec G.6).
@@ -177,7 +193,18 @@ class FrontDoor:
             return Answer.temp("internal error")
         return Answer.notfound("internal error")
 
-    def _logged(self, map_name: str, key: bytes, answer: Answer) -> Answer:
+    def _logged(
+        self,
+        map_name: str,
+        key: bytes,
+        answer: Answer,
+        *,
+        cache: str = CACHE_MISS,
+        counted: bool = False,
+    ) -> Answer:
+        """Count the answer (unless ``counted``) and log it at debug level."""
+        if not counted:
+            self.tally.count(map_name, answer, cache)
         if not self._log_lookups:
             return answer
         self.log.debug(

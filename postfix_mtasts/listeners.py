@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
@@ -67,6 +68,11 @@ class _ListenerService(StreamServerEndpointService):
         self._raiseSynchronously = True
         self._listener = listener
 
+    @property
+    def listener(self) -> ListenerConfig:
+        """What this service listens for (read by status and metrics)."""
+        return self._listener
+
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # type: ignore[no-untyped-call]
         waiting: Deferred[IListeningPort] | None = self._waitingForPort
@@ -98,11 +104,17 @@ class _ListenerService(StreamServerEndpointService):
         return port
 
 
-def start_control(path: str, admin: Admin, reactor: Any, daemon: MultiService) -> None:
+def start_control(
+    path: str,
+    admin: Admin,
+    reactor: Any,
+    daemon: MultiService,
+    status: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
-    cannot be created."""
-    factory = ControlFactory(admin, reactor)
+    cannot be created.  ``status`` answers the ``status`` command."""
+    factory = ControlFactory(admin, reactor, status=status)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True

@@ -7,6 +7,7 @@ ids it may fetch now; the result is a :data:`~postfix_mtasts.core.decision.Outco
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
@@ -28,13 +29,35 @@ from postfix_mtasts.fetch import PolicyFetcher
 from postfix_mtasts.fetch_errors import FetchError
 from postfix_mtasts.txt import TxtFailure, TxtNoRecord, TxtResolver
 
-__all__ = ["PolicyResolver"]
+__all__ = ["PolicyResolver", "outcome_word"]
+
+_WORDS = {
+    NoPolicy: "no_policy",
+    DnsFailed: "dns_failed",
+    Unchanged: "unchanged",
+    BackedOff: "backed_off",
+    Fetched: "fetched",
+    FetchFailed: "fetch_failed",
+}
+
+
+def outcome_word(outcome: Outcome) -> str:
+    """A discovery's outcome as a label word; an invalid policy file is
+    ``policy_invalid``, apart from the other failed fetches."""
+    if (
+        isinstance(outcome, FetchFailed)
+        and outcome.report_type is PolicyFailure.POLICY_INVALID
+    ):
+        return "policy_invalid"
+    return _WORDS[type(outcome)]
 
 
 class PolicyResolver:
     def __init__(self, txt: TxtResolver, fetcher: PolicyFetcher) -> None:
         self._txt = txt
         self._fetcher = fetcher
+        #: Discoveries by outcome (read by metrics): :func:`outcome_word`.
+        self.outcomes: Counter[str] = Counter()
 
     def resolve(
         self,
@@ -48,7 +71,12 @@ class PolicyResolver:
         fetch, E4); ``held_back(id)`` is, while a failed fetch of that id
         backs off (B14), the failure it backs off from, else None.
         """
-        return Deferred.fromCoroutine(self._resolve(domain, known_id, held_back))
+        d = Deferred.fromCoroutine(self._resolve(domain, known_id, held_back))
+        return d.addCallback(self._counted)
+
+    def _counted(self, outcome: Outcome) -> Outcome:
+        self.outcomes[outcome_word(outcome)] += 1
+        return outcome
 
     async def _resolve(
         self,

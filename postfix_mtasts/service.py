@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
 
 from postfix_mtasts.admin import Admin
 from postfix_mtasts.cache.store import (
@@ -31,11 +31,13 @@ from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.hostnames import DnsHostnameResolver
 from postfix_mtasts.https import make_https_client
 from postfix_mtasts.listeners import listener_service, start_control
+from postfix_mtasts.metrics import metrics_service
 from postfix_mtasts.mxfacts import MxFactsGatherer
 from postfix_mtasts.refresh import GathersFacts, RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
+from postfix_mtasts.stats import DaemonStats
 
 __all__ = [
     "Daemon",
@@ -117,6 +119,11 @@ class LookupParts:
     front_door: FrontDoor
     admin: Admin
     dns: DnsClient | None = None
+    # Read by DaemonStats (metrics, status).
+    coordinator: RefreshCoordinator | None = None
+    domains: DomainState | None = None
+    fetcher: HttpsPolicyFetcher | None = None
+    resolver: PolicyResolver | None = None
 
 
 def make_lookup(
@@ -149,8 +156,9 @@ def make_lookup(
         negative_ttl_s=config.cache.negative_ttl_s,
         failure_backoff_s=config.cache.failure_backoff_s,
     )
+    resolver = PolicyResolver(dns, fetcher)
     parts = assemble_lookup(
-        PolicyResolver(dns, fetcher),
+        resolver,
         reactor,
         timing=timing,
         maps=config.map_named,
@@ -161,7 +169,7 @@ def make_lookup(
         sharing=sharing,
         facts=facts_gatherer(config, dns, reactor),
     )
-    return LookupParts(parts.front_door, parts.admin, dns)
+    return evolve(parts, dns=dns, fetcher=fetcher, resolver=resolver)
 
 
 def facts_gatherer(
@@ -212,7 +220,8 @@ def assemble_lookup(
         log_lookups=log_lookups,
         gathers_facts=facts is not None,
     )
-    return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
+    admin = Admin(domains, coordinator, clock, sharing)
+    return LookupParts(front_door, admin, coordinator=coordinator, domains=domains)
 
 
 def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:
@@ -238,12 +247,17 @@ def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None
 class Daemon(MultiService):
     """The running daemon: listeners, refresher, control socket, stores."""
 
-    def __init__(self, lookup: LookupParts, sharing: PolicySharing | None) -> None:
+    def __init__(
+        self, lookup: LookupParts, sharing: PolicySharing | None, clock: IReactorTime
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.lookup = lookup
         self.sharing = sharing
+        self.stats = make_stats(lookup, sharing, self, clock)
+        globalLogPublisher.addObserver(cast(ILogObserver, self.stats.errors))
 
     def stopService(self) -> Deferred[None]:
+        globalLogPublisher.removeObserver(cast(ILogObserver, self.stats.errors))
         stopped: Deferred[None] = super().stopService()  # type: ignore[no-untyped-call]
         sharing = self.sharing
         if sharing is not None:
@@ -261,7 +275,7 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
         loaded = lookup.admin.preload(await sharing.load())
         log.info("loaded {count} stored policies", count=loaded)
         gc.freeze()  # the loaded policies live long: keep them out of GC passes
-    daemon = Daemon(lookup, sharing)
+    daemon = Daemon(lookup, sharing, reactor)
     for listener in config.listeners:
         service = listener_service(
             listener, config.server, lookup.front_door.lookup, reactor
@@ -277,9 +291,42 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
             recently_used_s=config.refresh.recently_used_s,
             max_in_flight=config.refresh.max_in_flight,
         ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    if config.metrics.endpoint:
+        metrics = metrics_service(
+            config.metrics.endpoint, daemon.stats.snapshot, reactor
+        )
+        metrics.setServiceParent(daemon)
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
     check_resolver(config, lookup)
     if config.control.socket:
-        start_control(config.control.socket, lookup.admin, reactor, daemon)
+        start_control(
+            config.control.socket,
+            lookup.admin,
+            reactor,
+            daemon,
+            status=daemon.stats.status,
+        )
+    if config.metrics.endpoint:
+        log.info("metrics on {endpoint}", endpoint=config.metrics.endpoint)
     return daemon
+
+
+def make_stats(
+    lookup: LookupParts,
+    sharing: PolicySharing | None,
+    services: MultiService,
+    clock: IReactorTime,
+) -> DaemonStats:
+    """The daemon's figures, read from the parts that count them."""
+    return DaemonStats(
+        clock,
+        tally=lookup.front_door.tally,
+        policies=lookup.domains,
+        backlog=lookup.coordinator,
+        dns=lookup.dns,
+        fetcher=lookup.fetcher,
+        resolver=lookup.resolver,
+        stores=sharing.stores if sharing is not None else (),
+        services=services,
+    )

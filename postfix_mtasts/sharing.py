@@ -50,6 +50,11 @@ class PolicySharing:
         self._poll_s = poll_s
         self._claimed: set[str] = set()
 
+    @property
+    def stores(self) -> tuple[PolicyStore, ...]:
+        """The stores, in the order they were given (for status and metrics)."""
+        return self._stores
+
     async def load(self) -> list[CacheEntry]:
         """Every stored entry, the newest per domain, for start-up; a
         warning names the newer ones that protect less than another store's

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Mode
 
 __all__ = ["MemoryCache"]
 
@@ -27,6 +28,8 @@ class MemoryCache:
         self.max_entries = max_entries
         self._in_use = in_use
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        #: How many entries hold a policy of each mode (read by metrics).
+        self.modes: Counter[Mode] = Counter()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -44,6 +47,10 @@ class MemoryCache:
     def put(self, entry: CacheEntry) -> list[str]:
         """Store ``entry`` as the most recently used; returns the domains
         evicted to stay within ``max_entries``."""
+        replaced = self._entries.get(entry.domain)
+        if replaced is not None:
+            self.modes[replaced.policy.mode] -= 1
+        self.modes[entry.policy.mode] += 1
         self._entries[entry.domain] = entry
         self._entries.move_to_end(entry.domain)
         evicted = []
@@ -54,12 +61,14 @@ class MemoryCache:
             )
             if victim is None:
                 break  # everything is in use: over the bound until a refresh ends
-            del self._entries[victim]
+            self.modes[self._entries.pop(victim).policy.mode] -= 1
             evicted.append(victim)
         return evicted
 
     def delete(self, domain: str) -> None:
-        self._entries.pop(domain, None)
+        gone = self._entries.pop(domain, None)
+        if gone is not None:
+            self.modes[gone.policy.mode] -= 1
 
     def scan(self) -> Iterator[CacheEntry]:
         return iter(list(self._entries.values()))

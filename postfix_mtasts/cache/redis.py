@@ -91,6 +91,15 @@ class RedisStore:
         return f"{self.prefix}policy:{domain}"
 
     @property
+    def up(self) -> bool:
+        """Connected, not in an outage (for status and metrics)."""
+        return self.link.available
+
+    @property
+    def errors(self) -> int:
+        return self.link.errors
+
+    @property
     def pending(self) -> int:
         """Writes waiting for Redis to return."""
         return len(self._pending)

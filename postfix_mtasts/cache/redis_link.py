@@ -82,6 +82,7 @@ class RedisLink:
         ]
         self._queue, self._in_flight, self._pumping = deque(), 0, False
         self._idle: list[Deferred[None]] = []  # close() waiting for the queue
+        self.errors = 0  # calls failed on a fault (read by metrics)
 
     @property
     def available(self) -> bool:
@@ -131,8 +132,10 @@ class RedisLink:
                 generation = self._generation
                 return await op(conn)
             except self._reply_errors as e:  # Redis answered: no outage
+                self.errors += 1
                 raise CacheUnavailableError(f"redis refused: {e}") from e
             except Exception as e:  # a timeout arrives here as CancelledError
+                self.errors += 1
                 why = "no answer" if isinstance(e, CancelledError) else repr(e)
                 self._lost(generation, why)
                 raise CacheUnavailableError(f"redis: {why}") from e

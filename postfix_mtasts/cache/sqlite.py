@@ -82,6 +82,7 @@ class SqliteStore:
         self._flushing: _Pending = {}  # the batch being written, still readable
         self._flush_lock = DeferredLock()
         self._failing: set[str] = set()
+        self.errors = 0  # operations failed (read by metrics)
         self._closing = False
         self._loops: list[LoopingCall] = []
         periodic: tuple[tuple[Callable[[], Deferred[Any]], float], ...] = (
@@ -93,6 +94,11 @@ class SqliteStore:
             loop.clock = clock
             loop.start(interval_s, now=False)
             self._loops.append(loop)
+
+    @property
+    def up(self) -> bool:
+        """No operation is failing now (for status and metrics)."""
+        return not self._failing
 
     # -- the PolicyStore interface (reactor thread) --------------------------
 
@@ -242,6 +248,7 @@ class SqliteStore:
             error = failure.value
             if not isinstance(error, sqlite3.Error | OSError | StoreOpenError):
                 failure.raiseException()  # our bug: let it show
+            self.errors += 1
             if op not in self._failing:
                 self._failing.add(op)
                 refused = isinstance(error, StoreOpenError)  # an admin must act

@@ -39,9 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--json", action="store_true", help="print one JSON object")
     from postfix_mtasts.cli.cache import add_cache_parser
     from postfix_mtasts.cli.check import add_check_parser
+    from postfix_mtasts.cli.status import add_status_parser
 
     add_cache_parser(commands)
     add_check_parser(commands)
+    add_status_parser(commands)
     return parser
 
 
@@ -71,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from postfix_mtasts.cli.cache import run_cache
 
         return run_cache(config, args)
+    if args.command == "status":
+        from postfix_mtasts.cli.status import run_status
+
+        return run_status(config, args)
     from postfix_mtasts.cli.query import run_query
 
     return run_query(config, args.domain, map_name=args.map, as_json=args.json)

@@ -23,6 +23,7 @@ from postfix_mtasts.core.config_listeners import (
     ListenerProtocol,
     parse_listeners,
 )
+from postfix_mtasts.core.config_metrics import MetricsConfig, parse_metrics
 from postfix_mtasts.core.config_postfix import PostfixConfig, parse_postfix
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 
@@ -48,6 +49,7 @@ __all__ = [
     "LogLevelName",
     "MapConfig",
     "MatchSource",
+    "MetricsConfig",
     "PostfixConfig",
     "RedisConfig",
     "RefreshConfig",
@@ -230,6 +232,7 @@ class Config:
     refresh: RefreshConfig = RefreshConfig()
     control: ControlConfig = ControlConfig()
     postfix: PostfixConfig = field(factory=PostfixConfig)
+    metrics: MetricsConfig = field(factory=MetricsConfig)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -287,6 +290,7 @@ def parse_config(text: str) -> Config:
         refresh=section(RefreshConfig, top.table("refresh")),
         control=section(ControlConfig, top.table("control")),
         postfix=parse_postfix(top.table("postfix")),
+        metrics=parse_metrics(top.table("metrics")),
         warnings=tuple(warnings),
     )
     top.close()
