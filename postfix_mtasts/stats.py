@@ -204,7 +204,7 @@ class DaemonStats:
 
     def _store_states(self) -> Iterator[StoreState]:
         for store in self._stores:
-            kind = "redis" if type(store).__name__.startswith("Redis") else "sqlite"
+            kind = str(getattr(store, "kind", type(store).__name__))
             up, errors = getattr(store, "up", True), getattr(store, "errors", 0)
             yield StoreState(kind, bool(up), int(errors))
 

@@ -56,6 +56,7 @@ class RedisStore:
     value is sealed with the first (core.seal) and must open with one."""
 
     log = Logger()
+    kind = "redis"  # for status and metrics
 
     def __init__(
         self,

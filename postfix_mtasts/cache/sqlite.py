@@ -59,6 +59,7 @@ class SqliteStore:
     """A PolicyStore in one SQLite file; see the module docstring."""
 
     log = Logger()
+    kind = "sqlite"  # for status and metrics
 
     def __init__(
         self,
