@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -46,7 +47,7 @@ def daemon(world: World) -> Iterator[Proc]:
     world.unpublish("nonemode.test")
 
 
-def http_get(world: World, path: str) -> tuple[int, str]:
+def http_get(world: World, path: str, port: int = METRICS_PORT) -> tuple[int, str]:
     """GET ``path`` of the metrics endpoint from inside $P-mta."""
     proc = world.run(
         "mta",
@@ -57,7 +58,7 @@ def http_get(world: World, path: str) -> tuple[int, str]:
             "10",
             "-w",
             "\n%{http_code}",
-            f"http://127.0.0.1:{METRICS_PORT}{path}",
+            f"http://127.0.0.1:{port}{path}",
         ],
         timeout=30,
     )
@@ -65,8 +66,10 @@ def http_get(world: World, path: str) -> tuple[int, str]:
     return int(code), body
 
 
-def scrape(world: World) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    code, text = http_get(world, "/metrics")
+def scrape(
+    world: World, port: int = METRICS_PORT
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    code, text = http_get(world, "/metrics", port)
     assert code == 200, text
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -75,7 +78,7 @@ def scrape(world: World) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     }
 
 
-def status(world: World, *args: str) -> tuple[int, str]:
+def status(world: World, *args: str, name: str = "metrics") -> tuple[int, str]:
     proc = world.run(
         "mta",
         [
@@ -84,7 +87,7 @@ def status(world: World, *args: str) -> tuple[int, str]:
             "postfix_mtasts",
             "status",
             "--socket",
-            str(control_socket(world, "metrics")),
+            str(control_socket(world, name)),
             *args,
         ],
         timeout=60,
@@ -199,3 +202,50 @@ def _version() -> str:
     from postfix_mtasts import __version__
 
     return __version__
+
+
+REDIS_PORT = 6395
+
+
+def test_redis_state(world: World) -> None:
+    """With a Redis store (issue 4), store_up{store="redis"} is 1 while it
+    answers and turns 0 with failures counted once it is stopped; status
+    says the same."""
+    from .hostile_fleet import start_redis
+
+    world.reset()
+    redis = start_redis(world, REDIS_PORT)
+    port, metrics_port = PORT + 10, METRICS_PORT + 10
+    proc = start_daemon(
+        world,
+        "metrics-redis",
+        port=port,
+        extra=(
+            f'[metrics]\nendpoint = "tcp:{metrics_port}:interface=127.0.0.1"\n\n'
+            f'[redis]\nurl = "redis://127.0.0.1:{REDIS_PORT}"\n\n'
+            "[refresh]\nenabled = false\n"
+        ),
+    )
+    try:
+        rc, answer = ask(world, "enforce.test", socketmap(port))
+        assert answer.startswith("secure"), answer
+        redis_up = ("postfix_mtasts_store_up", (("store", "redis"),))
+        redis_errors = ("postfix_mtasts_store_errors_total", (("store", "redis"),))
+        samples = scrape(world, metrics_port)
+        assert samples[redis_up] == 1
+        assert samples["postfix_mtasts_store_up", (("store", "sqlite"),)] == 1
+        redis.stop()
+        deadline = time.monotonic() + 20
+        while samples[redis_up] == 1 and time.monotonic() < deadline:
+            ask(world, "nosts.test", socketmap(port))  # each asks the stores first
+            samples = scrape(world, metrics_port)
+        assert samples[redis_up] == 0
+        assert samples[redis_errors] >= 1
+        rc, out = status(world, "--json", name="metrics-redis")
+        assert rc == 0, out
+        stores = {s["kind"]: s for s in json.loads(out)["stores"]}
+        assert stores["redis"]["up"] is False
+        assert stores["sqlite"]["up"] is True
+    finally:
+        proc.stop()
+        redis.stop()
