@@ -74,30 +74,8 @@ _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
 # TCP binds only to reach a loopback server from loopback; elsewhere the
 # kernel picks the source when it connects.
 _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
-# Label words for the counts: a fixed set, whatever a server answers.
-_QUERY_TYPES = {
-    t: dns.rdatatype.to_text(t).lower()
-    for t in (
-        dns.rdatatype.TXT,
-        dns.rdatatype.MX,
-        dns.rdatatype.A,
-        dns.rdatatype.AAAA,
-        dns.rdatatype.TLSA,
-        dns.rdatatype.SOA,
-        dns.rdatatype.DNSKEY,
-    )
-}
-_RCODES = {
-    r: dns.rcode.to_text(r).lower()
-    for r in (
-        dns.rcode.NOERROR,
-        dns.rcode.NXDOMAIN,
-        dns.rcode.SERVFAIL,
-        dns.rcode.REFUSED,
-        dns.rcode.FORMERR,
-        dns.rcode.NOTIMP,
-    )
-}
+# The rcode words counted as themselves; a server's other rcodes are "other".
+_RCODES = frozenset({"noerror", "nxdomain", "servfail", "refused", "formerr"})
 # The query, its wire form, and its question section as the caller asked it.
 _Question = tuple[dns.message.Message, bytes, bytes]
 
@@ -209,14 +187,15 @@ class DnsClient:
         self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> dns.message.Message:
         """One question, counted in :attr:`results` by type and outcome."""
-        kind = _QUERY_TYPES.get(rdtype, "other")
+        kind = dns.rdatatype.to_text(rdtype).lower()  # one of the few we ask
         try:
             reply = await self._exchange(qname, rdtype, dnssec)
         except DnsError as e:
             timed_out = isinstance(e, DnsTimeoutError)
             self.results[kind, "timeout" if timed_out else "error"] += 1
             raise
-        self.results[kind, _RCODES.get(reply.rcode(), "other")] += 1
+        word = dns.rcode.to_text(reply.rcode()).lower()
+        self.results[kind, word if word in _RCODES else "other"] += 1
         return reply
 
     async def _exchange(
