@@ -189,13 +189,19 @@ class DaemonStats:
             started_at=self.started_at,
             now=self._clock.seconds(),
             lookups=tuple(self._tally.rows()),
-            policies=self._policies.modes() if self._policies else {},
+            policies=self._policies.modes() if self._policies is not None else {},
             fetches=dict(fetcher.results) if fetcher is not None else {},
-            fetch_seconds=tuple(histogram.cumulative()) if histogram else (),
-            fetch_seconds_sum=histogram.sum if histogram else 0.0,
+            fetch_seconds=tuple(histogram.cumulative())
+            if histogram is not None
+            else (),
+            fetch_seconds_sum=histogram.sum if histogram is not None else 0.0,
             dns=dict(self._dns.results) if self._dns is not None else {},
-            discoveries=dict(self._resolver.outcomes) if self._resolver else {},
-            refresh_pending=self._backlog.pending() if self._backlog else 0,
+            discoveries=(
+                dict(self._resolver.outcomes) if self._resolver is not None else {}
+            ),
+            refresh_pending=(
+                self._backlog.pending() if self._backlog is not None else 0
+            ),
             stores=tuple(self._store_states()),
             listeners=tuple(self._listener_states()),
             log_events=dict(self.errors.counts),
