@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attrs import frozen
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -40,10 +41,14 @@ from postfix_mtasts.sharing import PolicySharing
 __all__ = [
     "Daemon",
     "LookupParts",
+    "Network",
     "assemble_lookup",
     "make_lookup",
+    "make_network",
+    "make_refresher",
     "open_sharing",
     "start_daemon",
+    "timing_of",
 ]
 
 log = Logger()
@@ -112,17 +117,30 @@ async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
 @frozen
 class LookupParts:
     """The lookup side of the daemon: Postfix's front door, and the admin
-    face the control socket and the proactive refresher use."""
+    face the control socket and the proactive refresher use; the state a
+    reload keeps (``domains``) and the coordinator it retunes."""
 
     front_door: FrontDoor
     admin: Admin
     dns: DnsClient | None = None
+    domains: DomainState | None = None
+    coordinator: RefreshCoordinator | None = None
 
 
-def make_lookup(
-    config: Config, reactor: Any, sharing: PolicySharing | None = None
-) -> LookupParts:
-    """The lookup parts with their real DNS, HTTPS and cache parts."""
+@frozen
+class Network:
+    """The parts that ask DNS and HTTPS, built from a Config: made anew by
+    a reload (its CA file read again), while the cache stays."""
+
+    dns: DnsClient
+    resolver: PolicyResolver
+    facts: MxFactsGatherer | None
+
+
+def make_network(config: Config, reactor: Any) -> Network:
+    """DNS client, HTTPS client and MX facts gatherer for ``config``;
+    raises OSError or ValueError when ``fetch.ca_file`` cannot be read or
+    holds no certificate."""
     nameservers = list(config.dns.nameservers) or system_nameservers()
     dns = DnsClient(
         reactor,
@@ -144,24 +162,39 @@ def make_lookup(
         reactor, ca_file=config.fetch.ca_file, name_resolver=policy_hosts
     )
     fetcher = HttpsPolicyFetcher(client, reactor, timeout_s=config.fetch.timeout_s)
-    timing = Timing(
+    return Network(
+        dns, PolicyResolver(dns, fetcher), facts_gatherer(config, dns, reactor)
+    )
+
+
+def timing_of(config: Config) -> Timing:
+    return Timing(
         recheck_interval_s=config.cache.recheck_interval_s,
         negative_ttl_s=config.cache.negative_ttl_s,
         failure_backoff_s=config.cache.failure_backoff_s,
     )
+
+
+def make_lookup(
+    config: Config, reactor: Any, sharing: PolicySharing | None = None
+) -> LookupParts:
+    """The lookup parts with their real DNS, HTTPS and cache parts."""
+    network = make_network(config, reactor)
     parts = assemble_lookup(
-        PolicyResolver(dns, fetcher),
+        network.resolver,
         reactor,
-        timing=timing,
+        timing=timing_of(config),
         maps=config.map_named,
         max_entries=config.cache.max_entries,
         max_in_flight=config.fetch.max_in_flight,
         budget_s=config.server.lookup_budget_s,
         log_lookups=config.log.level == "debug",
         sharing=sharing,
-        facts=facts_gatherer(config, dns, reactor),
+        facts=network.facts,
     )
-    return LookupParts(parts.front_door, parts.admin, dns)
+    return LookupParts(
+        parts.front_door, parts.admin, network.dns, parts.domains, parts.coordinator
+    )
 
 
 def facts_gatherer(
@@ -212,7 +245,8 @@ def assemble_lookup(
         log_lookups=log_lookups,
         gathers_facts=facts is not None,
     )
-    return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
+    admin = Admin(domains, coordinator, clock, sharing)
+    return LookupParts(front_door, admin, None, domains, coordinator)
 
 
 def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:
@@ -236,12 +270,15 @@ def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None
 
 
 class Daemon(MultiService):
-    """The running daemon: listeners, refresher, control socket, stores."""
+    """The running daemon: listeners, refresher, control socket, stores.
+    ``listeners`` by endpoint and ``refresher`` are what a reload changes."""
 
     def __init__(self, lookup: LookupParts, sharing: PolicySharing | None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.lookup = lookup
         self.sharing = sharing
+        self.listeners: dict[str, StreamServerEndpointService] = {}
+        self.refresher: Refresher | None = None
 
     def stopService(self) -> Deferred[None]:
         stopped: Deferred[None] = super().stopService()  # type: ignore[no-untyped-call]
@@ -249,6 +286,21 @@ class Daemon(MultiService):
         if sharing is not None:
             stopped.addCallback(lambda _: Deferred.fromCoroutine(sharing.close()))
         return stopped
+
+
+def make_refresher(config: Config, admin: Admin, reactor: Any) -> Refresher | None:
+    """The proactive refresher ``[refresh]`` asks for, unstarted."""
+    if not config.refresh.enabled:
+        return None
+    return Refresher(
+        admin,
+        reactor,
+        interval_s=config.refresh.interval_s,
+        refetch_after_s=config.refresh.refetch_after_s,
+        recheck_interval_s=config.cache.recheck_interval_s,
+        recently_used_s=config.refresh.recently_used_s,
+        max_in_flight=config.refresh.max_in_flight,
+    )
 
 
 async def start_daemon(config: Config, reactor: Any) -> Daemon:
@@ -267,16 +319,10 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
             listener, config.server, lookup.front_door.lookup, reactor
         )
         service.setServiceParent(daemon)
-    if config.refresh.enabled:
-        Refresher(
-            lookup.admin,
-            reactor,
-            interval_s=config.refresh.interval_s,
-            refetch_after_s=config.refresh.refetch_after_s,
-            recheck_interval_s=config.cache.recheck_interval_s,
-            recently_used_s=config.refresh.recently_used_s,
-            max_in_flight=config.refresh.max_in_flight,
-        ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
+        daemon.listeners[listener.endpoint] = service
+    daemon.refresher = make_refresher(config, lookup.admin, reactor)
+    if daemon.refresher is not None:
+        daemon.refresher.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
     check_resolver(config, lookup)

@@ -1,20 +1,22 @@
 # -*- test-case-name: tests.integration.test_daemon -*-
-"""``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT."""
+"""``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT; SIGHUP
+reloads the configuration (:mod:`postfix_mtasts.reload`)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config
-from postfix_mtasts.journal import make_observer, start_logging
+from postfix_mtasts.journal import ObserverSwitch, make_observer, start_logging
 from postfix_mtasts.postconf import settle_dane
+from postfix_mtasts.reload import Reloader
 from postfix_mtasts.service import Daemon, start_daemon
 
 __all__ = ["run_serve"]
@@ -22,12 +24,16 @@ __all__ = ["run_serve"]
 log = Logger()
 
 
-def run_serve(config: Config) -> int:
-    start_logging(
+def run_serve(config: Config, path: str | None = None) -> int:
+    """Run the daemon; SIGHUP reloads ``path`` (the ``--config`` file)."""
+    logging = ObserverSwitch(
         make_observer(sys.stdout, level=config.log.level, fmt=config.log.format)
     )
+    start_logging(cast(ILogObserver, logging))
 
     async def main(reactor: Any) -> None:
+        reloader = Reloader(path, reactor, logging=logging)
+        reloader.install()  # a SIGHUP during start-up waits for its end
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
         # Before listening: every answer uses the resolved dane settings.
@@ -39,6 +45,7 @@ def run_serve(config: Config) -> int:
             raise SystemExit(1) from None
         log.info("postfix-mtasts {version} started", version=__version__)
         reactor.addSystemEventTrigger("before", "shutdown", _stop, daemon)
+        reloader.started(daemon, settled)
         await Deferred()  # runs until a signal stops the reactor
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
