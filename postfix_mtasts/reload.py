@@ -26,9 +26,10 @@ from twisted.logger import Logger
 
 from postfix_mtasts.core.config import Config, ConfigError, load
 from postfix_mtasts.core.config_diff import diff_configs
+from postfix_mtasts.core.dane_auto import PostfixDns
 from postfix_mtasts.https import load_pem_certificates
 from postfix_mtasts.journal import ObserverSwitch
-from postfix_mtasts.postconf import settle_dane
+from postfix_mtasts.postconf import report_dane, settle_dane
 from postfix_mtasts.retune import BindError, Retuner, bind_listeners
 from postfix_mtasts.service import Daemon, make_network
 
@@ -110,7 +111,7 @@ class Reloader:
         self._state("reloading")
         started = self._reactor.seconds()
         try:
-            config = await self._read()
+            raw, config, postfix = await self._read()
             diff = diff_configs(retuner.config, config)
             try:
                 network = make_network(config, self._reactor)
@@ -133,6 +134,8 @@ class Reloader:
             if warning not in retuner.config.warnings:
                 log.warn("configuration: {warning}", warning=warning)
         retuner.apply(config, diff, network, added)
+        if postfix is not None and any(k.endswith(".dane") for k in diff.changed):
+            report_dane(raw, postfix)  # what Postfix says now, as at start
         if diff.restart:
             log.warn("{keys} changed: restart to apply", keys=", ".join(diff.restart))
         log.info(
@@ -141,9 +144,10 @@ class Reloader:
             changes=diff.describe(),
         )
 
-    async def _read(self) -> Config:
-        """The configuration file and CA file, read and checked whole, with
-        ``dane = "auto"`` resolved; ReloadError names what is wrong."""
+    async def _read(self) -> tuple[Config, Config, PostfixDns | None]:
+        """The configuration file and CA file, read and checked whole: the
+        configuration as read, with ``dane = "auto"`` resolved, and what
+        Postfix said; ReloadError names what is wrong."""
         try:
             config = load(self._path)
         except ConfigError as e:
@@ -158,5 +162,7 @@ class Reloader:
                 ) from None
             except Exception as e:  # OpenSSL's errors for a malformed PEM
                 raise ReloadError(f"fetch.ca_file: {ca_file}: {e}") from None
-        settled, _ = await settle_dane(config, self._reactor, executable=self._postconf)
-        return settled
+        settled, postfix = await settle_dane(
+            config, self._reactor, executable=self._postconf, quiet=True
+        )
+        return config, settled, postfix
