@@ -24,6 +24,7 @@ attempts = 2
 
 [fetch]
 timeout = 10.0
+{fetch}
 
 [cache]
 recheck_interval = 1.0
@@ -53,12 +54,48 @@ def start_daemon(
     maps: str = "",
     extra: str = "",
     dns: str = "",
+    fetch: str = "",
     store: str | None = None,
     control: str | None = None,
 ) -> Proc:
     """`postfix-mtasts serve` named ``name`` in $P-mta, trusting only the
     test CA, with its store and control socket in the world's work dir;
     returns once its socketmap port accepts connections."""
+    config = write_config(
+        world,
+        name,
+        port=port,
+        listeners=listeners,
+        maps=maps,
+        extra=extra,
+        dns=dns,
+        fetch=fetch,
+        store=store,
+        control=control,
+    )
+    proc = world.spawn(
+        "mta",
+        [sys.executable, "-m", "postfix_mtasts", "serve", "--config", str(config)],
+        name=name,
+    )
+    world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
+    return proc
+
+
+def write_config(
+    world: World,
+    name: str,
+    *,
+    port: int,
+    listeners: str = "",
+    maps: str = "",
+    extra: str = "",
+    dns: str = "",
+    fetch: str = "",
+    store: str | None = None,
+    control: str | None = None,
+) -> Path:
+    """(Re)write daemon ``name``'s configuration file; its path."""
     work = world.work / name
     work.mkdir(exist_ok=True)
     config = work / "daemon.toml"
@@ -69,17 +106,12 @@ def start_daemon(
             maps=maps,
             extra=extra,
             dns=dns,
+            fetch=fetch,
             store=work / "policies.sqlite3" if store is None else store,
             control=work / "control.sock" if control is None else control,
         )
     )
-    proc = world.spawn(
-        "mta",
-        [sys.executable, "-m", "postfix_mtasts", "serve", "--config", str(config)],
-        name=name,
-    )
-    world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
-    return proc
+    return config
 
 
 def control_socket(world: World, name: str) -> Path:
