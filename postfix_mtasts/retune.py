@@ -28,15 +28,10 @@ from postfix_mtasts.core.config import Config, ListenerConfig
 from postfix_mtasts.core.config_diff import ConfigDiff
 from postfix_mtasts.journal import ObserverSwitch, make_observer
 from postfix_mtasts.listeners import listener_service
+from postfix_mtasts.network import Network, timing_of
 from postfix_mtasts.protocols import Lookup
 from postfix_mtasts.refresh import RefreshRound
-from postfix_mtasts.service import (
-    Daemon,
-    Network,
-    check_resolver,
-    make_refresher,
-    timing_of,
-)
+from postfix_mtasts.service import Daemon, check_resolver, make_refresher
 
 __all__ = ["BindError", "Retuner", "bind_listeners"]
 
