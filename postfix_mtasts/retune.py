@@ -137,7 +137,6 @@ class Retuner:
             service = daemon.listeners.pop(listener.endpoint)
             # Stops listening; connections already open are not closed.
             service.disownServiceParent()
-            log.info("stopped listening on {endpoint}", endpoint=listener.endpoint)
         for listener, service in added:
             service.startService()
             # Already listening: join the tree without a second start, so it

@@ -31,9 +31,12 @@ def run_serve(config: Config, path: str | None = None) -> int:
     )
     start_logging(cast(ILogObserver, logging))
 
+    from twisted.internet import reactor as global_reactor  # noqa: TID251 (cli/)
+
+    reloader = Reloader(path, global_reactor, logging=logging)
+    reloader.install()  # from now on; a SIGHUP during start-up waits for its end
+
     async def main(reactor: Any) -> None:
-        reloader = Reloader(path, reactor, logging=logging)
-        reloader.install()  # a SIGHUP during start-up waits for its end
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
         # Before listening: every answer uses the resolved dane settings.
