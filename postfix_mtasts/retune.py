@@ -116,6 +116,8 @@ class Retuner:
             facts=network.facts,
         )
         domains.resize(config.cache.max_entries)
+        if self.daemon.sharing is not None:
+            self.daemon.sharing.resize(config.cache.max_entries)
         coordinator.retune(refresh, max_in_flight=config.fetch.max_in_flight)
         lookup.front_door.retune(
             maps=config.map_named,

@@ -28,8 +28,9 @@ from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.journal import ObserverSwitch
 from postfix_mtasts.reload import Reloader
 from postfix_mtasts.service import Daemon, start_daemon
+from postfix_mtasts.sharing import PolicySharing
 
-from .fakes import make_policy
+from .fakes import FakeStore, make_policy
 
 CONFIG = """
 [[listener]]
@@ -285,3 +286,23 @@ class ReloadTests(SynchronousTestCase):
         early.started(self.daemon, self.config)
         self.assertEqual(early.reloads, 1)
         self.assertIs(self.ask().status, Status.OK)
+
+
+class _SizedStore(FakeStore):
+    """A store with a bound of its own, as the SQLite file has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def resize(self, max_entries: int) -> None:
+        self.sizes.append(max_entries)
+
+
+class StoreBoundTests(SynchronousTestCase):
+    def test_max_entries_reaches_stores_with_a_bound(self) -> None:
+        """A reload's max_entries reaches the stores that bound themselves
+        (the SQLite file); others are left alone (E1)."""
+        sized, plain = _SizedStore(), FakeStore()
+        PolicySharing([sized, plain], MemoryReactorClock()).resize(7)
+        self.assertEqual(sized.sizes, [7])
