@@ -8,6 +8,7 @@ a reload opens or closes and that it asks the network nothing.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable
@@ -15,10 +16,11 @@ from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import ILogObserver, LogEvent, LogLevel, capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.connections import LookupFactory
@@ -69,6 +71,7 @@ class FakeReactor(MemoryReactorClock):
         self.ports: dict[int, tuple[_Port, Factory[Any]]] = {}
         self.busy: set[int] = set()
         self.udp: list[object] = []  # DNS queries would start here
+        self.children: list[Any] = []  # postconf runs, ended by the test
 
     def listenTCP(
         self, port: int, factory: Any, backlog: int = 50, interface: str = ""
@@ -82,6 +85,11 @@ class FakeReactor(MemoryReactorClock):
     def listenUDP(self, port: int, protocol: object, *args: Any) -> Any:
         self.udp.append(protocol)
         raise CannotListenError("", port, OSError("no network in unit tests"))
+
+    def spawnProcess(
+        self, protocol: Any, executable: str, *args: Any, **kw: Any
+    ) -> None:
+        self.children.append(protocol)
 
     def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         f(*args, **kw)
@@ -270,6 +278,42 @@ class ReloadTests(SynchronousTestCase):
         self.reload()
         self.assertIsNot(self.daemon.lookup.dns, dns)
         self.assertEqual(self.daemon.lookup.dns._timeout_s, 2)  # type: ignore[union-attr]
+
+    def test_dane_auto_asked_again_and_reloads_queue(self) -> None:
+        """A reload asks postconf again for ``dane = "auto"`` (D13, V6): its
+        answer "dnssec" turns DANE precedence on, logged once.  A reload
+        asked for while one waits for postconf runs after it, not beside."""
+        etc = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, etc)
+        with open(os.path.join(etc, "main.cf"), "w"):
+            pass
+        self.write(extra=f'[postfix]\nconfig_directory = "{etc}"\n')
+        with open(self.path) as f:
+            text = f.read().replace("dane = false", 'dane = "auto"')
+        with open(self.path, "w") as f:
+            f.write(text)
+        self.reloader._postconf = "/usr/sbin/postconf"
+        with capturedLogs() as events:
+            self.assertIsNotNone(self.reloader.request())
+            self.assertIsNone(self.reloader.request())  # queued behind it
+            self.assertEqual(len(self.reactor.children), 1)
+            self.assertEqual(self.reloader.reloads, 0)
+            child = self.reactor.children.pop()
+            child.outReceived(b"dnssec\n")
+            child.processEnded(Failure(ProcessDone(0)))
+            self.assertEqual(self.reloader.reloads, 1)
+            self.assertEqual(len(self.reactor.children), 1)  # the second one
+            child = self.reactor.children.pop()
+            child.outReceived(b"dnssec\n")
+            child.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(self.reloader.reloads, 2)
+        config = self.reloader.config
+        assert config is not None
+        self.assertTrue(config.map_named("postfix").dane_on)  # type: ignore[union-attr]
+        infos = self.lines(list(events), LogLevel.info)
+        self.assertEqual(len([x for x in infos if "DANE precedence on" in x]), 1)
+        self.assertIn("maps.postfix.dane", infos[1])
+        self.assertIn("nothing changed", infos[-1])
 
     def test_sighup_reloads_and_waits_for_start(self) -> None:
         """SIGHUP asks for a reload through the reactor; one that arrives
