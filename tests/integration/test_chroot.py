@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,7 @@ class Setup:
     daemon: Proc
     inside: Path  # the socket inside the spool
     outside: Path  # a socket where the unit's RuntimeDirectory would put it
+    listeners: str  # the daemon's [[listener]] tables
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ def setup(world: World) -> Setup:
     )
     world.wait_unix(inside)
     world.wait_unix(outside)
-    return Setup(world, postfix, daemon, inside, outside)
+    return Setup(world, postfix, daemon, inside, outside, listeners)
 
 
 def _deliver(setup: Setup, *, chroot: bool, table: str) -> tuple[str, str, str]:
@@ -144,6 +147,33 @@ def test_absolute_path_into_spool_fails_chrooted(
     assert rc == 0, err
     status, dsn, log = _deliver(setup, chroot=True, table=table)
     assert (status, dsn) == ("deferred", "4.7.5"), log
+
+
+def test_socket_of_a_killed_daemon_is_replaced(
+    fresh_world: World, setup: Setup
+) -> None:
+    """A daemon killed by SIGKILL (or systemd's watchdog) leaves its socket in
+    the spool, which systemd does not clean as it cleans /run; the lock file
+    Twisted keeps beside a unix socket (``lockfile=1``, its default) lets the
+    next start replace it, and mail flows again."""
+    setup.daemon.signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while setup.daemon.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # noqa: TID251 - polling a real process
+    assert not setup.daemon.alive()
+    assert setup.inside.is_socket()  # left behind
+    setup.outside.unlink()  # systemd's RuntimeDirectory= cleanup, for /run
+    setup.daemon = start_daemon(
+        setup.world,
+        "chroot",
+        port=PORT,
+        listeners=setup.listeners,
+        store="",
+        control="",
+    )
+    setup.world.wait_unix(setup.inside)
+    status, dsn, log = _deliver(setup, chroot=True, table=_recipe().table)
+    assert (status, dsn) == ("sent", "2.0.0"), log
 
 
 def test_drop_in_verifies(tmp_path: Path) -> None:
