@@ -5,13 +5,16 @@ rendered by groff without a warning."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import subprocess
+import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.cli import build_parser
-from postfix_mtasts.cli.manpage import render, roff_escape
+from postfix_mtasts.cli.manpage import main, render, roff_escape
 
 PAGE = Path(__file__).resolve().parents[2] / "man" / "postfix-mtasts.8"
 REGENERATE = "python -m postfix_mtasts.cli.manpage man/postfix-mtasts.8"
@@ -69,6 +72,18 @@ class CommittedPageTests(SynchronousTestCase):
 
 
 class GeneratorTests(SynchronousTestCase):
+    def test_main_writes_the_page(self) -> None:
+        """``python -m postfix_mtasts.cli.manpage FILE`` writes the page to
+        FILE, and to stdout without an argument."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "postfix-mtasts.8"
+            self.assertEqual(main([str(path)]), 0)
+            self.assertEqual(path.read_text(encoding="utf-8"), render(build_parser()))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(main([]), 0)
+        self.assertEqual(out.getvalue(), render(build_parser()))
+
     def test_every_command_and_option(self) -> None:
         """Every subcommand and every option of the parser appears on the page
         (the page cannot drift from --help)."""
