@@ -21,6 +21,8 @@ import pytest
 
 from postfix_mtasts import __version__
 
+from .world import World
+
 SRC = Path(__file__).resolve().parents[2]
 VENV = "opt/postfix-mtasts/venv"
 CONF = "etc/postfix-mtasts/postfix-mtasts.toml"
@@ -153,6 +155,33 @@ def test_unit_runs_an_installed_program(staged: Staged) -> None:
         program = staged.root / os.readlink(program).lstrip("/")
     assert os.access(program, os.X_OK), argv[0]
     assert "/" + CONF in argv
+
+
+def test_installed_daemon_answers_postfix(staged: Staged, world: World) -> None:
+    """The installed program on the installed configuration, as the unit
+    runs it, answers Postfix: ``postmap -q`` through the default listener
+    (127.0.0.1:8461) says ``secure`` for enforce.test (G1, D8).  It runs in
+    $P-mta with tmpfs over /var/lib and /run, where the default store and
+    control socket go, so the host's are not touched."""
+    program = staged.root / VENV / "bin" / "postfix-mtasts"
+    shell = 'mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /run && exec "$@"'
+    proc = world.spawn(
+        "mta",
+        [
+            "unshare", "--mount", "--propagation", "private",
+            "sh", "-c", shell, "sh",
+            str(program), "serve", "--config", str(staged.root / CONF),
+        ],
+        name="installed",
+    )  # fmt: skip
+    try:
+        world.wait_tcp("mta", "127.0.0.1", 8461, timeout=30)
+        rc, out, err = world.postmap(
+            "enforce.test", "socketmap:inet:127.0.0.1:8461:postfix"
+        )
+        assert (rc, out.split()[:1]) == (0, ["secure"]), err + proc.output()
+    finally:
+        proc.stop()
 
 
 def test_rerun_keeps_an_edited_config(staged: Staged) -> None:
