@@ -208,6 +208,21 @@ def test_rerun_keeps_an_edited_config(staged: Staged) -> None:
     print(f"install {staged.seconds:.1f} s, upgrade {again.seconds:.1f} s")
 
 
+def test_refuses_to_install_as_non_root() -> None:
+    """Without --root, a user other than root is refused before anything is
+    written, with a line that says what to do."""
+    proc = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         str(SRC / "scripts" / "install"), "--no-systemctl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "run it as root" in proc.stderr
+
+
 def test_uninstall_keeps_config_unless_purged(staged: Staged) -> None:
     """scripts/uninstall removes the venv, units, man page, docs and
     symlink but keeps /etc/postfix-mtasts; --purge removes that too.
