@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -133,19 +135,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mtasts-activation-"))
-    items = synthetic_entries(args.policies, time.time())
-    fill_sqlite(work / "policies.sqlite3", items)
-    key = domain_name(args.policies - 1)
-    results: dict[str, Any] = {"policies": args.policies}
-    for name, run in (("direct", direct), ("socket_activation", activated)):
-        runs = [run(work, args.policies, key) for _ in range(args.runs)]
-        results[name] = {
-            "runs": runs,
-            "median": {
-                field: statistics.median(r[field] for r in runs) for field in runs[0]
-            },
+    try:
+        items = synthetic_entries(args.policies, time.time())
+        fill_sqlite(work / "policies.sqlite3", items)
+        key = domain_name(args.policies - 1)
+        results: dict[str, Any] = {
+            "policies": args.policies,
+            "load_average": os.getloadavg()[0],
         }
-    print(json.dumps(results, indent=2))
+        for _ in range(args.runs):  # interleaved: both see the same machine load
+            for name, run in (("direct", direct), ("socket_activation", activated)):
+                results.setdefault(name, {"runs": []})["runs"].append(
+                    run(work, args.policies, key)
+                )
+        for name in ("direct", "socket_activation"):
+            runs = results[name]["runs"]
+            results[name]["median"] = {
+                field: statistics.median(r[field] for r in runs) for field in runs[0]
+            }
+        print(json.dumps(results, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,22 @@ class NotifierTests(SynchronousTestCase):
             ],
         )
 
+    def test_reload_brackets(self) -> None:
+        """A reload is RELOADING=1 with the monotonic time, then READY=1
+        with a fresh STATUS= (systemd >= 253's Type=notify-reload order)."""
+        sent: list[bytes] = []
+        notifier = Notifier(sent.append)
+        notifier.status_source = lambda: "2 policies cached; listening on tcp:1"
+        notifier.reloading(5_000_000)
+        notifier.ready()
+        self.assertEqual(
+            sent,
+            [
+                b"RELOADING=1\nMONOTONIC_USEC=5000000\nSTATUS=reloading\n",
+                b"READY=1\nSTATUS=2 policies cached; listening on tcp:1\n",
+            ],
+        )
+
     def test_without_systemd_nothing_is_sent(self) -> None:
         """Without NOTIFY_SOCKET the notifier is off and silent."""
         with capturedLogs() as events:
