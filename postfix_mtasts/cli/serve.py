@@ -1,8 +1,9 @@
-# -*- test-case-name: tests.integration.test_daemon -*-
+# -*- test-case-name: tests.integration.test_daemon,tests.integration.test_systemd -*-
 """``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -13,8 +14,11 @@ from twisted.logger import Logger
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config
+from postfix_mtasts.core.sdmessage import status_line, watchdog_interval_s
 from postfix_mtasts.journal import make_observer, start_logging
+from postfix_mtasts.listeners import ListenerError
 from postfix_mtasts.postconf import settle_dane
+from postfix_mtasts.sdnotify import Heartbeat, Notifier, notifier
 from postfix_mtasts.service import Daemon, start_daemon
 
 __all__ = ["run_serve"]
@@ -28,8 +32,14 @@ def run_serve(config: Config) -> int:
     )
 
     async def main(reactor: Any) -> None:
+        systemd = notifier()
+        heartbeat = Heartbeat(
+            systemd, reactor, watchdog_s=watchdog_interval_s(os.environ, os.getpid())
+        )
+        heartbeat.start_watchdog()  # the store load may be long: ping through it
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
+        systemd.status("starting: loading stored policies")
         # Before listening: every answer uses the resolved dane settings.
         settled, _ = await settle_dane(config, reactor)
         try:
@@ -37,13 +47,27 @@ def run_serve(config: Config) -> int:
         except CannotListenError as e:
             log.error("cannot listen: {error}", error=str(e))
             raise SystemExit(1) from None
+        except ListenerError as e:
+            log.error("{error}", error=str(e))
+            raise SystemExit(2 if e.config_problem else 1) from None
         log.info("postfix-mtasts {version} started", version=__version__)
-        reactor.addSystemEventTrigger("before", "shutdown", _stop, daemon)
+        # Every listener is bound (and owned) and the store loaded (F9).
+        endpoints = [listener.endpoint for listener in settled.listeners]
+        systemd.status_source = lambda: status_line(
+            daemon.lookup.admin.policy_count(), endpoints
+        )
+        systemd.ready()
+        heartbeat.start_status()
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", _stop, daemon, systemd, heartbeat
+        )
         await Deferred()  # runs until a signal stops the reactor
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
-def _stop(daemon: Daemon) -> Deferred[None]:
+def _stop(daemon: Daemon, systemd: Notifier, heartbeat: Heartbeat) -> Deferred[None]:
+    systemd.stopping()
+    heartbeat.stop()
     log.info("postfix-mtasts stopping")
     return daemon.stopService()
