@@ -24,7 +24,6 @@ attempts = 2
 
 [fetch]
 timeout = 10.0
-{fetch}
 
 [cache]
 recheck_interval = 1.0
@@ -99,18 +98,18 @@ def write_config(
     work = world.work / name
     work.mkdir(exist_ok=True)
     config = work / "daemon.toml"
-    config.write_text(
-        BASE_CONFIG.format(
-            port=port,
-            listeners=listeners.format(work=work),
-            maps=maps,
-            extra=extra,
-            dns=dns,
-            fetch=fetch,
-            store=work / "policies.sqlite3" if store is None else store,
-            control=work / "control.sock" if control is None else control,
-        )
+    text = BASE_CONFIG.format(
+        port=port,
+        listeners=listeners.format(work=work),
+        maps=maps,
+        extra=extra,
+        dns=dns,
+        store=work / "policies.sqlite3" if store is None else store,
+        control=work / "control.sock" if control is None else control,
     )
+    # ``fetch`` lines join the [fetch] table (a second one is invalid TOML).
+    fetch_table = "[fetch]\ntimeout = 10.0\n"
+    config.write_text(text.replace(fetch_table, fetch_table + fetch + "\n"))
     return config
 
 

@@ -7,14 +7,17 @@ reload; the world's HTTPS hosts count policy fetches.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from .daemonctl import ask, socketmap, start_daemon, write_config
+from .test_systemd import Datagrams
 from .world import Proc, World
 
 PORT = 8451  # 8451-8458
@@ -203,3 +206,35 @@ def test_sighup_is_not_fatal_without_config_change(
     lines = reloaded(testing_daemon, line_count(testing_daemon))
     assert any("nothing changed" in x for x in lines), lines
     assert testing_daemon.alive()
+
+
+def test_reload_tells_systemd(world: World) -> None:
+    """Under systemd (NOTIFY_SOCKET), a reload is RELOADING=1 with the
+    monotonic time, then READY=1 once the file is applied, in that order
+    (systemd >= 253 waits between the two); a refused reload ends with
+    READY=1 too, the old configuration still running."""
+    path = world.work / "reload-notify.sock"
+    path.unlink(missing_ok=True)
+    sink = Datagrams(path)
+    config = write_config(world, "renotify", port=PORT + 5)
+    proc = world.spawn(
+        "mta",
+        [sys.executable, "-m", "postfix_mtasts", "serve", "--config", str(config)],
+        env={"NOTIFY_SOCKET": str(path)},
+        name="renotify",
+    )
+    try:
+        sink.until(b"READY=1", timeout=30)
+        for maps in (STRICT, "[maps.postfix]\nbogus = 1\n"):
+            write_config(world, "renotify", port=PORT + 5, maps=maps)
+            got = len(sink.got)
+            proc.signal(signal.SIGHUP)
+            sink.until(b"READY=1", timeout=10)
+            messages = [data for _, data in sink.got[got:]]
+            assert b"RELOADING=1" in messages[0].splitlines(), messages
+            assert re.search(rb"MONOTONIC_USEC=\d+", messages[0]), messages
+            assert b"READY=1" in messages[-1].splitlines(), messages
+        assert proc.alive()
+    finally:
+        proc.stop()
+        sink.close()
