@@ -39,6 +39,10 @@ class Admin:
     def domains(self) -> list[str]:
         return self._domains.domains()
 
+    def policy_count(self) -> int:
+        """How many policies are cached (for systemd's STATUS= line)."""
+        return self._domains.sizes()["policies"]
+
     def peek(self, domain: str) -> CacheEntry | None:
         """The cached entry, without counting as a use."""
         return self._domains.peek(domain)

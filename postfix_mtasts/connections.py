@@ -120,6 +120,12 @@ class ConnectionSlots(Generic[C]):
     def limit(self) -> int:
         return self._table.limit
 
+    @limit.setter
+    def limit(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self._table.limit = limit
+
     def __len__(self) -> int:
         return len(self._table)
 
@@ -184,6 +190,26 @@ class LookupFactory(Factory[Any], Generic[P]):
         self.max_pending_per_connection = max_pending_per_connection
         self.encoded: dict[Answer, bytes] = {}  # shared bytes of shared answers
         self.map_names: dict[bytes, str] = {}  # map names already seen valid
+
+    def retune(
+        self,
+        *,
+        max_connections: int,
+        idle_timeout_s: float,
+        max_request_bytes: int,
+        max_pending_per_connection: int,
+        request_timeout_s: float,
+        tcp_map_name: str,
+    ) -> None:
+        """Settings of a configuration reload: the connection limit holds at
+        once (a lower one closes nobody; new connections take the slots of
+        the least busy), the rest for connections opened from now on."""
+        self.slots.limit = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self.max_request_bytes = max_request_bytes
+        self.max_pending_per_connection = max_pending_per_connection
+        self.request_timeout_s = request_timeout_s
+        self.tcp_map_name = tcp_map_name
 
     @property
     def connections(self) -> int:

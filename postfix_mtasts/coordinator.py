@@ -75,6 +75,13 @@ class RefreshCoordinator:
         self._pumping = False
         self.dropped = 0  # queued discoveries nobody waited for any more
 
+    def retune(self, refresh: RefreshRound, *, max_in_flight: int) -> None:
+        """Start refreshes with ``refresh`` and at most ``max_in_flight`` per
+        lane from now on (a configuration reload); running ones go on."""
+        self._round = refresh
+        self._max_in_flight = max_in_flight
+        self._pump()
+
     def pending(self) -> int:
         """Domains queued or being refreshed."""
         return len(self._flights)

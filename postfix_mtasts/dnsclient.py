@@ -102,7 +102,8 @@ class DnsClient:
     """A stub resolver over Twisted transports; a :class:`~.txt.TxtResolver`.
 
     Asks ``nameservers`` in order, ``attempts`` rounds, ``timeout_s`` per try;
-    ``randomize_case``: DNS 0x20 on every query.
+    ``randomize_case``: DNS 0x20 on every query.  ``results`` counts the
+    questions by type and outcome (given: the daemon's, kept across reloads).
     """
 
     log = Logger()
@@ -115,6 +116,7 @@ class DnsClient:
         timeout_s: float = 5.0,
         attempts: int = 2,
         randomize_case: bool = True,
+        results: Counter[tuple[str, str]] | None = None,
     ) -> None:
         if not nameservers or attempts < 1 or timeout_s <= 0:
             raise ValueError("need nameservers, attempts >= 1 and timeout_s > 0")
@@ -125,7 +127,7 @@ class DnsClient:
         self._randomize_case = randomize_case
         self._case_folders: set[tuple[str, int]] = set()  # warned about once
         # (query type, rcode word or "timeout"/"error") -> questions answered
-        self.results: Counter[tuple[str, str]] = Counter()
+        self.results = Counter() if results is None else results
 
     def query(
         self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False

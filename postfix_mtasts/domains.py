@@ -149,6 +149,19 @@ class DomainState:
         if self._policies.peek(domain) is not None:
             self._facts[domain] = record
 
+    def resize(self, max_entries: int) -> None:
+        """Bound every map by ``max_entries`` from now on (a configuration
+        reload); a smaller bound drops the least recently used at once
+        (never a pinned domain)."""
+        self.max_entries = self._policies.max_entries = max_entries
+        for evicted in self._policies.trim():
+            self._last_used.pop(evicted, None)
+            self._facts.pop(evicted, None)
+        while len(self._negative) > max_entries:
+            self._negative.popitem(last=False)
+        while len(self._backoff) > max_entries:
+            self._backoff.popitem(last=False)
+
     def remember_failure(self, domain: str, negative: Negative, now: float) -> None:
         self._negative[domain] = negative
         self._negative.move_to_end(domain)

@@ -89,6 +89,8 @@ class HttpsPolicyFetcher:
         max_bytes: int = MAX_POLICY_BYTES,
         user_agent: str = f"postfix-mtasts/{__version__}",
         check_media_type: bool = True,
+        results: Counter[str] | None = None,
+        durations: Histogram | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -97,9 +99,10 @@ class HttpsPolicyFetcher:
         self._headers = Headers({b"User-Agent": [user_agent.encode("ascii")]})
         self._check_media_type = check_media_type
         #: Fetches by result ("ok", or the fault: :func:`fault_kind`), and
-        #: how long each took (read by metrics).
-        self.results: Counter[str] = Counter()
-        self.durations = Histogram()
+        #: how long each took (read by metrics; given: the daemon's, kept
+        #: across reloads).
+        self.results: Counter[str] = Counter() if results is None else results
+        self.durations = Histogram() if durations is None else durations
 
     def fetch(self, domain: str) -> Deferred[bytes]:
         return self.fetch_response(domain).addCallback(lambda r: r.body)

@@ -81,6 +81,27 @@ class FrontDoor:
         self._overload_logged_at: float | None = None
         self._spent = SpentBudgets(clock, self.log, budget_s)
 
+    def retune(
+        self,
+        *,
+        maps: Callable[[str], MapConfig | None],
+        timing: Timing,
+        budget_s: float,
+        log_lookups: bool,
+        gathers_facts: bool,
+    ) -> None:
+        """Answer from now on with these settings (a configuration reload):
+        the cache stays, remembered answers are forgotten (they were
+        rendered for the old maps); lookups waiting keep their settings."""
+        self._maps = maps
+        self._timing = timing
+        self._recheck_s = timing.recheck_interval_s
+        self.budget_s = budget_s
+        self._spent.budget_s = budget_s
+        self._log_lookups = log_lookups
+        self._gathers_facts = gathers_facts
+        self._memo.clear()
+
     def lookup(
         self, map_name: str, key: bytes, source: Hashable | None = None
     ) -> Answer | Deferred[Answer]:

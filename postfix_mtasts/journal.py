@@ -24,7 +24,7 @@ from twisted.logger import (
 )
 from twisted.python.failure import Failure
 
-__all__ = ["PRIORITY", "make_observer", "start_logging"]
+__all__ = ["PRIORITY", "ObserverSwitch", "make_observer", "start_logging"]
 
 #: syslog priority of each Twisted level (sd-daemon(3) ``<N>`` prefixes).
 PRIORITY = {
@@ -56,6 +56,17 @@ def make_observer(
     if fmt not in ("text", "json"):
         raise ValueError(f"unknown log format {fmt!r}")
     return cast(ILogObserver, _JournalObserver(stream, least, fmt == "json"))
+
+
+class ObserverSwitch:
+    """Provides ILogObserver: hands each event to ``target``, which a
+    configuration reload replaces (a new level or format)."""
+
+    def __init__(self, target: ILogObserver) -> None:
+        self.target = target
+
+    def __call__(self, event: LogEvent) -> None:
+        self.target(event)
 
 
 def start_logging(observer: ILogObserver) -> None:

@@ -7,21 +7,31 @@ import grp
 import os
 import pwd
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from attrs import frozen
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from postfix_mtasts.admin import Admin
 from postfix_mtasts.controlsocket import ControlFactory
 from postfix_mtasts.core.config import ListenerConfig, ServerConfig
-from postfix_mtasts.core.config_listeners import listen_backlog, with_backlog
+from postfix_mtasts.core.config_listeners import (
+    listen_backlog,
+    unix_path,
+    with_backlog,
+)
 from postfix_mtasts.protocols import (
     Lookup,
     LookupFactory,
@@ -29,9 +39,19 @@ from postfix_mtasts.protocols import (
     TcpTableProtocol,
 )
 
-__all__ = ["listener_service", "start_control"]
+__all__ = ["ListenerError", "listener_service", "start_control"]
 
 log = Logger()
+
+
+class ListenerError(Exception):
+    """A listener that cannot be set up.  The message is the one line to
+    log; ``config_problem`` tells a configuration mistake (exit status 2)
+    from the system refusing (exit status 1)."""
+
+    def __init__(self, message: str, *, config_problem: bool) -> None:
+        super().__init__(message)
+        self.config_problem = config_problem
 
 
 def listener_service(
@@ -39,7 +59,9 @@ def listener_service(
 ) -> StreamServerEndpointService:
     """An unstarted service listening for Postfix on ``listener.endpoint``,
     its listen queue sized for the connection limit (unless the endpoint
-    names its own backlog)."""
+    names its own backlog).  Raises ListenerError for an owner or group
+    that does not exist, or a ``systemd:`` socket that systemd did not pass;
+    starting it raises ListenerError when the owner or group cannot be set."""
     protocol = (
         SocketmapProtocol if listener.protocol == "socketmap" else TcpTableProtocol
     )
@@ -54,15 +76,123 @@ def listener_service(
         request_timeout_s=server.request_timeout_s,
         tcp_map_name=listener.map,
     )
-    endpoint = with_backlog(listener.endpoint, listen_backlog(server.max_connections))
-    return _ListenerService(serverFromString(reactor, endpoint), factory, listener)
+    ownership = _ownership(listener)
+    endpoint = _endpoint(
+        reactor,
+        listener,
+        with_backlog(listener.endpoint, listen_backlog(server.max_connections)),
+    )
+    return _ListenerService(
+        _ListeningEndpoint(endpoint, listener, ownership), factory, listener
+    )
+
+
+@frozen
+class _Ownership:
+    """What a unix socket's owner and group become (-1: unchanged)."""
+
+    path: str
+    uid: int
+    gid: int
+    names: str
+
+
+def _ownership(listener: ListenerConfig) -> _Ownership | None:
+    """The uid and gid for a unix listener's ``owner`` and ``group``, looked
+    up before anything is bound; None when neither is set."""
+    path = unix_path(listener.endpoint)
+    if path is None or not (listener.owner or listener.group):
+        return None
+    ids: list[int] = []
+    for key, name in (("owner", listener.owner), ("group", listener.group)):
+        try:
+            if not name:
+                ids.append(-1)
+            elif key == "owner":
+                ids.append(pwd.getpwnam(name).pw_uid)
+            else:
+                ids.append(grp.getgrnam(name).gr_gid)
+        except KeyError:
+            raise ListenerError(
+                f"unix socket {path}: {key} {name!r} does not exist on this "
+                f"system (listener endpoint {listener.endpoint!r})",
+                config_problem=True,
+            ) from None
+    names = " ".join(
+        f"{key}={name!r}"
+        for key, name in (("owner", listener.owner), ("group", listener.group))
+        if name
+    )
+    return _Ownership(path, ids[0], ids[1], names)
+
+
+def _endpoint(
+    reactor: Any, listener: ListenerConfig, description: str
+) -> IStreamServerEndpoint:
+    """The endpoint ``description`` (the listener's, sized); a ``systemd:``
+    one must name a socket that systemd passed (LISTEN_FDS, LISTEN_FDNAMES)."""
+    if not description.startswith("systemd:"):
+        return cast(IStreamServerEndpoint, serverFromString(reactor, description))
+    try:
+        return cast(IStreamServerEndpoint, serverFromString(reactor, description))
+    except (IndexError, KeyError, ValueError, AttributeError) as e:
+        raise ListenerError(
+            f"listener endpoint {listener.endpoint!r}: no such socket was passed "
+            f"by systemd ({type(e).__name__}: {e}); start the daemon through "
+            "its .socket unit, whose FileDescriptorName= matches name=",
+            config_problem=True,
+        ) from None
+
+
+@implementer(IStreamServerEndpoint)
+class _ListeningEndpoint:
+    """An endpoint that, once bound, sets a unix socket's owner and group
+    (closing it if that fails) and logs where it listens: both before the
+    service counts as started, and a failure reaches the starter."""
+
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        listener: ListenerConfig,
+        ownership: _Ownership | None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._listener = listener
+        self._ownership = ownership
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        listening: Deferred[IListeningPort] = self._endpoint.listen(factory)
+        return listening.addCallback(self._listening)
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        owned = self._ownership
+        if owned is not None:
+            try:
+                os.chown(owned.path, owned.uid, owned.gid)
+            except OSError as e:
+                port.stopListening()
+                raise ListenerError(
+                    f"unix socket {owned.path}: cannot set {owned.names}: "
+                    f"{e.strerror or e}",
+                    config_problem=False,
+                ) from None
+        log.info(
+            "listening on {endpoint} protocol={protocol}",
+            endpoint=self._listener.endpoint,
+            protocol=self._listener.protocol,
+        )
+        return port
 
 
 class _ListenerService(StreamServerEndpointService):
-    """A listener that also sets a unix socket's owner and group."""
+    """A listener whose bind (and ownership) errors raise from
+    privilegedStartService."""
 
     def __init__(
-        self, endpoint: Any, factory: Factory[Any], listener: ListenerConfig
+        self,
+        endpoint: IStreamServerEndpoint,
+        factory: Factory[Any],
+        listener: ListenerConfig,
     ) -> None:
         super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
         self._raiseSynchronously = True
@@ -72,36 +202,6 @@ class _ListenerService(StreamServerEndpointService):
     def listener(self) -> ListenerConfig:
         """What this service listens for (read by status and metrics)."""
         return self._listener
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()  # type: ignore[no-untyped-call]
-        waiting: Deferred[IListeningPort] | None = self._waitingForPort
-        if waiting is not None:
-            waiting.addCallback(self._listening)
-
-    def _listening(self, port: IListeningPort) -> IListeningPort:
-        address = port.getHost()
-        path = getattr(address, "name", None)
-        if isinstance(path, bytes):
-            path = path.decode()
-        if isinstance(path, str) and (self._listener.owner or self._listener.group):
-            uid = (
-                pwd.getpwnam(self._listener.owner).pw_uid
-                if self._listener.owner
-                else -1
-            )
-            gid = (
-                grp.getgrnam(self._listener.group).gr_gid
-                if self._listener.group
-                else -1
-            )
-            os.chown(path, uid, gid)
-        log.info(
-            "listening on {endpoint} protocol={protocol}",
-            endpoint=self._listener.endpoint,
-            protocol=self._listener.protocol,
-        )
-        return port
 
 
 def start_control(

@@ -11,7 +11,8 @@ and nothing else from the environment.  Each run is a child process of the
 reactor (:mod:`postfix_mtasts.childprocess`): 4 KiB of output, 10 s, the
 program found where Postfix installs it (``/usr/sbin/postconf``, then the
 absolute directories of ``PATH``).  It logs one line and returns the config
-with each "auto" resolved.  Read once: a change to main.cf needs a restart.
+with each "auto" resolved.  Read at start and again at each reload
+(SIGHUP, :mod:`postfix_mtasts.reload`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "TIMEOUT_S",
     "find_postconf",
     "read_postfix_dns",
+    "report_dane",
     "settle_dane",
 ]
 
@@ -129,17 +131,30 @@ def _failure(result: ChildResult) -> str:
 
 
 async def settle_dane(
-    config: Config, reactor: Any, *, executable: str | None = None
+    config: Config,
+    reactor: Any,
+    *,
+    executable: str | None = None,
+    quiet: bool = False,
 ) -> tuple[Config, PostfixDns | None]:
     """``config`` with every ``dane = "auto"`` resolved from Postfix, and
     what Postfix said (None when no map says "auto": postconf is not run).
-    Logs one line: info when postconf answered, a warning when it could
-    not be asked (DANE precedence is then off for those maps)."""
+    Logs one line (unless ``quiet``: a reload logs it only on a change,
+    :func:`report_dane`): info when postconf answered, a warning when it
+    could not be asked (DANE precedence is then off for those maps)."""
     if not auto_maps(config.maps):
         return config, None
     postfix = await read_postfix_dns(
         reactor, config.postfix.config_directory, executable=executable
     )
+    if not quiet:
+        report_dane(config, postfix)
+    return evolve(config, maps=resolve_dane(config.maps, postfix.level)), postfix
+
+
+def report_dane(config: Config, postfix: PostfixDns) -> None:
+    """The one line about what Postfix said of DANE for ``config``'s
+    "auto" maps."""
     summary = dane_summary(config.maps, postfix)
     emit = log.warn if summary.warn else log.info
     emit(
@@ -148,4 +163,3 @@ async def settle_dane(
         maps=", ".join(summary.maps),
         reason=summary.reason,
     )
-    return evolve(config, maps=resolve_dane(config.maps, postfix.level)), postfix

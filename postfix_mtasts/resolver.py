@@ -53,11 +53,17 @@ def outcome_word(outcome: Outcome) -> str:
 
 
 class PolicyResolver:
-    def __init__(self, txt: TxtResolver, fetcher: PolicyFetcher) -> None:
+    def __init__(
+        self,
+        txt: TxtResolver,
+        fetcher: PolicyFetcher,
+        outcomes: Counter[str] | None = None,
+    ) -> None:
         self._txt = txt
         self._fetcher = fetcher
-        #: Discoveries by outcome (read by metrics): :func:`outcome_word`.
-        self.outcomes: Counter[str] = Counter()
+        #: Discoveries by outcome (read by metrics): :func:`outcome_word`;
+        #: given: the daemon's, kept across reloads.
+        self.outcomes: Counter[str] = Counter() if outcomes is None else outcomes
 
     def resolve(
         self,

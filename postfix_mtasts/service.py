@@ -8,182 +8,84 @@ import gc
 from collections.abc import Callable
 from typing import Any, cast
 
-from attrs import evolve, frozen
+from attrs import field, frozen
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
 
 from postfix_mtasts.admin import Admin
-from postfix_mtasts.cache.store import (
-    CacheUnavailableError,
-    FleetCoordinator,
-    PolicyStore,
-)
 from postfix_mtasts.coordinator import RefreshCoordinator
-from postfix_mtasts.core.config import Config, ConfigError, MapConfig
+from postfix_mtasts.core.config import Config, MapConfig
 from postfix_mtasts.core.decision import Timing
+from postfix_mtasts.core.tally import NetworkCounts
 from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.dnssecprobe import probe_dnssec
 from postfix_mtasts.domains import DomainState
-from postfix_mtasts.fetch import HttpsPolicyFetcher
 from postfix_mtasts.frontdoor import FrontDoor
-from postfix_mtasts.hostnames import DnsHostnameResolver
-from postfix_mtasts.https import make_https_client
 from postfix_mtasts.listeners import listener_service, start_control
 from postfix_mtasts.metrics import metrics_service
-from postfix_mtasts.mxfacts import MxFactsGatherer
+from postfix_mtasts.network import make_network, timing_of
 from postfix_mtasts.refresh import GathersFacts, RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
-from postfix_mtasts.resolver import PolicyResolver
 from postfix_mtasts.sharing import PolicySharing
 from postfix_mtasts.stats import DaemonStats
+from postfix_mtasts.storage import open_sharing
 
 __all__ = [
     "Daemon",
     "LookupParts",
     "assemble_lookup",
     "make_lookup",
-    "open_sharing",
+    "make_refresher",
     "start_daemon",
 ]
 
 log = Logger()
 
 
-async def open_sharing(config: Config, reactor: Any) -> PolicySharing | None:
-    """The stores behind the memory cache; a store that cannot be opened is
-    logged and left out (the daemon then runs without it).  A fleet key file
-    that cannot be used stops the start (exit status 2)."""
-    stores: list[PolicyStore] = []
-    coordinator: FleetCoordinator | None = None
-    fleet_keys: tuple[bytes, ...] = ()
-    if config.redis.url and config.redis.fleet_key_file:
-        from postfix_mtasts.cache.fleet_key import read_fleet_keys
-
-        try:
-            fleet_keys = read_fleet_keys(config.redis.fleet_key_file)
-        except ConfigError as e:
-            log.error("configuration error: {error}", error=str(e))
-            raise SystemExit(2) from None
-    if config.store.path:
-        from postfix_mtasts.cache.sqlite import (
-            SqliteStore,
-            StoreOpenError,
-            thread_runner,
-        )
-
-        run_in_thread, stop = thread_runner(reactor)
-        sqlite = SqliteStore(
-            config.store.path,
-            reactor,
-            run_in_thread=run_in_thread,
-            max_entries=config.cache.max_entries,
-        )
-        try:
-            await sqlite.open()
-        except (StoreOpenError, CacheUnavailableError) as e:
-            stop()
-            log.error(
-                "persistent store {path} unavailable, policies will not survive a "
-                "restart: {error}",
-                path=config.store.path,
-                error=str(e),
-            )
-        else:
-            reactor.addSystemEventTrigger("after", "shutdown", stop)
-            stores.append(sqlite)
-    if config.redis.url:
-        from postfix_mtasts.cache.redis import make_redis
-
-        redis_store, coordinator = make_redis(
-            reactor,
-            config.redis.url,
-            prefix=config.redis.prefix,
-            timeout_s=config.redis.timeout_s,
-            fleet_keys=fleet_keys,
-        )
-        stores.append(redis_store)
-    if not stores:
-        return None
-    return PolicySharing(
-        stores, reactor, coordinator=coordinator, claim_ttl_s=config.redis.claim_ttl_s
-    )
-
-
 @frozen
 class LookupParts:
     """The lookup side of the daemon: Postfix's front door, and the admin
-    face the control socket and the proactive refresher use."""
+    face the control socket and the proactive refresher use; the state a
+    reload keeps (``domains``), the coordinator it retunes, and the counts
+    every DNS client, fetcher and resolver it builds adds to (``counts``,
+    read with the rest by :class:`~postfix_mtasts.stats.DaemonStats`)."""
 
     front_door: FrontDoor
     admin: Admin
     dns: DnsClient | None = None
-    # Read by DaemonStats (metrics, status).
-    coordinator: RefreshCoordinator | None = None
     domains: DomainState | None = None
-    fetcher: HttpsPolicyFetcher | None = None
-    resolver: PolicyResolver | None = None
+    coordinator: RefreshCoordinator | None = None
+    counts: NetworkCounts = field(factory=NetworkCounts)
 
 
 def make_lookup(
     config: Config, reactor: Any, sharing: PolicySharing | None = None
 ) -> LookupParts:
     """The lookup parts with their real DNS, HTTPS and cache parts."""
-    nameservers = list(config.dns.nameservers) or system_nameservers()
-    dns = DnsClient(
-        reactor,
-        nameservers,
-        timeout_s=config.dns.timeout_s,
-        attempts=config.dns.attempts,
-        randomize_case=config.dns.case_randomization,
-    )
-    # Policy host names go through the same DNS client, never getaddrinfo in
-    # the reactor's thread pool; one slot per discovery that can run at once
-    # (two refresh lanes).
-    policy_hosts = DnsHostnameResolver(
-        dns,
-        reactor,
-        max_in_flight=2 * config.fetch.max_in_flight,
-        timeout_s=config.dns.timeout_s * config.dns.attempts,
-    )
-    client = make_https_client(
-        reactor, ca_file=config.fetch.ca_file, name_resolver=policy_hosts
-    )
-    fetcher = HttpsPolicyFetcher(client, reactor, timeout_s=config.fetch.timeout_s)
-    timing = Timing(
-        recheck_interval_s=config.cache.recheck_interval_s,
-        negative_ttl_s=config.cache.negative_ttl_s,
-        failure_backoff_s=config.cache.failure_backoff_s,
-    )
-    resolver = PolicyResolver(dns, fetcher)
+    counts = NetworkCounts()
+    network = make_network(config, reactor, counts)
     parts = assemble_lookup(
-        resolver,
+        network.resolver,
         reactor,
-        timing=timing,
+        timing=timing_of(config),
         maps=config.map_named,
         max_entries=config.cache.max_entries,
         max_in_flight=config.fetch.max_in_flight,
         budget_s=config.server.lookup_budget_s,
         log_lookups=config.log.level == "debug",
         sharing=sharing,
-        facts=facts_gatherer(config, dns, reactor),
+        facts=network.facts,
     )
-    return evolve(parts, dns=dns, fetcher=fetcher, resolver=resolver)
-
-
-def facts_gatherer(
-    config: Config, dns: DnsClient, clock: IReactorTime
-) -> MxFactsGatherer | None:
-    """MX facts are gathered when a map needs them: TLSA for DANE
-    precedence (``dane`` resolved on, :attr:`MapConfig.dane_on`), MX
-    names alone for ``match = "mx"``; None when no map does."""
-    maps = [profile for _, profile in config.maps]
-    tlsa = any(profile.dane_on for profile in maps)
-    if not tlsa and not any(profile.match == "mx" for profile in maps):
-        return None
-    return MxFactsGatherer(
-        dns, clock, tlsa=tlsa, max_ttl_s=config.cache.recheck_interval_s
+    return LookupParts(
+        parts.front_door,
+        parts.admin,
+        network.dns,
+        parts.domains,
+        parts.coordinator,
+        counts,
     )
 
 
@@ -221,7 +123,7 @@ def assemble_lookup(
         gathers_facts=facts is not None,
     )
     admin = Admin(domains, coordinator, clock, sharing)
-    return LookupParts(front_door, admin, coordinator=coordinator, domains=domains)
+    return LookupParts(front_door, admin, None, domains, coordinator)
 
 
 def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:
@@ -245,7 +147,9 @@ def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None
 
 
 class Daemon(MultiService):
-    """The running daemon: listeners, refresher, control socket, stores."""
+    """The running daemon: listeners, refresher, control socket, stores,
+    and its figures (``stats``, for ``status`` and ``/metrics``).
+    ``listeners`` by endpoint and ``refresher`` are what a reload changes."""
 
     def __init__(
         self, lookup: LookupParts, sharing: PolicySharing | None, clock: IReactorTime
@@ -253,7 +157,19 @@ class Daemon(MultiService):
         super().__init__()  # type: ignore[no-untyped-call]
         self.lookup = lookup
         self.sharing = sharing
-        self.stats = make_stats(lookup, sharing, self, clock)
+        self.listeners: dict[str, StreamServerEndpointService] = {}
+        self.refresher: Refresher | None = None
+        # Every part read here lives as long as the daemon: a reload retunes
+        # them or, for the parts it builds anew, hands them these counts.
+        self.stats = DaemonStats(
+            clock,
+            tally=lookup.front_door.tally,
+            policies=lookup.domains,
+            backlog=lookup.coordinator,
+            network=lookup.counts,
+            stores=sharing.stores if sharing is not None else (),
+            services=self,  # listeners read from the tree at each scrape
+        )
         globalLogPublisher.addObserver(cast(ILogObserver, self.stats.errors))
 
     def stopService(self) -> Deferred[None]:
@@ -263,6 +179,21 @@ class Daemon(MultiService):
         if sharing is not None:
             stopped.addCallback(lambda _: Deferred.fromCoroutine(sharing.close()))
         return stopped
+
+
+def make_refresher(config: Config, admin: Admin, reactor: Any) -> Refresher | None:
+    """The proactive refresher ``[refresh]`` asks for, unstarted."""
+    if not config.refresh.enabled:
+        return None
+    return Refresher(
+        admin,
+        reactor,
+        interval_s=config.refresh.interval_s,
+        refetch_after_s=config.refresh.refetch_after_s,
+        recheck_interval_s=config.cache.recheck_interval_s,
+        recently_used_s=config.refresh.recently_used_s,
+        max_in_flight=config.refresh.max_in_flight,
+    )
 
 
 async def start_daemon(config: Config, reactor: Any) -> Daemon:
@@ -281,17 +212,11 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
             listener, config.server, lookup.front_door.lookup, reactor
         )
         service.setServiceParent(daemon)
-    if config.refresh.enabled:
-        Refresher(
-            lookup.admin,
-            reactor,
-            interval_s=config.refresh.interval_s,
-            refetch_after_s=config.refresh.refetch_after_s,
-            recheck_interval_s=config.cache.recheck_interval_s,
-            recently_used_s=config.refresh.recently_used_s,
-            max_in_flight=config.refresh.max_in_flight,
-        ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
-    if config.metrics.endpoint:
+        daemon.listeners[listener.endpoint] = service
+    daemon.refresher = make_refresher(config, lookup.admin, reactor)
+    if daemon.refresher is not None:
+        daemon.refresher.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    if config.metrics.endpoint:  # [metrics] needs a restart (config_diff)
         metrics = metrics_service(
             config.metrics.endpoint, daemon.stats.snapshot, reactor
         )
@@ -300,33 +225,8 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
     daemon.startService()  # type: ignore[no-untyped-call]
     check_resolver(config, lookup)
     if config.control.socket:
-        start_control(
-            config.control.socket,
-            lookup.admin,
-            reactor,
-            daemon,
-            status=daemon.stats.status,
-        )
+        status = daemon.stats.status
+        start_control(config.control.socket, lookup.admin, reactor, daemon, status)
     if config.metrics.endpoint:
         log.info("metrics on {endpoint}", endpoint=config.metrics.endpoint)
     return daemon
-
-
-def make_stats(
-    lookup: LookupParts,
-    sharing: PolicySharing | None,
-    services: MultiService,
-    clock: IReactorTime,
-) -> DaemonStats:
-    """The daemon's figures, read from the parts that count them."""
-    return DaemonStats(
-        clock,
-        tally=lookup.front_door.tally,
-        policies=lookup.domains,
-        backlog=lookup.coordinator,
-        dns=lookup.dns,
-        fetcher=lookup.fetcher,
-        resolver=lookup.resolver,
-        stores=sharing.stores if sharing is not None else (),
-        services=services,
-    )

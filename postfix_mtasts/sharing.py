@@ -124,6 +124,14 @@ class PolicySharing:
         for store in self._stores:
             self._quietly(store.delete(domain))
 
+    def resize(self, max_entries: int) -> None:
+        """A reload's ``[cache] max_entries`` for the stores that keep a
+        bound of their own (the SQLite file)."""
+        for store in self._stores:
+            resize = getattr(store, "resize", None)
+            if callable(resize):
+                resize(max_entries)
+
     async def close(self) -> None:
         for store in self._stores:
             try:

@@ -1,9 +1,12 @@
 # -*- test-case-name: tests.unit.test_stats -*-
 """The daemon's figures in one place, for ``/metrics`` and ``status``.
 
-Counters live where their events happen (the front door, the DNS client,
-the fetcher, the resolver, the stores); :class:`DaemonStats` only reads
-them, at scrape time, into a :class:`Snapshot` of plain data.  Nothing here
+Counters are kept where their events happen (the front door, the stores)
+or, for the DNS client, the fetcher and the resolver that each reload
+builds anew, in the daemon's one
+:class:`~postfix_mtasts.core.tally.NetworkCounts` they all count into;
+:class:`DaemonStats` only reads them, at scrape time, into a
+:class:`Snapshot` of plain data.  Nothing here
 runs per lookup.  :class:`ErrorRing` is a log observer that keeps the last
 warnings and errors for ``postfix-mtasts status``.
 """
@@ -21,7 +24,7 @@ from twisted.logger import LogEvent, LogLevel, formatEvent
 
 from postfix_mtasts import __version__
 from postfix_mtasts.connections import LookupFactory
-from postfix_mtasts.core.tally import Histogram, LookupKey, LookupTally
+from postfix_mtasts.core.tally import LookupKey, LookupTally, NetworkCounts
 from postfix_mtasts.core.text import cut, utc_timestamp
 
 __all__ = [
@@ -121,21 +124,6 @@ class Snapshot:
         return dict(out)
 
 
-class _Counted(Protocol):
-    @property
-    def results(self) -> Mapping[Any, int]: ...
-
-
-class _Fetcher(_Counted, Protocol):
-    @property
-    def durations(self) -> Histogram: ...
-
-
-class _Resolver(Protocol):
-    @property
-    def outcomes(self) -> Mapping[str, int]: ...
-
-
 class _Store(Protocol):
     @property
     def up(self) -> bool: ...
@@ -163,9 +151,7 @@ class DaemonStats:
         tally: LookupTally,
         policies: _Modes | None = None,
         backlog: _Backlog | None = None,
-        dns: _Counted | None = None,
-        fetcher: _Fetcher | None = None,
-        resolver: _Resolver | None = None,
+        network: NetworkCounts | None = None,
         stores: Iterable[object] = (),
         services: MultiService | None = None,
         errors: ErrorRing | None = None,
@@ -175,30 +161,26 @@ class DaemonStats:
         self.started_at = clock.seconds()
         self._tally, self._policies = tally, policies
         self._backlog = backlog
-        self._dns, self._fetcher, self._resolver = dns, fetcher, resolver
+        self._network = NetworkCounts() if network is None else network
         self._stores = tuple(stores)
         self._services = services
         self.errors = ErrorRing() if errors is None else errors
         self._version = version
 
     def snapshot(self) -> Snapshot:
-        fetcher = self._fetcher
-        histogram = fetcher.durations if fetcher is not None else None
+        network = self._network
+        histogram = network.fetch_seconds
         return Snapshot(
             version=self._version,
             started_at=self.started_at,
             now=self._clock.seconds(),
             lookups=tuple(self._tally.rows()),
             policies=self._policies.modes() if self._policies is not None else {},
-            fetches=dict(fetcher.results) if fetcher is not None else {},
-            fetch_seconds=tuple(histogram.cumulative())
-            if histogram is not None
-            else (),
-            fetch_seconds_sum=histogram.sum if histogram is not None else 0.0,
-            dns=dict(self._dns.results) if self._dns is not None else {},
-            discoveries=(
-                dict(self._resolver.outcomes) if self._resolver is not None else {}
-            ),
+            fetches=dict(network.fetches),
+            fetch_seconds=tuple(histogram.cumulative()),
+            fetch_seconds_sum=histogram.sum,
+            dns=dict(network.dns),
+            discoveries=dict(network.discoveries),
             refresh_pending=(
                 self._backlog.pending() if self._backlog is not None else 0
             ),

@@ -58,7 +58,7 @@ class SpentBudgets:
         interval_s: float = SPENT_LOG_INTERVAL_S,
     ) -> None:
         self._clock, self._log = clock, log
-        self._budget_s, self._interval_s = budget_s, interval_s
+        self.budget_s, self._interval_s = budget_s, interval_s
         # domain -> lookups answered since its last line
         self._counts: dict[str, int] = {}
 
@@ -79,7 +79,7 @@ class SpentBudgets:
             "from what is known: {count}; discovery goes on",
             domain=domain,
             count=count,
-            budget_s=self._budget_s,
+            budget_s=self.budget_s,
         )
         self._counts[domain] = 0
         self._clock.callLater(self._interval_s, self._flush, domain)

@@ -53,10 +53,15 @@ class MemoryCache:
         self.modes[entry.policy.mode] += 1
         self._entries[entry.domain] = entry
         self._entries.move_to_end(entry.domain)
+        return self.trim(keep=entry.domain)
+
+    def trim(self, keep: str | None = None) -> list[str]:
+        """Evict the least recently used (never ``keep`` nor one in use)
+        down to ``max_entries``; returns the domains evicted."""
         evicted = []
         while len(self._entries) > self.max_entries:
             victim = next(
-                (d for d in self._entries if d != entry.domain and not self._in_use(d)),
+                (d for d in self._entries if d != keep and not self._in_use(d)),
                 None,
             )
             if victim is None:

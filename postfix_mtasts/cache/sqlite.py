@@ -179,6 +179,12 @@ class SqliteStore:
         now = self._clock.seconds()
         return self._run("prune", lambda db: prune(db, now, self._max_entries))
 
+    def resize(self, max_entries: int) -> None:
+        """Keep at most ``max_entries`` from the next write on (a reload)."""
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self._max_entries = max_entries
+
     def close(self) -> Deferred[None]:
         if self._closing:
             return succeed(None)

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from postfix_mtasts.cli.serve import run_serve
 
-        return run_serve(config)
+        return run_serve(config, args.config)
     if args.command == "cache":
         from postfix_mtasts.cli.cache import run_cache
 

@@ -1,20 +1,32 @@
-# -*- test-case-name: tests.integration.test_daemon -*-
-"""``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT."""
+# -*- test-case-name: tests.integration.test_daemon,tests.integration.test_systemd -*-
+"""``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT; SIGHUP
+reloads the configuration (:mod:`postfix_mtasts.reload`)."""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config
-from postfix_mtasts.journal import make_observer, start_logging
+from postfix_mtasts.core.sdmessage import status_line, watchdog_interval_s
+from postfix_mtasts.journal import ObserverSwitch, make_observer, start_logging
+from postfix_mtasts.listeners import ListenerError
 from postfix_mtasts.postconf import settle_dane
+from postfix_mtasts.reload import Reloader
+from postfix_mtasts.sdnotify import (
+    Heartbeat,
+    Notifier,
+    notifier,
+    notify_ready,
+    notify_reloading,
+)
 from postfix_mtasts.service import Daemon, start_daemon
 
 __all__ = ["run_serve"]
@@ -22,14 +34,27 @@ __all__ = ["run_serve"]
 log = Logger()
 
 
-def run_serve(config: Config) -> int:
-    start_logging(
+def run_serve(config: Config, path: str | None = None) -> int:
+    """Run the daemon; SIGHUP reloads ``path`` (the ``--config`` file)."""
+    logging = ObserverSwitch(
         make_observer(sys.stdout, level=config.log.level, fmt=config.log.format)
     )
+    start_logging(cast(ILogObserver, logging))
+
+    from twisted.internet import reactor as global_reactor  # noqa: TID251 (cli/)
+
+    reloader = Reloader(path, global_reactor, logging=logging, on_state=_tell_systemd)
+    reloader.install()  # from now on; a SIGHUP during start-up waits for its end
 
     async def main(reactor: Any) -> None:
+        systemd = notifier()
+        heartbeat = Heartbeat(
+            systemd, reactor, watchdog_s=watchdog_interval_s(os.environ, os.getpid())
+        )
+        heartbeat.start_watchdog()  # the store load may be long: ping through it
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
+        systemd.status("starting: loading stored policies")
         # Before listening: every answer uses the resolved dane settings.
         settled, _ = await settle_dane(config, reactor)
         try:
@@ -37,13 +62,36 @@ def run_serve(config: Config) -> int:
         except CannotListenError as e:
             log.error("cannot listen: {error}", error=str(e))
             raise SystemExit(1) from None
+        except ListenerError as e:
+            log.error("{error}", error=str(e))
+            raise SystemExit(2 if e.config_problem else 1) from None
         log.info("postfix-mtasts {version} started", version=__version__)
-        reactor.addSystemEventTrigger("before", "shutdown", _stop, daemon)
+        # Every listener is bound (and owned) and the store loaded (F9).
+        systemd.status_source = lambda: status_line(
+            daemon.lookup.admin.policy_count(),
+            [x.endpoint for x in (reloader.config or settled).listeners],
+        )
+        systemd.ready()
+        heartbeat.start_status()
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", _stop, daemon, systemd, heartbeat
+        )
+        reloader.started(daemon, settled)
         await Deferred()  # runs until a signal stops the reactor
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
-def _stop(daemon: Daemon) -> Deferred[None]:
+def _tell_systemd(state: str) -> None:
+    """A reload begins (RELOADING=1) or ends, applied or not (READY=1)."""
+    if state == "reloading":
+        notify_reloading()
+    else:
+        notify_ready()
+
+
+def _stop(daemon: Daemon, systemd: Notifier, heartbeat: Heartbeat) -> Deferred[None]:
+    systemd.stopping()
+    heartbeat.stop()
     log.info("postfix-mtasts stopping")
     return daemon.stopService()

@@ -21,6 +21,7 @@ __all__ = [
     "ListenerProtocol",
     "listen_backlog",
     "parse_listeners",
+    "unix_path",
     "with_backlog",
 ]
 
@@ -125,6 +126,14 @@ def with_backlog(endpoint: str, backlog: int) -> str:
     if "backlog" in kwargs or len(args) > position:
         return endpoint
     return f"{endpoint}:backlog={backlog}"
+
+
+def unix_path(endpoint: str) -> str | None:
+    """The socket path of a ``unix:`` endpoint (None for other kinds)."""
+    args, kwargs = _split_endpoint(endpoint)
+    if args[0] != "unix":
+        return None
+    return kwargs.get("address", args[1] if len(args) > 1 else "")
 
 
 def _split_endpoint(endpoint: str) -> tuple[list[str], dict[str, str]]:

@@ -5,6 +5,9 @@ Pure.  :class:`LookupTally` hands out one mutable cell per (map, answer,
 cache) so the front door can remember a cell with a cached answer and count
 a repeated lookup with ``cell[0] += 1``: no hashing, no allocation.
 :class:`Histogram` keeps cumulative-ready bucket counts of one duration.
+:class:`NetworkCounts` holds the DNS, fetch and discovery counts: made once
+per daemon and handed to each DNS client, fetcher and resolver a reload
+builds, so the counts run on across reloads.
 The metrics endpoint and ``postfix-mtasts status`` read both at scrape time.
 Every label value comes from a small fixed set (configured map names, status
 words, levels), never from a peer, so the number of series stays bounded.
@@ -13,7 +16,10 @@ words, levels), never from a peer, so the number of series stays bounded.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterator, Sequence
+
+from attrs import define, field
 
 from postfix_mtasts.core.answer import Answer
 
@@ -26,6 +32,7 @@ __all__ = [
     "Histogram",
     "LookupKey",
     "LookupTally",
+    "NetworkCounts",
     "answer_labels",
 ]
 
@@ -107,3 +114,18 @@ class Histogram:
             running += count
             out.append((bound, running))
         return out
+
+
+@define
+class NetworkCounts:
+    """What the network side counts, kept apart from the parts that count
+    it: a reload replaces those parts, and an old part still finishing a
+    fetch counts into the same place."""
+
+    #: (query type, rcode word or "timeout"/"error") -> DNS questions
+    dns: Counter[tuple[str, str]] = field(factory=Counter)
+    #: Fetches by result: "ok" or the fault's word.
+    fetches: Counter[str] = field(factory=Counter)
+    fetch_seconds: Histogram = field(factory=Histogram)
+    #: Discoveries by outcome word.
+    discoveries: Counter[str] = field(factory=Counter)

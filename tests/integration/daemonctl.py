@@ -53,25 +53,24 @@ def start_daemon(
     maps: str = "",
     extra: str = "",
     dns: str = "",
+    fetch: str = "",
     store: str | None = None,
     control: str | None = None,
 ) -> Proc:
     """`postfix-mtasts serve` named ``name`` in $P-mta, trusting only the
     test CA, with its store and control socket in the world's work dir;
     returns once its socketmap port accepts connections."""
-    work = world.work / name
-    work.mkdir(exist_ok=True)
-    config = work / "daemon.toml"
-    config.write_text(
-        BASE_CONFIG.format(
-            port=port,
-            listeners=listeners.format(work=work),
-            maps=maps,
-            extra=extra,
-            dns=dns,
-            store=work / "policies.sqlite3" if store is None else store,
-            control=work / "control.sock" if control is None else control,
-        )
+    config = write_config(
+        world,
+        name,
+        port=port,
+        listeners=listeners,
+        maps=maps,
+        extra=extra,
+        dns=dns,
+        fetch=fetch,
+        store=store,
+        control=control,
     )
     proc = world.spawn(
         "mta",
@@ -80,6 +79,38 @@ def start_daemon(
     )
     world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
     return proc
+
+
+def write_config(
+    world: World,
+    name: str,
+    *,
+    port: int,
+    listeners: str = "",
+    maps: str = "",
+    extra: str = "",
+    dns: str = "",
+    fetch: str = "",
+    store: str | None = None,
+    control: str | None = None,
+) -> Path:
+    """(Re)write daemon ``name``'s configuration file; its path."""
+    work = world.work / name
+    work.mkdir(exist_ok=True)
+    config = work / "daemon.toml"
+    text = BASE_CONFIG.format(
+        port=port,
+        listeners=listeners.format(work=work),
+        maps=maps,
+        extra=extra,
+        dns=dns,
+        store=work / "policies.sqlite3" if store is None else store,
+        control=work / "control.sock" if control is None else control,
+    )
+    # ``fetch`` lines join the [fetch] table (a second one is invalid TOML).
+    fetch_table = "[fetch]\ntimeout = 10.0\n"
+    config.write_text(text.replace(fetch_table, fetch_table + fetch + "\n"))
+    return config
 
 
 def control_socket(world: World, name: str) -> Path:

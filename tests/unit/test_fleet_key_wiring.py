@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.cache.redis import RedisStore
 from postfix_mtasts.core.config import Config, RedisConfig, StoreConfig
-from postfix_mtasts.service import open_sharing
+from postfix_mtasts.storage import open_sharing
 
 KEY = b"f" * 64
 

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.core.config import ListenerConfig, ServerConfig
 from postfix_mtasts.core.config_listeners import listen_backlog, with_backlog
-from postfix_mtasts.listeners import listener_service
+from postfix_mtasts.listeners import ListenerError, listener_service
 
 
 def lookup(map_name: str, key: bytes, source: object) -> Answer:
@@ -61,3 +61,51 @@ class BacklogTests(SynchronousTestCase):
         )
         service.privilegedStartService()
         self.assertEqual(reactor.tcpServers[1][2], 4096)
+
+
+class OwnershipTests(SynchronousTestCase):
+    def test_unknown_group_fails_before_binding(self) -> None:
+        """A group (or owner) that does not exist is a configuration error
+        naming the socket and the group, raised before anything is bound
+        (F7: the socket must never listen with the wrong group)."""
+        reactor = MemoryReactor()
+        for key in ("group", "owner"):
+            name = "no-such-name-4711"
+            listener = ListenerConfig(
+                "unix:/run/x/m.sock:mode=660",
+                owner=name if key == "owner" else None,
+                group=name if key == "group" else None,
+            )
+            with self.assertRaises(ListenerError) as raised:
+                listener_service(listener, ServerConfig(), lookup, reactor)
+            self.assertTrue(raised.exception.config_problem)
+            message = str(raised.exception)
+            self.assertIn("/run/x/m.sock", message)
+            self.assertIn(f"{key} 'no-such-name-4711'", message)
+            self.assertNotIn("\n", message)
+        self.assertEqual(reactor.unixServers, [])
+
+    def test_chown_failure_stops_the_start(self) -> None:
+        """A chown the system refuses raises from privilegedStartService (an
+        OS error, not a configuration one) and closes the port, instead of
+        a 'started' daemon with the wrong group and a traceback at
+        shutdown (issue 11; F7)."""
+        reactor = MemoryReactor()
+        listener = ListenerConfig("unix:/nonexistent/m.sock", group="root")
+        service = listener_service(listener, ServerConfig(), lookup, reactor)
+        with self.assertRaises(ListenerError) as raised:
+            service.privilegedStartService()
+        self.assertFalse(raised.exception.config_problem)
+        self.assertIn("unix socket /nonexistent/m.sock", str(raised.exception))
+        self.assertIn("group='root'", str(raised.exception))
+        self.assertEqual(len(reactor.unixServers), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_systemd_socket_not_passed(self) -> None:
+        """A systemd: endpoint whose socket systemd did not pass is one
+        configuration error naming the endpoint, not a traceback."""
+        listener = ListenerConfig("systemd:domain=INET:name=nosuchname")
+        with self.assertRaises(ListenerError) as raised:
+            listener_service(listener, ServerConfig(), lookup, MemoryReactor())
+        self.assertTrue(raised.exception.config_problem)
+        self.assertIn("systemd:domain=INET:name=nosuchname", str(raised.exception))

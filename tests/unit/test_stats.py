@@ -17,18 +17,16 @@ from postfix_mtasts.connections import LookupFactory
 from postfix_mtasts.control import AdminCommands
 from postfix_mtasts.core.answer import Answer, TlsPolicyValue
 from postfix_mtasts.core.config import ListenerConfig
-from postfix_mtasts.core.tally import CACHE_HIT, CACHE_MISS, Histogram, LookupTally
+from postfix_mtasts.core.tally import (
+    CACHE_HIT,
+    CACHE_MISS,
+    LookupTally,
+    NetworkCounts,
+)
 from postfix_mtasts.protocols import SocketmapProtocol
 from postfix_mtasts.stats import MAX_ERRORS_KEPT, DaemonStats, ErrorRing
 
 SECURE = Answer.ok(TlsPolicyValue("secure", ("mx.example",), "hostname"))
-
-
-class FakeCounted:
-    def __init__(self, results: dict[object, int]) -> None:
-        self.results = Counter(results)
-        self.durations = Histogram()
-        self.outcomes = Counter({"fetched": 2})
 
 
 class FakeBacklog:
@@ -72,15 +70,17 @@ class StatsTests(SynchronousTestCase):
         nested = MultiService()
         nested.setServiceParent(services)
         FakeListener("unix:/run/x.sock", 0).setServiceParent(nested)
-        fetcher = FakeCounted({"ok": 4, "timeout": 1})
+        network = NetworkCounts(
+            dns=Counter({("txt", "noerror"): 9}),
+            fetches=Counter({"ok": 4, "timeout": 1}),
+            discoveries=Counter({"fetched": 2}),
+        )
         self.stats = DaemonStats(
             self.clock,
             tally=self.tally,
             policies=FakeModes(),
             backlog=FakeBacklog(),
-            dns=FakeCounted({("txt", "noerror"): 9}),
-            fetcher=fetcher,
-            resolver=fetcher,
+            network=network,
             stores=(FakeStore("sqlite", True, 0), FakeStore("redis", False, 5)),
             services=services,
             version="1.2.3",
