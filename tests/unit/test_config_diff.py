@@ -70,6 +70,21 @@ class DiffTests(SynchronousTestCase):
         self.assertEqual(changed, ("dns.attempts",))
         self.assertEqual(restart, ("store.path", "redis.url", "control.socket"))
 
+    def test_metrics_endpoint_needs_a_restart(self) -> None:
+        """[metrics] is bound once at start (beside the listeners, it is
+        not one of them): an endpoint or allow_remote change is listed for
+        a restart, never applied, while the rest of the file still is."""
+        before = BASE + "[metrics]\nendpoint = 'tcp:9461:interface=127.0.0.1'\n"
+        after = BASE + (
+            "[metrics]\nendpoint = 'tcp:9462:interface=::1'\nallow_remote = true\n"
+            "[fetch]\ntimeout = 5\n"
+        )
+        changed, restart = self.diff(before, after)
+        self.assertEqual(changed, ("fetch.timeout",))
+        self.assertEqual(restart, ("metrics.endpoint", "metrics.allow_remote"))
+        _, restart = self.diff(BASE, before)  # switched on: a restart too
+        self.assertEqual(restart, ("metrics.endpoint",))
+
     def test_listeners_by_endpoint(self) -> None:
         """A listener whose endpoint stays is kept (its socket untouched),
         even if it moved in the list; the others are added or removed.  A

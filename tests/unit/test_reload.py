@@ -116,6 +116,7 @@ class ReloadTests(SynchronousTestCase):
         self.daemon: Daemon = self.successResultOf(
             Deferred.fromCoroutine(start_daemon(self.config, self.reactor))
         )
+        self.addCleanup(self.daemon.stopService)  # its log observer too
         self.reloader.started(self.daemon, self.config)
         entry = CacheEntry.fetched(
             "testing.example", "1", make_policy(Mode.TESTING), self.reactor.seconds()
