@@ -4,7 +4,7 @@
 Kept: the cache (:class:`~postfix_mtasts.domains.DomainState`, resized to
 ``max_entries``), the stores, the control socket, every open connection and
 every listener whose endpoint stays.  Made anew: the DNS and HTTPS parts
-(:class:`~postfix_mtasts.service.Network`: new fetches trust the CA file as
+(:class:`~postfix_mtasts.network.Network`: new fetches trust the CA file as
 read now) and the refresh round they serve; the proactive refresher when
 its settings change.  Retuned: the front door (maps, timing, budget), the
 coordinator's bound, each listener factory's limits, the log observer.
