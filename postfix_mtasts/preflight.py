@@ -5,7 +5,7 @@
 without touching the system; these checks look at the system, before any
 socket is bound: the CA file can be read and holds certificates, a unix
 socket's directory exists and its owner and group are known users and
-groups, a ``systemd:`` endpoint was passed by systemd, the store's
+groups, a listener's interface given as a host name resolves, a ``systemd:`` endpoint was passed by systemd, the store's
 directory exists, the fleet key file can be used, Postfix's configuration
 directory is one.  Each fault is
 a :class:`ConfigError` naming the key, which ``postfix-mtasts serve`` turns
@@ -15,8 +15,10 @@ into one error line and exit status 2, like any other configuration error.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import pwd
+import socket
 from collections.abc import Mapping
 
 from postfix_mtasts.cache.fleet_key import read_fleet_keys
@@ -73,6 +75,10 @@ def _check_listener(
     endpoint = parse_endpoint(listener.endpoint)  # checked at load: cannot fail
     if endpoint.kind == "unix":
         _check_parent(f"{where}.endpoint", endpoint.params["address"])
+    if endpoint.kind in ("tcp", "tcp6"):
+        _check_interface(
+            f"{where}.endpoint", endpoint.kind, endpoint.params["interface"]
+        )
     if endpoint.kind == "systemd":
         _check_systemd(f"{where}.endpoint", endpoint.params, environ, pid)
     if listener.owner is not None:
@@ -85,6 +91,27 @@ def _check_listener(
             grp.getgrnam(listener.group)
         except KeyError:
             raise ConfigError(f"{where}.group: no group {listener.group!r}") from None
+
+
+def _check_interface(where: str, kind: str, interface: str) -> None:
+    """A host name given as the interface resolves (for the address family
+    Twisted binds: IPv4 for tcp:, IPv6 for tcp6:)."""
+    if not interface or _is_address(interface):
+        return
+    family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
+    try:
+        socket.getaddrinfo(interface, None, family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"{where}: interface {interface!r}: {reason}") from None
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_parent(where: str, path: str) -> None:

@@ -75,8 +75,11 @@ MAX_WAIT_S = 90.0
 #: RFC 8461 §3.3: wait at least 5 minutes after a failed fetch (spec B14).
 MIN_FAILURE_BACKOFF_S = 300.0
 
-DEFAULT_STORE_PATH = "/var/lib/postfix-mtasts/policies.sqlite3"
-DEFAULT_CONTROL_SOCKET = "/run/postfix-mtasts/control.sock"
+#: The built-in defaults write nothing to disk: memory only, no control
+#: socket.  conf/postfix-mtasts.toml names the store and the socket in the
+#: unit's StateDirectory= and RuntimeDirectory=.
+DEFAULT_STORE_PATH = ""
+DEFAULT_CONTROL_SOCKET = ""
 
 _G14 = "Postfix gives up on a reply after 100 s, G14"
 _D11 = "re-check the TXT id well before Postfix bounces mail, D11"

@@ -44,10 +44,15 @@ _DECIMAL = re.compile(r"[0-9]{1,9}")
 _OCTAL = re.compile(r"[0-7]{1,4}")
 _FD_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
 _DOMAINS = ("INET", "INET6", "UNIX")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: A host name: letters first in its last label, so never an IPv4 address.
+_HOST_NAME = re.compile(
+    rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?"
+)
+_IPV4 = re.compile(r"[0-9.]+")
 _IPV6_HINT = (
-    r"; escape each colon of an IPv6 address, as in tcp6:8461:interface=\:\:1 "
-    r"(in TOML: 'tcp6:8461:interface=\:\:1' or "
-    r'"tcp6:8461:interface=\\:\\:1")'
+    r"; escape each colon of an IPv6 address: interface=\:\:1 (inside a "
+    r'TOML "..." string: interface=\\:\\:1)'
 )
 
 
@@ -121,26 +126,27 @@ def parse_endpoint(endpoint: str) -> Endpoint:
 def _check_tcp(params: dict[str, str], hint: str) -> None:
     _port(params["port"])
     _backlog(params["backlog"])
-    interface = params["interface"]
-    if interface in ("", "localhost"):
-        return
-    try:
-        ipaddress.ip_address(interface)
-    except ValueError:
-        raise EndpointError(
-            f"interface: expected an IP address, got {interface!r}{hint}"
-        ) from None
+    _interface(params["interface"], "an IP address or a host name", hint)
 
 
 def _check_tcp6(params: dict[str, str], hint: str) -> None:
     _port(params["port"])
     _backlog(params["backlog"])
     interface = params["interface"]
+    if ":" not in interface and _IPV4.fullmatch(interface):
+        raise EndpointError(f"interface: expected an IPv6 address, got {interface!r}")
+    _interface(interface, "an IPv6 address or a host name", hint)
+
+
+def _interface(interface: str, expected: str, hint: str) -> None:
+    """An IP address, or a host name (resolved by the start-up checks)."""
+    if interface == "" or _HOST_NAME.fullmatch(interface):
+        return
     try:
-        ipaddress.IPv6Address(interface)
+        ipaddress.ip_address(interface)
     except ValueError:
         raise EndpointError(
-            f"interface: expected an IPv6 address, got {interface!r}{hint}"
+            f"interface: expected {expected}, got {interface!r}{hint}"
         ) from None
 
 
