@@ -19,14 +19,17 @@ import ipaddress
 import os
 import pwd
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from postfix_mtasts.cache.fleet_key import read_fleet_keys
 from postfix_mtasts.core.config import Config, ConfigError, ListenerConfig
 from postfix_mtasts.core.endpoint import parse_endpoint
 from postfix_mtasts.https import load_pem_certificates
 
-__all__ = ["check_ca_file", "check_serve"]
+__all__ = ["Resolve", "check_ca_file", "check_serve"]
+
+#: socket.getaddrinfo's shape: (host, port, family, type).
+Resolve = Callable[[str, None, int, int], object]
 
 
 def check_serve(
@@ -34,15 +37,16 @@ def check_serve(
     *,
     environ: Mapping[str, str] = os.environ,
     pid: int | None = None,
+    resolve: Resolve = socket.getaddrinfo,
 ) -> None:
     """Everything ``serve`` needs from the system that the configuration
     names; ``environ`` and ``pid`` are where systemd's LISTEN_* variables
-    are read and the process they must name (default: this one)."""
+    are read and the process they must name (default: this one);
+    ``resolve`` is getaddrinfo, for an interface given as a host name."""
     check_ca_file(config)
+    me = os.getpid() if pid is None else pid
     for i, listener in enumerate(config.listeners):
-        _check_listener(
-            f"listener[{i}]", listener, environ, os.getpid() if pid is None else pid
-        )
+        _check_listener(f"listener[{i}]", listener, environ, me, resolve)
     if config.store.path:
         _check_parent("store.path", config.store.path)
     if config.redis.url and config.redis.fleet_key_file:
@@ -70,14 +74,18 @@ def check_ca_file(config: Config) -> None:
 
 
 def _check_listener(
-    where: str, listener: ListenerConfig, environ: Mapping[str, str], pid: int
+    where: str,
+    listener: ListenerConfig,
+    environ: Mapping[str, str],
+    pid: int,
+    resolve: Resolve,
 ) -> None:
     endpoint = parse_endpoint(listener.endpoint)  # checked at load: cannot fail
     if endpoint.kind == "unix":
         _check_parent(f"{where}.endpoint", endpoint.params["address"])
     if endpoint.kind in ("tcp", "tcp6"):
         _check_interface(
-            f"{where}.endpoint", endpoint.kind, endpoint.params["interface"]
+            f"{where}.endpoint", endpoint.kind, endpoint.params["interface"], resolve
         )
     if endpoint.kind == "systemd":
         _check_systemd(f"{where}.endpoint", endpoint.params, environ, pid)
@@ -93,14 +101,14 @@ def _check_listener(
             raise ConfigError(f"{where}.group: no group {listener.group!r}") from None
 
 
-def _check_interface(where: str, kind: str, interface: str) -> None:
+def _check_interface(where: str, kind: str, interface: str, resolve: Resolve) -> None:
     """A host name given as the interface resolves (for the address family
     Twisted binds: IPv4 for tcp:, IPv6 for tcp6:)."""
     if not interface or _is_address(interface):
         return
     family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
     try:
-        socket.getaddrinfo(interface, None, family, socket.SOCK_STREAM)
+        resolve(interface, None, family, socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise ConfigError(f"{where}: interface {interface!r}: {reason}") from None

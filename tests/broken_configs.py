@@ -16,7 +16,10 @@ BASE = """
 [[listener]]
 endpoint = "tcp:{port}:interface=127.0.0.1"
 """
-_NO_DISK = {"[store]": '\n[store]\npath = ""\n', "[control]": '\n[control]\nsocket = ""\n'}
+_NO_DISK = {
+    "[store]": '\n[store]\npath = ""\n',
+    "[control]": '\n[control]\nsocket = ""\n',
+}
 
 
 @frozen
@@ -107,7 +110,12 @@ CASES: tuple[BrokenConfig, ...] = (
         2,
         ("listener[0]", "interface"),
     ),
-    _C("interface not an address", _listener("tcp:8461:interface=lo"), 2, ("lo",)),
+    _C(
+        "interface not an address",
+        _listener("tcp:8461:interface=127.0.0.1.5"),
+        2,
+        ("listener[0].endpoint", "127.0.0.1.5"),
+    ),
     _C("backlog word", _listener("tcp:8461:backlog=many"), 2, ("backlog",)),
     _C("unix mode", _listener("unix:{work}/a.sock:mode=999"), 2, ("mode",)),
     _C("unix relative", _listener("unix:a.sock"), 2, ("listener[0]", "a.sock")),
@@ -117,8 +125,15 @@ CASES: tuple[BrokenConfig, ...] = (
         2,
         ("listener[0]", "no-dir"),
     ),
-    _C("systemd without fds", _listener("systemd:domain=INET:index=0"), 2, ("systemd",)),
-    _C("protocol word", _listener("tcp:8461", 'protocol = "sockmap"\n'), 2, ("protocol",)),
+    _C(
+        "systemd without fds", _listener("systemd:domain=INET:index=0"), 2, ("systemd",)
+    ),
+    _C(
+        "protocol word",
+        _listener("tcp:8461", 'protocol = "sockmap"\n'),
+        2,
+        ("protocol",),
+    ),
     _C(
         "unknown socket group",
         _listener("unix:{work}/g.sock", 'group = "no-such-group"\n'),
