@@ -24,8 +24,8 @@ _NO_DISK = {
 
 @frozen
 class BrokenConfig:
-    """``toml`` after :data:`BASE`; ``{work}`` is a scratch directory,
-    ``{busy}`` a loopback port something else listens on.  ``status``: 2 for
+    """``toml`` before :data:`BASE`; ``{work}`` is a scratch directory,
+    ``{busy}`` a free loopback port (other than BASE's).  ``status``: 2 for
     a configuration error, 1 for a runtime one.  ``names``: what the line
     must name (a key path, an endpoint, a file)."""
 
@@ -146,7 +146,14 @@ CASES: tuple[BrokenConfig, ...] = (
         2,
         ("listener[0].owner", "no-such-user"),
     ),
-    _C("port in use", _listener("tcp:{busy}:interface=127.0.0.1"), 1, ("{busy}",)),
+    # Two spellings of one address: both pass the load, the second bind fails.
+    _C(
+        "port in use",
+        _listener("tcp:{busy}:interface=127.0.0.1")
+        + _listener("tcp:{busy}:interface=127.0.0.1:backlog=5"),
+        1,
+        ("cannot listen on 127.0.0.1:{busy}", "Address already in use"),
+    ),
     # Stores.
     _C("redis port word", '[redis]\nurl = "redis://:notaport"\n', 2, ("redis.url",)),
     _C("redis port range", '[redis]\nurl = "redis://host:99999"\n', 2, ("redis.url",)),
