@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from operator import methodcaller
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -32,6 +31,7 @@ from postfix_mtasts.cache.redis_wire import guarded_protocol
 from postfix_mtasts.cache.refused import log_refused
 from postfix_mtasts.cache.store import CacheUnavailableError
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
+from postfix_mtasts.core.redis_url import parse_redis_url
 from postfix_mtasts.core.seal import SEALED_OVERHEAD
 from postfix_mtasts.core.stored import MAX_STORED_BYTES
 from postfix_mtasts.core.text import quote
@@ -306,25 +306,21 @@ def make_redis(
     from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 
     io_reactor = txredisapi.reactor
-    u = urlsplit(url)
-    query = parse_qs(u.query)
-    password = unquote(u.password) if u.password else None
+    address = parse_redis_url(url)  # RedisUrlError: checked at config load
     # txredisapi's own timeouts only end a connection attempt that hangs
     # (ours cancel just the wait for it); its clock starts at once.
     connect_timeout = max(timeout_s, 5.0)
     reply_timeout = max(timeout_s * 10, 30.0)
+    dbid, name, password = address.db, address.name, address.password
     endpoint: Any
-    if u.scheme == "redis":
-        host, port = u.hostname or "localhost", u.port or 6379
-        dbid, name = int(u.path.strip("/") or 0), f"{host}:{port}"
-        endpoint = HostnameEndpoint(io_reactor, host, port, timeout=connect_timeout)
+    if not address.path:
+        endpoint = HostnameEndpoint(
+            io_reactor, address.host, address.port, timeout=connect_timeout
+        )
         handler = txredisapi.ConnectionHandler
-    elif u.scheme == "unix" and u.path:
-        dbid, name = int(query.get("db", ["0"])[0]), u.path
-        endpoint = UNIXClientEndpoint(io_reactor, u.path, timeout=connect_timeout)
-        handler = txredisapi.UnixConnectionHandler
     else:
-        raise ValueError(f"not a redis:// or unix:// URL: {quote(url)}")
+        endpoint = UNIXClientEndpoint(io_reactor, address.path, timeout=connect_timeout)
+        handler = txredisapi.UnixConnectionHandler
 
     def connect() -> Deferred[RedisCommands]:
         # txredisapi.Connection, with replies bounded (redis_wire) and

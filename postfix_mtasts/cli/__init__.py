@@ -1,5 +1,12 @@
 # -*- test-case-name: tests.unit.test_cli -*-
-"""The ``postfix-mtasts`` command: argument parsing and dispatch."""
+"""The ``postfix-mtasts`` command: argument parsing and dispatch.
+
+A configuration error is one line on stderr with the ``<3>`` priority
+prefix (journald reads it as PRIORITY=3, so ``journalctl -p err`` shows why
+the unit failed) and exit status 2; an unexpected error is one critical
+entry with its traceback (:func:`postfix_mtasts.journal.report_crash`) and
+exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from postfix_mtasts import __version__
-from postfix_mtasts.core.config import ConfigError, load
+from postfix_mtasts.core.config import Config, ConfigError, load
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "error_line", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(message: str) -> None:
+    """One error line on stderr, with the ``<3>`` prefix journald reads."""
+    print(f"<3>postfix-mtasts: {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except Exception:  # a bug: one journal entry with the traceback, exit 1
+        from twisted.python.failure import Failure
+
+        from postfix_mtasts.journal import report_crash
+
+        report_crash(sys.stderr, Failure())  # type: ignore[no-untyped-call]
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -59,11 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check(args)
     try:
         config = load(args.config)
+        _check(args.command, config, args.config)
     except ConfigError as e:
-        print(f"postfix-mtasts: configuration error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"postfix-mtasts: cannot read configuration: {e}", file=sys.stderr)
+        error_line(f"configuration error: {e}")
         return 2
     if args.command == "serve":
         from postfix_mtasts.cli.serve import run_serve
@@ -80,3 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from postfix_mtasts.cli.query import run_query
 
     return run_query(config, args.domain, map_name=args.map, as_json=args.json)
+
+
+def _check(command: str, config: Config, path: str | None) -> None:
+    """What the command needs from the system that the configuration names
+    (:mod:`postfix_mtasts.preflight`); its ConfigError names the file."""
+    from postfix_mtasts.preflight import check_ca_file, check_serve
+
+    try:
+        if command == "serve":
+            check_serve(config)
+        elif command == "query":
+            check_ca_file(config)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None

@@ -1,9 +1,16 @@
 # -*- test-case-name: tests.integration.test_daemon,tests.integration.test_systemd -*-
 """``postfix-mtasts serve``: run the daemon until SIGTERM/SIGINT; SIGHUP
-reloads the configuration (:mod:`postfix_mtasts.reload`)."""
+reloads the configuration (:mod:`postfix_mtasts.reload`).
+
+Start-up failures end the process with one error line: exit status 1 when
+a port is in use (a restart may succeed), 2 when a listener cannot be used
+as configured (no restart will help); an unexpected error is logged with
+its traceback as one critical event (one journal entry) and exits 1.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any, cast
@@ -55,16 +62,18 @@ def run_serve(config: Config, path: str | None = None) -> int:
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
         systemd.status("starting: loading stored policies")
-        # Before listening: every answer uses the resolved dane settings.
-        settled, _ = await settle_dane(config, reactor)
         try:
+            # Before listening: every answer uses the resolved dane settings.
+            settled, _ = await settle_dane(config, reactor)
             daemon = await start_daemon(settled, reactor)
         except CannotListenError as e:
-            log.error("cannot listen: {error}", error=str(e))
-            raise SystemExit(1) from None
+            raise SystemExit(_cannot_listen(e)) from None
         except ListenerError as e:
             log.error("{error}", error=str(e))
             raise SystemExit(2 if e.config_problem else 1) from None
+        except Exception:  # a bug: one event, one journal entry
+            log.failure("start-up failed")
+            raise SystemExit(1) from None
         log.info("postfix-mtasts {version} started", version=__version__)
         # Every listener is bound (and owned) and the store loaded (F9).
         systemd.status_source = lambda: status_line(
@@ -80,6 +89,25 @@ def run_serve(config: Config, path: str | None = None) -> int:
         await Deferred()  # runs until a signal stops the reactor
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+
+def _cannot_listen(e: CannotListenError) -> int:
+    """Log why a listener could not bind; the exit status: 1 when the
+    address is in use (another process holds it, a restart may succeed),
+    else 2 (the address is not this host's, a port needs privileges)."""
+    reason = e.socketError
+    code = getattr(reason, "errno", None)
+    where = f"{e.interface}:{e.port}" if e.interface else str(e.port)
+    text = getattr(reason, "strerror", None) or str(reason)
+    if code == errno.EADDRINUSE:
+        log.error("cannot listen on {where}: {reason}", where=where, reason=text)
+        return 1
+    log.error(
+        "configuration error: cannot listen on {where}: {reason}",
+        where=where,
+        reason=text,
+    )
+    return 2
 
 
 def _tell_systemd(state: str) -> None:

@@ -26,6 +26,7 @@ from postfix_mtasts.core.config_listeners import (
 from postfix_mtasts.core.config_metrics import MetricsConfig, parse_metrics
 from postfix_mtasts.core.config_postfix import PostfixConfig, parse_postfix
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
+from postfix_mtasts.core.redis_url import RedisUrlError, parse_redis_url
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
@@ -76,8 +77,11 @@ MAX_WAIT_S = 90.0
 #: RFC 8461 §3.3: wait at least 5 minutes after a failed fetch (spec B14).
 MIN_FAILURE_BACKOFF_S = 300.0
 
-DEFAULT_STORE_PATH = "/var/lib/postfix-mtasts/policies.sqlite3"
-DEFAULT_CONTROL_SOCKET = "/run/postfix-mtasts/control.sock"
+#: The built-in defaults write nothing to disk: memory only, no control
+#: socket.  conf/postfix-mtasts.toml names the store and the socket in the
+#: unit's StateDirectory= and RuntimeDirectory=.
+DEFAULT_STORE_PATH = ""
+DEFAULT_CONTROL_SOCKET = ""
 
 _G14 = "Postfix gives up on a reply after 100 s, G14"
 _D11 = "re-check the TXT id well before Postfix bounces mail, D11"
@@ -286,7 +290,7 @@ def parse_config(text: str) -> Config:
         server=section(ServerConfig, top.table("server")),
         log=section(LogConfig, top.table("log")),
         store=section(StoreConfig, top.table("store")),
-        redis=section(RedisConfig, top.table("redis")),
+        redis=_parse_redis(top.table("redis")),
         refresh=section(RefreshConfig, top.table("refresh")),
         control=section(ControlConfig, top.table("control")),
         postfix=parse_postfix(top.table("postfix")),
@@ -295,6 +299,16 @@ def parse_config(text: str) -> Config:
     )
     top.close()
     return config
+
+
+def _parse_redis(t: Table) -> RedisConfig:
+    redis = section(RedisConfig, t)
+    try:
+        if redis.url:
+            parse_redis_url(redis.url)
+    except RedisUrlError as e:
+        raise ConfigError(f"redis.url: {e}, in {show(redis.url)}") from None
+    return redis
 
 
 def _parse_maps(top: Table) -> tuple[tuple[str, MapConfig], ...]:

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from attrs import frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, show
+from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint, split_endpoint
 
 __all__ = [
     "ListenerConfig",
@@ -79,6 +80,10 @@ def parse_listeners(
                 f"{path}.endpoint: expected a string starting with tcp:, tcp6:, "
                 f"unix: or systemd:, got {show(endpoint)}"
             )
+        try:
+            parse_endpoint(endpoint)
+        except EndpointError as e:
+            raise ConfigError(f"{path}.endpoint: {e}, in {show(endpoint)}") from None
         for j, other in enumerate(listeners):
             if other.endpoint == endpoint:
                 raise ConfigError(f"{path}.endpoint: same as listener[{j}]")
@@ -122,7 +127,7 @@ def with_backlog(endpoint: str, backlog: int) -> str:
     position = _BACKLOG_POSITION.get(kind)
     if position is None:
         return endpoint
-    args, kwargs = _split_endpoint(endpoint)
+    args, kwargs = split_endpoint(endpoint)
     if "backlog" in kwargs or len(args) > position:
         return endpoint
     return f"{endpoint}:backlog={backlog}"
@@ -130,34 +135,15 @@ def with_backlog(endpoint: str, backlog: int) -> str:
 
 def unix_path(endpoint: str) -> str | None:
     """The socket path of a ``unix:`` endpoint (None for other kinds)."""
-    args, kwargs = _split_endpoint(endpoint)
+    args, kwargs = split_endpoint(endpoint)
     if args[0] != "unix":
         return None
     return kwargs.get("address", args[1] if len(args) > 1 else "")
 
 
-def _split_endpoint(endpoint: str) -> tuple[list[str], dict[str, str]]:
-    """Twisted's strports syntax (``:`` separates, ``=`` assigns, ``\\``
-    escapes) split into positional and keyword arguments, kind first."""
-    params: list[list[str]] = [[""]]
-    chars = iter(endpoint)
-    for ch in chars:
-        if ch == "\\":
-            params[-1][-1] += next(chars, "")
-        elif ch == ":":
-            params.append([""])
-        elif ch == "=" and len(params[-1]) == 1:
-            params[-1].append("")
-        else:
-            params[-1][-1] += ch
-    args = [p[0] for p in params if len(p) == 1]
-    kwargs = {p[0]: p[1] for p in params if len(p) == 2}
-    return args, kwargs
-
-
 def _non_loopback_interface(endpoint: str) -> str | None:
     """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback."""
-    args, kwargs = _split_endpoint(endpoint)
+    args, kwargs = split_endpoint(endpoint)
     if args[0] == "tcp":  # tcp:port:interface:backlog
         interface = args[2] if len(args) > 2 else ""
     else:  # tcp6:port:backlog:interface

@@ -196,7 +196,8 @@ BAD_CONFIGS: list[tuple[str, bytes, str]] = [
 class ConfigErrorTests(TempDirTestCase):
     def test_bad_file(self) -> None:
         """A bad --config stops serve, query and cache before any work: exit
-        status 2 and one stderr line naming the file and the key at fault."""
+        status 2 and one stderr line naming the file and the key at fault,
+        with the <3> prefix journald reads as PRIORITY=3 (issue 11)."""
         directory = self.make_dir()
         path = os.path.join(directory, "bad.toml")
         for what, content, key in BAD_CONFIGS:
@@ -213,7 +214,7 @@ class ConfigErrorTests(TempDirTestCase):
                 message = err.getvalue()
                 self.assertTrue(
                     message.startswith(
-                        f"postfix-mtasts: configuration error: {path}: {key}"
+                        f"<3>postfix-mtasts: configuration error: {path}: {key}"
                     ),
                     (what, message),
                 )
@@ -228,7 +229,7 @@ class ConfigErrorTests(TempDirTestCase):
             (out.getvalue(), err.getvalue()),
             (
                 "",
-                f"postfix-mtasts: configuration error: {path}: cannot read: "
+                f"<3>postfix-mtasts: configuration error: {path}: cannot read: "
                 "No such file or directory\n",
             ),
         )

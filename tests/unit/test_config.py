@@ -16,6 +16,7 @@ from postfix_mtasts.core.config import (
     CacheConfig,
     Config,
     ConfigError,
+    ControlConfig,
     DaneSetting,
     DnsConfig,
     DnssecProbe,
@@ -25,6 +26,7 @@ from postfix_mtasts.core.config import (
     MapConfig,
     PostfixConfig,
     ServerConfig,
+    StoreConfig,
     load,
     parse_config,
 )
@@ -102,9 +104,22 @@ class DefaultsTests(SynchronousTestCase):
 
 class ShippedFileTests(SynchronousTestCase):
     def test_shipped_file_is_defaults(self) -> None:
-        """conf/postfix-mtasts.toml as shipped parses to exactly the
-        embedded defaults."""
-        self.assertEqual(load(str(SHIPPED)), Config())
+        """conf/postfix-mtasts.toml as shipped parses to the embedded
+        defaults plus the persistent store and the control socket in the
+        unit's directories, which the defaults leave off (E1, issue 11)."""
+        self.assertEqual(
+            load(str(SHIPPED)),
+            attrs.evolve(
+                Config(),
+                store=StoreConfig("/var/lib/postfix-mtasts/policies.sqlite3"),
+                control=ControlConfig("/run/postfix-mtasts/control.sock"),
+            ),
+        )
+
+    def test_defaults_touch_no_disk(self) -> None:
+        """Without a file the daemon keeps policies in memory and opens no
+        control socket: nothing is written outside the process (issue 11)."""
+        self.assertEqual((Config().store.path, Config().control.socket), ("", ""))
 
     def test_uncommented_defaults_are_defaults(self) -> None:
         """Uncommenting every "# key = value" line and table header of the
