@@ -5,10 +5,11 @@
 without touching the system; these checks look at the system, before any
 socket is bound: the CA file can be read and holds certificates, a unix
 socket's directory exists and its owner and group are known users and
-groups, a listener's interface given as a host name resolves, a ``systemd:`` endpoint was passed by systemd, the store's
-directory exists, the fleet key file can be used, Postfix's configuration
-directory is one.  Each fault is
-a :class:`ConfigError` naming the key, which ``postfix-mtasts serve`` turns
+groups, a listener's interface given as a host name resolves, a
+``systemd:`` endpoint was passed by systemd (the same for ``[metrics]
+endpoint``), the store's directory exists, the fleet key file can be used,
+Postfix's configuration directory is one.  Each fault is a
+:class:`ConfigError` naming the key, which ``postfix-mtasts serve`` turns
 into one error line and exit status 2, like any other configuration error.
 """
 
@@ -47,6 +48,9 @@ def check_serve(
     me = os.getpid() if pid is None else pid
     for i, listener in enumerate(config.listeners):
         _check_listener(f"listener[{i}]", listener, environ, me, resolve)
+    if config.metrics.endpoint:
+        where = "metrics.endpoint"
+        _check_endpoint(where, config.metrics.endpoint, environ, me, resolve)
     if config.store.path:
         _check_parent("store.path", config.store.path)
     if config.redis.url and config.redis.fleet_key_file:
@@ -80,15 +84,7 @@ def _check_listener(
     pid: int,
     resolve: Resolve,
 ) -> None:
-    endpoint = parse_endpoint(listener.endpoint)  # checked at load: cannot fail
-    if endpoint.kind == "unix":
-        _check_parent(f"{where}.endpoint", endpoint.params["address"])
-    if endpoint.kind in ("tcp", "tcp6"):
-        _check_interface(
-            f"{where}.endpoint", endpoint.kind, endpoint.params["interface"], resolve
-        )
-    if endpoint.kind == "systemd":
-        _check_systemd(f"{where}.endpoint", endpoint.params, environ, pid)
+    _check_endpoint(f"{where}.endpoint", listener.endpoint, environ, pid, resolve)
     if listener.owner is not None:
         try:
             pwd.getpwnam(listener.owner)
@@ -99,6 +95,24 @@ def _check_listener(
             grp.getgrnam(listener.group)
         except KeyError:
             raise ConfigError(f"{where}.group: no group {listener.group!r}") from None
+
+
+def _check_endpoint(
+    where: str,
+    text: str,
+    environ: Mapping[str, str],
+    pid: int,
+    resolve: Resolve,
+) -> None:
+    """A listener's or the metrics endpoint: its unix socket's directory,
+    its interface's name, its systemd socket."""
+    endpoint = parse_endpoint(text)  # checked at load: cannot fail
+    if endpoint.kind == "unix":
+        _check_parent(where, endpoint.params["address"])
+    if endpoint.kind in ("tcp", "tcp6"):
+        _check_interface(where, endpoint.kind, endpoint.params["interface"], resolve)
+    if endpoint.kind == "systemd":
+        _check_systemd(where, endpoint.params, environ, pid)
 
 
 def _check_interface(where: str, kind: str, interface: str, resolve: Resolve) -> None:

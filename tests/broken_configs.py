@@ -154,6 +154,19 @@ CASES: tuple[BrokenConfig, ...] = (
         1,
         ("cannot listen on 127.0.0.1:{busy}", "Address already in use"),
     ),
+    # Metrics: the listeners' grammar and start-up checks.
+    _C(
+        "metrics interface typo",
+        '[metrics]\nendpoint = "tcp:9461:interfac=127.0.0.1"\n',
+        2,
+        ("metrics.endpoint", "interfac"),
+    ),
+    _C(
+        "metrics socket directory missing",
+        '[metrics]\nendpoint = "unix:{work}/no-dir/m.sock"\n',
+        2,
+        ("metrics.endpoint", "no-dir"),
+    ),
     # Stores.
     _C("redis port word", '[redis]\nurl = "redis://:notaport"\n', 2, ("redis.url",)),
     _C("redis port range", '[redis]\nurl = "redis://host:99999"\n', 2, ("redis.url",)),

@@ -15,6 +15,7 @@ from attrs import field, frozen
 # The listeners' loopback test, shared so both tables judge endpoints alike.
 from postfix_mtasts.core.config_listeners import _non_loopback_interface
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
+from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint
 
 __all__ = ["MetricsConfig", "parse_metrics"]
 
@@ -42,6 +43,10 @@ def parse_metrics(t: Table) -> MetricsConfig:
             "metrics.endpoint: expected a string starting with tcp:, tcp6:, "
             f"unix: or systemd:, got {show(endpoint)}"
         )
+    try:  # the listeners' grammar: a typo is an error here, not at bind
+        parse_endpoint(endpoint)
+    except EndpointError as e:
+        raise ConfigError(f"metrics.endpoint: {e}, in {show(endpoint)}") from None
     if kind.startswith("tcp") and not config.allow_remote:
         exposed = _non_loopback_interface(endpoint)
         if exposed is not None:

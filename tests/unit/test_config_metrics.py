@@ -53,3 +53,18 @@ class MetricsConfigTests(SynchronousTestCase):
             with self.assertRaises(ConfigError) as caught:
                 metrics(body)
             self.assertTrue(str(caught.exception).startswith(key), caught.exception)
+
+    def test_endpoint_grammar_as_for_listeners(self) -> None:
+        """A typo'd argument, a port that is not one, an unescaped IPv6
+        address: errors naming metrics.endpoint and the argument at load,
+        the listeners' grammar, never a traceback at bind (F7)."""
+        for endpoint, word in (
+            ("tcp:9461:interfac=127.0.0.1", "interfac"),
+            ("tcp:94610:interface=127.0.0.1", "port"),
+            ("tcp6:9461:interface=::1", "escape each colon"),
+        ):
+            with self.assertRaises(ConfigError) as caught:
+                metrics(f'endpoint = "{endpoint}"\nallow_remote = true')
+            message = str(caught.exception)
+            self.assertTrue(message.startswith("metrics.endpoint: "), message)
+            self.assertIn(word, message)

@@ -19,6 +19,7 @@ from postfix_mtasts.core.config import (
     ConfigError,
     FetchConfig,
     ListenerConfig,
+    MetricsConfig,
     PostfixConfig,
     RedisConfig,
     StoreConfig,
@@ -87,6 +88,24 @@ class PreflightTests(SynchronousTestCase):
             f"listener[1].endpoint: the directory {os.path.dirname(gone)} of "
             f"{gone} does not exist",
         )
+
+    def test_metrics_endpoint(self) -> None:
+        """[metrics] endpoint is checked like a listener's: its unix
+        socket's directory, its interface's name, its systemd socket."""
+        gone = os.path.join(self.dir, "no", "m.sock")
+        for endpoint, message in (
+            (
+                f"unix:{gone}",
+                f"the directory {os.path.dirname(gone)} of {gone} does not exist",
+            ),
+            ("tcp:9461:interface=nowhere", "interface 'nowhere': Name or service"),
+            ("systemd:domain=INET:name=metrics", "no socket passed by systemd"),
+        ):
+            config = attrs.evolve(Config(), metrics=MetricsConfig(endpoint))
+            error = self.assertRaises(ConfigError, self.check, config)
+            self.assertTrue(str(error).startswith(f"metrics.endpoint: {message}"))
+        here = os.path.join(self.dir, "m.sock")
+        self.check(attrs.evolve(Config(), metrics=MetricsConfig(f"unix:{here}")))
 
     def test_owner_and_group(self) -> None:
         """A unix socket's owner and group must be known to this system."""
