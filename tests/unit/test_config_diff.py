@@ -76,7 +76,7 @@ class DiffTests(SynchronousTestCase):
         a restart, never applied, while the rest of the file still is."""
         before = BASE + "[metrics]\nendpoint = 'tcp:9461:interface=127.0.0.1'\n"
         after = BASE + (
-            "[metrics]\nendpoint = 'tcp:9462:interface=::1'\nallow_remote = true\n"
+            "[metrics]\nendpoint = 'tcp:9462:interface=127.0.0.1'\nallow_remote = true\n"
             "[fetch]\ntimeout = 5\n"
         )
         changed, restart = self.diff(before, after)
