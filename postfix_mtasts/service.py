@@ -212,7 +212,10 @@ def assemble_lookup(
         log_lookups=log_lookups,
         gathers_facts=facts is not None,
     )
-    return LookupParts(front_door, Admin(domains, coordinator, clock, sharing))
+    admin = Admin(
+        domains, coordinator, clock, sharing, lookup=front_door.lookup, maps=maps
+    )
+    return LookupParts(front_door, admin)
 
 
 def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None:

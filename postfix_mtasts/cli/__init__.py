@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="TOML configuration (default: built-in)"
     )
     query = commands.add_parser(
-        "query", help="discover a domain's policy and show what Postfix would be told"
+        "query",
+        help="ask the running daemon what Postfix hears for a domain, and why",
     )
     query.add_argument("domain", help="next-hop domain, as Postfix would send it")
     query.add_argument("--config", metavar="FILE", help="TOML configuration")
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--map", default="postfix", help="map profile to answer for (default: postfix)"
     )
     query.add_argument("--json", action="store_true", help="print one JSON object")
+    query.add_argument(
+        "--direct",
+        action="store_true",
+        help="discover the policy in this process, without the daemon or its cache",
+    )
+    query.add_argument(
+        "--socket", metavar="PATH", help="control socket (default: from the config)"
+    )
     from postfix_mtasts.cli.cache import add_cache_parser
     from postfix_mtasts.cli.check import add_check_parser
 
@@ -73,4 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_cache(config, args)
     from postfix_mtasts.cli.query import run_query
 
-    return run_query(config, args.domain, map_name=args.map, as_json=args.json)
+    return run_query(
+        config,
+        args.domain,
+        map_name=args.map,
+        as_json=args.json,
+        direct=args.direct,
+        socket_path=args.socket,
+    )
