@@ -18,7 +18,7 @@ answer counts them).  No line is over ``MAX_LINE_BYTES``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeGuard
 
 from twisted.internet.defer import Deferred
@@ -112,10 +112,14 @@ class AdminCommands:
     log = Logger()
 
     def __init__(
-        self, service: Administered, cooperator: Cooperator | None = None
+        self,
+        service: Administered,
+        cooperator: Cooperator | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self._service = service
         self.cooperator = cooperator
+        self._settle = settle
 
     def run(self, line: bytes) -> Reply | Deferred[Reply] | ImportSession:
         try:
@@ -228,7 +232,7 @@ class AdminCommands:
     def _cmd_import(self, request: dict[str, Any]) -> Reply | ImportSession:
         if "entries" in request:
             return _error("import sends its entries one per line, after this line")
-        return ImportSession(self.import_line, self.cooperator)
+        return ImportSession(self.import_line, self.cooperator, self._settle)
 
     def import_line(self, line: bytes) -> str | KeptNewer | None:
         """Import one entry as ``export`` wrote it (a JSON line), checked as

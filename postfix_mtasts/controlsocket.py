@@ -20,6 +20,7 @@ admin commands run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
@@ -180,7 +181,7 @@ class ControlProtocol(Protocol):
     def _progress(self) -> int:
         session = self._import
         applied = session.imported + session.kept + session.rejected if session else 0
-        return self._reads + applied + (self._writer.chunks if self._writer else 0)
+        return self._reads + applied + (self._writer.steps if self._writer else 0)
 
     def _check_idle(self) -> None:
         """Once per idle period: close a connection that sent nothing while
@@ -225,11 +226,14 @@ class ControlFactory(Factory[ControlProtocol]):
         deadline_s: float = DEADLINE_S,
         max_line_bytes: int = MAX_LINE_BYTES,
         cooperator: Cooperator | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         """``cooperator`` runs the admin work in slices; by default each
-        turn lasts :data:`~postfix_mtasts.slicing.SLICE_S`."""
+        turn lasts :data:`~postfix_mtasts.slicing.SLICE_S`.  ``settle``: see
+        :class:`~postfix_mtasts.importsession.ImportSession` (the daemon
+        passes :func:`~postfix_mtasts.slicing.keep_out_of_gc`)."""
         self.cooperator = slicer(clock) if cooperator is None else cooperator
-        self.commands = AdminCommands(service, self.cooperator)
+        self.commands = AdminCommands(service, self.cooperator, settle)
         self.clock = clock
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s

@@ -35,6 +35,9 @@ IMPORT_BACKLOG_BYTES = 256 * 1024
 #: Applies one entry line: why it is refused, the newer entry kept, or None.
 Apply = Callable[[bytes], str | KeptNewer | None]
 
+#: ``settle`` is called after this many entries are applied, and at the end.
+SETTLE_EVERY = 2000
+
 
 class ImportSession:
     """See the module docstring.  :meth:`end`: the empty line came; its
@@ -42,8 +45,17 @@ class ImportSession:
 
     log = Logger(namespace="postfix_mtasts.control.AdminCommands")
 
-    def __init__(self, apply: Apply, cooperator: Cooperator | None = None) -> None:
+    def __init__(
+        self,
+        apply: Apply,
+        cooperator: Cooperator | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
+        """``settle``: called every :data:`SETTLE_EVERY` entries applied and
+        at the end (the daemon keeps imported entries out of GC passes)."""
         self._apply_line = apply
+        self._settle = settle
+        self._unsettled = 0
         self.imported = self.kept = self.rejected = 0
         self._first_refused: list[tuple[str, str]] = []
         self._lines: deque[bytes] = deque()
@@ -100,11 +112,20 @@ class ImportSession:
                     self.on_room()
                 yield None
             if self._ended:
+                self._settled()
                 return
             self._wake = Deferred()
             yield self._wake
 
+    def _settled(self) -> None:
+        if self._settle is not None and self._unsettled:
+            self._unsettled = 0
+            self._settle()
+
     def _apply(self, line: bytes) -> None:
+        self._unsettled += 1
+        if self._unsettled >= SETTLE_EVERY:
+            self._settled()
         result = self._apply_line(line)
         if result is None:
             self.imported += 1

@@ -143,3 +143,35 @@ class ImportTests(SynchronousTestCase):
         self.assertEqual(len(warnings), 1)
         self.assertEqual(warnings[0]["change"], "mode enforce -> testing")
         self.assertEqual(self.service.peek("example.com"), testing)
+
+    def test_import_never_replaces_a_newer_entry(self) -> None:
+        """An entry fetched before the cached one (an older backup) is kept
+        out and counted, the cached one stays; as new or newer, it is taken
+        (issue 11; E1: max_age counts from the last fetch)."""
+        now = self.clock.seconds()
+        older = CacheEntry.fetched(
+            "example.com", "old", make_policy(Mode.TESTING), now - 3600
+        )
+        (reply,) = self.send(
+            {"cmd": "import", "entries": [json.loads(older.to_bytes())]}
+        )
+        self.assertEqual(reply, {"ok": True, "imported": 0, "kept": 1, "rejected": 0})
+        self.assertEqual(self.service.peek("example.com"), self.entry)
+        rechecked = CacheEntry(
+            "example.com",
+            "id1",
+            self.entry.policy,
+            self.entry.fetched_at,
+            self.entry.expires_at,
+            now + 10,
+        )
+        for entry in (self.entry, rechecked):
+            (reply,) = self.send(
+                {"cmd": "import", "entries": [json.loads(entry.to_bytes())]}
+            )
+            self.assertEqual(reply["imported"], 1)
+            self.assertEqual(self.service.peek("example.com"), entry)
+        (reply,) = self.send(
+            {"cmd": "import", "entries": [json.loads(self.entry.to_bytes())]}
+        )
+        self.assertEqual(reply["kept"], 1)  # re-checked later: newer
