@@ -10,7 +10,7 @@ random cached domains over one connection, one after the other, without
 pause, and records each one's latency.  Meanwhile the verbs run one after
 the other, each through the CLI of the same tree: `import` of a file holding
 a newer entry for every cached domain (so each one replaces its entry and is
-written to the store), then `list`, then `export`.
+written to the store), then `list`, then `export`; --rounds times.
 
 Reported per phase (idle, then each verb while it runs): lookups answered,
 maximum and p99 latency in ms, and the verb's own wall time.
@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=3.0)
     parser.add_argument("--daemon-python-path", type=Path, default=CHECKOUT)
     parser.add_argument(
+        "--rounds", type=int, default=1, help="import, list, export this often"
+    )
+    parser.add_argument(
         "--memory-only",
         action="store_true",
         help="no SQLite store: the policies are imported before the run",
@@ -125,12 +128,15 @@ def main() -> None:
         fill_sqlite(
             work / "policies.sqlite3", synthetic_entries(args.policies, now - 120)
         )
-        newer = work / "newer.jsonl"
-        newer.write_bytes(
-            b"".join(
-                e.to_bytes() + b"\n" for e in synthetic_entries(args.policies, now)
+        newer = []
+        for n in range(args.rounds):  # each round's import newer than the last
+            newer.append(work / f"newer{n}.jsonl")
+            newer[n].write_bytes(
+                b"".join(
+                    e.to_bytes() + b"\n"
+                    for e in synthetic_entries(args.policies, now + n)
+                )
             )
-        )
         port = free_port()
         config = work / "daemon.toml"
         config.write_text(
@@ -182,11 +188,16 @@ def main() -> None:
         time.sleep(args.idle_s)
         phases.append(("idle", t0, time.monotonic()))
         cli = cli_of(config)
-        for verb, extra in (
-            ("import", [str(newer)]),
-            ("list", []),
-            ("export", [str(work / "export.jsonl")]),
-        ):
+        rounds = [
+            (f"{verb}#{n + 1}" if args.rounds > 1 else verb, verb, extra)
+            for n in range(args.rounds)
+            for verb, extra in (
+                ("import", [str(newer[n])]),
+                ("list", []),
+                ("export", [str(work / "export.jsonl")]),
+            )
+        ]
+        for name, verb, extra in rounds:
             t0 = time.monotonic()
             done = subprocess.run(
                 [*cli, verb, *extra],
@@ -195,7 +206,7 @@ def main() -> None:
                 stderr=subprocess.PIPE,
                 check=False,
             )
-            phases.append((verb, t0, time.monotonic()))
+            phases.append((name, t0, time.monotonic()))
             if done.returncode:
                 raise SystemExit(f"cache {verb} failed: {done.stderr.decode()}")
             if verb == "import":
@@ -211,7 +222,11 @@ def main() -> None:
                 lat for sent, lat in samples if sent < begin and sent + lat > begin
             ]
             results[name] = {"verb_s": round(end - begin, 2), **summary(inside)}
-            print(f"{name:<7} {json.dumps(results[name])}", flush=True)
+            print(f"{name:<9} {json.dumps(results[name])}", flush=True)
+        for verb in ("import", "list", "export"):
+            worst = [v["max_ms"] for k, v in results.items() if k.startswith(verb)]
+            results[f"{verb}_worst_ms"] = max(worst)
+            print(f"{verb} worst over {args.rounds} rounds: {max(worst)} ms")
     finally:
         if proc is not None:
             proc.terminate()
