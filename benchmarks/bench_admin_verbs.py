@@ -224,7 +224,11 @@ def main() -> None:
             results[name] = {"verb_s": round(end - begin, 2), **summary(inside)}
             print(f"{name:<9} {json.dumps(results[name])}", flush=True)
         for verb in ("import", "list", "export"):
-            worst = [v["max_ms"] for k, v in results.items() if k.startswith(verb)]
+            worst = [
+                v["max_ms"]
+                for k, v in results.items()
+                if k.startswith(verb) and isinstance(v, dict) and "max_ms" in v
+            ]
             results[f"{verb}_worst_ms"] = max(worst)
             print(f"{verb} worst over {args.rounds} rounds: {max(worst)} ms")
     finally:
