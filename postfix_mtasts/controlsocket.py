@@ -39,7 +39,7 @@ from postfix_mtasts.control import (
 )
 from postfix_mtasts.core.tcptable import LineDecoder, RequestTooLongError
 from postfix_mtasts.importsession import IMPORT_BACKLOG_BYTES
-from postfix_mtasts.slicing import SlicedWriter, slicer
+from postfix_mtasts.slicing import TURN_GAP_S, SlicedWriter, slicer
 
 __all__ = ["ControlFactory", "ControlProtocol"]
 
@@ -229,10 +229,13 @@ class ControlFactory(Factory[ControlProtocol]):
         settle: Callable[[], None] | None = None,
     ) -> None:
         """``cooperator`` runs the admin work in slices; by default each
-        turn lasts :data:`~postfix_mtasts.slicing.SLICE_S`.  ``settle``: see
+        turn lasts :data:`~postfix_mtasts.slicing.SLICE_S`, and the next
+        starts :data:`~postfix_mtasts.slicing.TURN_GAP_S` later.  ``settle``: see
         :class:`~postfix_mtasts.importsession.ImportSession` (the daemon
         passes :func:`~postfix_mtasts.slicing.keep_out_of_gc`)."""
-        self.cooperator = slicer(clock) if cooperator is None else cooperator
+        if cooperator is None:
+            cooperator = slicer(clock, turn_delay_s=TURN_GAP_S)
+        self.cooperator = cooperator
         self.commands = AdminCommands(service, self.cooperator, settle)
         self.clock = clock
         self.max_connections = max_connections

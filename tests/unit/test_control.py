@@ -25,6 +25,7 @@ from postfix_mtasts.core.decision import Fetched, Timing
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.flowcontrol import REPLY_CHUNK_BYTES
 from postfix_mtasts.service import assemble_lookup
+from postfix_mtasts.slicing import TURN_GAP_S
 
 from .fakes import FakeResolver, make_policy
 from .test_protocols import SmallBufferTransport
@@ -35,9 +36,13 @@ def answer(transport: StringTransport) -> list[Any]:
 
 
 def pump(clock: Clock) -> None:
-    """Run the admin work's slices due now (each turn is a callLater(0))."""
-    while any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
-        clock.advance(0)
+    """Run the admin work's turns, each TURN_GAP_S after the last, until
+    none is due."""
+    while any(
+        call.getTime() <= clock.seconds() + TURN_GAP_S
+        for call in clock.getDelayedCalls()
+    ):
+        clock.advance(TURN_GAP_S)
 
 
 class ControlTestCase(SynchronousTestCase):
@@ -231,6 +236,7 @@ class BoundTests(ControlTestCase):
         (issue 9)."""
         _, silent = self.connect()
         self.clock.advance(IDLE_TIMEOUT_S)
+        pump(self.clock)
         self.assertTrue(silent.disconnecting)
         proto, transport = self.connect()
         self.clock.advance(IDLE_TIMEOUT_S - 1)
