@@ -37,6 +37,7 @@ from postfix_mtasts.protocols import (
     SocketmapProtocol,
     TcpTableProtocol,
 )
+from postfix_mtasts.slicing import keep_out_of_gc
 
 __all__ = ["ListenerError", "listener_service", "start_control"]
 
@@ -194,7 +195,7 @@ def start_control(path: str, admin: Admin, reactor: Any, daemon: MultiService) -
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
     cannot be created."""
-    factory = ControlFactory(admin, reactor)
+    factory = ControlFactory(admin, reactor, settle=keep_out_of_gc)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True

@@ -89,16 +89,23 @@ def _check_listener(
         )
     if endpoint.kind == "systemd":
         _check_systemd(f"{where}.endpoint", endpoint.params, environ, pid)
+    socket_path = endpoint.params.get("address", listener.endpoint)
     if listener.owner is not None:
         try:
             pwd.getpwnam(listener.owner)
         except KeyError:
-            raise ConfigError(f"{where}.owner: no user {listener.owner!r}") from None
+            raise ConfigError(
+                f"{where}.owner: no user {listener.owner!r} "
+                f"(owner of the unix socket {socket_path})"
+            ) from None
     if listener.group is not None:
         try:
             grp.getgrnam(listener.group)
         except KeyError:
-            raise ConfigError(f"{where}.group: no group {listener.group!r}") from None
+            raise ConfigError(
+                f"{where}.group: no group {listener.group!r} "
+                f"(group of the unix socket {socket_path})"
+            ) from None
 
 
 def _check_interface(where: str, kind: str, interface: str, resolve: Resolve) -> None:
