@@ -1,24 +1,32 @@
 # -*- test-case-name: tests.unit.test_control -*-
 """The daemon's state as the control socket and the proactive refresher see
-it: list, peek, purge, import, refresh, when a domain was last used, and
-its MX facts."""
+it: list, peek, purge, import, refresh, query, when a domain was last used,
+and its MX facts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from postfix_mtasts.coordinator import RefreshCoordinator
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.imported import KeptNewer, kept_newer
 from postfix_mtasts.core.stored import weakening
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.sharing import PolicySharing
 
-__all__ = ["Admin"]
+__all__ = ["QUERY_SOURCE", "Admin", "Lookup"]
+
+#: The ``source`` of a ``query`` verb's lookup: not a Postfix connection.
+QUERY_SOURCE = "control query"
+
+Lookup = Callable[[str, bytes, Hashable | None], Answer | Deferred[Answer]]
 
 
 class Admin:
@@ -30,11 +38,30 @@ class Admin:
         coordinator: RefreshCoordinator,
         clock: IReactorTime,
         sharing: PolicySharing | None = None,
+        *,
+        lookup: Lookup | None = None,
+        maps: Callable[[str], MapConfig | None] | None = None,
     ) -> None:
         self._domains = domains
         self._coordinator = coordinator
         self._clock = clock
         self._sharing = sharing
+        self._lookup = lookup
+        self._maps = maps
+
+    def query(self, map_name: str, key: bytes) -> Answer | Deferred[Answer]:
+        """What Postfix hears for ``key`` on ``map_name``: the front door's
+        own lookup, from the cache when it can (a discovery where Postfix's
+        lookup would do one)."""
+        if self._lookup is None:
+            return Answer.temp("this daemon answers no queries")
+        return self._lookup(map_name, key, QUERY_SOURCE)
+
+    def map_settings(self, map_name: str) -> MapConfig | None:
+        return self._maps(map_name) if self._maps is not None else None
+
+    def now(self) -> float:
+        return self._clock.seconds()
 
     def domains(self) -> list[str]:
         return self._domains.domains()
@@ -84,15 +111,18 @@ class Admin:
         self.log.info("policy purged domain={domain}", domain=domain)
         return known
 
-    def import_entry(self, entry: CacheEntry) -> str | None:
+    def import_entry(self, entry: CacheEntry) -> str | KeptNewer | None:
         """Take an entry from ``cache import``, checked as stored data, into
         the cache and the stores; the reason it is refused (from the future),
-        or None.  A warning when it protects less than the valid one it
+        :class:`KeptNewer` when the cached entry is newer (it stays), or
+        None.  A warning when it protects less than the valid one it
         replaces."""
         now = self._clock.seconds()
         if why := entry.ahead_of(now):
             return why
         known = self._domains.peek(entry.domain)
+        if kept := kept_newer(known, entry):
+            return kept
         self._domains.put(entry)
         change = None
         if known is not None and known.is_valid(now):

@@ -3,43 +3,53 @@
 daemon for its control socket (:mod:`postfix_mtasts.controlsocket`) or by
 the CLI on a store file.
 
-One JSON request line; the answer is JSON lines, made lazily so a long one
-is written a chunk at a time.  Commands: ``list``, ``show``, ``purge``,
-``refresh``, ``status`` (the daemon's figures), ``export`` (one stored
-entry per line, the store's own format) and ``import``
-(:class:`ImportSession`: after the request line, one entry per line as
-export wrote it, each applied as it arrives, then an empty line; the
+One JSON request line; the answer is JSON lines, made lazily (a step per
+entry) so a long one is made and written in slices between lookups
+(:mod:`postfix_mtasts.slicing`).  Commands: ``list`` (in cache order; the
+CLI sorts), ``show``, ``purge``, ``refresh``, ``query`` (what Postfix hears
+for a key on a map, and the cached entry: :mod:`postfix_mtasts.queryreport`),
+``status`` (the daemon's figures), ``export`` (one stored entry per line,
+the store's own format) and ``import`` (:class:`ImportSession`: after the
+request line, one entry per line as export wrote it, then an empty line;
+entries are checked and applied in slices, and one older than the cached
+entry is kept out; the
 answer counts them).  No line is over ``MAX_LINE_BYTES``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeGuard
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 
-from postfix_mtasts.cache.refused import SHOWN, log_refused
+from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.config import MapConfig
+from postfix_mtasts.core.dane import FactsRecord
 from postfix_mtasts.core.entry import CacheEntry, StoredInvalid
+from postfix_mtasts.core.imported import KeptNewer
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
+from postfix_mtasts.core.socketmap import MAX_QUERY_BYTES
 from postfix_mtasts.core.stored import MAX_STORED_BYTES
 from postfix_mtasts.core.text import quote, utc_timestamp
+from postfix_mtasts.importsession import ImportSession, Reply
+from postfix_mtasts.queryreport import describe
 
 __all__ = [
     "MAX_LINE_BYTES",
     "AdminCommands",
     "Administered",
     "ImportSession",
+    "Queried",
     "Reply",
     "describe_entry",
 ]
 
 #: A request, or one imported entry: no larger than a stored entry may be.
 MAX_LINE_BYTES = MAX_STORED_BYTES
-
-Reply = Iterable[bytes]
 
 
 class Administered(Protocol):
@@ -49,13 +59,26 @@ class Administered(Protocol):
 
     def purge(self, domain: str) -> bool: ...
 
-    def import_entry(self, entry: CacheEntry) -> str | None:
-        """Take a checked entry; why it is refused (from the future), or None."""
+    def import_entry(self, entry: CacheEntry) -> str | KeptNewer | None:
+        """Take a checked entry; why it is refused (from the future), the
+        newer cached entry kept, or None."""
         ...
 
     def refresh_in_background(
         self, domain: str, *, force_fetch: bool = False
     ) -> Deferred[CacheEntry | None] | None: ...
+
+
+class Queried(Administered, Protocol):
+    """A running daemon: it also answers as Postfix hears it."""
+
+    def query(self, map_name: str, key: bytes) -> Answer | Deferred[Answer]: ...
+
+    def map_settings(self, map_name: str) -> MapConfig | None: ...
+
+    def facts(self, domain: str) -> FactsRecord | None: ...
+
+    def now(self) -> float: ...
 
 
 def describe_entry(entry: CacheEntry) -> dict[str, Any]:
@@ -84,16 +107,21 @@ def _error(text: str) -> Reply:
 
 class AdminCommands:
     """Runs one admin request against a cache (the daemon's, or a store
-    file read directly); the answer is JSON lines."""
+    file read directly); the answer is JSON lines.  With a ``cooperator``
+    an import is applied in its slices; without, as each line arrives."""
 
     log = Logger()
 
     def __init__(
         self,
         service: Administered,
+        cooperator: Cooperator | None = None,
+        settle: Callable[[], None] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._service = service
+        self.cooperator = cooperator
+        self._settle = settle
         self._status = status
 
     def run(self, line: bytes) -> Reply | Deferred[Reply] | ImportSession:
@@ -117,10 +145,11 @@ class AdminCommands:
         return hop.domain if hop is not None and hop.kind is KeyKind.DOMAIN else None
 
     def _cmd_list(self, request: dict[str, Any]) -> Iterator[bytes]:
-        """One JSON line, made a row at a time as it is written."""
+        """One JSON line, made a row at a time as it is written, in cache
+        order (sorting 100,000 names would hold the reactor: the CLI sorts)."""
         yield b'{"ok": true, "entries": ['
         comma = b""
-        for domain in sorted(self._service.domains()):
+        for domain in self._service.domains():
             entry = self._service.peek(domain)
             if entry is not None:
                 row = describe_entry(entry)
@@ -166,6 +195,43 @@ class AdminCommands:
 
         return started.addBoth(done)
 
+    def _cmd_query(self, request: dict[str, Any]) -> Reply | Deferred[Reply]:
+        """What Postfix hears for ``key`` on ``map`` (default "postfix"),
+        through the front door as its lookups go, and the cached entry."""
+        service = self._service
+        key, map_name = request.get("key"), request.get("map", "postfix")
+        if not isinstance(key, str) or not isinstance(map_name, str):
+            return _error("query needs a key and a map name (strings)")
+        raw = key.encode("utf-8", "surrogateescape")
+        if len(raw) > MAX_QUERY_BYTES:
+            return _error(f"key over {MAX_QUERY_BYTES} bytes")
+        if not _queried(service):
+            return _error("query needs the running daemon")
+        result = service.query(map_name, raw)
+
+        def report(answer: Answer) -> Reply:
+            hop = classify_key(raw)
+            domain = hop.domain if hop.kind is KeyKind.DOMAIN else ""
+            settings = service.map_settings(map_name)
+            dane = None
+            if settings is not None:
+                dane = (settings.dane_on, "as the running daemon resolved it")
+            described = describe(
+                key,
+                hop.domain,
+                answer,
+                service.peek(domain) if domain else None,
+                service.now(),
+                service.facts(domain) if domain else None,
+                dane=dane,
+                source="cache",
+            )
+            return _line({"ok": True, "report": described})
+
+        if isinstance(result, Deferred):
+            return result.addCallback(report)
+        return report(result)
+
     def _cmd_export(self, request: dict[str, Any]) -> Iterator[bytes]:
         for domain in self._service.domains():
             entry = self._service.peek(domain)
@@ -175,44 +241,21 @@ class AdminCommands:
     def _cmd_import(self, request: dict[str, Any]) -> Reply | ImportSession:
         if "entries" in request:
             return _error("import sends its entries one per line, after this line")
-        return ImportSession(self)
+        return ImportSession(self.import_line, self.cooperator, self._settle)
 
-    def import_line(self, line: bytes) -> str | None:
+    def import_line(self, line: bytes) -> str | KeptNewer | None:
         """Import one entry as ``export`` wrote it (a JSON line), checked as
-        strictly as a fetch and not from the future; the reason it is
-        refused, or None."""
+        strictly as a fetch, not from the future and not older than the
+        cached one; the reason it is refused, the newer entry kept, or
+        None."""
         entry = CacheEntry.decode(line)
         if isinstance(entry, StoredInvalid):
             return entry.reason
         return self._service.import_entry(entry)
 
 
-class ImportSession:
-    """An ``import`` under way: each entry line is applied as it arrives;
-    ``finish`` gives the answer with the counts."""
-
-    def __init__(self, commands: AdminCommands) -> None:
-        self._commands = commands
-        self.imported = self.rejected = 0
-        self._first_refused: list[tuple[str, str]] = []
-
-    def add(self, line: bytes) -> None:
-        why = self._commands.import_line(line)
-        if why is None:
-            self.imported += 1
-            return
-        self.rejected += 1
-        if len(self._first_refused) < SHOWN:
-            self._first_refused.append((line[:100].decode(errors="replace"), why))
-
-    def finish(self) -> Reply:
-        # One line for the whole import, however many entries it refused.
-        log_refused(
-            AdminCommands.log, "import", self._first_refused, count=self.rejected
-        )
-        AdminCommands.log.info(
-            "cache import done imported={imported} rejected={rejected}",
-            imported=self.imported,
-            rejected=self.rejected,
-        )
-        return _line({"ok": True, "imported": self.imported, "rejected": self.rejected})
+def _queried(service: Administered) -> TypeGuard[Queried]:
+    return all(
+        callable(getattr(service, name, None))
+        for name in ("query", "map_settings", "facts", "now")
+    )

@@ -7,9 +7,14 @@ through is still bounded (issue 9, as F9 bounds the Postfix side): at most
 ``max_connections`` at once (one more is answered "busy" and closed),
 lines of :data:`~postfix_mtasts.control.MAX_LINE_BYTES`, ``idle_timeout_s``
 without a byte in while one is expected or without a chunk of the answer
-taken, ``deadline_s`` in all.  Answers are written a chunk at a time
-(:class:`~postfix_mtasts.flowcontrol.ReplyWriter`); an import applies each
-entry as its line arrives.
+taken, ``deadline_s`` in all.
+
+No verb holds the reactor for long (issue 11): answers are made and written
+in slices (:class:`~postfix_mtasts.slicing.SlicedWriter`), an import's
+entries are checked and applied in slices, reading paused while a backlog of
+them waits (:mod:`postfix_mtasts.importsession`); all the connections share
+one cooperator, so a lookup waits about one slice at most, however many
+admin commands run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -33,7 +39,8 @@ from postfix_mtasts.control import (
     Reply,
 )
 from postfix_mtasts.core.tcptable import LineDecoder, RequestTooLongError
-from postfix_mtasts.flowcontrol import ReplyWriter
+from postfix_mtasts.importsession import IMPORT_BACKLOG_BYTES
+from postfix_mtasts.slicing import TURN_GAP_S, SlicedWriter, slicer
 
 __all__ = ["ControlFactory", "ControlProtocol"]
 
@@ -56,7 +63,7 @@ class ControlProtocol(Protocol):
     def __init__(self) -> None:
         self._reading = False  # a line is expected
         self._import: ImportSession | None = None
-        self._writer: ReplyWriter | None = None
+        self._writer: SlicedWriter | None = None
         self._counted = self._gone = False
         self._reads = 0
         self._progress_at_check = 0
@@ -91,10 +98,12 @@ class ControlProtocol(Protocol):
             if call.active():
                 call.cancel()
         if self._import is not None:
+            self._import.cancel()
             self.log.warn(
                 "cache import cut short: connection lost after imported={imported} "
-                "rejected={rejected}",
+                "kept_newer={kept} rejected={rejected}",
                 imported=self._import.imported,
+                kept=self._import.kept,
                 rejected=self._import.rejected,
             )
             self._import = None
@@ -122,12 +131,15 @@ class ControlProtocol(Protocol):
         return self._reading
 
     def _line(self, line: bytes) -> None:
-        if self._import is not None:
+        session = self._import
+        if session is not None:
             if line:
-                self._import.add(line)
-            else:  # the empty line: the import is complete
-                session, self._import = self._import, None
-                self._answer(session.finish())
+                session.add(line)
+                if session.backlog >= IMPORT_BACKLOG_BYTES and self.transport:
+                    self.transport.pauseProducing()  # type: ignore[attr-defined]
+            else:  # the empty line: the import is complete once applied
+                self._reading = False
+                session.end().addErrback(self._failed).addCallback(self._imported)
             return
         try:
             result = self.factory.commands.run(line)
@@ -136,11 +148,20 @@ class ControlProtocol(Protocol):
             result = _error("internal error, see the daemon's log")
         if isinstance(result, ImportSession):
             self._import = result
+            result.on_room = self._resume_reading
         elif isinstance(result, Deferred):
             self._reading = False
             result.addErrback(self._failed).addCallback(self._answer)
         else:
             self._answer(result)
+
+    def _resume_reading(self) -> None:
+        if self._reading and not self._gone and self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _imported(self, reply: Reply) -> None:
+        self._import = None
+        self._answer(reply)
 
     def _failed(self, failure: Failure) -> Reply:
         self.log.failure("admin command failed", failure)
@@ -150,17 +171,25 @@ class ControlProtocol(Protocol):
         self._reading = False
         if self._gone or self.transport is None:
             return
-        self._writer = ReplyWriter(self.transport, reply, self.transport.loseConnection)
+        self._writer = SlicedWriter(
+            self.transport,
+            reply,
+            self.transport.loseConnection,
+            self.factory.cooperator,
+        )
         self._writer.start()
 
     def _progress(self) -> int:
-        return self._reads + (self._writer.chunks if self._writer else 0)
+        session = self._import
+        applied = session.imported + session.kept + session.rejected if session else 0
+        return self._reads + applied + (self._writer.steps if self._writer else 0)
 
     def _check_idle(self) -> None:
         """Once per idle period: close a connection that sent nothing while
         a line was expected, abort one that took none of its answer."""
         progress, waiting = self._progress(), not self._reading and not self._writer
-        if progress != self._progress_at_check or waiting:  # a refresh runs
+        if progress != self._progress_at_check or waiting:  # a refresh runs, or
+            # an import's last lines are applied
             self._progress_at_check = progress
             self._calls[1] = self.factory.clock.callLater(
                 self.factory.idle_timeout_s, self._check_idle
@@ -197,9 +226,20 @@ class ControlFactory(Factory[ControlProtocol]):
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         deadline_s: float = DEADLINE_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        cooperator: Cooperator | None = None,
+        settle: Callable[[], None] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.commands = AdminCommands(service, status=status)
+        """``cooperator`` runs the admin work in slices; by default each
+        turn lasts :data:`~postfix_mtasts.slicing.SLICE_S`, and the next
+        starts :data:`~postfix_mtasts.slicing.TURN_GAP_S` later.  ``settle``: see
+        :class:`~postfix_mtasts.importsession.ImportSession` (the daemon
+        passes :func:`~postfix_mtasts.slicing.keep_out_of_gc`).  ``status``
+        answers the ``status`` command."""
+        if cooperator is None:
+            cooperator = slicer(clock, turn_delay_s=TURN_GAP_S)
+        self.cooperator = cooperator
+        self.commands = AdminCommands(service, self.cooperator, settle, status)
         self.clock = clock
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s

@@ -38,6 +38,7 @@ from postfix_mtasts.protocols import (
     SocketmapProtocol,
     TcpTableProtocol,
 )
+from postfix_mtasts.slicing import keep_out_of_gc
 
 __all__ = ["ListenerError", "listener_service", "start_control"]
 
@@ -214,7 +215,7 @@ def start_control(
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
     cannot be created.  ``status`` answers the ``status`` command."""
-    factory = ControlFactory(admin, reactor, status=status)
+    factory = ControlFactory(admin, reactor, settle=keep_out_of_gc, status=status)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = StreamServerEndpointService(endpoint, factory)
     service._raiseSynchronously = True

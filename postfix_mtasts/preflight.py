@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from postfix_mtasts.cache.fleet_key import read_fleet_keys
 from postfix_mtasts.core.config import Config, ConfigError, ListenerConfig
-from postfix_mtasts.core.endpoint import parse_endpoint
+from postfix_mtasts.core.endpoint import Endpoint, parse_endpoint
 from postfix_mtasts.https import load_pem_certificates
 
 __all__ = ["Resolve", "check_ca_file", "check_serve"]
@@ -84,17 +84,26 @@ def _check_listener(
     pid: int,
     resolve: Resolve,
 ) -> None:
-    _check_endpoint(f"{where}.endpoint", listener.endpoint, environ, pid, resolve)
+    endpoint = _check_endpoint(
+        f"{where}.endpoint", listener.endpoint, environ, pid, resolve
+    )
+    socket_path = endpoint.params.get("address", listener.endpoint)
     if listener.owner is not None:
         try:
             pwd.getpwnam(listener.owner)
         except KeyError:
-            raise ConfigError(f"{where}.owner: no user {listener.owner!r}") from None
+            raise ConfigError(
+                f"{where}.owner: no user {listener.owner!r} "
+                f"(owner of the unix socket {socket_path})"
+            ) from None
     if listener.group is not None:
         try:
             grp.getgrnam(listener.group)
         except KeyError:
-            raise ConfigError(f"{where}.group: no group {listener.group!r}") from None
+            raise ConfigError(
+                f"{where}.group: no group {listener.group!r} "
+                f"(group of the unix socket {socket_path})"
+            ) from None
 
 
 def _check_endpoint(
@@ -103,9 +112,9 @@ def _check_endpoint(
     environ: Mapping[str, str],
     pid: int,
     resolve: Resolve,
-) -> None:
+) -> Endpoint:
     """A listener's or the metrics endpoint: its unix socket's directory,
-    its interface's name, its systemd socket."""
+    its interface's name, its systemd socket; the endpoint, parsed."""
     endpoint = parse_endpoint(text)  # checked at load: cannot fail
     if endpoint.kind == "unix":
         _check_parent(where, endpoint.params["address"])
@@ -113,6 +122,7 @@ def _check_endpoint(
         _check_interface(where, endpoint.kind, endpoint.params["interface"], resolve)
     if endpoint.kind == "systemd":
         _check_systemd(where, endpoint.params, environ, pid)
+    return endpoint
 
 
 def _check_interface(where: str, kind: str, interface: str, resolve: Resolve) -> None:

@@ -122,7 +122,9 @@ def assemble_lookup(
         log_lookups=log_lookups,
         gathers_facts=facts is not None,
     )
-    admin = Admin(domains, coordinator, clock, sharing)
+    admin = Admin(
+        domains, coordinator, clock, sharing, lookup=front_door.lookup, maps=maps
+    )
     return LookupParts(front_door, admin, None, domains, coordinator)
 
 

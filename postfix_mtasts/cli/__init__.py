@@ -11,13 +11,23 @@ exit status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config, ConfigError, load
 
-__all__ = ["build_parser", "error_line", "main"]
+__all__ = ["PASSED_SOCKETS", "build_parser", "error_line", "main"]
+
+#: systemd's socket-activation variables as this process received them,
+#: taken at import: importing twisted.internet.endpoints (which the start-up
+#: checks do) deletes LISTEN_PID and LISTEN_FDS from os.environ.
+PASSED_SOCKETS = {
+    key: os.environ[key]
+    for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+    if key in os.environ
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="TOML configuration (default: built-in)"
     )
     query = commands.add_parser(
-        "query", help="discover a domain's policy and show what Postfix would be told"
+        "query",
+        help="ask the running daemon what Postfix hears for a domain, and why",
     )
     query.add_argument("domain", help="next-hop domain, as Postfix would send it")
     query.add_argument("--config", metavar="FILE", help="TOML configuration")
@@ -44,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--map", default="postfix", help="map profile to answer for (default: postfix)"
     )
     query.add_argument("--json", action="store_true", help="print one JSON object")
+    query.add_argument(
+        "--direct",
+        action="store_true",
+        help="discover the policy in this process, without the daemon or its cache",
+    )
+    query.add_argument(
+        "--socket", metavar="PATH", help="control socket (default: from the config)"
+    )
     from postfix_mtasts.cli.cache import add_cache_parser
     from postfix_mtasts.cli.check import add_check_parser
     from postfix_mtasts.cli.status import add_status_parser
@@ -83,7 +102,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_check(args)
     try:
         config = load(args.config)
-        _check(args.command, config, args.config)
+        _check(args.command, config, args.config, direct=getattr(args, "direct", False))
     except ConfigError as e:
         error_line(f"configuration error: {e}")
         return 2
@@ -101,18 +120,27 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_status(config, args)
     from postfix_mtasts.cli.query import run_query
 
-    return run_query(config, args.domain, map_name=args.map, as_json=args.json)
+    return run_query(
+        config,
+        args.domain,
+        map_name=args.map,
+        as_json=args.json,
+        direct=args.direct,
+        socket_path=args.socket,
+    )
 
 
-def _check(command: str, config: Config, path: str | None) -> None:
+def _check(
+    command: str, config: Config, path: str | None, *, direct: bool = False
+) -> None:
     """What the command needs from the system that the configuration names
     (:mod:`postfix_mtasts.preflight`); its ConfigError names the file."""
     from postfix_mtasts.preflight import check_ca_file, check_serve
 
     try:
         if command == "serve":
-            check_serve(config)
-        elif command == "query":
+            check_serve(config, environ=PASSED_SOCKETS)
+        elif command == "query" and direct:  # through the daemon: its own CA
             check_ca_file(config)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None

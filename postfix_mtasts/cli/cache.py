@@ -2,8 +2,13 @@
 """``postfix-mtasts cache list|show|purge|refresh|export|import``.
 
 Talks to the running daemon over its control socket (``[control] socket``);
-the socket's file permissions decide who may.  With no daemon answering,
-every verb but ``refresh`` works on the SQLite store file directly.
+the socket's file permissions decide who may.  When the socket cannot be
+reached that is an error: a wrong ``--socket`` must never lead to the store
+being edited behind a running daemon, which would go on answering from its
+memory (issue 11).  Only ``--offline`` works on the SQLite store file
+directly (every verb but ``refresh``), and only when no process has the file
+open: it is opened in SQLite's exclusive locking mode, which a daemon's open
+connection (WAL mode, a shared lock held while open) refuses at once.
 
 ``import`` checks the whole file first (standard input is kept in a
 temporary file meanwhile), then streams it one entry per line; a line over
@@ -14,23 +19,17 @@ counted as rejected without being sent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import sqlite3
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, nullcontext, suppress
 from typing import IO, Any, TextIO
 
-from twisted.internet.defer import Deferred
-
-from postfix_mtasts.cache.sqlite_db import StoreOpenError, open_db, read_all, write
-from postfix_mtasts.control import MAX_LINE_BYTES, AdminCommands, ImportSession
+from postfix_mtasts.cli.offline import offline_lines
+from postfix_mtasts.control import MAX_LINE_BYTES
 from postfix_mtasts.core.config import Config
-from postfix_mtasts.core.entry import CacheEntry
 
 __all__ = ["add_cache_parser", "run_cache"]
 
@@ -45,6 +44,12 @@ def add_cache_parser(commands: Any) -> None:
     cache.add_argument("--config", metavar="FILE", help="TOML configuration")
     cache.add_argument(
         "--socket", metavar="PATH", help="control socket (default: from the config)"
+    )
+    cache.add_argument(
+        "--offline",
+        action="store_true",
+        help="work on the store file directly, for a daemon that is stopped "
+        "(refused while any process has the file open)",
     )
     verbs = cache.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = verbs.add_parser("list", help="one line per cached domain")
@@ -66,7 +71,13 @@ def add_cache_parser(commands: Any) -> None:
 def run_cache(config: Config, args: Any, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     path = args.socket or config.control.socket
-    if not path:
+    if args.offline and not config.store.path:
+        print(
+            "postfix-mtasts: --offline needs a store file ([store] path)",
+            file=sys.stderr,
+        )
+        return 2
+    if not path and not args.offline:
         print(
             "postfix-mtasts: no control socket configured ([control] socket)",
             file=sys.stderr,
@@ -95,31 +106,27 @@ def _run(
     entries: _ExportFile | None,
     out: TextIO,
 ) -> int:
-    try:
-        lines = _ask(path, request, entries.lines() if entries else None)
-    except OSError as e:
-        if not config.store.path or args.verb == "refresh":
+    if args.offline:
+        offline = offline_lines(
+            config, args, request, entries.lines() if entries else None
+        )
+        if offline is None:
+            return 2
+        lines = offline
+    else:
+        try:
+            lines = _ask(path, request, entries.lines() if entries else None)
+        except OSError as e:
             print(
                 f"postfix-mtasts: cannot reach the daemon at {path}: {e}",
                 file=sys.stderr,
             )
-            return 2
-        if not os.path.exists(config.store.path):
-            print(
-                f"postfix-mtasts: cannot reach the daemon at {path} ({e}), and there "
-                f"is no store file at {config.store.path}",
-                file=sys.stderr,
-            )
-            return 2
-        print(
-            f"postfix-mtasts: the daemon is not answering at {path} ({e}); "
-            f"working on the store {config.store.path} directly",
-            file=sys.stderr,
-        )
-        try:
-            lines = _offline(config, request, entries.lines() if entries else None)
-        except (OSError, sqlite3.Error, StoreOpenError) as e:
-            print(f"postfix-mtasts: cannot use the store: {e}", file=sys.stderr)
+            if config.store.path and args.verb != "refresh":
+                print(
+                    "postfix-mtasts: if the daemon is stopped, 'cache --offline "
+                    f"{args.verb}' works on its store {config.store.path}",
+                    file=sys.stderr,
+                )
             return 2
     if args.verb == "export":
         target: AbstractContextManager[TextIO] = (
@@ -145,10 +152,11 @@ def _run(
 
 def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
     if args.verb == "list":
+        rows = sorted(reply["entries"], key=lambda e: str(e.get("domain")))
         if args.json:
-            out.write(json.dumps(reply["entries"], indent=2) + "\n")
+            out.write(json.dumps(rows, indent=2) + "\n")
             return
-        for e in reply["entries"]:
+        for e in rows:
             out.write(
                 f"{e['domain']:<40} {e['mode']:<8} id={e['id']} expires={e['expires_at']}\n"
             )
@@ -159,7 +167,10 @@ def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
             ("purged" if reply["purged"] else "was not cached") + f": {args.domain}\n"
         )
     else:
-        out.write(f"imported {reply['imported']}, rejected {reply['rejected']}\n")
+        out.write(
+            f"imported {reply['imported']}, kept {reply.get('kept', 0)} newer, "
+            f"rejected {reply['rejected']}\n"
+        )
 
 
 class _ExportFile:
@@ -208,55 +219,6 @@ class _ExportFile:
 
     def close(self) -> None:
         self._file.close()
-
-
-def _offline(
-    config: Config, request: dict[str, Any], entries: Iterable[bytes] | None
-) -> list[str]:
-    """Run ``request`` on the SQLite store file, for a daemon that is not
-    running (it loads the file when it starts)."""
-    with closing(_StoreFile(config.store.path, config.cache.max_entries)) as store:
-        reply = AdminCommands(store).run(json.dumps(request).encode())
-        if isinstance(reply, ImportSession):
-            for line in entries or ():
-                reply.add(line)
-            reply = reply.finish()
-        if isinstance(reply, Deferred):  # only refresh is asynchronous
-            return ['{"ok": false, "error": "refresh needs the running daemon"}']
-        return b"".join(reply).decode().splitlines()
-
-
-class _StoreFile:
-    """The Administered face of a store file (no daemon, no network)."""
-
-    def __init__(self, path: str, max_entries: int) -> None:
-        self._now = time.time()  # noqa: TID251 - the CLI's own clock, no reactor here
-        self._max_entries = max_entries
-        self._db = open_db(path, busy_timeout_s=5.0)
-        entries, _ = read_all(self._db, self._now)
-        self._entries = {e.domain: e for e in entries}
-
-    def close(self) -> None:
-        self._db.close()
-
-    def domains(self) -> list[str]:
-        return list(self._entries)
-
-    def peek(self, domain: str) -> CacheEntry | None:
-        return self._entries.get(domain)
-
-    def purge(self, domain: str) -> bool:
-        write(self._db, [(domain, None)], self._max_entries)
-        return self._entries.pop(domain, None) is not None
-
-    def import_entry(self, entry: CacheEntry) -> None:
-        write(self._db, [(entry.domain, (entry, self._now))], self._max_entries)
-        self._entries[entry.domain] = entry
-
-    def refresh_in_background(
-        self, domain: str, *, force_fetch: bool = False
-    ) -> Deferred[CacheEntry | None] | None:
-        return None
 
 
 def _ask(

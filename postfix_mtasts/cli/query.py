@@ -1,13 +1,23 @@
 # -*- test-case-name: tests.integration.test_daemon -*-
-"""``postfix-mtasts query DOMAIN``: discover one domain's policy with the
-daemon's own resolver and decision code, and say what Postfix would hear,
-whether the map has DANE precedence and why (``dane = "auto"`` asks
-Postfix's postconf, as ``serve`` does at start), and the MX facts that DANE
-precedence read (spec D13)."""
+"""``postfix-mtasts query DOMAIN``: what Postfix hears for a key, and why.
+
+By default the running daemon is asked through its control socket (the
+``query`` verb): the answer comes through the front door Postfix's lookups
+use, from the daemon's cache, so during an outage it says the cached
+``secure`` that Postfix hears, not what a fresh discovery would find
+(issue 11).  A daemon that cannot be reached is an error (exit status 3)
+that suggests ``--direct``.
+
+``--direct`` discovers the domain's policy with the daemon's own resolver and
+decision code in this process, without the daemon or its store: what a
+daemon with an empty cache would answer, whether the map has DANE precedence
+and why (``dane = "auto"`` asks Postfix's postconf, as ``serve`` does at
+start), and the MX facts that DANE precedence read (spec D13)."""
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from typing import Any
 
@@ -15,22 +25,93 @@ from attrs import evolve
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from postfix_mtasts.core.answer import Answer, Status, render_value
+from postfix_mtasts.core.answer import Status
 from postfix_mtasts.core.config import Config
-from postfix_mtasts.core.dane import FactsRecord, dane_verdict
 from postfix_mtasts.core.dane_auto import dane_reason
-from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.nexthop import KeyKind, classify_key
-from postfix_mtasts.core.text import quote, utc_timestamp
+from postfix_mtasts.core.text import quote
 from postfix_mtasts.postconf import settle_dane
+from postfix_mtasts.queryreport import describe
 from postfix_mtasts.service import make_lookup
 
-__all__ = ["describe", "run_query"]
+__all__ = ["UNREACHABLE", "describe", "run_query"]
 
 _EXIT = {Status.OK: 0, Status.NOTFOUND: 1, Status.TEMP: 2, Status.PERM: 2}
+#: The exit status when the daemon cannot be asked.
+UNREACHABLE = 3
+TIMEOUT_S = 120.0  # a lookup of a domain due for discovery waits for it
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
-def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
+def run_query(
+    config: Config,
+    key: str,
+    *,
+    map_name: str,
+    as_json: bool,
+    direct: bool = False,
+    socket_path: str | None = None,
+) -> int:
+    if direct:
+        return run_direct(config, key, map_name=map_name, as_json=as_json)
+    path = socket_path or config.control.socket
+    suggestion = (
+        f"'postfix-mtasts query --direct {key}' runs a discovery of its own, "
+        "without the daemon's cache"
+    )
+    if not path:
+        print(
+            "postfix-mtasts: no control socket configured ([control] socket) to "
+            f"ask the daemon; {suggestion}",
+            file=sys.stderr,
+        )
+        return UNREACHABLE
+    try:
+        reply = _ask(path, {"cmd": "query", "key": key, "map": map_name})
+    except (OSError, ValueError) as e:
+        print(
+            f"postfix-mtasts: cannot ask the daemon at {path}: {e}; is it "
+            f"running? {suggestion}",
+            file=sys.stderr,
+        )
+        return UNREACHABLE
+    if not reply.get("ok") or not isinstance(reply.get("report"), dict):
+        print(f"postfix-mtasts: {reply.get('error')}", file=sys.stderr)
+        return 2
+    report: dict[str, Any] = reply["report"]
+    _print(report, as_json)
+    status = report.get("status")
+    return next((code for s, code in _EXIT.items() if s.value == status), 2)
+
+
+def _ask(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's one-line JSON answer; OSError or ValueError when there
+    is none."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(TIMEOUT_S)
+        s.connect(path)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                raise ValueError("answer too long")
+    answer = json.loads(data.split(b"\n", 1)[0]) if data else None
+    if not isinstance(answer, dict):
+        raise ValueError("no answer")
+    return answer
+
+
+def _print(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        for name, value in _text_rows(report):
+            print(f"{name + ':':<9} {value}")
+
+
+def run_direct(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
+    """``query --direct``: a discovery of this process's own."""
     profile = config.map_named(map_name)
     if profile is None:
         print(
@@ -55,84 +136,10 @@ def run_query(config: Config, key: str, *, map_name: str, as_json: bool) -> int:
         report = describe(
             key, hop.domain, answer, entry, reactor.seconds(), facts, dane=dane
         )
-        if as_json:
-            print(json.dumps(report, indent=2, sort_keys=True))
-        else:
-            for name, value in _text_rows(report):
-                print(f"{name + ':':<9} {value}")
+        _print(report, as_json)
         raise SystemExit(_EXIT[answer.status])  # react exits with this code
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
-
-
-def describe(
-    key: str,
-    domain: str,
-    answer: Answer,
-    entry: CacheEntry | None,
-    now: float,
-    facts: FactsRecord | None = None,
-    *,
-    dane: tuple[bool, str] | None = None,
-) -> dict[str, Any]:
-    """The query report as plain data (the ``--json`` schema); ``dane``:
-    whether the map has DANE precedence, and why."""
-    reply = answer.status.value
-    if answer.value is not None:
-        reply += " " + render_value(answer.value)
-    elif answer.status is not Status.NOTFOUND:
-        reply += " " + answer.reason
-    policy = None
-    if entry is not None:
-        policy = {
-            "id": entry.policy_id,
-            "mode": entry.policy.mode.value,
-            "max_age": entry.policy.max_age,
-            "mx": [p.text for p in entry.policy.mx],
-            "fetched_at": utc_timestamp(entry.fetched_at),
-            "expires_at": utc_timestamp(entry.expires_at),
-            "age_s": round(now - entry.fetched_at, 3),
-            "source": "fetch",
-        }
-    return {
-        "key": key,
-        "domain": domain or None,
-        "status": answer.status.value,
-        "reply": reply,
-        "reason": answer.reason,
-        "policy": policy,
-        "dane_precedence": None if dane is None else {"on": dane[0], "why": dane[1]},
-        "mx_facts": describe_facts(facts),
-    }
-
-
-def describe_facts(record: FactsRecord | None) -> dict[str, Any] | None:
-    """The MX facts as plain data: MX hosts, whether the MX RRset was
-    DNSSEC-validated, the TLSA state per host (asked only when it was), the
-    verdict, when they were gathered and until when they hold."""
-    if record is None:
-        return None
-    facts = record.facts
-    described: dict[str, Any] = {
-        "verdict": dane_verdict(record).value,
-        "failure": record.failure or None,
-        "due_at": utc_timestamp(record.due_at) if record.due_at else None,
-        "mx": None,
-    }
-    if facts is not None:
-        described.update(
-            mx=list(facts.hosts),
-            more_mx=facts.more_hosts,
-            implicit_mx=facts.implicit,
-            mx_secure=facts.secure,
-            tlsa={
-                host: state.value
-                for host, state in zip(facts.hosts, facts.tlsa, strict=False)
-            },
-            checked_at=utc_timestamp(facts.checked_at),
-            expires_at=utc_timestamp(facts.expires_at),
-        )
-    return described
 
 
 def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -177,11 +177,19 @@ def run_query(
     *,
     config: Path | None = None,
     map_name: str | None = None,
+    direct: bool = False,
+    socket: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`postfix-mtasts query --json [--config C] [--map M] DOMAIN` in $P-mta."""
+    """`postfix-mtasts query --json [--config C] [--map M] [--direct]
+    [--socket S] DOMAIN` in $P-mta: the running daemon's answer through its
+    control socket, or with ``direct`` a discovery of the command's own."""
     argv = [sys.executable, "-m", "postfix_mtasts", "query", "--json"]
     if config is not None:
         argv += ["--config", str(config)]
     if map_name is not None:
         argv += ["--map", map_name]
+    if direct:
+        argv.append("--direct")
+    if socket is not None:
+        argv += ["--socket", str(socket)]
     return world.run("mta", [*argv, domain], timeout=60)

@@ -191,9 +191,10 @@ class TestAnswers:
         assert "permanent error: unknown map name 'nosuchmap'" in answer
 
     def test_query_command(self, world: World, daemon: Proc) -> None:
-        """`postfix-mtasts query` says what Postfix would hear and why (--json too)."""
+        """`postfix-mtasts query --direct` says what Postfix would hear and
+        why (--json too), from a discovery of its own."""
         world.publish("answers-query.test", policy_id="q1")
-        proc = run_query(world, "answers-query.test")
+        proc = run_query(world, "answers-query.test", direct=True)
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert (
@@ -210,7 +211,14 @@ class TestAnswers:
             }
         text = world.run(
             "mta",
-            [sys.executable, "-m", "postfix_mtasts", "query", "answers-query.test"],
+            [
+                sys.executable,
+                "-m",
+                "postfix_mtasts",
+                "query",
+                "--direct",
+                "answers-query.test",
+            ],
             timeout=60,
         )
         assert "id=q1 mode=enforce max_age=86400" in text.stdout

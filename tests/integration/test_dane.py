@@ -384,8 +384,9 @@ def auto_daemon(world: World, auto37: PostfixInstance) -> Iterator[Proc]:
 
 
 def query_json(world: World, config: Path, domain: str) -> dict[str, Any]:
-    """`postfix-mtasts query --json` in $P-mta."""
-    proc = run_query(world, domain, config=config)
+    """`postfix-mtasts query --json --direct` in $P-mta: a fresh discovery,
+    DANE precedence settled by this command."""
+    proc = run_query(world, domain, config=config, direct=True)
     report: dict[str, Any] = json.loads(proc.stdout)
     return report
 

@@ -149,12 +149,12 @@ class TestQuery:
         world.https.update_host(f"mta-sts.{domain}", status=503)
         config = world.work / "tlsrpt-query.toml"
         config.write_text(MAPS + '\n[store]\npath = ""\n[control]\nsocket = ""\n')
-        proc = run_query(world, domain, config=config, map_name="tlsrpt")
+        proc = run_query(world, domain, config=config, map_name="tlsrpt", direct=True)
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout)
         assert report["reply"] == "OK " + failure(domain, "sts-policy-fetch-error")
         assert "HTTP status 503" in report["reason"]
-        plain = run_query(world, domain, config=config, map_name="postfix")
+        plain = run_query(world, domain, config=config, map_name="postfix", direct=True)
         assert plain.returncode == 1, plain.stderr
         assert json.loads(plain.stdout)["reply"] == "NOTFOUND"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts import __version__
-from postfix_mtasts.cache.sqlite_db import open_db, write
+from postfix_mtasts.cache.sqlite_db import open_db, read_all, write
 from postfix_mtasts.cli import build_parser, main
 from postfix_mtasts.cli.cache import run_cache
 from postfix_mtasts.cli.query import _text_rows, describe
@@ -144,12 +144,18 @@ class ArgumentTests(SynchronousTestCase):
             self.assertIn(reason, err, argv)
 
     def test_query_arguments(self) -> None:
-        """query takes DOMAIN, --config, --map (default postfix) and --json."""
+        """query takes DOMAIN, --config, --map (default postfix), --json,
+        --direct and --socket."""
         args = build_parser().parse_args(["query", "example.com"])
         self.assertEqual(
             (args.command, args.domain, args.config, args.map, args.json),
             ("query", "example.com", None, "postfix", False),
         )
+        self.assertEqual((args.direct, args.socket), (False, None))
+        args = build_parser().parse_args(
+            ["query", "--direct", "--socket", "/s", "x.example"]
+        )
+        self.assertEqual((args.direct, args.socket), (True, "/s"))
         args = build_parser().parse_args(
             ["query", "--config", "/c.toml", "--map", "relay", "--json", "x.example"]
         )
@@ -237,19 +243,43 @@ class ConfigErrorTests(TempDirTestCase):
 
 class QueryTests(TempDirTestCase):
     def test_unknown_map(self) -> None:
-        """query --map with a map the configuration lacks is an error (exit
-        2) found before any DNS or HTTPS (G.6 unknown map name)."""
+        """query --direct --map with a map the configuration lacks is an
+        error (exit 2) found before any DNS or HTTPS (G.6 unknown map name)."""
         path = os.path.join(self.make_dir(), "c.toml")
         with open(path, "w", encoding="utf-8") as f:
             f.write("[maps.relay]\n")
+        argv = ["query", "--direct", "--config", path, "--map", "postfix"]
         with captured() as (out, err):
-            self.assertEqual(
-                main(["query", "--config", path, "--map", "postfix", "x.example"]), 2
-            )
+            self.assertEqual(main([*argv, "x.example"]), 2)
         self.assertEqual(
             (out.getvalue(), err.getvalue()),
             ("", "postfix-mtasts: no map named 'postfix' in the configuration\n"),
         )
+
+    def test_query_needs_the_daemon(self) -> None:
+        """query asks the running daemon by default: when its control socket
+        cannot be reached (or none is configured), exit 3 and a message
+        that suggests --direct; nothing is discovered (issue 11)."""
+        directory = self.make_dir()
+        sock = os.path.join(directory, "control.sock")
+        path = os.path.join(directory, "c.toml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"[control]\nsocket = {sock!r}\n")
+        with captured() as (out, err):
+            self.assertEqual(main(["query", "--config", path, "x.example"]), 3)
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(
+            err.getvalue(),
+            f"postfix-mtasts: cannot ask the daemon at {sock}: [Errno 2] No such "
+            "file or directory; is it running? 'postfix-mtasts query --direct "
+            "x.example' runs a discovery of its own, without the daemon's cache\n",
+        )
+        with open(path, "w", encoding="utf-8") as f:
+            f.write('[control]\nsocket = ""\n')
+        with captured() as (out, err):
+            self.assertEqual(main(["query", "--config", path, "x.example"]), 3)
+        self.assertIn("no control socket configured", err.getvalue())
+        self.assertIn("--direct", err.getvalue())
 
     def test_describe_enforce(self) -> None:
         """The --json report of an enforced policy: the exact reply Postfix
@@ -399,19 +429,16 @@ class QueryTests(TempDirTestCase):
 
 
 class OfflineCacheTests(TempDirTestCase):
-    """``cache`` verbs with no daemon: the control socket does not exist, so
-    every verb but refresh works on the store file (README)."""
+    """``cache --offline`` verbs with no daemon: every verb but refresh works
+    on the store file (README); without --offline an unreachable socket is
+    an error and the store is not touched (issue 11)."""
 
     def setUp(self) -> None:
         self.dir = self.make_dir()
         self.store = os.path.join(self.dir, "policies.sqlite3")
         self.socket = os.path.join(self.dir, "control.sock")
         self.config = self.write_config(self.store, self.socket)
-        self.offline = (
-            f"postfix-mtasts: the daemon is not answering at {self.socket} "
-            "([Errno 2] No such file or directory); "
-            f"working on the store {self.store} directly\n"
-        )
+        self.offline = ""
         self.seed(self.store, [ALPHA, BETA, GONE])
 
     def write_config(self, store: str, socket: str, name: str = "c.toml") -> str:
@@ -424,13 +451,17 @@ class OfflineCacheTests(TempDirTestCase):
         with contextlib.closing(open_db(store, busy_timeout_s=5.0)) as db:
             write(db, [(e.domain, (e, e.fetched_at)) for e in entries], 1000)
 
-    def cache(self, *argv: str, config: str | None = None) -> tuple[int, str, str]:
-        """Run ``postfix-mtasts cache --config FILE ARGV...``: (status, out, err).
+    def cache(
+        self, *argv: str, config: str | None = None, offline: bool = True
+    ) -> tuple[int, str, str]:
+        """Run ``postfix-mtasts cache --config FILE [--offline] ARGV...``:
+        (status, out, err).
 
         run_cache is called with its own output stream: its default is the
         sys.stdout of import time, which redirect_stdout cannot replace."""
         path = config or self.config
-        args = build_parser().parse_args(["cache", "--config", path, *argv])
+        flags = ["--offline"] if offline else []
+        args = build_parser().parse_args(["cache", "--config", path, *flags, *argv])
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stderr(err):
             status = run_cache(load(path), args, out)
@@ -517,7 +548,7 @@ class OfflineCacheTests(TempDirTestCase):
         self.seed(store, [])
         other = self.write_config(store, self.socket, "other.toml")
         status, out, _ = self.cache("import", backup, config=other)
-        self.assertEqual((status, out), (0, "imported 2, rejected 0\n"))
+        self.assertEqual((status, out), (0, "imported 2, kept 0 newer, rejected 0\n"))
         status, out, _ = self.cache("list", "--json", config=other)
         self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
 
@@ -534,7 +565,8 @@ class OfflineCacheTests(TempDirTestCase):
             for item in (good, smart_host, ip_mx):
                 f.write(json.dumps(item) + "\n\n")
         self.assertEqual(
-            self.cache("import", source), (0, "imported 1, rejected 2\n", self.offline)
+            self.cache("import", source),
+            (0, "imported 1, kept 0 newer, rejected 2\n", self.offline),
         )
         status, out, _ = self.cache("list", "--json")
         self.assertEqual(status, 0)
@@ -568,7 +600,8 @@ class OfflineCacheTests(TempDirTestCase):
             padded = ALPHA.to_bytes().replace(b"{", b"{" + b" " * MAX_LINE_BYTES, 1)
             f.write(padded + b"\n")  # valid, but no entry is that long
         self.assertEqual(
-            self.cache("import", source), (0, "imported 1, rejected 2\n", self.offline)
+            self.cache("import", source),
+            (0, "imported 1, kept 0 newer, rejected 2\n", self.offline),
         )
 
     def test_import_from_stdin(self) -> None:
@@ -578,7 +611,8 @@ class OfflineCacheTests(TempDirTestCase):
         stdin = io.TextIOWrapper(io.BytesIO(gamma.to_bytes() + b"\n"))
         self.patch(sys, "stdin", stdin)
         self.assertEqual(
-            self.cache("import", "-"), (0, "imported 1, rejected 0\n", self.offline)
+            self.cache("import", "-"),
+            (0, "imported 1, kept 0 newer, rejected 0\n", self.offline),
         )
         self.patch(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"{}\nnot json\n")))
         status, out, err = self.cache("import", "-")
@@ -614,25 +648,24 @@ class OfflineCacheTests(TempDirTestCase):
         self.assertFalse(os.path.exists(self.store))
 
     def test_no_store_file(self) -> None:
-        """No daemon and no store file: exit 2, naming both; no file is
+        """--offline with no store file: exit 2, naming it; no file is
         created."""
         os.remove(self.store)
         self.assertEqual(
             self.cache("list"),
-            (
-                2,
-                "",
-                f"postfix-mtasts: cannot reach the daemon at {self.socket} "
-                "([Errno 2] No such file or directory), and there is no store "
-                f"file at {self.store}\n",
-            ),
+            (2, "", f"postfix-mtasts: there is no store file at {self.store}\n"),
         )
         self.assertFalse(os.path.exists(self.store))
 
     def test_memory_only_store(self) -> None:
-        """With ``[store] path = ""`` there is no file to fall back on."""
+        """With ``[store] path = ""`` there is no file to work on: --offline
+        says so; without it, the unreachable socket is the error."""
         config = self.write_config("", self.socket, "memory.toml")
-        status, out, err = self.cache("list", config=config)
+        self.assertEqual(
+            self.cache("list", config=config),
+            (2, "", "postfix-mtasts: --offline needs a store file ([store] path)\n"),
+        )
+        status, out, err = self.cache("list", config=config, offline=False)
         self.assertEqual((status, out), (2, ""))
         self.assertEqual(
             err,
@@ -640,20 +673,92 @@ class OfflineCacheTests(TempDirTestCase):
             "[Errno 2] No such file or directory\n",
         )
 
+    def test_unreachable_socket_never_edits_the_store(self) -> None:
+        """Without --offline, a control socket that cannot be reached (a
+        wrong --socket) is an error for every verb, saying how to work on
+        the store of a stopped daemon; the store is not touched (issue 11,
+        E11: a running daemon would go on answering from memory)."""
+        with open(self.store, "rb") as f:
+            before = f.read()
+        wrong = os.path.join(self.dir, "wrong.sock")
+        for verb in (["purge", "alpha.example"], ["list"]):
+            status, out, err = self.cache("--socket", wrong, *verb, offline=False)
+            self.assertEqual(
+                (status, out, err),
+                (
+                    2,
+                    "",
+                    f"postfix-mtasts: cannot reach the daemon at {wrong}: [Errno 2] "
+                    "No such file or directory\npostfix-mtasts: if the daemon is "
+                    f"stopped, 'cache --offline {verb[0]}' works on its store "
+                    f"{self.store}\n",
+                ),
+            )
+        with open(self.store, "rb") as f:
+            self.assertEqual(f.read(), before)
+        status, out, _ = self.cache("list", "--json")
+        self.assertEqual((status, json.loads(out)), (0, [ALPHA_ROW, BETA_ROW]))
+
+    def test_offline_refused_while_the_store_is_open(self) -> None:
+        """--offline is refused, and changes nothing, while another
+        connection has the store open as a running daemon's does (its WAL
+        connection holds a shared lock): exit 2, saying so (issue 11)."""
+        daemon = open_db(self.store, busy_timeout_s=5.0)
+        self.addCleanup(daemon.close)
+        self.assertEqual(len(read_all(daemon, Y2100)[0]), 2)
+        status, out, err = self.cache("purge", "alpha.example")
+        self.assertEqual(
+            (status, out, err),
+            (
+                2,
+                "",
+                f"postfix-mtasts: the store {self.store} is in use, by a running "
+                "daemon most likely: it is not edited behind the daemon's back; "
+                "reach the daemon through its control socket\n",
+            ),
+        )
+        self.assertEqual(len(read_all(daemon, Y2100)[0]), 2)
+        daemon.close()
+        self.assertEqual(
+            self.cache("purge", "alpha.example"), (0, "purged: alpha.example\n", "")
+        )
+
+    def test_import_keeps_newer_entries(self) -> None:
+        """An import never replaces a newer stored entry with an older one:
+        the older is counted as kept out; a newer one replaces (issue 11,
+        E1)."""
+        older = CacheEntry.fetched(
+            "alpha.example", "old1", make_policy(Mode.TESTING), Y2100 - 3600
+        )
+        newer = CacheEntry.fetched("beta.example", "new1", make_policy(), Y2100 + 60)
+        source = os.path.join(self.dir, "backup.jsonl")
+        with open(source, "wb") as f:
+            f.write(older.to_bytes() + b"\n" + newer.to_bytes() + b"\n")
+        self.assertEqual(
+            self.cache("import", source),
+            (0, "imported 1, kept 1 newer, rejected 0\n", ""),
+        )
+        status, out, _ = self.cache("list", "--json")
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            [(row["domain"], row["id"]) for row in json.loads(out)],
+            [("alpha.example", "id1"), ("beta.example", "new1")],
+        )
+
     def test_no_control_socket(self) -> None:
         """``[control] socket = ""`` and no --socket: exit 2, naming the key;
-        --socket then gives the path."""
+        --offline needs no socket."""
         config = self.write_config(self.store, "", "nosocket.toml")
         self.assertEqual(
-            self.cache("list", config=config),
+            self.cache("list", config=config, offline=False),
             (
                 2,
                 "",
                 "postfix-mtasts: no control socket configured ([control] socket)\n",
             ),
         )
-        status, out, err = self.cache("--socket", self.socket, "list", config=config)
-        self.assertEqual((status, err), (0, self.offline))
+        status, out, err = self.cache("list", config=config)
+        self.assertEqual((status, err), (0, ""))
         self.assertEqual(len(out.splitlines()), 2)
 
     def test_unknown_schema(self) -> None:
@@ -666,6 +771,5 @@ class OfflineCacheTests(TempDirTestCase):
             err,
             self.offline
             + f"postfix-mtasts: cannot use the store: {self.store} has schema "
-            "version 99, this postfix-mtasts knows 1: move the file away or run "
-            "a matching version\n",
+            "version 99, this postfix-mtasts knows 1\n",
         )

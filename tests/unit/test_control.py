@@ -25,6 +25,7 @@ from postfix_mtasts.core.decision import Fetched, Timing
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.flowcontrol import REPLY_CHUNK_BYTES
 from postfix_mtasts.service import assemble_lookup
+from postfix_mtasts.slicing import TURN_GAP_S
 
 from .fakes import FakeResolver, make_policy
 from .test_protocols import SmallBufferTransport
@@ -32,6 +33,16 @@ from .test_protocols import SmallBufferTransport
 
 def answer(transport: StringTransport) -> list[Any]:
     return [json.loads(x) for x in transport.value().splitlines()]
+
+
+def pump(clock: Clock) -> None:
+    """Run the admin work's turns, each TURN_GAP_S after the last, until
+    none is due."""
+    while any(
+        call.getTime() <= clock.seconds() + TURN_GAP_S
+        for call in clock.getDelayedCalls()
+    ):
+        clock.advance(TURN_GAP_S)
 
 
 class ControlTestCase(SynchronousTestCase):
@@ -67,6 +78,7 @@ class ControlTestCase(SynchronousTestCase):
         proto, transport = self.connect()
         line = request if isinstance(request, bytes) else json.dumps(request).encode()
         proto.dataReceived(line + b"\n")
+        pump(self.clock)
         proto.connectionLost()
         return answer(transport), transport
 
@@ -104,6 +116,7 @@ class CommandTests(ControlTestCase):
         self.assertFalse(transport.disconnecting)
         self.assertIsNone(self.resolver.calls[0][1])
         self.resolver.answer_last(Fetched("id2", make_policy()))
+        pump(self.clock)
         reply = json.loads(transport.value())
         self.assertEqual(reply["entry"]["id"], "id2")
         self.assertTrue(transport.disconnecting)
@@ -119,7 +132,8 @@ class CommandTests(ControlTestCase):
             b"\n".join([b'{"cmd": "import"}', *exported, b'{"v": 9}', b""])
         )
         self.assertEqual(
-            answer(transport), [{"ok": True, "imported": 1, "rejected": 1}]
+            answer(transport),
+            [{"ok": True, "imported": 1, "kept": 0, "rejected": 1}],
         )
         self.assertEqual(self.service.peek("example.com"), self.entry)
 
@@ -134,6 +148,7 @@ class CommandTests(ControlTestCase):
             proto, transport = self.connect()
             for start in range(0, len(data), size):
                 proto.dataReceived(data[start : start + size])
+            pump(self.clock)
             self.assertEqual(self.service.peek("other.example"), other)
             self.assertEqual(transport.value(), b"")
             with capturedLogs() as events:
@@ -169,6 +184,7 @@ class BoundTests(ControlTestCase):
         sent = 0
         while not transport.value() and sent < 2 * MAX_LINE_BYTES:
             proto.dataReceived(chunk)
+            pump(self.clock)
             sent += len(chunk)
         self.assertLessEqual(sent, MAX_LINE_BYTES + len(chunk))
         self.assertEqual(
@@ -184,6 +200,7 @@ class BoundTests(ControlTestCase):
         proto, transport = self.connect()
         proto.dataReceived(b'{"cmd": "import"}\n' + self.entry.to_bytes() + b"\n")
         proto.dataReceived(b"y" * (MAX_LINE_BYTES + 1))
+        pump(self.clock)
         self.assertFalse(answer(transport)[0]["ok"])
         self.assertEqual(self.factory.connections, 1)
         proto.connectionLost()
@@ -197,6 +214,7 @@ class BoundTests(ControlTestCase):
         with capturedLogs() as events:
             for _ in range(100):
                 _, refused = self.connect()
+            pump(self.clock)
             self.clock.advance(60)
         self.assertEqual(
             answer(refused),
@@ -209,6 +227,7 @@ class BoundTests(ControlTestCase):
         held[0][0].connectionLost()
         proto, transport = self.connect()
         proto.dataReceived(b'{"cmd": "list"}\n')
+        pump(self.clock)
         self.assertTrue(answer(transport)[0]["ok"])
 
     def test_idle_timeout(self) -> None:
@@ -217,6 +236,7 @@ class BoundTests(ControlTestCase):
         (issue 9)."""
         _, silent = self.connect()
         self.clock.advance(IDLE_TIMEOUT_S)
+        pump(self.clock)
         self.assertTrue(silent.disconnecting)
         proto, transport = self.connect()
         self.clock.advance(IDLE_TIMEOUT_S - 1)
@@ -224,6 +244,7 @@ class BoundTests(ControlTestCase):
         self.clock.advance(IDLE_TIMEOUT_S - 1)
         self.assertFalse(transport.disconnecting)
         self.clock.advance(IDLE_TIMEOUT_S)
+        pump(self.clock)
         self.assertEqual(
             answer(transport), [{"ok": False, "error": f"idle for {IDLE_TIMEOUT_S}s"}]
         )
@@ -263,6 +284,7 @@ class LongAnswerTests(ControlTestCase):
         proto.dataReceived(b'{"cmd": "list"}\n')
         reads = 0
         while not transport.disconnecting:
+            pump(self.clock)
             self.assertLessEqual(len(transport.value()), 2 * REPLY_CHUNK_BYTES)
             transport.read()
             reads += 1
@@ -270,7 +292,10 @@ class LongAnswerTests(ControlTestCase):
         self.assertGreater(reads, 3)
         reply = json.loads(transport.received)
         self.assertEqual(len(reply["entries"]), 2001)
-        self.assertEqual(reply["entries"][0]["domain"], "d0000.example")
+        self.assertEqual(
+            {e["domain"] for e in reply["entries"]},
+            {"example.com"} | {f"d{i:04}.example" for i in range(2000)},
+        )
 
     def test_unread_answer_aborted(self) -> None:
         """A reader that takes none of a long answer for a whole idle period
@@ -278,9 +303,11 @@ class LongAnswerTests(ControlTestCase):
         transport = SmallBufferTransport(REPLY_CHUNK_BYTES)
         proto, _ = self.connect(transport)
         proto.dataReceived(b'{"cmd": "export"}\n')
+        pump(self.clock)
         self.clock.advance(IDLE_TIMEOUT_S)
         self.assertFalse(transport.disconnected)
         transport.read()
+        pump(self.clock)
         self.clock.advance(IDLE_TIMEOUT_S)
         self.assertFalse(transport.disconnected)
         with capturedLogs() as events:
@@ -321,6 +348,7 @@ class FailedDeferredTests(ControlTestCase):
         proto.dataReceived(b'{"cmd": "refresh", "domain": "example.com"}\n')
         self.service.peek = broken  # type: ignore[method-assign]
         d.callback(None)
+        pump(self.clock)
         self.assertEqual(
             answer(transport),
             [{"ok": False, "error": "internal error, see the daemon's log"}],

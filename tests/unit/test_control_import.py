@@ -22,6 +22,7 @@ from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.service import assemble_lookup
 
 from .fakes import FakeResolver, make_policy
+from .test_control import pump
 
 
 class ImportTests(SynchronousTestCase):
@@ -54,6 +55,7 @@ class ImportTests(SynchronousTestCase):
         lines = [json.dumps(request), *(json.dumps(e) for e in entries or ())]
         end = b"\n" if entries is None else b"\n\n"
         proto.dataReceived("\n".join(lines).encode() + end)
+        pump(self.clock)
         return [json.loads(x) for x in transport.value().splitlines()]
 
     def item(self, **changes: Any) -> dict[str, Any]:
@@ -78,7 +80,7 @@ class ImportTests(SynchronousTestCase):
         ]
         with capturedLogs() as events:
             (reply,) = self.send({"cmd": "import", "entries": refused})
-        self.assertEqual(reply, {"ok": True, "imported": 0, "rejected": 4})
+        self.assertEqual(reply, {"ok": True, "imported": 0, "kept": 0, "rejected": 4})
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
         self.assertEqual(len(warnings), 1)
         self.assertEqual(warnings[0]["count"], 4)
@@ -100,7 +102,7 @@ class ImportTests(SynchronousTestCase):
         bad = [self.item(expires_at=float("inf"))] * 50
         with capturedLogs() as events:
             (reply,) = self.send({"cmd": "import", "entries": bad})
-        self.assertEqual(reply, {"ok": True, "imported": 0, "rejected": 50})
+        self.assertEqual(reply, {"ok": True, "imported": 0, "kept": 0, "rejected": 50})
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
         self.assertEqual([w["count"] for w in warnings], [50])
         self.assertEqual(warnings[0]["first"].count("not JSON"), SHOWN)
@@ -112,6 +114,7 @@ class ImportTests(SynchronousTestCase):
         transport = StringTransport()
         proto.makeConnection(transport)
         proto.dataReceived(b"[" * 200_000 + b"\n")
+        pump(self.clock)
         (reply,) = [json.loads(x) for x in transport.value().splitlines()]
         self.assertEqual(reply["ok"], False)
 
@@ -140,3 +143,35 @@ class ImportTests(SynchronousTestCase):
         self.assertEqual(len(warnings), 1)
         self.assertEqual(warnings[0]["change"], "mode enforce -> testing")
         self.assertEqual(self.service.peek("example.com"), testing)
+
+    def test_import_never_replaces_a_newer_entry(self) -> None:
+        """An entry fetched before the cached one (an older backup) is kept
+        out and counted, the cached one stays; as new or newer, it is taken
+        (issue 11; E1: max_age counts from the last fetch)."""
+        now = self.clock.seconds()
+        older = CacheEntry.fetched(
+            "example.com", "old", make_policy(Mode.TESTING), now - 3600
+        )
+        (reply,) = self.send(
+            {"cmd": "import", "entries": [json.loads(older.to_bytes())]}
+        )
+        self.assertEqual(reply, {"ok": True, "imported": 0, "kept": 1, "rejected": 0})
+        self.assertEqual(self.service.peek("example.com"), self.entry)
+        rechecked = CacheEntry(
+            "example.com",
+            "id1",
+            self.entry.policy,
+            self.entry.fetched_at,
+            self.entry.expires_at,
+            now + 10,
+        )
+        for entry in (self.entry, rechecked):
+            (reply,) = self.send(
+                {"cmd": "import", "entries": [json.loads(entry.to_bytes())]}
+            )
+            self.assertEqual(reply["imported"], 1)
+            self.assertEqual(self.service.peek("example.com"), entry)
+        (reply,) = self.send(
+            {"cmd": "import", "entries": [json.loads(self.entry.to_bytes())]}
+        )
+        self.assertEqual(reply["kept"], 1)  # re-checked later: newer
