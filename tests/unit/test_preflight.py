@@ -113,13 +113,16 @@ class PreflightTests(SynchronousTestCase):
         user = pwd.getpwuid(os.getuid()).pw_name
         group = grp.getgrgid(os.getgid()).gr_name
         self.check(self.listen(ListenerConfig(sock, owner=user, group=group)))
+        path = sock.removeprefix("unix:")
         self.fails(
             self.listen(ListenerConfig(sock, owner="no-such-user-x")),
-            "listener[0].owner: no user 'no-such-user-x'",
+            "listener[0].owner: no user 'no-such-user-x' "
+            f"(owner of the unix socket {path})",
         )
         self.fails(
             self.listen(ListenerConfig(sock, group="no-such-group-x")),
-            "listener[0].group: no group 'no-such-group-x'",
+            "listener[0].group: no group 'no-such-group-x' "
+            f"(group of the unix socket {path})",
         )
 
     def test_interface_host_name(self) -> None:
