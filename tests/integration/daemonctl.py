@@ -121,11 +121,18 @@ def cache_cli(
     world: World, name: str, *args: str, socket: str | None = None
 ) -> tuple[int, str]:
     """`postfix-mtasts cache ...` against daemon ``name`` (or the control
-    socket at ``socket``): (rc, stdout + stderr)."""
+    socket at ``socket``), with that daemon's configuration (where the
+    store is): (rc, stdout + stderr)."""
     path = socket or str(control_socket(world, name))
+    config = world.work / name / "daemon.toml"
+    options = ["--config", str(config)] if config.exists() else []
     proc = world.run(
         "mta",
-        [sys.executable, "-m", "postfix_mtasts", "cache", "--socket", path, *args],
+        [
+            sys.executable,
+            *("-m", "postfix_mtasts", "cache", *options, "--socket", path),
+            *args,
+        ],
         timeout=60,
     )
     return proc.returncode, proc.stdout + proc.stderr
