@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config, ConfigError, load
 
-__all__ = ["PASSED_SOCKETS", "build_parser", "error_line", "main"]
+__all__ = [
+    "ADMIN_HELP",
+    "INSTALLED_CONFIG",
+    "PASSED_SOCKETS",
+    "build_parser",
+    "config_path",
+    "error_line",
+    "main",
+]
 
 #: systemd's socket-activation variables as this process received them,
 #: taken at import: importing twisted.internet.endpoints (which the start-up
@@ -28,6 +36,25 @@ PASSED_SOCKETS = {
     for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
     if key in os.environ
 }
+
+
+#: Where the install puts the configuration; the admin commands (cache,
+#: status, query) read it when no --config is given, so they find the
+#: running daemon's control socket and store.  ``serve`` never guesses: its
+#: unit names the file, and without one it runs on the built-in defaults.
+INSTALLED_CONFIG = "/etc/postfix-mtasts/postfix-mtasts.toml"
+
+ADMIN_HELP = f"TOML configuration (default: {INSTALLED_CONFIG} if it exists)"
+
+
+def config_path(
+    command: str, given: str | None, installed: str = INSTALLED_CONFIG
+) -> str | None:
+    """The configuration file ``command`` reads: ``--config`` when given,
+    else the installed one for the admin commands when it exists."""
+    if given is not None or command == "serve":
+        return given
+    return installed if os.path.isfile(installed) else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask the running daemon what Postfix hears for a domain, and why",
     )
     query.add_argument("domain", help="next-hop domain, as Postfix would send it")
-    query.add_argument("--config", metavar="FILE", help="TOML configuration")
+    query.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
     query.add_argument(
         "--map", default="postfix", help="map profile to answer for (default: postfix)"
     )
@@ -100,6 +127,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from postfix_mtasts.cli.check import run_check
 
         return run_check(args)
+    args.config = config_path(args.command, args.config)
     try:
         config = load(args.config)
         _check(args.command, config, args.config, direct=getattr(args, "direct", False))

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, nullcontext, suppress
 from typing import IO, Any, TextIO
 
+from postfix_mtasts.cli import ADMIN_HELP
 from postfix_mtasts.cli.offline import offline_lines
 from postfix_mtasts.control import MAX_LINE_BYTES
 from postfix_mtasts.core.config import Config
@@ -41,7 +42,7 @@ def add_cache_parser(commands: Any) -> None:
     cache = commands.add_parser(
         "cache", help="inspect and manage the running daemon's cache"
     )
-    cache.add_argument("--config", metavar="FILE", help="TOML configuration")
+    cache.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
     cache.add_argument(
         "--socket", metavar="PATH", help="control socket (default: from the config)"
     )

@@ -9,6 +9,7 @@ import socket
 import sys
 from typing import Any, TextIO
 
+from postfix_mtasts.cli import ADMIN_HELP
 from postfix_mtasts.core.config import Config
 
 __all__ = ["add_status_parser", "format_status", "run_status"]
@@ -22,7 +23,7 @@ def add_status_parser(commands: Any) -> None:
     status = commands.add_parser(
         "status", help="the running daemon's uptime, counts and last errors"
     )
-    status.add_argument("--config", metavar="FILE", help="TOML configuration")
+    status.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
     status.add_argument(
         "--socket", metavar="PATH", help="control socket (default: from the config)"
     )

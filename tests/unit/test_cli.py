@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts import __version__
 from postfix_mtasts.cache.sqlite_db import open_db, read_all, write
-from postfix_mtasts.cli import build_parser, main
+from postfix_mtasts.cli import INSTALLED_CONFIG, build_parser, config_path, main
 from postfix_mtasts.cli.cache import run_cache
 from postfix_mtasts.cli.query import _text_rows, describe
 from postfix_mtasts.control import MAX_LINE_BYTES
@@ -773,3 +773,23 @@ class OfflineCacheTests(TempDirTestCase):
             + f"postfix-mtasts: cannot use the store: {self.store} has schema "
             "version 99, this postfix-mtasts knows 1\n",
         )
+
+
+class InstalledConfigTests(TempDirTestCase):
+    """The admin commands find the installed configuration (and through it
+    the running daemon's control socket) without --config; serve never
+    guesses: without --config it runs on the built-in defaults."""
+
+    def test_admin_commands_read_the_installed_file(self) -> None:
+        installed = os.path.join(self.make_dir(), "postfix-mtasts.toml")
+        with open(installed, "w") as f:
+            f.write("")
+        for command in ("cache", "status", "query"):
+            self.assertEqual(config_path(command, None, installed), installed)
+            self.assertEqual(config_path(command, "/x.toml", installed), "/x.toml")
+        self.assertIsNone(config_path("serve", None, installed))
+
+    def test_no_installed_file(self) -> None:
+        missing = os.path.join(self.make_dir(), "absent.toml")
+        self.assertIsNone(config_path("status", None, missing))
+        self.assertEqual(INSTALLED_CONFIG, "/etc/postfix-mtasts/postfix-mtasts.toml")
