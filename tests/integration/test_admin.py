@@ -8,7 +8,10 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .daemonctl import (
     ask,
@@ -20,8 +23,19 @@ from .daemonctl import (
 )
 from .world import World
 
-PORT = 8461
+# Ports of their own: daemons live until the session ends unless stopped,
+# and other modules' daemons listen on 8461/8462 in the same namespace.
+PORT = 8486
 TABLE = socketmap(PORT)
+
+
+@pytest.fixture(autouse=True)
+def _stop_daemons(world: World) -> Iterator[None]:
+    """Each test's daemons are stopped when it ends, pass or fail."""
+    before = len(world.procs)
+    yield
+    for proc in world.procs[before:]:
+        proc.stop()
 
 
 def stored(path: Path) -> dict[str, bytes]:
