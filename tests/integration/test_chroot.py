@@ -33,7 +33,7 @@ from .world import Proc, World
 DROP_IN = Path(__file__).resolve().parents[2] / "systemd/examples/chroot-socket.conf"
 UNIT = Path(__file__).resolve().parents[2] / "systemd/postfix-mtasts.service"
 SPOOL = "/var/spool/postfix"  # as the recipe writes it; the test's spool replaces it
-PORT = 8474
+PORT = 8489
 
 
 @dataclass(frozen=True)

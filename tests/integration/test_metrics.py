@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from .daemonctl import ask, control_socket, socketmap, start_daemon
 from .world import MX_GOOD, Proc, World
 
-PORT = 8471
-METRICS_PORT = 8472
+PORT = 8431
+METRICS_PORT = 8432
 METRICS = f"tcp:{METRICS_PORT}:interface=127.0.0.1"
 ROUNDS = 4
 #: domain -> what the daemon answers (G.6: testing and none are NOTFOUND).

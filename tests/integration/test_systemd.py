@@ -97,7 +97,7 @@ def test_ready_after_store_and_listeners(fresh_world: World, notify: Datagrams) 
     line naming both; WATCHDOG=1 keeps coming at about half WATCHDOG_USEC;
     SIGTERM brings STOPPING=1 and a clean exit."""
     world = fresh_world
-    config = write_config(world, "notify", port=8471)
+    config = write_config(world, "notify", port=8421)
     fill_store(world.work / "notify" / "policies.sqlite3", STORED)
     proc = world.spawn(
         "mta",
@@ -107,12 +107,12 @@ def test_ready_after_store_and_listeners(fresh_world: World, notify: Datagrams) 
     )
     try:
         ready_at, ready = notify.until(b"READY=1", timeout=60)
-        world.mta.connect("127.0.0.1", 8471, timeout=1.0).close()
+        world.mta.connect("127.0.0.1", 8421, timeout=1.0).close()
         status = re.search(rb"STATUS=(.*)", ready)
         assert status is not None, ready
         assert status.group(1) == (
             f"{STORED} policies cached; listening on "
-            "tcp:8471:interface=127.0.0.1".encode()
+            "tcp:8421:interface=127.0.0.1".encode()
         )
         output = proc.output()
         assert output.index(f"loaded {STORED} stored policies") < output.index(
@@ -149,7 +149,7 @@ endpoint = "systemd:domain=INET:name=socketmap"
 [[listener]]
 endpoint = "systemd:domain=UNIX:name=unixmap"
 """
-    config = write_config(world, "activated", port=8473, listeners=listeners)
+    config = write_config(world, "activated", port=8423, listeners=listeners)
     unix_path = world.work / "activated" / "socketmap.sock"
     passed = [f"-E{key}" for key in ("SSL_CERT_FILE", "SSL_CERT_DIR", "PYTHONPATH")]
     proc = world.spawn(
@@ -157,7 +157,7 @@ endpoint = "systemd:domain=UNIX:name=unixmap"
         [
             "systemd-socket-activate",
             "-l",
-            "127.0.0.1:8472",
+            "127.0.0.1:8422",
             "-l",
             str(unix_path),
             "--fdname=socketmap:unixmap",
@@ -169,7 +169,7 @@ endpoint = "systemd:domain=UNIX:name=unixmap"
     try:
         world.wait_unix(unix_path, timeout=10)  # bound by systemd, not the daemon
         answer = wait_for(
-            world, "enforce.test", "secure", "socketmap:inet:127.0.0.1:8472:postfix"
+            world, "enforce.test", "secure", "socketmap:inet:127.0.0.1:8422:postfix"
         )
         assert answer.startswith("secure"), (answer, proc.output())
         answer = wait_for(
@@ -193,7 +193,7 @@ def test_unknown_socket_group_exits_2(fresh_world: World) -> None:
 endpoint = "unix:{work}/grp.sock:mode=660"
 group = "no-such-group"
 """
-    config = write_config(world, "badgroup", port=8474, listeners=listeners)
+    config = write_config(world, "badgroup", port=8424, listeners=listeners)
     proc = world.spawn("mta", serve_argv(config), name="badgroup")
     try:
         assert proc.popen.wait(30) == 2, proc.output()
