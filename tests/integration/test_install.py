@@ -162,9 +162,14 @@ def test_installed_daemon_answers_postfix(staged: Staged, world: World) -> None:
     runs it, answers Postfix: ``postmap -q`` through the default listener
     (127.0.0.1:8461) says ``secure`` for enforce.test (G1, D8).  It runs in
     $P-mta with tmpfs over /var/lib and /run, where the default store and
-    control socket go, so the host's are not touched."""
+    control socket go, so the host's are not touched; the directories in them
+    are made as the unit's StateDirectory= and RuntimeDirectory= make them."""
     program = staged.root / VENV / "bin" / "postfix-mtasts"
-    shell = 'mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /run && exec "$@"'
+    shell = (
+        "mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /run"
+        " && mkdir /var/lib/postfix-mtasts /run/postfix-mtasts"
+        ' && exec "$@"'
+    )
     proc = world.spawn(
         "mta",
         [
