@@ -38,26 +38,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_daemon import fill_sqlite, first_answer, free_port
+from bench_daemon import CONFIG, fill_sqlite, first_answer, free_port
 from bench_lookup import domain_name, synthetic_entries
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
-CONFIG = """
-[[listener]]
-endpoint = "tcp:{port}:interface=127.0.0.1"
-[dns]
-nameservers = ["127.0.0.1:9"]
-timeout = 1.0
-[cache]
-max_entries = {max_entries}
-[store]
-path = "{store}"
-[control]
-socket = "{control}"
-[log]
-level = "warn"
-"""
 
 
 def lookups(
@@ -145,6 +130,7 @@ def main() -> None:
                 max_entries=args.policies,
                 store="" if args.memory_only else work / "policies.sqlite3",
                 control=work / "control.sock",
+                redis="",
             )
         )
         started = time.monotonic()
