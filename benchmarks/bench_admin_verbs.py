@@ -44,7 +44,6 @@ from bench_lookup import domain_name, synthetic_entries
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-
 def lookups(
     port: int, policies: int, stop: Any, out: Any, ready: Any
 ) -> None:  # pragma: no cover - a child process
