@@ -306,7 +306,7 @@ async def test_unix_socket_url_and_db(reactor, prefix, closing) -> None:
         assert srv.command("EXISTS", f"{prefix}policy:u.example") == 0  # not db 0
     finally:
         srv.close()
-    with pytest.raises(ValueError, match="not a redis"):
+    with pytest.raises(ValueError, match="expected redis:"):
         make_redis(reactor, "http://127.0.0.1/")
 
 
