@@ -144,7 +144,8 @@ answer, 1 for
 2 for
 .BR TEMP ,
 .B PERM
-or an error.
+or an error, 3 when the running daemon cannot be reached (try
+.BR \\-\\-direct ).
 .PP
 .BR check :
 0 when no check fails, 1 when one does, 2 for a usage error.
@@ -170,7 +171,11 @@ _FILES = """\
 .I /etc/postfix\\-mtasts/postfix\\-mtasts.toml
 the configuration (never overwritten by an upgrade; the new default is put
 beside it as
-.IR postfix\\-mtasts.toml.dist ).
+.IR postfix\\-mtasts.toml.dist );
+.BR cache ", " status " and " query
+read it when no
+.B \\-\\-config
+is given.
 .TP
 .I /opt/postfix\\-mtasts/venv
 the installed program, in a Python virtual environment;
