@@ -138,6 +138,7 @@ def main() -> None:
             stdout=(work / "daemon.log").open("wb"),
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=tree,
         )
         key = domain_name(args.policies - 1).encode()
         if args.memory_only:
@@ -152,6 +153,7 @@ def main() -> None:
                 filled = subprocess.run(
                     [*cli_of(config), "import", str(older)],
                     env=env,
+                    cwd=tree,
                     capture_output=True,
                     check=False,
                 )
@@ -187,6 +189,7 @@ def main() -> None:
             done = subprocess.run(
                 [*cli, verb, *extra],
                 env=env,
+                cwd=tree,
                 stdout=subprocess.DEVNULL if verb == "list" else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 check=False,
