@@ -3,8 +3,9 @@
 
 The body is parsed by :func:`postfix_mtasts.core.policy.parse_policy`, the
 daemon's own parser, with the ``max_age`` cap lifted so that H12 (not H10)
-reports an out-of-range ``max_age``; its notes become the guide's style
-warnings (H11).
+reports an out-of-range ``max_age``.  What that tolerant reader forgave is
+reported line by line by :mod:`.rules_tolerance` (H10, H11: other senders
+may reject the file); its other notes become the guide's style warnings (H11).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from postfix_mtasts.checker.facts import (
 )
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.rules_tls import tls_checks
+from postfix_mtasts.checker.rules_tolerance import syntax_status, tolerance_checks
 from postfix_mtasts.core.policy import (
     MAX_AGE_LIMIT_S,
     Mode,
     Note,
     Policy,
     PolicyInvalid,
+    Tolerance,
     parse_policy,
 )
 from postfix_mtasts.core.policyhost import (
@@ -56,7 +59,6 @@ _POLICY_NOTES = {
         Status.WARN,
         "put 'version: STSv1' on the first line (the guide requires it)",
     ),
-    "C3": (Status.WARN, "remove the byte order mark and trailing blank lines"),
     "C7": (Status.WARN, "write keys in lower case: version, mode, mx, max_age"),
     "C14": (Status.WARN, "keep one line per key (mx excepted)"),
     "C1": (Status.INFO, ""),
@@ -69,7 +71,7 @@ _INVALID_FIX = {
     "C11": "add one 'mx: <host>' line per MX host",
     "C12": "write mx values as host names or '*.domain', in A-label (xn--) form",
     "C13": "mx values are host names: no IP address, port or underscore",
-    "C16": "save the file as UTF-8",
+    "C16": "save the file as UTF-8 text, without control characters",
 }
 
 
@@ -215,19 +217,43 @@ def check_policy_body(url: str, body: bytes) -> tuple[list[Check], Policy | None
             policy.rule, "write one 'key: value' per line, no blank lines or comments"
         )
         checks = [Check("H10", "policy-syntax", Status.FAIL, url, message, fix)]
+        checks += tolerance_checks(url, body, policy.notes, accepted=False)
         return checks + _notes(url, policy.notes), None
-    message = (
-        f"valid policy: mode {policy.mode.value}, max_age {policy.max_age},"
+    departures = tolerance_checks(
+        url, body, policy.notes, accepted=True, mode=policy.mode
+    )
+    reading = (
+        f"mode {policy.mode.value}, max_age {policy.max_age},"
         f" mx {', '.join(p.text for p in policy.mx) or '(none)'}"
     )
-    checks = [Check("H10", "policy-syntax", Status.PASS, url, message)]
+    status = syntax_status(departures)
+    if status is Status.PASS:
+        message = f"valid policy: {reading}"
+        checks = [Check("H10", "policy-syntax", status, url, message)]
+    else:
+        message = (
+            f"readable, but not RFC 8461 grammar ({len(departures)} departure(s)"
+            f" below): postfix-mtasts reads {reading}"
+        )
+        fix = "correct the lines named below"
+        if status is Status.FAIL:
+            message += "; strict senders reject the whole policy"
+            fix += ": senders that reject the policy apply no MTA-STS at all"
+        checks = [Check("H10", "policy-syntax", status, url, message, fix)]
+    checks += departures
     checks += _notes(url, policy.notes)
-    checks.append(check_max_age(url, policy.mode, policy.max_age))
+    if not any(n.tolerance is Tolerance.NONE_MAX_AGE for n in policy.notes):
+        checks.append(check_max_age(url, policy.mode, policy.max_age))
     if policy.mode is Mode.NONE:
         message = (
             "mode none: MTA-STS is being withdrawn; keep this policy (new id) until"
             " the old max_age has passed, then delete the records (RFC 8461 §8.3)"
         )
+        if status is not Status.PASS:
+            message += (
+                "; senders that reject this file (see policy-syntax) keep their"
+                " cached policy instead: correct it first"
+            )
         checks.append(Check("H18", "policy-mode", Status.INFO, url, message))
     return checks, policy
 
@@ -235,6 +261,8 @@ def check_policy_body(url: str, body: bytes) -> tuple[list[Check], Policy | None
 def _notes(url: str, notes: tuple[Note, ...]) -> list[Check]:
     checks = []
     for note in notes:
+        if note.tolerance is not None:
+            continue  # reported by rules_tolerance
         status, fix = _POLICY_NOTES.get(note.rule, (Status.INFO, ""))
         if note.rule == "C14" and note.text.startswith("unknown"):
             status, fix = Status.INFO, ""
