@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.core.policy import NONE_MAX_AGE_S, Mode, Note, Tolerance
@@ -28,7 +28,9 @@ __all__ = ["body_lines", "syntax_status", "tolerance_checks"]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n|\r|\n")
-_STRICT = "strict senders reject the whole policy"
+_WSP = " \t"
+_KNOWN_KEYS = frozenset(("version", "mode", "max_age", "mx"))
+_REJECT = "reject the whole policy"
 
 
 @frozen
@@ -45,14 +47,18 @@ class _Kind:
     fix: str
 
 
+# What other senders do comes from a survey of public MTA-STS readers
+# (docs/decisions.md, "The checker: tolerated lines"); FAIL where common
+# senders reject the whole policy.
 _KINDS: dict[Tolerance, _Kind] = {
     Tolerance.BOM: _Kind(
         "H11",
         "policy-bom",
-        Status.WARN,
+        Status.FAIL,
         "begins with a UTF-8 byte order mark",
         "skips it",
-        "senders that do not skip it find no 'version' on line 1",
+        "most senders keep the mark in the first key, find no 'version' field"
+        f" and {_REJECT}",
         "save the file as UTF-8 without a byte order mark (BOM)",
     ),
     Tolerance.BARE_CR: _Kind(
@@ -61,7 +67,7 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "ends with a bare CR (a carriage return without a line feed)",
         "reads a bare CR as a line end",
-        f"senders that split lines at LF see one long line: {_STRICT}",
+        f"most senders end lines only at LF, see one long line and {_REJECT}",
         "end every line with LF or CRLF",
     ),
     Tolerance.INDENTED: _Kind(
@@ -70,7 +76,7 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "begins with whitespace",
         "ignores the whitespace",
-        f"senders that match keys exactly find no such field: {_STRICT}",
+        "",  # per key: _variant
         "remove the whitespace at the start of the line",
     ),
     Tolerance.SPACE_BEFORE_COLON: _Kind(
@@ -79,7 +85,7 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "has whitespace between the key and ':'",
         "ignores the whitespace",
-        f"senders that match keys exactly find no such field: {_STRICT}",
+        "",  # per key: _variant
         "write 'key: value', with no space before the ':'",
     ),
     Tolerance.BLANK_LINE: _Kind(
@@ -88,7 +94,7 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.WARN,
         "is blank",
         "skips it",
-        "most senders skip it too; strict senders reject the whole policy",
+        f"most senders skip it too; some strict senders {_REJECT}",
         "remove the blank line",
     ),
     Tolerance.TRAILING_BLANK: _Kind(
@@ -97,36 +103,34 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.WARN,
         "is blank, after the last field",
         "skips it",
-        "most senders skip it too; strict senders reject the whole policy",
+        f"most senders skip it too; some strict senders {_REJECT}",
         "remove the blank line(s) at the end of the file",
     ),
     Tolerance.COMMENT_LINE: _Kind(
         "H11",
         "policy-comment",
-        Status.WARN,
+        Status.FAIL,
         "is a '#' comment (the policy format has none)",
         "skips it",
-        "most senders ignore it as an unknown line; strict senders reject the"
-        " whole policy",
+        "",  # with or without ':': _variant
         "remove the comment line",
     ),
     Tolerance.STRAY_LINE: _Kind(
         "H10",
         "policy-stray-line",
-        Status.WARN,
+        Status.FAIL,
         "is not 'key: value'",
         "skips it",
-        "most senders ignore it as an unknown line; strict senders reject the"
-        " whole policy",
+        "",  # with or without ':': _variant
         "remove the line (or write it as 'key: value')",
     ),
     Tolerance.BAD_EXTENSION: _Kind(
         "H10",
         "policy-bad-extension",
         Status.WARN,
-        "is an extension field with an empty value or a control character",
+        "has an empty value or a control character",
         "skips it",
-        "most senders ignore unknown fields; strict senders reject the whole policy",
+        f"most senders ignore an unknown field; strict senders {_REJECT}",
         "remove the line, or give it a value without control characters (TAB)",
     ),
     Tolerance.VALUE_COMMENT: _Kind(
@@ -135,7 +139,8 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "has a '#' comment after the value",
         "reads the value without the comment",
-        f"senders read the comment as part of the value: {_STRICT}",
+        "other senders read the comment as part of the value, which is then"
+        f" invalid: they {_REJECT} (for an mx line, they never match it)",
         "remove the comment after the value",
     ),
     Tolerance.U_LABEL_MX: _Kind(
@@ -144,8 +149,8 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "is an mx in Unicode (U-label) form; RFC 8461 requires A-labels",
         "reads it as its A-label",
-        "senders that compare it with the A-label MX host name never match it,"
-        f" and {_STRICT}",
+        f"strict senders {_REJECT}; others may keep the Unicode form, which need"
+        " not match the MX host name",
         "write the mx value in A-label (xn--) form",
     ),
     Tolerance.MX_DROPPED: _Kind(
@@ -154,7 +159,8 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "is not a valid mx value",
         "drops this mx line",
-        f"{_STRICT}, and lenient ones may take the value as a pattern",
+        f"strict senders {_REJECT}; lenient ones keep the value as a pattern that"
+        " matches no MX host",
         "remove the line, or write an MX host name or '*.domain' (no IP address,"
         " port, URL or partial wildcard)",
     ),
@@ -164,10 +170,45 @@ _KINDS: dict[Tolerance, _Kind] = {
         Status.FAIL,
         "has no usable max_age (1-10 digits)",
         f"keeps this mode none policy for {NONE_MAX_AGE_S} s",
-        _STRICT,
+        f"other senders require a valid max_age in every mode and {_REJECT}",
         f"add 'max_age: {NONE_MAX_AGE_S}' (digits only)",
     ),
 }
+
+
+def _variant(kind: _Kind, tolerance: Tolerance, line: str) -> _Kind:
+    """Where the status depends on the line itself: whitespace around a key
+    matters only for the keys senders need; a line with a ':' is an unknown
+    field to most senders, one without is not; a bad value on a repeated
+    known key is read by senders where the last value wins."""
+    key = line.strip(_WSP).partition(":")[0].strip(_WSP)
+    if tolerance in (Tolerance.INDENTED, Tolerance.SPACE_BEFORE_COLON):
+        if key not in _KNOWN_KEYS:
+            others = "senders ignore this unknown field either way"
+            return evolve(kind, status=Status.WARN, others=others)
+        missed = "do not apply this mx" if key == "mx" else _REJECT
+        others = (
+            f"senders that match keys exactly see no {key!r} field here and {missed}"
+        )
+        return evolve(kind, others=others)
+    if tolerance in (Tolerance.COMMENT_LINE, Tolerance.STRAY_LINE):
+        if ":" in line:
+            others = (
+                f"most senders ignore it as an unknown field; strict ones {_REJECT}"
+            )
+            return evolve(kind, status=Status.WARN, others=others)
+        others = (
+            f"senders that need a ':' on every line {_REJECT}, and readers that"
+            " take a key up to the next ':' lose the next line's key"
+        )
+        return evolve(kind, others=others)
+    if tolerance is Tolerance.BAD_EXTENSION and key in _KNOWN_KEYS:
+        others = (
+            f"senders where the last {key!r} line wins read this value and {_REJECT}"
+        )
+        return evolve(kind, status=Status.FAIL, others=others)
+    return kind
+
 
 _REMOVAL_BLOCKED = (
     "; a sender that rejects this mode none policy keeps its cached enforce or"
@@ -223,16 +264,11 @@ def _check(
     accepted: bool,
     mode: Mode | None,
 ) -> Check:
-    kind = _KINDS[tolerance]
     number = note.line
-    if 1 <= number <= len(lines):
-        where = f"line {number} {quote(lines[number - 1])}"
-    else:
-        where = "the file" if number == 0 else f"line {number}"
-    what = kind.what
-    reads = kind.reads
-    fix = kind.fix
-    detail = _detail(note)
+    raw = lines[number - 1] if 1 <= number <= len(lines) else ""
+    kind = _variant(_KINDS[tolerance], tolerance, raw)
+    where = f"line {number} {quote(raw)}" if number else "the file"
+    what, reads, fix, detail = kind.what, kind.reads, kind.fix, _detail(note)
     if tolerance is Tolerance.U_LABEL_MX and detail:
         reads = f"reads it as {detail}"
         fix = f"write the mx value in A-label form: {detail}"

@@ -6,7 +6,7 @@ MX host (mx1.enforce.test).  Each `tol-*` domain is well configured
 (TLSRPT, max_age two weeks) except for its policy file, which departs from
 the RFC 8461 §3.2 grammar in the ways real policy hosts were seen to: a
 stray line after the last key, every line of a `mode: none` policy
-indented, an IP address among the mx values.  The checker must name each
+indented, an IP address among the mx values, blank lines.  The checker must name each
 line, say what senders may do with it, and give the verdict that follows.
 """
 
@@ -34,6 +34,11 @@ POLICIES = {
     ),
     # The owner's removal step, with every line indented.
     "tol-none.test": "  version: STSv1\n  mode: none\n  max_age: 86400\n",
+    # An interior blank line and a trailing one: most senders skip them.
+    "tol-blank.test": (
+        "version: STSv1\nmode: enforce\n\nmx: mx1.enforce.test\n"
+        f"max_age: {TWO_WEEKS}\n\n"
+    ),
     # An IP address written as an mx value beside the host name.
     "tol-mx.test": (
         "version: STSv1\nmode: enforce\nmx: mx1.enforce.test\nmx: 10.253.3.10\n"
@@ -83,24 +88,44 @@ def check(report: Report, name: str) -> list[Report]:
     return [c for c in report["checks"] if c["check"] == name]
 
 
-def test_stray_line_is_named_and_warned(
-    reports: dict[str, tuple[int, Report]],
-) -> None:
-    """A stray line after the last key: H10 policy-stray-line WARN naming
-    line 5, policy-syntax 'readable, but not RFC 8461 grammar', nothing
-    fails, exit 0 (H10, C2)."""
+def test_stray_line_fails(reports: dict[str, tuple[int, Report]]) -> None:
+    """A stray line without ':' after the last key: H10 policy-stray-line
+    FAIL naming line 5, policy-syntax 'readable, but not RFC 8461 grammar'
+    FAIL, broken, exit 1; the mode read is still shown (H10, C2)."""
     rc, report = reports["tol-stray.test"]
     assert problems(report) == [
-        ("H10", "policy-syntax", "WARN"),
-        ("H10", "policy-stray-line", "WARN"),
+        ("H10", "policy-syntax", "FAIL"),
+        ("H10", "policy-stray-line", "FAIL"),
     ]
     [stray] = check(report, "policy-stray-line")
     assert "line 5 'thanks for reading' is not 'key: value'" in stray["message"]
-    assert "strict senders reject the whole policy" in stray["message"]
+    assert "postfix-mtasts accepts it and skips it" in stray["message"]
+    assert "reject the whole policy" in stray["message"]
     assert stray["fix"].startswith("remove the line")
     [syntax] = check(report, "policy-syntax")
     assert "readable, but not RFC 8461 grammar" in syntax["message"]
-    assert (rc, report["exit_status"], report["mode"]) == (0, 0, "enforce")
+    assert (rc, report["exit_status"], report["verdict"]) == (1, 1, "broken")
+    assert report["mode"] == "enforce"
+
+
+def test_blank_lines_warn(reports: dict[str, tuple[int, Report]]) -> None:
+    """Interior and trailing blank lines: one WARN each (lines 3 and 6) and
+    policy-syntax WARN, never 'valid policy'; nothing fails, exit 0 (H10,
+    H11, C3)."""
+    rc, report = reports["tol-blank.test"]
+    assert problems(report) == [
+        ("H10", "policy-syntax", "WARN"),
+        ("H11", "policy-blank-line", "WARN"),
+        ("H11", "policy-trailing-blank", "WARN"),
+    ]
+    [blank] = check(report, "policy-blank-line")
+    assert blank["message"].startswith("line 3 '' is blank")
+    [trailing] = check(report, "policy-trailing-blank")
+    assert trailing["message"].startswith("line 6 '' is blank")
+    [syntax] = check(report, "policy-syntax")
+    assert "valid policy" not in syntax["message"]
+    assert (rc, report["exit_status"]) == (0, 0)
+    assert report["verdict"] != "broken"
 
 
 def test_indented_mode_none_is_broken(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.checker.model import Check, Verdict
+from postfix_mtasts.checker.model import Check, Status, Verdict
 from postfix_mtasts.checker.rules import evaluate
 from postfix_mtasts.checker.rules_policy import check_policy_body
 from postfix_mtasts.checker.rules_tolerance import body_lines
@@ -31,16 +31,17 @@ from .checker_facts import (
 VALID = ("version: STSv1", "mode: enforce", "mx: mx1.example.com", "max_age: 1209600")
 NONE = ("version: STSv1", "mode: none", "max_age: 86400")
 
-#: The documented choice per tolerance (docs/checker.md, docs/decisions.md).
+#: The documented choice per tolerance (docs/checker.md, docs/decisions.md);
+#: for a line of the kind each test below uses (see LineDependentTests).
 TABLE = {
-    Tolerance.BOM: ("H11", "policy-bom", WARN),
+    Tolerance.BOM: ("H11", "policy-bom", FAIL),
     Tolerance.BARE_CR: ("H10", "policy-bare-cr", FAIL),
     Tolerance.INDENTED: ("H11", "policy-indented", FAIL),
     Tolerance.SPACE_BEFORE_COLON: ("H10", "policy-space-before-colon", FAIL),
     Tolerance.BLANK_LINE: ("H11", "policy-blank-line", WARN),
     Tolerance.TRAILING_BLANK: ("H11", "policy-trailing-blank", WARN),
-    Tolerance.COMMENT_LINE: ("H11", "policy-comment", WARN),
-    Tolerance.STRAY_LINE: ("H10", "policy-stray-line", WARN),
+    Tolerance.COMMENT_LINE: ("H11", "policy-comment", FAIL),
+    Tolerance.STRAY_LINE: ("H10", "policy-stray-line", FAIL),
     Tolerance.BAD_EXTENSION: ("H10", "policy-bad-extension", WARN),
     Tolerance.VALUE_COMMENT: ("H10", "policy-value-comment", FAIL),
     Tolerance.U_LABEL_MX: ("H10", "policy-mx-u-label", FAIL),
@@ -95,7 +96,8 @@ class ToleranceKindTests(SynchronousTestCase):
         self.assertEqual(set(TABLE), set(Tolerance))
 
     def test_bom(self) -> None:
-        """A leading BOM (C3) is a WARN on line 1; fix: save without BOM (H11)."""
+        """A leading BOM (C3) FAILs on line 1: most senders then find no
+        'version' field; fix: save without BOM (H11)."""
         check = self.assert_departure(
             b"\xef\xbb\xbf" + body(*VALID),
             Tolerance.BOM,
@@ -104,6 +106,7 @@ class ToleranceKindTests(SynchronousTestCase):
             "without a byte order mark",
         )
         self.assertIn("byte order mark", check.message)
+        self.assertIn("find no 'version' field", check.message)
 
     def test_bare_cr(self) -> None:
         """Bare CR line ends (C1): strict senders see one line; FAIL (H10)."""
@@ -117,7 +120,8 @@ class ToleranceKindTests(SynchronousTestCase):
         self.assertIn("reject the whole policy", check.message)
 
     def test_indented(self) -> None:
-        """An indented line (C2) names its line and quotes it (H11)."""
+        """An indented known key (C2) FAILs: senders that match keys exactly
+        miss the field; the check names the line and quotes it (H11)."""
         check = self.assert_departure(
             with_line(2, "  mode: enforce", VALID[:1] + VALID[2:]),
             Tolerance.INDENTED,
@@ -125,6 +129,7 @@ class ToleranceKindTests(SynchronousTestCase):
             "'  mode: enforce'",
             "remove the whitespace at the start",
         )
+        self.assertIn("see no 'mode' field here", check.message)
         self.assertIn("reject the whole policy", check.message)
 
     def test_every_line_indented_is_one_check_per_line(self) -> None:
@@ -164,7 +169,8 @@ class ToleranceKindTests(SynchronousTestCase):
         )
 
     def test_comment_line(self) -> None:
-        """A '#' comment line (C3) (H11)."""
+        """A '#' comment line without ':' (C3) FAILs: senders that need a ':'
+        on every line reject the policy (H11)."""
         self.assert_departure(
             with_line(5, "# MTA-STS for example.com"),
             Tolerance.COMMENT_LINE,
@@ -174,17 +180,19 @@ class ToleranceKindTests(SynchronousTestCase):
         )
 
     def test_stray_line(self) -> None:
-        """A line that is not 'key: value' (C2), e.g. an editor's leftover (H10)."""
-        self.assert_departure(
+        """A line without ':' (C2), e.g. an editor's leftover, FAILs (H10)."""
+        check = self.assert_departure(
             with_line(5, "wq"),
             Tolerance.STRAY_LINE,
             5,
             "'wq'",
             "remove the line",
         )
+        self.assertIn("need a ':' on every line", check.message)
 
     def test_bad_extension(self) -> None:
-        """An extension with an empty value or a TAB (C15) (H10)."""
+        """An extension with an empty value or a TAB (C15) WARNs: senders
+        ignore unknown fields (H10)."""
         self.assert_departure(
             with_line(5, "x-note:\ta\tb"),
             Tolerance.BAD_EXTENSION,
@@ -248,6 +256,52 @@ class ToleranceKindTests(SynchronousTestCase):
         check = only(checks, "policy-none-max-age")
         self.assertEqual(check.status, TABLE[Tolerance.NONE_MAX_AGE][2])
         self.assertIn("has no max_age line", check.message)
+
+
+class LineDependentTests(SynchronousTestCase):
+    """Where the status depends on the line: which key, whether it has ':'."""
+
+    def status_of(self, line: str, number: int = 5) -> tuple[str, Status, str]:
+        checks, policy = check_policy_body(URL, with_line(number, line))
+        self.assertIsNotNone(policy, line)
+        [check] = departures(checks)
+        return check.check, check.status, check.message
+
+    def test_whitespace_around_an_unknown_key_warns(self) -> None:
+        """Senders ignore an unknown field with or without the whitespace:
+        WARN; around version, mode, max_age or mx: FAIL (H10, H11, C2)."""
+        for line, slug, status in (
+            ("  x-note: hi", "policy-indented", WARN),
+            ("x-note : hi", "policy-space-before-colon", WARN),
+            ("  mx: mx2.example.com", "policy-indented", FAIL),
+            ("mx : mx2.example.com", "policy-space-before-colon", FAIL),
+        ):
+            check, found, _ = self.status_of(line)
+            self.assertEqual((check, found), (slug, status), line)
+        self.assertIn("ignore this unknown field", self.status_of("  x-note: hi")[2])
+        self.assertIn(
+            "do not apply this mx", self.status_of("  mx: mx2.example.com")[2]
+        )
+
+    def test_a_line_with_a_colon_reads_as_an_unknown_field(self) -> None:
+        """A comment or stray line holding ':' is an unknown field to most
+        senders: WARN; without ':' it FAILs (H10, H11, C2, C3)."""
+        for line, slug, status in (
+            ("# see https://example.com/mta-sts", "policy-comment", WARN),
+            ("# MTA-STS", "policy-comment", FAIL),
+            ("x foo: v", "policy-stray-line", WARN),
+            ("x" * 40 + ": v", "policy-stray-line", WARN),
+            ("see the wiki", "policy-stray-line", FAIL),
+        ):
+            check, found, _ = self.status_of(line)
+            self.assertEqual((check, found), (slug, status), line)
+
+    def test_bad_value_on_a_repeated_known_key_fails(self) -> None:
+        """An empty repeated 'mode:' is read by senders where the last value
+        wins, who then reject the policy: FAIL (H10, C14, C15)."""
+        check, status, message = self.status_of("mode:")
+        self.assertEqual((check, status), ("policy-bad-extension", FAIL))
+        self.assertIn("the last 'mode' line wins", message)
 
 
 class SyntaxAndVerdictTests(SynchronousTestCase):
