@@ -24,7 +24,10 @@ from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.core.policy import NONE_MAX_AGE_S, Mode, Note, Tolerance
 from postfix_mtasts.core.text import quote
 
-__all__ = ["body_lines", "syntax_status", "tolerance_checks"]
+__all__ = ["MAX_LINES_PER_CHECK", "body_lines", "syntax_status", "tolerance_checks"]
+
+#: At most this many lines are listed per check name; the rest are counted.
+MAX_LINES_PER_CHECK = 10
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -244,7 +247,23 @@ def tolerance_checks(
         ((n, n.tolerance) for n in notes if n.tolerance is not None),
         key=lambda pair: pair[0].line,
     )
-    return [_check(url, lines, n, t, accepted, mode) for n, t in tolerated]
+    checks: list[Check] = []
+    more: dict[str, list[tuple[int, Check]]] = {}
+    for note, tolerance in tolerated:
+        check = _check(url, lines, note, tolerance, accepted, mode)
+        if sum(c.check == check.check for c in checks) < MAX_LINES_PER_CHECK:
+            checks.append(check)
+        else:
+            more.setdefault(check.check, []).append((note.line, check))
+    for rest in more.values():
+        first, last = rest[0][0], rest[-1][0]
+        worst = syntax_status([c for _, c in rest])
+        message = (
+            f"and {len(rest)} more line(s) like this, lines {first}-{last}:"
+            " not listed one by one"
+        )
+        checks.append(evolve(rest[0][1], status=worst, message=message))
+    return checks
 
 
 def syntax_status(checks: Sequence[Check]) -> Status:

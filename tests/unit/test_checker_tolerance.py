@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from postfix_mtasts.checker.model import Check, Status, Verdict
 from postfix_mtasts.checker.rules import evaluate
 from postfix_mtasts.checker.rules_policy import check_policy_body
-from postfix_mtasts.checker.rules_tolerance import body_lines
+from postfix_mtasts.checker.rules_tolerance import MAX_LINES_PER_CHECK, body_lines
 from postfix_mtasts.core.policy import Tolerance
 
 from .checker_facts import (
@@ -376,6 +376,22 @@ class SyntaxAndVerdictTests(SynchronousTestCase):
         for check in checks[1:3]:
             self.assertIn("but rejects the policy", check.message)
             self.assertNotIn("applies the valid ones", check.message)
+
+    def test_lines_per_check_are_bounded(self) -> None:
+        """A file of many like lines lists MAX_LINES_PER_CHECK of them, then
+        one check counting the rest with the worst status: the output stays
+        bounded whatever the policy host serves (H10, H11)."""
+        extra = [f"  x-{i}: v" for i in range(14)] + ["  mx: mx2.example.com"]
+        checks, _ = check_policy_body(URL, body(*VALID, *extra))
+        indented = [c for c in checks if c.check == "policy-indented"]
+        self.assertEqual(len(indented), MAX_LINES_PER_CHECK + 1)
+        self.assertIn("line 14 ", indented[-2].message)
+        summary = indented[-1]
+        self.assertEqual(summary.status, FAIL)  # the indented mx among the rest
+        self.assertTrue(
+            summary.message.startswith("and 5 more line(s) like this, lines 15-19")
+        )
+        self.assertTrue(summary.fix)
 
     def test_old_style_notes_not_repeated(self) -> None:
         """BOM and trailing blank lines are reported once, by their own
