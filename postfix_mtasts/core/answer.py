@@ -165,4 +165,6 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
 
 
 def _embeddable(line: str) -> bool:
-    return bool(line.strip(" \t")) and not any(c in "{}\x7f" or (c < " " and c != "\t") for c in line)
+    return bool(line.strip(" \t")) and not any(
+        c in "{}\x7f" or (c < " " and c != "\t") for c in line
+    )
