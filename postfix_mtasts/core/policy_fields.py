@@ -22,7 +22,7 @@ from postfix_mtasts.core.policy_types import (
 )
 from postfix_mtasts.core.text import quote
 
-__all__ = ["read_fields", "tolerated"]
+__all__ = ["MAX_IDNA_MX", "MAX_LISTED_LINES", "read_fields", "tolerated"]
 
 _WSP = " \t"
 _EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -32,6 +32,15 @@ _MAX_AGE = re.compile(r"[0-9]{1,10}")
 _REQUIRED = {"version": "C4", "mode": "C6", "max_age": "C8"}
 _KNOWN_KEYS = frozenset((*_REQUIRED, "mx"))
 _MODES = {mode.value: mode for mode in Mode}
+_IDNA = re.compile("xn--", re.IGNORECASE)
+
+#: How many internationalised mx values (U-labels, or A-labels to check) a
+#: policy may hold: IDNA in Python costs up to a millisecond a value, and the
+#: reader runs on the reactor thread; no real policy lists more than a few.
+MAX_IDNA_MX = 32
+
+#: How many tolerated lines are noted one by one; the rest are counted.
+MAX_LISTED_LINES = 100
 
 
 def read_fields(
@@ -57,42 +66,78 @@ class _Reader:
         self.unknown: dict[str, None] = {}
         self.duplicates: dict[str, None] = {}
         self.duplicate_mx = 0
+        self.idna_left = MAX_IDNA_MX
+        self.listed = 0
+        self.unlisted: dict[Tolerance, tuple[str, int]] = {}  # kind: (rule, count)
 
     def tolerate(self, tolerance: Tolerance, rule: str, number: int, why: str) -> None:
-        self.notes.append(tolerated(tolerance, rule, number, why))
+        if self.listed < MAX_LISTED_LINES or not number:
+            self.listed += bool(number)
+            self.notes.append(tolerated(tolerance, rule, number, why))
+        else:
+            _, count = self.unlisted.get(tolerance, (rule, 0))
+            self.unlisted[tolerance] = rule, count + 1
+
+    def tolerate_line(
+        self, tolerance: Tolerance, rule: str, number: int, line: str, words: str
+    ) -> None:
+        """Note a tolerated line, quoted; past :data:`MAX_LISTED_LINES` only
+        counted (a hostile body of 10,000 stray lines gets 100 notes)."""
+        if self.listed < MAX_LISTED_LINES:
+            self.tolerate(
+                tolerance, rule, number, f"line {number}: {quote(line)} {words}"
+            )
+        else:
+            self.tolerate(tolerance, rule, number, "")
 
     def read(self, lines: list[str]) -> Policy | PolicyInvalid:
+        first, mx = self.first, self.mx
         for number, line in enumerate(lines, 1):
             key, colon, value = line.partition(":")
-            if colon and key in _KNOWN_KEYS:  # the common, grammatical line
-                self.field(number, line, key, value.strip(_WSP))
-            else:
+            if not colon or key not in _KNOWN_KEYS:
                 self.odd_line(number, line)
+                continue
+            value = value.strip(_WSP)
+            if "#" not in value:  # the common, grammatical line, inline
+                if key != "mx":
+                    if key not in first:
+                        first[key] = number, value
+                        continue
+                elif value.isascii() and not _IDNA.search(value):
+                    pattern = check_mx(value)
+                    if isinstance(pattern, tuple):
+                        self.drop_mx(number, pattern)
+                    elif pattern.text in mx:
+                        self.duplicate_mx += 1
+                    else:
+                        mx[pattern.text] = pattern
+                    continue
+            self.field(number, line, key, value)
         return self.finish(lines)
 
     def odd_line(self, number: int, line: str) -> None:
         """A line that does not begin with a known key and ':'."""
-        where = f"line {number}: {quote(line)}"
         stripped = line.strip(_WSP)
         if not stripped:
-            self.tolerate(Tolerance.BLANK_LINE, "C3", number, f"line {number} is blank")
+            self.tolerate_line(Tolerance.BLANK_LINE, "C3", number, line, "is blank")
             return
         if stripped.startswith("#"):
-            why = f"{where} is a comment"
-            self.tolerate(Tolerance.COMMENT_LINE, "C3", number, why)
+            self.tolerate_line(
+                Tolerance.COMMENT_LINE, "C3", number, line, "is a comment"
+            )
             return
         key, colon, value = stripped.partition(":")
         name = key.rstrip(_WSP)
         if not colon or not _EXT_NAME.fullmatch(name):
-            why = f"{where} is not 'key: value'"
-            self.tolerate(Tolerance.STRAY_LINE, "C2", number, why)
+            words = "is not 'key: value'"
+            self.tolerate_line(Tolerance.STRAY_LINE, "C2", number, line, words)
             return
         if line[0] in _WSP:
-            why = f"{where} begins with whitespace"
-            self.tolerate(Tolerance.INDENTED, "C2", number, why)
+            words = "begins with whitespace"
+            self.tolerate_line(Tolerance.INDENTED, "C2", number, line, words)
         if name != key:
-            why = f"{where} has whitespace before ':'"
-            self.tolerate(Tolerance.SPACE_BEFORE_COLON, "C2", number, why)
+            words = "has whitespace before ':'"
+            self.tolerate_line(Tolerance.SPACE_BEFORE_COLON, "C2", number, line, words)
         self.field(number, line, name, value.strip(_WSP))
 
     def field(self, number: int, line: str, key: str, value: str) -> None:
@@ -106,14 +151,21 @@ class _Reader:
             self.first[key] = number, value
         elif bad := _BAD_EXT_VALUE.search(value):
             what = f"a control character {quote(bad.group())}" if value else "no value"
-            why = f"line {number}: {quote(line)} has {what}: ignored"
-            self.tolerate(Tolerance.BAD_EXTENSION, "C15", number, why)
+            words = f"has {what}: ignored"
+            self.tolerate_line(Tolerance.BAD_EXTENSION, "C15", number, line, words)
         elif key in self.first:
             self.duplicates[key] = None
         else:
             self.unknown[key] = None
 
     def mx_value(self, number: int, value: str) -> None:
+        if not value.isascii() or _IDNA.search(value):
+            if not self.idna_left:
+                why = f"line {number}: mx {quote(value)} dropped unread: more than"
+                why += f" {MAX_IDNA_MX} internationalised mx values"
+                self.drop_mx(number, ("C12", why.removeprefix(f"line {number}: ")))
+                return
+            self.idna_left -= 1
         pattern = check_mx(value)
         if not isinstance(pattern, MxPattern) and (a_label := a_label_form(value)):
             converted = check_mx(a_label)
@@ -122,17 +174,21 @@ class _Reader:
                 self.tolerate(Tolerance.U_LABEL_MX, "C12", number, why)
                 pattern = converted
         if not isinstance(pattern, MxPattern):
-            rule, reason = pattern
-            self.tolerate(
-                Tolerance.MX_DROPPED, rule, number, f"line {number}: {reason}"
-            )
-            self.dropped_mx.append(pattern)
+            self.drop_mx(number, pattern)
             return
         self.duplicate_mx += pattern.text in self.mx
         self.mx.setdefault(pattern.text, pattern)
 
+    def drop_mx(self, number: int, invalid: tuple[str, str]) -> None:
+        rule, reason = invalid
+        self.tolerate(Tolerance.MX_DROPPED, rule, number, f"line {number}: {reason}")
+        self.dropped_mx.append(invalid)
+
     def finish(self, lines: list[str]) -> Policy | PolicyInvalid:
         notes, unknown = self.notes, self.unknown
+        for kind, (rule, count) in self.unlisted.items():
+            why = f"{count} more line(s) of this kind not listed"
+            notes.append(tolerated(kind, rule, 0, why))
         variants = [k for k in unknown if k.lower() in _KNOWN_KEYS] if unknown else []
         if variants:
             why = f"field(s) {quote(variants)} ignored: keys are case-sensitive"
@@ -188,7 +244,9 @@ class _Reader:
             max_age = NONE_MAX_AGE_S
         if not self.mx and mode is not Mode.NONE:
             if self.dropped_mx:  # the first invalid value names the rule
-                reasons = "; ".join(reason for _, reason in self.dropped_mx)
+                reasons = "; ".join(reason for _, reason in self.dropped_mx[:3])
+                if len(self.dropped_mx) > 3:
+                    reasons += f"; and {len(self.dropped_mx) - 3} more"
                 why = f"no valid mx line left: {reasons}"
                 return PolicyInvalid(self.dropped_mx[0][0], why, tuple(self.notes))
             why = f"mode {mode.value!r} needs at least one mx line"

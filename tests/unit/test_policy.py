@@ -23,6 +23,7 @@ from postfix_mtasts.core.policy import (
     parse_mx_pattern,
     parse_policy,
 )
+from postfix_mtasts.core.policy_fields import MAX_IDNA_MX, MAX_LISTED_LINES
 from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES, split_content_type
 from postfix_mtasts.core.record import (
     RecordInvalid,
@@ -686,6 +687,39 @@ class PolicyBodyTests(_Assertions):
             policy = self.assert_tolerated(
                 body(*VALID_LINES, f"mx: {value}"), [Tolerance.MX_DROPPED]
             )
+
+    def test_idna_bounded(self) -> None:
+        """IDNA costs up to a millisecond a value on the reactor thread: past
+        MAX_IDNA_MX internationalised mx values (U-labels or A-labels to
+        check) the rest are dropped unread, so a hostile 64 KiB policy of
+        U-labels costs what 32 do."""
+        values = [f"mx: ü{n}.example" for n in range(MAX_IDNA_MX + 5)]
+        values += [f"mx: xn--mnchen-{n}-9db.example" for n in range(3)]
+        policy = self.assert_policy(body(*VALID_LINES, *values))
+        self.assertEqual(len(policy.mx), 1 + MAX_IDNA_MX)
+        dropped = [n for n in policy.tolerated if n.tolerance is Tolerance.MX_DROPPED]
+        self.assertEqual(len(dropped), 8)
+        self.assertIn("more than 32 internationalised mx values", dropped[0].text)
+
+    def test_notes_bounded(self) -> None:
+        """Past MAX_LISTED_LINES tolerated lines are counted, not described:
+        a hostile body of thousands of stray lines gets a bounded note list."""
+        lines = [*VALID_LINES, *(f"stray {n}" for n in range(500)), "x-a:", "mx: ::1"]
+        policy = self.assert_policy(body(*lines))
+        self.assertEqual(len(policy.notes), MAX_LISTED_LINES + 3)
+        tail = policy.notes[MAX_LISTED_LINES:]
+        self.assertEqual(
+            [(n.tolerance, n.line, n.text) for n in tail],
+            [
+                (Tolerance.STRAY_LINE, 0, "400 more line(s) of this kind not listed"),
+                (Tolerance.BAD_EXTENSION, 0, "1 more line(s) of this kind not listed"),
+                (Tolerance.MX_DROPPED, 0, "1 more line(s) of this kind not listed"),
+            ],
+        )
+        invalid = self.assert_policy_invalid(
+            body(*replaced("mx", None), *(f"mx: 192.0.2.{n}" for n in range(9))), "C13"
+        )
+        self.assertTrue(invalid.reason.endswith("; and 6 more"), invalid.reason)
 
     def test_c13_ip_port_underscore(self) -> None:
         """C13: IP literals, ports and underscores never become a pattern, so an
