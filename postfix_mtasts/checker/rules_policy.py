@@ -232,8 +232,8 @@ def check_policy_body(url: str, body: bytes) -> tuple[list[Check], Policy | None
         checks = [Check("H10", "policy-syntax", status, url, message)]
     else:
         message = (
-            f"readable, but not RFC 8461 grammar ({len(policy.tolerated)}"
-            f" departure(s) below): postfix-mtasts reads {reading}"
+            "readable, but not RFC 8461 grammar (see the lines below):"
+            f" postfix-mtasts reads {reading}"
         )
         fix = "correct the lines named below"
         if status is Status.FAIL:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from attrs import evolve, frozen
+from attrs import evolve
 
 from postfix_mtasts.checker.model import Check, Status
-from postfix_mtasts.core.policy import NONE_MAX_AGE_S, Mode, Note, Tolerance
+from postfix_mtasts.checker.tolerances import kind_of
+from postfix_mtasts.core.policy import Mode, Note, Tolerance
 from postfix_mtasts.core.text import quote
 
 __all__ = ["MAX_LINES_PER_CHECK", "body_lines", "syntax_status", "tolerance_checks"]
@@ -31,186 +32,6 @@ MAX_LINES_PER_CHECK = 10
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n|\r|\n")
-_WSP = " \t"
-_KNOWN_KEYS = frozenset(("version", "mode", "max_age", "mx"))
-_REJECT = "reject the whole policy"
-
-
-@frozen
-class _Kind:
-    """How one tolerance is reported: rule, check slug, status, what the
-    line is, how this daemon reads it, what other senders do, the fix."""
-
-    rule: str
-    check: str
-    status: Status
-    what: str
-    reads: str
-    others: str
-    fix: str
-
-
-# What other senders do comes from a survey of public MTA-STS readers
-# (docs/decisions.md, "The checker: tolerated lines"); FAIL where common
-# senders reject the whole policy.
-_KINDS: dict[Tolerance, _Kind] = {
-    Tolerance.BOM: _Kind(
-        "H11",
-        "policy-bom",
-        Status.FAIL,
-        "begins with a UTF-8 byte order mark",
-        "skips it",
-        "most senders keep the mark in the first key, find no 'version' field"
-        f" and {_REJECT}",
-        "save the file as UTF-8 without a byte order mark (BOM)",
-    ),
-    Tolerance.BARE_CR: _Kind(
-        "H10",
-        "policy-bare-cr",
-        Status.FAIL,
-        "ends with a bare CR (a carriage return without a line feed)",
-        "reads a bare CR as a line end",
-        f"most senders end lines only at LF, see one long line and {_REJECT}",
-        "end every line with LF or CRLF",
-    ),
-    Tolerance.INDENTED: _Kind(
-        "H11",
-        "policy-indented",
-        Status.FAIL,
-        "begins with whitespace",
-        "ignores the whitespace",
-        "",  # per key: _variant
-        "remove the whitespace at the start of the line",
-    ),
-    Tolerance.SPACE_BEFORE_COLON: _Kind(
-        "H10",
-        "policy-space-before-colon",
-        Status.FAIL,
-        "has whitespace between the key and ':'",
-        "ignores the whitespace",
-        "",  # per key: _variant
-        "write 'key: value', with no space before the ':'",
-    ),
-    Tolerance.BLANK_LINE: _Kind(
-        "H11",
-        "policy-blank-line",
-        Status.WARN,
-        "is blank",
-        "skips it",
-        f"most senders skip it too; some strict senders {_REJECT}",
-        "remove the blank line",
-    ),
-    Tolerance.TRAILING_BLANK: _Kind(
-        "H11",
-        "policy-trailing-blank",
-        Status.WARN,
-        "is blank, after the last field",
-        "skips it",
-        f"most senders skip it too; some strict senders {_REJECT}",
-        "remove the blank line(s) at the end of the file",
-    ),
-    Tolerance.COMMENT_LINE: _Kind(
-        "H11",
-        "policy-comment",
-        Status.FAIL,
-        "is a '#' comment (the policy format has none)",
-        "skips it",
-        "",  # with or without ':': _variant
-        "remove the comment line",
-    ),
-    Tolerance.STRAY_LINE: _Kind(
-        "H10",
-        "policy-stray-line",
-        Status.FAIL,
-        "is not 'key: value'",
-        "skips it",
-        "",  # with or without ':': _variant
-        "remove the line (or write it as 'key: value')",
-    ),
-    Tolerance.BAD_EXTENSION: _Kind(
-        "H10",
-        "policy-bad-extension",
-        Status.WARN,
-        "has an empty value or a control character",
-        "skips it",
-        f"most senders ignore an unknown field; strict senders {_REJECT}",
-        "remove the line, or give it a value without control characters (TAB)",
-    ),
-    Tolerance.VALUE_COMMENT: _Kind(
-        "H10",
-        "policy-value-comment",
-        Status.FAIL,
-        "has a '#' comment after the value",
-        "reads the value without the comment",
-        "other senders read the comment as part of the value, which is then"
-        f" invalid: they {_REJECT} (for an mx line, they never match it)",
-        "remove the comment after the value",
-    ),
-    Tolerance.U_LABEL_MX: _Kind(
-        "H10",
-        "policy-mx-u-label",
-        Status.FAIL,
-        "is an mx in Unicode (U-label) form; RFC 8461 requires A-labels",
-        "reads it as its A-label",
-        f"strict senders {_REJECT}; others may keep the Unicode form, which need"
-        " not match the MX host name",
-        "write the mx value in A-label (xn--) form",
-    ),
-    Tolerance.MX_DROPPED: _Kind(
-        "H10",
-        "policy-mx-dropped",
-        Status.FAIL,
-        "is not a valid mx value",
-        "drops this mx line",
-        f"strict senders {_REJECT}; lenient ones keep the value as a pattern that"
-        " matches no MX host",
-        "remove the line, or write an MX host name or '*.domain' (no IP address,"
-        " port, URL or partial wildcard)",
-    ),
-    Tolerance.NONE_MAX_AGE: _Kind(
-        "H10",
-        "policy-none-max-age",
-        Status.FAIL,
-        "has no usable max_age (1-10 digits)",
-        f"keeps this mode none policy for {NONE_MAX_AGE_S} s",
-        f"other senders require a valid max_age in every mode and {_REJECT}",
-        f"add 'max_age: {NONE_MAX_AGE_S}' (digits only)",
-    ),
-}
-
-
-def _variant(kind: _Kind, tolerance: Tolerance, line: str) -> _Kind:
-    """Where the status depends on the line itself: whitespace around a key
-    matters only for the keys senders need; a line with a ':' is an unknown
-    field to most senders, one without is not; a bad value on a repeated
-    known key is read by senders where the last value wins."""
-    key = line.strip(_WSP).partition(":")[0].strip(_WSP)
-    if tolerance in (Tolerance.INDENTED, Tolerance.SPACE_BEFORE_COLON):
-        if key not in _KNOWN_KEYS:
-            others = "senders ignore this unknown field either way"
-            return evolve(kind, status=Status.WARN, others=others)
-        missed = "do not apply this mx" if key == "mx" else _REJECT
-        others = (
-            f"senders that match keys exactly see no {key!r} field here and {missed}"
-        )
-        return evolve(kind, others=others)
-    if tolerance in (Tolerance.COMMENT_LINE, Tolerance.STRAY_LINE):
-        if ":" in line:
-            others = (
-                f"most senders ignore it as an unknown field; strict ones {_REJECT}"
-            )
-            return evolve(kind, status=Status.WARN, others=others)
-        others = (
-            f"senders that need a ':' on every line {_REJECT}, and readers that"
-            " take a key up to the next ':' lose the next line's key"
-        )
-        return evolve(kind, others=others)
-    if tolerance is Tolerance.BAD_EXTENSION and key in _KNOWN_KEYS:
-        others = (
-            f"senders where the last {key!r} line wins read this value and {_REJECT}"
-        )
-        return evolve(kind, status=Status.FAIL, others=others)
-    return kind
 
 
 _REMOVAL_BLOCKED = (
@@ -245,25 +66,33 @@ def tolerance_checks(
     lines = body_lines(body)
     tolerated = sorted(
         ((n, n.tolerance) for n in notes if n.tolerance is not None),
-        key=lambda pair: pair[0].line,
+        key=lambda pair: (pair[0].line == 0, pair[0].line),
     )
     checks: list[Check] = []
-    more: dict[str, list[tuple[int, Check]]] = {}
+    more: dict[str, tuple[int, Check]] = {}  # check name: (lines, worst check)
     for note, tolerance in tolerated:
+        unlisted = _unlisted(note, tolerance)
         check = _check(url, lines, note, tolerance, accepted, mode)
-        if sum(c.check == check.check for c in checks) < MAX_LINES_PER_CHECK:
+        listed = sum(c.check == check.check for c in checks)
+        if not unlisted and listed < MAX_LINES_PER_CHECK:
             checks.append(check)
-        else:
-            more.setdefault(check.check, []).append((note.line, check))
-    for rest in more.values():
-        first, last = rest[0][0], rest[-1][0]
-        worst = syntax_status([c for _, c in rest])
-        message = (
-            f"and {len(rest)} more line(s) like this, lines {first}-{last}:"
-            " not listed one by one"
-        )
-        checks.append(evolve(rest[0][1], status=worst, message=message))
+            continue
+        count, worst = more.get(check.check, (0, check))
+        worst = check if check.status is Status.FAIL else worst
+        more[check.check] = count + (unlisted or 1), worst
+    for count, worst in more.values():
+        message = f"and {count} more line(s) like this, not listed one by one"
+        checks.append(evolve(worst, message=message))
     return checks
+
+
+def _unlisted(note: Note, tolerance: Tolerance) -> int:
+    """How many lines a note stands for that the reader wrote past its own
+    listing limit (0 for a note on one line)."""
+    if note.line or tolerance is Tolerance.NONE_MAX_AGE:
+        return 0
+    count = note.text.partition(" ")[0]
+    return int(count) if count.isdigit() else 1
 
 
 def syntax_status(checks: Sequence[Check]) -> Status:
@@ -285,7 +114,7 @@ def _check(
 ) -> Check:
     number = note.line
     raw = lines[number - 1] if 1 <= number <= len(lines) else ""
-    kind = _variant(_KINDS[tolerance], tolerance, raw)
+    kind = kind_of(tolerance, raw)
     where = f"line {number} {quote(raw)}" if number else "the file"
     what, reads, fix, detail = kind.what, kind.reads, kind.fix, _detail(note)
     if tolerance is Tolerance.U_LABEL_MX and detail:

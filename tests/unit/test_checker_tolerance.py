@@ -13,6 +13,7 @@ from postfix_mtasts.checker.rules import evaluate
 from postfix_mtasts.checker.rules_policy import check_policy_body
 from postfix_mtasts.checker.rules_tolerance import MAX_LINES_PER_CHECK, body_lines
 from postfix_mtasts.core.policy import Tolerance
+from postfix_mtasts.core.policy_fields import MAX_LISTED_LINES
 
 from .checker_facts import (
     FAIL,
@@ -388,10 +389,24 @@ class SyntaxAndVerdictTests(SynchronousTestCase):
         self.assertIn("line 14 ", indented[-2].message)
         summary = indented[-1]
         self.assertEqual(summary.status, FAIL)  # the indented mx among the rest
-        self.assertTrue(
-            summary.message.startswith("and 5 more line(s) like this, lines 15-19")
-        )
+        self.assertTrue(summary.message.startswith("and 5 more line(s) like this"))
         self.assertTrue(summary.fix)
+
+    def test_lines_the_reader_only_counted_are_counted(self) -> None:
+        """Past the reader's own limit of described lines (MAX_LISTED_LINES)
+        its count is added to the rest, never shown as a line of its own
+        (H10, H11)."""
+        extra = [f"  x-{i}: v" for i in range(MAX_LISTED_LINES + 20)]
+        checks, policy = check_policy_body(URL, body(*VALID, *extra))
+        self.assertIsNotNone(policy)
+        indented = [c for c in checks if c.check == "policy-indented"]
+        self.assertEqual(len(indented), MAX_LINES_PER_CHECK + 1)
+        self.assertTrue(
+            indented[-1].message.startswith(
+                f"and {MAX_LISTED_LINES + 20 - MAX_LINES_PER_CHECK} more line(s)"
+            )
+        )
+        self.assertFalse(any(c.message.startswith("the file") for c in checks))
 
     def test_old_style_notes_not_repeated(self) -> None:
         """BOM and trailing blank lines are reported once, by their own
