@@ -60,8 +60,8 @@ def tolerance_checks(
 
     ``accepted``: the reader accepted the policy (else it rejected it for
     another reason, reported by H10 ``policy-syntax``); ``mode`` the mode it
-    read (a rejected ``mode: none`` blocks the removal path for strict
-    senders).
+    read: for ``mode: none`` the first check adds that a sender rejecting
+    the file keeps its cached policy (the removal path is blocked for it).
     """
     lines = body_lines(body)
     tolerated = sorted(
@@ -83,6 +83,8 @@ def tolerance_checks(
     for count, worst in more.values():
         message = f"and {count} more line(s) like this, not listed one by one"
         checks.append(evolve(worst, message=message))
+    if checks and accepted and mode is Mode.NONE:  # said once, on the first
+        checks[0] = evolve(checks[0], message=checks[0].message + _REMOVAL_BLOCKED)
     return checks
 
 
@@ -130,10 +132,7 @@ def _check(
         daemon = f"postfix-mtasts accepts it and {reads}"
     else:
         daemon = f"postfix-mtasts {reads}, but rejects the policy (see policy-syntax)"
-    others = kind.others
-    if accepted and mode is Mode.NONE:
-        others += _REMOVAL_BLOCKED
-    message = f"{where} {what} ({note.rule}): {daemon}; {others}"
+    message = f"{where} {what} ({note.rule}): {daemon}; {kind.others}"
     return Check(kind.rule, kind.check, kind.status, url, message, fix)
 
 

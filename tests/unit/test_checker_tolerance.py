@@ -56,11 +56,13 @@ def body(*lines: str, term: str = "\n") -> bytes:
     return "".join(f"{line}{term}" for line in lines).encode()
 
 
-def with_line(number: int, line: str, base: tuple[str, ...] = VALID) -> bytes:
+def with_line(
+    number: int, line: str, base: tuple[str, ...] = VALID, term: str = "\n"
+) -> bytes:
     """``base`` with ``line`` as line ``number`` (1-based), the rest after it."""
     lines = list(base)
     lines.insert(number - 1, line)
-    return body(*lines)
+    return body(*lines, term=term)
 
 
 def departures(checks: list[Check]) -> list[Check]:
@@ -345,15 +347,20 @@ class SyntaxAndVerdictTests(SynchronousTestCase):
         self.assertEqual(report.mode, "enforce")
 
     def test_mode_none_names_the_blocked_removal_path(self) -> None:
-        """A mode none policy only a tolerant reader accepts: each departure
-        and H18 say that rejecting senders keep their cached policy, so the
-        RFC 8461 §8.3 removal path is blocked for them (H10, H18)."""
-        data = with_line(2, "  mode: none", NONE[:1] + NONE[2:])
+        """A mode none policy only a tolerant reader accepts: the first
+        departure and H18 say that rejecting senders keep their cached
+        policy, so the RFC 8461 §8.3 removal path is blocked for them (H10,
+        H18)."""
+        data = with_line(2, "  mode: none", NONE[:1] + NONE[2:], term="\r\n")
+        data += b"\n"
         checks, policy = check_policy_body(URL, data)
         self.assertIsNotNone(policy)
-        check = only(checks, "policy-indented")
-        self.assertIn("keeps its cached enforce or testing policy", check.message)
-        self.assertIn("§8.3", check.message)
+        first, second = departures(checks)
+        self.assertEqual(first.check, "policy-indented")
+        self.assertIn("keeps its cached enforce or testing policy", first.message)
+        self.assertIn("§8.3", first.message)
+        self.assertEqual(second.check, "policy-trailing-blank")
+        self.assertNotIn("§8.3", second.message)
         h18 = only(checks, "policy-mode")
         self.assertEqual(h18.status, INFO)
         self.assertIn("keep their cached policy", h18.message)
