@@ -94,6 +94,7 @@ def describe_entry(entry: CacheEntry) -> dict[str, Any]:
         "checked_at": utc_timestamp(entry.checked_at),
         "expires_at": utc_timestamp(entry.expires_at),
         "policy": list(entry.policy.lines),
+        "tolerated": list(entry.tolerated),
     }
 
 

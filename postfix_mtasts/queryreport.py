@@ -47,6 +47,7 @@ def describe(
             "expires_at": utc_timestamp(entry.expires_at),
             "age_s": round(now - entry.fetched_at, 3),
             "source": source,
+            "tolerated": list(entry.tolerated),
         }
     return {
         "key": key,

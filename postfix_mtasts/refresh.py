@@ -37,6 +37,7 @@ from postfix_mtasts.core.decision import (
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode
 from postfix_mtasts.core.stored import weakening
+from postfix_mtasts.core.text import quote
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.sharing import PolicySharing
 
@@ -238,13 +239,17 @@ class RefreshRound:
     def _log_update(self, domain: str, old: CacheEntry | None, update: Update) -> None:
         new = update.entry
         if update.event.changed_policy and new is not None:
+            # Issue 12: what the reader forgave is on the same line, so an
+            # admin sees why this domain's file was not taken at its word.
             self.log.info(
-                "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}",
+                "{event} domain={domain} id={policy_id} mode={mode} max_age={max_age}"
+                + (" tolerated={tolerated}" if new.tolerated else ""),
                 event=update.event.value,
                 domain=domain,
                 policy_id=new.policy_id,
                 mode=new.policy.mode.value,
                 max_age=new.policy.max_age,
+                tolerated=quote(list(new.tolerated), 1000),
             )
             return
         reason = update.negative.reason if update.negative is not None else ""

@@ -24,11 +24,13 @@ class Status(enum.Enum):
 
 
 class Verdict(enum.Enum):
-    """The overall verdict, following the guide: testing first, then enforce."""
+    """The overall verdict, following the guide: testing first, then enforce;
+    or that the checker could not see the domain at all (no DNS answer)."""
 
     BROKEN = "broken"
     READY_FOR_TESTING = "ready-for-testing"
     READY_FOR_ENFORCE = "ready-for-enforce"
+    COULD_NOT_CHECK = "could-not-check"
 
 
 @frozen

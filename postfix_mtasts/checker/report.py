@@ -7,18 +7,36 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from postfix_mtasts.checker.model import Check, Report, Status
+from postfix_mtasts.checker.model import Check, Report, Status, Verdict
 from postfix_mtasts.checker.suggest import Suggestion
 from postfix_mtasts.core.text import utc_timestamp
 
-__all__ = ["JSON_SCHEMA_VERSION", "exit_status", "render_text", "to_json"]
+__all__ = [
+    "EXIT_COULD_NOT_CHECK",
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "JSON_SCHEMA_VERSION",
+    "exit_status",
+    "render_text",
+    "to_json",
+]
 
 JSON_SCHEMA_VERSION = 1
+EXIT_OK = 0  # nothing FAILs
+EXIT_FAIL = 1  # some check FAILs
+EXIT_USAGE = 2  # a bad DOMAIN or option: nothing was checked
+EXIT_COULD_NOT_CHECK = 3  # no DNS answer: nothing could be checked
 
 
 def exit_status(report: Report) -> int:
-    """0 when nothing FAILs, 1 otherwise."""
-    return 1 if report.failed else 0
+    """1 when something FAILs; else 3 when the domain could not be checked;
+    else 0.  A cron job or CI step passes only on 0."""
+    if report.failed:
+        return EXIT_FAIL
+    if report.verdict is Verdict.COULD_NOT_CHECK:
+        return EXIT_COULD_NOT_CHECK
+    return EXIT_OK
 
 
 def _line(check: Check, width: int) -> str:

@@ -10,6 +10,12 @@ reports for about two weeks, then enforce.
   two weeks of testing produce reports).
 - ``ready-for-testing``: nothing FAILs, but something could not be checked
   from here, or the policy is in testing mode without TLSRPT, or in mode none.
+- ``could-not-check``: nothing FAILs and no DNS lookup that decides MTA-STS
+  (the ``_mta-sts`` TXT, the MX, the policy host's A/AAAA) was answered:
+  each failed with a resolver error or timeout (NXDOMAIN and NODATA are
+  answers).  Nothing was seen, so nothing may pass.  A FAIL is real data
+  and wins (``broken``); when some of those lookups answered, the others
+  are INCONCLUSIVE checks like any other (``ready-for-testing`` at best).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from postfix_mtasts.checker.facts import Facts, Found
 from postfix_mtasts.checker.model import Check, Report, Status, Verdict
 from postfix_mtasts.checker.rules_mx import (
     check_coverage,
-    check_mx_host,
+    check_mx_hosts,
     check_mx_records,
 )
 from postfix_mtasts.checker.rules_policy import (
@@ -37,7 +43,7 @@ from postfix_mtasts.checker.suggest import Suggestion, new_policy_id, suggest
 from postfix_mtasts.checker.tlsrpt import TlsRptRecord, parse_tlsrpt_records
 from postfix_mtasts.core.policy import Mode, Policy
 
-__all__ = ["decide", "evaluate", "mx_hosts", "suggestion"]
+__all__ = ["decide", "evaluate", "mx_hosts", "suggestion", "unanswered_lookups"]
 
 
 def evaluate(facts: Facts, now: float) -> Report:
@@ -58,11 +64,10 @@ def evaluate(facts: Facts, now: float) -> Report:
     checks += mx_checks
     if policy is not None:
         checks += check_coverage(hosts, policy)
-    for host in facts.mx_hosts:
-        checks += check_mx_host(host, now)
+    checks += check_mx_hosts(facts.mx_hosts, now)
     checks += check_tlsrpt_record(facts.tlsrpt_txt, facts.domain)
     mode = policy.mode if policy is not None else None
-    verdict, reason = decide(checks, mode)
+    verdict, reason = decide(checks, mode, unanswered_lookups(facts))
     return Report(
         facts.domain,
         now,
@@ -71,6 +76,21 @@ def evaluate(facts: Facts, now: float) -> Report:
         reason,
         None if mode is None else mode.value,
     )
+
+
+def unanswered_lookups(facts: Facts) -> tuple[str, ...]:
+    """``name TYPE: why`` for each DNS lookup that decides MTA-STS (the
+    ``_mta-sts`` TXT, the MX, the policy host's A/AAAA) when none of them was
+    answered; ``()`` when at least one was (NXDOMAIN and NODATA are answers)."""
+    addresses = facts.policy_host.addresses
+    lookups = (
+        (f"{facts.sts_txt.name} TXT", facts.sts_txt.found, facts.sts_txt.reason),
+        (f"{facts.domain} MX", facts.mx.found, facts.mx.reason),
+        (f"{addresses.name} A/AAAA", addresses.found, addresses.reason),
+    )
+    if any(found is not Found.ERROR for _, found, _ in lookups):
+        return ()
+    return tuple(f"{name}: {why}" for name, _, why in lookups)
 
 
 def mx_hosts(facts: Facts) -> tuple[str, ...]:
@@ -96,14 +116,26 @@ def _names(checks: Sequence[Check]) -> str:
     return ", ".join(dict.fromkeys(f"{c.rule} {c.check}" for c in checks))
 
 
-def decide(checks: Sequence[Check], mode: Mode | None) -> tuple[Verdict, str]:
-    """The verdict and its reason (see the module docstring)."""
+def decide(
+    checks: Sequence[Check], mode: Mode | None, unanswered: Sequence[str] = ()
+) -> tuple[Verdict, str]:
+    """The verdict and its reason (see the module docstring); ``unanswered``
+    is :func:`unanswered_lookups`."""
     failed = [c for c in checks if c.status is Status.FAIL]
     if failed:
         return (
             Verdict.BROKEN,
             f"{len(failed)} check(s) FAIL ({_names(failed)}): fix them first",
         )
+    if unanswered:
+        why = (
+            "no DNS lookup that decides MTA-STS was answered"
+            f" ({'; '.join(unanswered)}): nothing was seen, so nothing can pass."
+            " Check that the nameservers asked (/etc/resolv.conf or"
+            " --nameserver) answer, and that the domain's DNS servers (and its"
+            " DNSSEC signatures, if signed) work, then run the check again"
+        )
+        return Verdict.COULD_NOT_CHECK, why
     unknown = [c for c in checks if c.status is Status.INCONCLUSIVE]
     if unknown:
         why = (

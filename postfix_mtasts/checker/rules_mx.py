@@ -4,10 +4,13 @@ patterns (H14, with the daemon's own :func:`~postfix_mtasts.core.mx.mx_matches`)
 each MX host's STARTTLS session (H15), a handshake without SNI (H16) and
 TLSA records (H19).  Pure.
 
-A host that cannot be reached on port 25 is INCONCLUSIVE, not FAIL: from
-here a timeout or a refusal cannot be told apart from port 25 being blocked
-on the checker's own network (common on home and cloud networks), and
-senders simply try the next MX.
+An MX address that refuses a connection to port 25, or lets it time out,
+FAILs when another MX address of the domain, of the same IP version,
+completed a TCP connect on port 25 in the same run: this network reaches
+port 25, so that MX is down or firewalled.  With no such witness it is
+INCONCLUSIVE: a refusal or a timeout cannot be told apart from port 25
+being blocked on the checker's own network (common on home and cloud
+networks).  No route to host and other connect errors stay INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ from postfix_mtasts.core.mx import matching_patterns, mx_matches
 from postfix_mtasts.core.policy import Mode, Policy
 from postfix_mtasts.core.text import quote
 
-__all__ = ["check_coverage", "check_mx_host", "check_mx_records"]
+__all__ = [
+    "check_coverage",
+    "check_mx_host",
+    "check_mx_hosts",
+    "check_mx_records",
+    "port25_answered",
+]
+
+# (MX host, address) of an MX address that completed a TCP connect on port 25
+Answered = tuple[str, str]
 
 
 def check_mx_records(
@@ -108,8 +120,32 @@ def check_coverage(hosts: Sequence[str], policy: Policy) -> list[Check]:
     return checks
 
 
-def check_mx_host(facts: MxHostFacts, now: float) -> list[Check]:
-    """H15, H16, H19 for one MX host, per address."""
+def port25_answered(hosts: Sequence[MxHostFacts]) -> tuple[Answered, ...]:
+    """(host, address) of every MX address whose session got past the TCP
+    connect on port 25 (whatever happened next)."""
+    return tuple(
+        (host.host, probe.address)
+        for host in hosts
+        for probe, _ in host.probes
+        if probe.stage is not Stage.CONNECT
+    )
+
+
+def check_mx_hosts(hosts: Sequence[MxHostFacts], now: float) -> list[Check]:
+    """H15, H16, H19 for every MX host of one domain, each address that
+    cannot be reached judged against the others (see the module docstring)."""
+    answered = port25_answered(hosts)
+    checks = []
+    for host in hosts:
+        checks += check_mx_host(host, now, answered)
+    return checks
+
+
+def check_mx_host(
+    facts: MxHostFacts, now: float, answered: Sequence[Answered] = ()
+) -> list[Check]:
+    """H15, H16, H19 for one MX host, per address; ``answered`` are the MX
+    addresses of the same domain that completed a connect on port 25."""
     host = facts.host
     addresses = facts.addresses
     if addresses.found is not Found.YES:
@@ -120,7 +156,7 @@ def check_mx_host(facts: MxHostFacts, now: float) -> list[Check]:
     checks = []
     for probe, no_sni in facts.probes:
         subject = f"{host} [{probe.address}]"
-        checks += _session(host, subject, probe, now)
+        checks += _session(host, subject, probe, now, answered)
         if no_sni is not None:
             checks.append(_no_sni(subject, no_sni))
     if facts.tlsa.found is Found.YES:
@@ -133,27 +169,18 @@ def check_mx_host(facts: MxHostFacts, now: float) -> list[Check]:
     return checks
 
 
-def _session(host: str, subject: str, probe: ProbeFacts, now: float) -> list[Check]:
+def _session(
+    host: str,
+    subject: str,
+    probe: ProbeFacts,
+    now: float,
+    answered: Sequence[Answered],
+) -> list[Check]:
     def result(name: str, status: Status, message: str, fix: str = "") -> Check:
         return Check("H15", f"mx-{name}", status, subject, message, fix)
 
     if probe.stage is Stage.CONNECT:
-        if probe.connect_problem is ConnectProblem.UNREACHABLE and ":" in probe.address:
-            message = f"no IPv6 route from here to port 25 ({probe.error})"
-            return [
-                result(
-                    "connect",
-                    Status.INCONCLUSIVE,
-                    message,
-                    "check from a host with IPv6",
-                )
-            ]
-        message = f"cannot connect to port 25: {probe.error}"
-        fix = (
-            "run the check where outbound port 25 is open; if it fails from"
-            " everywhere, the MX is down or firewalled"
-        )
-        return [result("connect", Status.INCONCLUSIVE, message, fix)]
+        return [_connect(host, subject, probe, answered)]
     stopped_early = probe.stage in (Stage.GREETING, Stage.EHLO)
     if probe.timed_out or (stopped_early and probe.starttls_offered is None):
         message = f"SMTP session stopped at {probe.stage.value}: {probe.error}"
@@ -181,6 +208,64 @@ def _session(host: str, subject: str, probe: ProbeFacts, now: float) -> list[Che
             )
         return checks
     return checks + tls_checks("H15", "mx", subject, host, probe.tls, now)
+
+
+_DEAD = {
+    ConnectProblem.REFUSED: "refused the connection to port 25",
+    ConnectProblem.TIMEOUT: "did not answer on port 25",
+}
+
+
+def _version(address: str) -> int:
+    """4 or 6 (addresses come from A/AAAA answers, in their text form)."""
+    return 6 if ":" in address else 4
+
+
+def _connect(
+    host: str, subject: str, probe: ProbeFacts, answered: Sequence[Answered]
+) -> Check:
+    """H15 ``mx-connect`` for a session that never got a TCP connection."""
+
+    def result(status: Status, message: str, fix: str) -> Check:
+        return Check("H15", "mx-connect", status, subject, message, fix)
+
+    version = _version(probe.address)
+    if probe.connect_problem is ConnectProblem.UNREACHABLE and version == 6:
+        message = f"no IPv6 route from here to port 25 ({probe.error})"
+        return result(Status.INCONCLUSIVE, message, "check from a host with IPv6")
+    witness = next(
+        (
+            (other, address)
+            for other, address in answered
+            if address != probe.address and _version(address) == version
+        ),
+        None,
+    )
+    what = _DEAD.get(probe.connect_problem) if probe.connect_problem else None
+    if witness is not None and what is not None:
+        other, address = witness
+        message = (
+            f"{subject} {what} ({probe.error}), while {other} [{address}]"
+            " answered on port 25 in the same run: port 25 is open from here,"
+            " so this MX is down or firewalled and senders cannot deliver to it"
+        )
+        fix = (
+            f"make {host} accept SMTP on port 25 of {probe.address} from the"
+            " Internet (server running and listening there, no firewall"
+            " dropping or rejecting port 25), or remove it from the MX records"
+        )
+        return result(Status.FAIL, message, fix)
+    message = f"cannot connect to port 25: {probe.error}"
+    if what is not None:
+        message += (
+            f" (no other IPv{version} MX address answered on port 25 from here:"
+            " this network may block outbound port 25)"
+        )
+    fix = (
+        "run the check where outbound port 25 is open; if it fails from"
+        " everywhere, the MX is down or firewalled"
+    )
+    return result(Status.INCONCLUSIVE, message, fix)
 
 
 def _no_sni(subject: str, probe: ProbeFacts) -> Check:

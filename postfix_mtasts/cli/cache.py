@@ -158,8 +158,10 @@ def _print(args: Any, reply: dict[str, Any], out: TextIO) -> None:
             out.write(json.dumps(rows, indent=2) + "\n")
             return
         for e in rows:
+            tolerated = " tolerated" if e.get("tolerated") else ""
             out.write(
-                f"{e['domain']:<40} {e['mode']:<8} id={e['id']} expires={e['expires_at']}\n"
+                f"{e['domain']:<40} {e['mode']:<8} id={e['id']}"
+                f" expires={e['expires_at']}{tolerated}\n"
             )
     elif args.verb in ("show", "refresh"):
         out.write(json.dumps(reply["entry"], indent=2) + "\n")

@@ -4,7 +4,8 @@
 Builds the checker's parts (the daemon's DNS client and HTTPS fetcher, the
 TLS prober), gathers the facts, judges them and prints one line per check
 (or ``--json``, docs/checker.md).  Exit status 0 when nothing FAILs, 1 when
-something does, 2 for a usage error.
+something does, 2 for a usage error, 3 when the domain could not be checked
+(no DNS lookup that decides MTA-STS was answered).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import sys
 from typing import Any
 
+from postfix_mtasts.checker.report import EXIT_USAGE
 from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
 from postfix_mtasts.core.text import quote
 
@@ -78,7 +80,8 @@ def parse_nameservers(values: list[str] | None) -> list[tuple[str, int]]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Run the check; returns 2 for a bad domain, otherwise exits via react."""
+    """Run the check; returns 2 for a bad domain, otherwise exits via react
+    with :func:`~postfix_mtasts.checker.report.exit_status` (0, 1 or 3)."""
     from twisted.internet import task
     from twisted.internet.defer import Deferred
 
@@ -99,20 +102,20 @@ def run_check(args: argparse.Namespace) -> int:
             f" ({hop.reason})",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     if hop.kind is not KeyKind.DOMAIN:
         print(
             f"postfix-mtasts: {quote(args.domain)} is not a domain name ({hop.reason})",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     try:
         nameservers = parse_nameservers(args.nameserver) or system_nameservers()
     except NameserverError as e:
         print(
             f"postfix-mtasts: --nameserver: {e}, got {quote(e.text)}", file=sys.stderr
         )
-        return 2
+        return EXIT_USAGE
     ehlo = args.ehlo or socket.gethostname() or "localhost"
 
     async def main(reactor: Any) -> None:

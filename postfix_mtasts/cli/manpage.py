@@ -148,7 +148,10 @@ or an error, 3 when the running daemon cannot be reached (try
 .BR \\-\\-direct ).
 .PP
 .BR check :
-0 when no check fails, 1 when one does, 2 for a usage error.
+0 when no check fails, 1 when one does, 2 for a usage error, 3 when the
+domain could not be checked (verdict
+.BR could\\-not\\-check :
+no DNS lookup that decides MTA\\-STS was answered).
 .PP
 .BR status :
 0 when the daemon answered, 1 when it answered with an error, 2 when no

@@ -165,6 +165,7 @@ def _text_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("expires", policy["expires_at"]),
             ("source", policy["source"]),
         ]
+        rows += [("tolerated", line) for line in policy.get("tolerated", ())]
     facts = report["mx_facts"]
     if facts is not None:
         if facts["mx"] is not None:

@@ -140,7 +140,9 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
     Attributes with whitespace are wrapped as ``{ name = value }``; a policy
     line that contains a brace cannot be wrapped safely and is dropped
     (spec G27), and so is one with a control character other than TAB (a
-    NUL would cut Postfix's C string short and leave a brace open).
+    NUL would cut Postfix's C string short and leave a brace open), and a
+    blank one (a tolerated blank line carries nothing, and Postfix would see
+    an attribute with no value).
     """
     parts = [value.level]
     if value.match:
@@ -163,4 +165,4 @@ def render_value(value: TlsPolicyValue, *, with_report: bool = True) -> str:
 
 
 def _embeddable(line: str) -> bool:
-    return not any(c in "{}\x7f" or (c < " " and c != "\t") for c in line)
+    return bool(line.strip(" \t")) and not any(c in "{}\x7f" or (c < " " and c != "\t") for c in line)

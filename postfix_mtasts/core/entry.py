@@ -11,16 +11,18 @@ import json
 
 from attrs import frozen
 
-from postfix_mtasts.core.policy import Mode, Policy
+from postfix_mtasts.core.policy import Mode, Note, Policy, Tolerance
 from postfix_mtasts.core.stored import (
     FORMAT_VERSION,
+    MAX_TOLERATED_TEXT,
     StoredInvalid,
     ahead_of,
     check_times,
     read_fields,
 )
+from postfix_mtasts.core.text import cut
 
-__all__ = ["STORE_GRACE_S", "CacheEntry", "StoredInvalid"]
+__all__ = ["STORE_GRACE_S", "CacheEntry", "StoredInvalid", "summarise_tolerated"]
 
 # A stored entry is kept this long past its expiry: an expired policy no
 # longer applies (E9), but its id still tells a returning host what changed.
@@ -33,7 +35,9 @@ class CacheEntry:
 
     ``fetched_at`` is the last successful fetch, ``expires_at`` is
     ``fetched_at + max_age`` (E1), and ``checked_at`` is when the TXT id was
-    last seen unchanged (D11).
+    last seen unchanged (D11).  ``tolerated`` says, one line per kind, where
+    the fetched body departed from the RFC 8461 grammar and was read anyway
+    (:func:`summarise_tolerated`); it informs, it decides nothing.
     """
 
     domain: str
@@ -42,12 +46,14 @@ class CacheEntry:
     fetched_at: float
     expires_at: float
     checked_at: float
+    tolerated: tuple[str, ...] = ()
 
     @classmethod
     def fetched(
         cls, domain: str, policy_id: str, policy: Policy, now: float
     ) -> CacheEntry:
-        return cls(domain, policy_id, policy, now, now + policy.max_age, now)
+        tolerated = summarise_tolerated(policy.tolerated)
+        return cls(domain, policy_id, policy, now, now + policy.max_age, now, tolerated)
 
     def live_in_store(self, now: float, grace_s: float = STORE_GRACE_S) -> bool:
         """Still kept by a store: past its expiry by less than ``grace_s``."""
@@ -86,6 +92,7 @@ class CacheEntry:
                 "max_age": self.policy.max_age,
                 "mx": [pattern.text for pattern in self.policy.mx],
                 "lines": list(self.policy.lines),
+                **({"tolerated": list(self.tolerated)} if self.tolerated else {}),
             },
             separators=(",", ":"),
             allow_nan=False,
@@ -119,3 +126,23 @@ class CacheEntry:
         except (ValueError, TypeError, RecursionError):
             return StoredInvalid("not plain JSON (Infinity, NaN or nesting)")
         return cls.decode(data)
+
+
+def summarise_tolerated(notes: tuple[Note, ...]) -> tuple[str, ...]:
+    """One line per tolerance kind, in the order first met: the kind, its
+    rule, the lines (up to 8) and the first note's words, cut to
+    :data:`MAX_TOLERATED_TEXT` characters."""
+    by_kind: dict[Tolerance, list[Note]] = {}
+    for note in notes:
+        if note.tolerance is not None:
+            by_kind.setdefault(note.tolerance, []).append(note)
+    summary = []
+    for kind, kind_notes in by_kind.items():
+        numbers = [str(note.line) for note in kind_notes if note.line][:9]
+        where = f" line(s) {', '.join(numbers[:8])}" if numbers else ""
+        more = ", ..." if len(numbers) > 8 else ""
+        first = kind_notes[0]
+        words = first.text.removeprefix(f"line {first.line}: ")
+        text = f"{kind.value} ({first.rule}){where}{more}: {words}"
+        summary.append(cut(text, MAX_TOLERATED_TEXT))
+    return tuple(summary)

@@ -86,9 +86,7 @@ def parse_policy(
         number = len(_LINE_END.split(text[: control.start()]))
         why = f"not text: control character {quote(control.group())} on line {number}"
         return PolicyInvalid("C16", why, tuple(notes))
-    lines = _LINE_END.split(text) if "\r" in text else text.split("\n")
-    if "\r" in text:
-        _note_line_ends(text, notes)
+    lines = _split_lines(text, notes) if "\r" in text else text.split("\n")
     if lines[-1] == "":
         lines.pop()  # after the final terminator, or an empty body
     blank = len(lines)
@@ -100,13 +98,16 @@ def parse_policy(
     return read_fields(lines[:blank], notes, max_age_limit)
 
 
-def _note_line_ends(text: str, notes: list[Note]) -> None:
-    """C1: CRLF and LF are grammatical, mixed too; a bare CR is not."""
+def _split_lines(text: str, notes: list[Note]) -> list[str]:
+    """C1: CRLF and LF are grammatical, mixed too; a bare CR is not, and is
+    read as a line end."""
     crlf = text.count("\r\n")
-    if crlf < text.count("\r"):
-        first = _BARE_CR.search(text)
-        number = len(_LINE_END.split(text[: first.start() if first else 0]))
-        why = "line(s) ended by a bare CR, read as line ends"
-        notes.append(tolerated(Tolerance.BARE_CR, "C1", number, why))
-    elif crlf < text.count("\n"):
-        notes.append(Note("C1", "mixed LF and CRLF line endings"))
+    if crlf == text.count("\r"):  # every CR ends a line with its LF
+        if crlf < text.count("\n"):
+            notes.append(Note("C1", "mixed LF and CRLF line endings"))
+        return [line.removesuffix("\r") for line in text.split("\n")]
+    first = _BARE_CR.search(text)
+    number = len(_LINE_END.split(text[: first.start() if first else 0]))
+    why = "line(s) ended by a bare CR, read as line ends"
+    notes.append(tolerated(Tolerance.BARE_CR, "C1", number, why))
+    return _LINE_END.split(text)

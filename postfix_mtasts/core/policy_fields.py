@@ -62,12 +62,25 @@ class _Reader:
         self.notes.append(tolerated(tolerance, rule, number, why))
 
     def read(self, lines: list[str]) -> Policy | PolicyInvalid:
+        first, mx = self.first, self.mx
         for number, line in enumerate(lines, 1):
             key, colon, value = line.partition(":")
-            if colon and key in _KNOWN_KEYS:  # the common, grammatical line
-                self.field(number, line, key, value.strip(_WSP))
-            else:
+            if not colon or key not in _KNOWN_KEYS:
                 self.odd_line(number, line)
+                continue
+            value = value.strip(_WSP)
+            if "#" not in value:  # the common, grammatical line, inline
+                if key != "mx":
+                    if key not in first:
+                        first[key] = number, value
+                        continue
+                elif type(pattern := check_mx(value)) is MxPattern:
+                    if pattern.text in mx:
+                        self.duplicate_mx += 1
+                    else:
+                        mx[pattern.text] = pattern
+                    continue
+            self.field(number, line, key, value)
         return self.finish(lines)
 
     def odd_line(self, number: int, line: str) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_CLOCK_SKEW_S",
     "MAX_STORED_BYTES",
     "MAX_TIMESTAMP_S",
+    "MAX_TOLERATED_TEXT",
     "Fields",
     "StoredInvalid",
     "ahead_of",
@@ -40,13 +41,20 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
+#: The longest line of an entry's ``tolerated`` list, and how many it holds
+#: at most (one per kind of tolerance).
+MAX_TOLERATED_TEXT = 240
+MAX_TOLERATED_LINES = 16
+_MAX_TOLERATED_BYTES = MAX_TOLERATED_LINES * (MAX_TOLERATED_TEXT + 3)
+
 # The largest entry to_bytes() writes for a valid policy of MAX_POLICY_BYTES:
 # a valid line holds no control character but TAB (C2, C15), so a line of k
 # bytes takes at most 3k in a JSON string (\uXXXX for a two-byte character)
 # plus 3 for its quotes and comma, at most 3x its bytes with the terminator;
 # the mx list repeats at most the body; the other fields (a 253-octet
-# domain, a 32-character id, numbers, the keys) fit in 1 KiB.
-MAX_STORED_BYTES = 4 * MAX_POLICY_BYTES + 1024
+# domain, a 32-character id, numbers, the keys) fit in 1 KiB; a tolerated
+# line takes at most 6x its characters (\uXXXX, a surrogate pair 12 for 2).
+MAX_STORED_BYTES = 4 * MAX_POLICY_BYTES + 1024 + 6 * _MAX_TOLERATED_BYTES
 
 #: How far ahead of this host's clock a stored time may be: more is a wrong
 #: clock (or a forgery) that would pin the entry until that time.
@@ -58,7 +66,7 @@ MAX_TIMESTAMP_S = float(2**33)
 # Rounding of fetched_at + max_age in a float: well under a millisecond.
 _EXPIRY_TOLERANCE_S = 0.001
 
-# One object holding two arrays; a JSON string, unterminated ones too (so
+# One object holding two arrays (three with "tolerated"); a JSON string, unterminated ones too (so
 # that no string is scanned twice: linear time on any bytes).
 _MAX_OPENERS = 3
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
@@ -68,10 +76,12 @@ _REQUIRED = frozenset(
 )
 _PARSED = frozenset(("mode", "max_age", "mx"))
 _ALL = _REQUIRED | _PARSED
+_OPTIONAL = frozenset(("tolerated",))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # or a lone surrogate
 _STRENGTH = {Mode.NONE: 0, Mode.TESTING: 1, Mode.ENFORCE: 2}
 
-# (domain, policy id, policy, fetched_at, expires_at, checked_at)
-Fields = tuple[str, str, Policy, float, float, float]
+# (domain, policy id, policy, fetched_at, expires_at, checked_at, tolerated)
+Fields = tuple[str, str, Policy, float, float, float, tuple[str, ...]]
 
 
 @frozen
@@ -135,9 +145,10 @@ def _load_object(data: bytes) -> dict[str, Any] | StoredInvalid:
     nested (json recurses per level: 100,000 ``[`` would overflow the stack)."""
     if len(data) > MAX_STORED_BYTES:
         return StoredInvalid(f"{len(data)} bytes > {MAX_STORED_BYTES}")
-    if data.count(b"[") + data.count(b"{") > _MAX_OPENERS:
+    openers = _MAX_OPENERS + (b'"tolerated"' in data)
+    if data.count(b"[") + data.count(b"{") > openers:
         bare = _JSON_STRING.sub(b"", data)
-        if bare.count(b"[") + bare.count(b"{") > _MAX_OPENERS:
+        if bare.count(b"[") + bare.count(b"{") > openers:
             return StoredInvalid("nested deeper than one object of flat lists")
     try:
         raw = _DECODER.decode(data.decode("utf-8"))
@@ -156,6 +167,9 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _check_fields(raw: dict[str, Any]) -> Fields | StoredInvalid:
+    tolerated = _tolerated(raw.pop("tolerated", []))
+    if isinstance(tolerated, StoredInvalid):
+        return tolerated
     keys = raw.keys()
     if keys != _ALL and (missing := _REQUIRED - keys):
         return StoredInvalid(f"missing {quote(sorted(missing))}")
@@ -180,7 +194,25 @@ def _check_fields(raw: dict[str, Any]) -> Fields | StoredInvalid:
     fetched_at, expires_at, checked_at = times
     if why := check_times(fetched_at, expires_at, checked_at, policy.max_age):
         return StoredInvalid(why)
-    return domain, policy_id, policy, fetched_at, expires_at, checked_at
+    return domain, policy_id, policy, fetched_at, expires_at, checked_at, tolerated
+
+
+def _tolerated(value: object) -> tuple[str, ...] | StoredInvalid:
+    """The ``tolerated`` list: at most 16 printable lines of at most 240
+    characters (a writer never stores an empty list, a reader accepts one)."""
+    if type(value) is not list or len(value) > MAX_TOLERATED_LINES:
+        return StoredInvalid(f"tolerated {quote(value, 80)} is not a short list")
+    for line in value:
+        if type(line) is not str or not 0 < len(line) <= MAX_TOLERATED_TEXT:
+            return StoredInvalid(
+                f"tolerated line {quote(line, 80)} is not 1-240 characters"
+            )
+        if _CONTROL.search(line):
+            return StoredInvalid(
+                f"tolerated line {quote(line, 80)} holds a control character"
+                " or lone surrogate"
+            )
+    return tuple(value)
 
 
 def _normalised_domain(domain: str) -> bool:

@@ -89,6 +89,15 @@ def setup_domains(world: World) -> dict[str, list[str]]:
         publish_good(
             world, "chk-blackhole.test", mx={"mx1.chk-blackhole.test": BLACKHOLE_IP}
         )
+        for domain, dead_ip in (
+            ("chk-mxrefused.test", REFUSED_IP),
+            ("chk-mxtimeout.test", BLACKHOLE_IP),
+        ):
+            mx = {"mx1.chk-good.test": GOOD1_IP, f"mx2.{domain}": dead_ip}
+            publish_good(world, domain, mx=mx)
+        publish_good(world, "chk-txtfail.test")
+    for name in SERVFAIL_NAMES:
+        world.dns.servfail(name)
     redirect_to = "https://mta-sts.chk-good.test/.well-known/mta-sts.txt"
     world.https.update_host(
         "mta-sts.chk-redirect.test", status=301, location=redirect_to
@@ -98,6 +107,8 @@ def setup_domains(world: World) -> dict[str, list[str]]:
         "chk-good.test": ["--suggest"],
         "chk-unreachable.test": ["--smtp-timeout", "2"],
         "chk-blackhole.test": ["--smtp-timeout", "2"],
+        "chk-mxtimeout.test": ["--smtp-timeout", "3"],
+        "chk-noresolver.test": ["--nameserver", BLACKHOLE_IP],
     }
 
 
@@ -120,7 +131,14 @@ DOMAINS = (
     "chk-twotxt.test",
     "chk-unreachable.test",
     "chk-blackhole.test",
+    "chk-mxrefused.test",
+    "chk-mxtimeout.test",
+    "chk-txtfail.test",
+    "chk-dnsfail.test",  # not published: every lookup under it SERVFAILs
+    "chk-noresolver.test",  # checked through a nameserver that never answers
 )
+# names the DNS answers SERVFAIL for (the name and everything under it)
+SERVFAIL_NAMES = ("chk-dnsfail.test", "_mta-sts.chk-txtfail.test")
 
 
 def run_check(world: World, domain: str, *args: str) -> tuple[int, Report]:
@@ -141,6 +159,8 @@ def reports(world: World) -> Iterator[dict[str, tuple[int, Report]]]:
             }
             yield {d: f.result() for d, f in futures.items()}
     finally:
+        for name in SERVFAIL_NAMES:
+            world.dns.clear_fault(name)
         with world.dns.batch():
             for domain in DOMAINS:
                 world.unpublish(domain)
@@ -280,7 +300,9 @@ def test_details(reports: dict[str, tuple[int, Report]]) -> None:
 def test_unreachable_mx_is_inconclusive(
     reports: dict[str, tuple[int, Report]],
 ) -> None:
-    """An MX refusing or ignoring port 25 is INCONCLUSIVE, not a crash, exit 0 (H15)."""
+    """The only MX refusing or ignoring port 25 is INCONCLUSIVE (this network may
+    block port 25), not a crash, and the verdict is not ready-for-enforce, exit 0
+    (H15)."""
     for domain, why in (
         ("chk-unreachable.test", "connection refused"),
         ("chk-blackhole.test", "connection timed out"),
@@ -290,6 +312,58 @@ def test_unreachable_mx_is_inconclusive(
         assert (rc, report["verdict"]) == (0, "ready-for-testing")
         [check] = [c for c in report["checks"] if c["check"] == "mx-connect"]
         assert why in check["message"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "ip", "what"),
+    [
+        ("chk-mxrefused.test", REFUSED_IP, "refused"),
+        ("chk-mxtimeout.test", BLACKHOLE_IP, "timed out"),
+    ],
+)
+def test_dead_mx_beside_a_live_one_fails(
+    reports: dict[str, tuple[int, Report]], domain: str, ip: str, what: str
+) -> None:
+    """An MX refusing or ignoring port 25 while another MX of the domain
+    answered on port 25 in the same run FAILs: this network reaches port 25,
+    so that MX is down or firewalled (H15, issue 12)."""
+    rc, report = reports[domain]
+    assert problems(report) == [("H15", "mx-connect", "FAIL")]
+    assert (rc, report["exit_status"], report["verdict"]) == (1, 1, "broken")
+    [check] = [c for c in report["checks"] if c["check"] == "mx-connect"]
+    assert check["subject"] == f"mx2.{domain} [{ip}]"
+    assert what in check["message"]
+    assert f"mx1.chk-good.test [{GOOD1_IP}] answered" in check["message"]
+    assert f"mx2.{domain}" in check["fix"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [("chk-dnsfail.test", "SERVFAIL"), ("chk-noresolver.test", "no reply from")],
+)
+def test_dns_unreachable_could_not_check(
+    reports: dict[str, tuple[int, Report]], domain: str, why: str
+) -> None:
+    """No DNS lookup that decides MTA-STS answered (SERVFAIL, or a nameserver
+    that never answers): the verdict is could-not-check with exit status 3,
+    never ready-for-testing with 0 (H1, H5, H13, issue 12)."""
+    rc, report = reports[domain]
+    assert (rc, report["exit_status"], report["verdict"]) == (3, 3, "could-not-check")
+    assert {c["status"] for c in report["checks"]} == {"INCONCLUSIVE"}
+    reason = report["verdict_reason"]
+    assert f"_mta-sts.{domain} TXT" in reason
+    assert why in reason
+
+
+def test_partial_dns_failure_is_not_could_not_check(
+    reports: dict[str, tuple[int, Report]],
+) -> None:
+    """Only the _mta-sts TXT lookup fails, the rest answers: the checks that
+    could be made stand, the TXT is INCONCLUSIVE, ready-for-testing, exit 0
+    (H1, issue 12)."""
+    rc, report = reports["chk-txtfail.test"]
+    assert problems(report) == [("H1", "sts-record", "INCONCLUSIVE")]
+    assert (rc, report["verdict"]) == (0, "ready-for-testing")
 
 
 def test_text_output(world: World, reports: dict[str, tuple[int, Report]]) -> None:

@@ -106,6 +106,28 @@ class StoreContract:
         assert got is not None
         assert got.policy.lines == entry.policy.lines
 
+    def test_tolerated_round_trip(self) -> None:
+        """A policy read with tolerance (issue 12) comes back from the store
+        with its lines, its reading and what was tolerated (E13)."""
+        _, store = self.fresh()
+        body = (
+            "  version: STSv1\nmode: enforce\nmx: münchen.example\nmax_age: 60\nnote\n"
+        )
+        policy = parse_policy(body.encode())
+        assert isinstance(policy, Policy), policy
+        entry = CacheEntry.fetched("example.com", "id1", policy, START)
+        assert len(entry.tolerated) == 3, entry.tolerated
+        self.put(store, entry)
+        self.flush(store)
+        got = self.get(store, "example.com")
+        assert got is not None
+        assert (got.policy.mode, got.policy.mx, got.policy.lines, got.tolerated) == (
+            policy.mode,
+            policy.mx,
+            policy.lines,
+            entry.tolerated,
+        ), got
+
     def test_replace(self) -> None:
         """A put replaces the domain's entry: one entry per domain key (E13)."""
         clock, store = self.fresh()

@@ -42,3 +42,15 @@ class RenderValueTests(SynchronousTestCase):
         """A UTF-8 extension value is embedded as it is (C16, G27)."""
         text = render_value(value("x-note: café"))
         self.assertTrue(text.endswith(" { policy_string = x-note: café }"), text)
+
+    def test_blank_lines_dropped(self) -> None:
+        """A tolerated blank line (C3, issue 12) is no policy_string: Postfix
+        would meet an attribute with no value; indented and stray lines stay."""
+        text = render_value(value("mode: enforce", "", " \t", "  mx: a.example", "ok"))
+        self.assertTrue(
+            text.endswith(
+                " { policy_string = mode: enforce }"
+                " { policy_string =   mx: a.example } { policy_string = ok }"
+            ),
+            text,
+        )

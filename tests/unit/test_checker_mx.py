@@ -11,15 +11,20 @@ from postfix_mtasts.checker.facts import (
     ConnectProblem,
     Found,
     MxFacts,
+    MxHostFacts,
     MxRecord,
+    ProbeFacts,
     Stage,
     TlsaFacts,
 )
+from postfix_mtasts.checker.model import Check, Status, Verdict
 from postfix_mtasts.checker.rules import evaluate
 from postfix_mtasts.checker.rules_mx import (
     check_coverage,
     check_mx_host,
+    check_mx_hosts,
     check_mx_records,
+    port25_answered,
 )
 from postfix_mtasts.checker.rules_tls import tls_checks
 from postfix_mtasts.core.policy import Policy, parse_policy
@@ -171,7 +176,8 @@ class MxSessionTests(SynchronousTestCase):
             )
 
     def test_unreachable_is_inconclusive(self):
-        """Refused, timed out or no IPv6 route: INCONCLUSIVE, never FAIL (H15)."""
+        """Refused, timed out or no IPv6 route with no other MX address seen:
+        INCONCLUSIVE, not FAIL (H15)."""
         for address, problem in (
             (IP1, ConnectProblem.REFUSED),
             (IP1, ConnectProblem.TIMEOUT),
@@ -321,3 +327,145 @@ class TlsRuleTests(SynchronousTestCase):
         empty = evolve(tls(), chain=())
         checks = tls_checks("H15", "mx", MX1, MX1, empty, NOW)
         self.assertEqual(statuses(checks)[-1], ("H15", "mx-cert-trust", FAIL))
+
+
+IP2 = "192.0.2.2"
+V6 = ("2001:db8::1", "2001:db8::2")
+
+
+def unreached(address: str, problem: ConnectProblem, host: str = MX2) -> ProbeFacts:
+    """A session that never got a TCP connection to ``address``:25."""
+    errors = {
+        ConnectProblem.REFUSED: "connection refused",
+        ConnectProblem.TIMEOUT: "connection timed out",
+        ConnectProblem.UNREACHABLE: "no route to host",
+        ConnectProblem.OTHER: "something else",
+    }
+    return session(
+        address,
+        host,
+        stage=Stage.CONNECT,
+        tls=None,
+        starttls_offered=None,
+        connect_problem=problem,
+        error=errors[problem],
+    )
+
+
+def two_mx(second: ProbeFacts, first: ProbeFacts | None = None) -> list[Check]:
+    """check_mx_hosts over MX1 (at IP1, a good session by default) and MX2."""
+    hosts = (
+        mx_host(MX1, address=first.address if first else IP1, probe=first),
+        mx_host(MX2, address=second.address, probe=second),
+    )
+    return check_mx_hosts(hosts, NOW)
+
+
+def connect_checks(checks: list[Check]) -> list[tuple[str, Status]]:
+    return [(c.subject, c.status) for c in checks if c.check == "mx-connect"]
+
+
+class Port25EvidenceTests(SynchronousTestCase):
+    """A dead MX next to a live one is a FAIL, not INCONCLUSIVE (H15, issue 12)."""
+
+    def test_refused_or_timed_out_beside_an_answering_mx_fails(self):
+        """Refused or timed out while another MX answered on port 25 in the
+        same run: FAIL naming the host, what happened, the MX that answered
+        and the fix (H15)."""
+        for problem, what in (
+            (ConnectProblem.REFUSED, "refused the connection to port 25"),
+            (ConnectProblem.TIMEOUT, "did not answer on port 25"),
+        ):
+            checks = two_mx(unreached(IP2, problem))
+            self.assertEqual(not_passing(checks), [("H15", "mx-connect", FAIL)])
+            check = only(checks, "mx-connect")
+            self.assertEqual(check.subject, f"{MX2} [{IP2}]")
+            self.assertIn(f"{MX2} [{IP2}] {what}", check.message)
+            self.assertIn(f"while {MX1} [{IP1}] answered on port 25", check.message)
+            self.assertIn(f"make {MX2} accept SMTP on port 25 of {IP2}", check.fix)
+            self.assertIn("remove it from the MX records", check.fix)
+
+    def test_any_answer_after_connect_is_a_witness(self):
+        """An MX that accepted the connection but then stalled or lacked
+        STARTTLS still shows port 25 is open from here (H15)."""
+        for stage in (Stage.GREETING, Stage.EHLO, Stage.HANDSHAKE):
+            live = session(IP1, MX1, stage=stage, tls=None, timed_out=True)
+            checks = two_mx(unreached(IP2, ConnectProblem.REFUSED), live)
+            self.assertIn((f"{MX2} [{IP2}]", FAIL), connect_checks(checks))
+
+    def test_no_mx_answered_stays_inconclusive(self):
+        """Every MX refused or timed out: each is INCONCLUSIVE (this network
+        may block port 25), and the verdict is not ready-for-enforce (H15)."""
+        first = unreached(IP1, ConnectProblem.TIMEOUT, MX1)
+        checks = two_mx(unreached(IP2, ConnectProblem.REFUSED), first)
+        self.assertEqual(
+            connect_checks(checks),
+            [(f"{MX1} [{IP1}]", INCONCLUSIVE), (f"{MX2} [{IP2}]", INCONCLUSIVE)],
+        )
+        self.assertIn("may block outbound port 25", checks[0].message)
+        both = facts(
+            mx=MxFacts(Found.YES, (MxRecord(10, MX1), MxRecord(20, MX2))),
+            mx_hosts=(
+                mx_host(MX1, probe=first),
+                mx_host(MX2, address=IP2, probe=unreached(IP2, ConnectProblem.REFUSED)),
+            ),
+            policy_host=policy_host(fetched(policy_body(mx=(MX1, MX2)))),
+        )
+        report = evaluate(both, NOW)
+        self.assertEqual(report.verdict, Verdict.READY_FOR_TESTING)
+
+    def test_only_the_same_ip_version_is_a_witness(self):
+        """An IPv6 MX address that times out while only IPv4 answered stays
+        INCONCLUSIVE (this network's IPv6 may be what fails); an IPv6 witness
+        makes it a FAIL (H15)."""
+        checks = two_mx(unreached(V6[1], ConnectProblem.TIMEOUT))
+        self.assertEqual(connect_checks(checks), [(f"{MX2} [{V6[1]}]", INCONCLUSIVE)])
+        self.assertIn(
+            "no other IPv6 MX address answered", only(checks, "mx-connect").message
+        )
+        checks = two_mx(unreached(V6[1], ConnectProblem.TIMEOUT), session(V6[0]))
+        self.assertEqual(connect_checks(checks), [(f"{MX2} [{V6[1]}]", FAIL)])
+
+    def test_other_address_of_the_same_host_is_a_witness(self):
+        """One MX host with two addresses: one answering, one refusing, is a
+        FAIL for the refusing one (H15)."""
+        host = MxHostFacts(
+            MX1,
+            10,
+            AddressFacts(MX1, Found.YES, (IP1, IP2)),
+            (
+                (session(IP1, MX1), session(IP1, None)),
+                (unreached(IP2, ConnectProblem.REFUSED, MX1), None),
+            ),
+        )
+        self.assertEqual(port25_answered([host]), ((MX1, IP1),))
+        checks = check_mx_hosts([host], NOW)
+        self.assertEqual(connect_checks(checks), [(f"{MX1} [{IP2}]", FAIL)])
+        self.assertIn(
+            f"while {MX1} [{IP1}] answered", only(checks, "mx-connect").message
+        )
+
+    def test_no_route_or_other_errors_stay_inconclusive(self):
+        """No route to host and other connect errors are not a refusal or a
+        timeout: INCONCLUSIVE even beside an answering MX (H15)."""
+        for problem in (ConnectProblem.UNREACHABLE, ConnectProblem.OTHER):
+            checks = two_mx(unreached(IP2, problem))
+            self.assertEqual(connect_checks(checks), [(f"{MX2} [{IP2}]", INCONCLUSIVE)])
+        checks = two_mx(unreached(V6[1], ConnectProblem.UNREACHABLE), session(V6[0]))
+        self.assertEqual(connect_checks(checks), [(f"{MX2} [{V6[1]}]", INCONCLUSIVE)])
+        self.assertIn("no IPv6 route", only(checks, "mx-connect").message)
+
+    def test_evaluate_fails_the_dead_mx(self):
+        """evaluate: a domain whose second MX refuses port 25 is broken (H15)."""
+        two = facts(
+            mx=MxFacts(Found.YES, (MxRecord(10, MX1), MxRecord(20, MX2))),
+            mx_hosts=(
+                mx_host(),
+                mx_host(MX2, address=IP2, probe=unreached(IP2, ConnectProblem.REFUSED)),
+            ),
+            policy_host=policy_host(fetched(policy_body(mx=(MX1, MX2)))),
+        )
+        report = evaluate(two, NOW)
+        self.assertEqual(not_passing(report.checks), [("H15", "mx-connect", FAIL)])
+        self.assertEqual(report.verdict, Verdict.BROKEN)
+        self.assertIn("H15 mx-connect", report.verdict_reason)

@@ -129,3 +129,21 @@ class JsonTests(SynchronousTestCase):
             sorted(data["suggestion"]),
             ["hints", "policy", "policy_id", "policy_url", "records"],
         )
+
+    def test_could_not_check(self):
+        """could-not-check: exit status 3 in JSON and the verdict word, and
+        a FAIL still gives 1 (issue 12, docs/checker.md)."""
+        blind = report(
+            Check("H13", "mx-records", Status.INCONCLUSIVE, DOMAIN, "x"),
+            verdict=Verdict.COULD_NOT_CHECK,
+        )
+        self.assertEqual(exit_status(blind), 3)
+        data = to_json(blind)
+        self.assertEqual((data["verdict"], data["exit_status"]), ("could-not-check", 3))
+        self.assertTrue(render_text(blind).endswith("verdict: could-not-check — why\n"))
+        failed = report(
+            Check("H17", "tlsrpt-record", Status.FAIL, DOMAIN, "x"),
+            verdict=Verdict.BROKEN,
+        )
+        self.assertEqual(exit_status(failed), 1)
+        self.assertEqual(exit_status(report()), 0)

@@ -11,12 +11,14 @@ from postfix_mtasts.checker.facts import (
     FetchFacts,
     FetchProblem,
     Found,
+    MxFacts,
     PolicyHostFacts,
     Stage,
     TxtFacts,
 )
 from postfix_mtasts.checker.model import Check, Verdict
-from postfix_mtasts.checker.rules import decide, evaluate
+from postfix_mtasts.checker.report import exit_status
+from postfix_mtasts.checker.rules import decide, evaluate, unanswered_lookups
 from postfix_mtasts.checker.rules_policy import (
     check_fetch,
     check_max_age,
@@ -124,6 +126,93 @@ class VerdictTests(SynchronousTestCase):
         """Mode none, or no readable policy, is never ready for enforce (H18)."""
         self.assertEqual(decide([], Mode.NONE)[0], Verdict.READY_FOR_TESTING)
         self.assertEqual(decide([], None)[0], Verdict.READY_FOR_TESTING)
+
+
+def blind(why: str = "no reply from 192.0.2.53 in 5.0s", **changes):
+    """Facts of a run where no DNS lookup was answered, with ``changes``."""
+    unseen = {
+        "sts_txt": TxtFacts(STS, Found.ERROR, reason=why),
+        "tlsrpt_txt": TxtFacts("_smtp._tls.example.com", Found.ERROR, reason=why),
+        "mx": MxFacts(Found.ERROR, reason=why),
+        "policy_host": PolicyHostFacts(AddressFacts(HOST, Found.ERROR, reason=why)),
+        "mx_hosts": (),
+    }
+    return facts(**{**unseen, **changes})
+
+
+class CouldNotCheckTests(SynchronousTestCase):
+    """Issue 12: no DNS answer is no data, and no data must not pass."""
+
+    def test_dns_unreachable(self):
+        """No lookup that decides MTA-STS answered (timeouts): could-not-check,
+        exit status 3, the reason naming each lookup and why (H1, H5, H13)."""
+        report = evaluate(blind(), NOW)
+        self.assertEqual(report.verdict, Verdict.COULD_NOT_CHECK)
+        self.assertEqual(exit_status(report), 3)
+        self.assertFalse(report.failed)
+        reason = report.verdict_reason
+        self.assertTrue(
+            reason.startswith("no DNS lookup that decides MTA-STS was answered"), reason
+        )
+        for lookup in (
+            "_mta-sts.example.com TXT: no reply from 192.0.2.53 in 5.0s",
+            "example.com MX: no reply from",
+            "mta-sts.example.com A/AAAA: no reply from",
+        ):
+            self.assertIn(lookup, reason)
+        self.assertIn("--nameserver", reason)
+
+    def test_resolver_errors_count_as_unanswered(self):
+        """SERVFAIL and REFUSED (the resolver gave no data) count as no
+        answer, like a timeout (H1, H13, A15)."""
+        for rcode in ("SERVFAIL", "REFUSED"):
+            self.assertEqual(
+                evaluate(blind(rcode), NOW).verdict, Verdict.COULD_NOT_CHECK
+            )
+
+    def test_an_answer_anywhere_is_partial_failure(self):
+        """One of the deciding lookups answered, even NXDOMAIN or NODATA: not
+        could-not-check; the failed ones stay INCONCLUSIVE and a missing
+        record FAILs as usual (H1, H5, H13)."""
+        nx_txt = TxtFacts(STS, Found.NONE, reason="NXDOMAIN")
+        nodata_host = PolicyHostFacts(AddressFacts(HOST, Found.NONE, reason="NODATA"))
+        for seen, verdict in (
+            ({"sts_txt": nx_txt}, Verdict.BROKEN),
+            ({"policy_host": nodata_host}, Verdict.BROKEN),
+            ({"mx": MxFacts(Found.NONE)}, Verdict.BROKEN),  # no MX and no A/AAAA
+            ({"sts_txt": facts().sts_txt}, Verdict.READY_FOR_TESTING),
+        ):
+            report = evaluate(blind(**seen), NOW)
+            self.assertEqual(unanswered_lookups(blind(**seen)), ())
+            self.assertEqual(report.verdict, verdict, seen)
+            self.assertNotEqual(exit_status(report), 3)
+
+    def test_tlsrpt_answer_alone_does_not_decide(self):
+        """Only the TLSRPT TXT answered: it says nothing about MTA-STS, so
+        still could-not-check (H17)."""
+        report = evaluate(blind(tlsrpt_txt=facts().tlsrpt_txt), NOW)
+        self.assertEqual(report.verdict, Verdict.COULD_NOT_CHECK)
+
+    def test_a_fail_wins(self):
+        """A FAIL is real data: broken and exit 1 even when no deciding
+        lookup answered (an unusable TLSRPT record, H17)."""
+        bad = txt("_smtp._tls.example.com", "v=TLSRPTv1; rua=ftp://x")
+        report = evaluate(blind(tlsrpt_txt=bad), NOW)
+        self.assertEqual(report.verdict, Verdict.BROKEN)
+        self.assertEqual(exit_status(report), 1)
+        verdict, _ = decide(
+            [Check("H17", "tlsrpt-record", FAIL, STS, "x")], None, ("a TXT: x",)
+        )
+        self.assertEqual(verdict, Verdict.BROKEN)
+
+    def test_decide_without_unanswered_lookups(self):
+        """decide without unanswered lookups keeps its verdicts (INCONCLUSIVE
+        checks give ready-for-testing)."""
+        checks = [Check("H1", "sts-record", INCONCLUSIVE, STS, "x")]
+        self.assertEqual(decide(checks, None)[0], Verdict.READY_FOR_TESTING)
+        self.assertEqual(
+            decide(checks, None, ("x TXT: SERVFAIL",))[0], Verdict.COULD_NOT_CHECK
+        )
 
 
 class StsRecordTests(SynchronousTestCase):

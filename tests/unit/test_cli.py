@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from attrs import evolve
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts import __version__
@@ -59,6 +60,7 @@ ALPHA_ROW = {
     "fetched_at": "2100-01-01T00:00:00Z",
     "checked_at": "2100-01-01T00:00:00Z",
     "expires_at": "2100-01-02T00:00:00Z",
+    "tolerated": [],
 }
 BETA_ROW = {
     "domain": "beta.example",
@@ -69,6 +71,7 @@ BETA_ROW = {
     "fetched_at": "2100-01-01T00:00:00Z",
     "checked_at": "2100-01-01T00:00:00Z",
     "expires_at": "2100-01-08T00:00:00Z",
+    "tolerated": [],
 }
 
 
@@ -316,6 +319,7 @@ class QueryTests(TempDirTestCase):
                     "expires_at": "2100-01-02T00:00:00Z",
                     "age_s": 90.0,
                     "source": "fetch",
+                    "tolerated": [],
                 },
                 "dane_precedence": {"on": False, "why": why},
                 "mx_facts": None,
@@ -323,6 +327,20 @@ class QueryTests(TempDirTestCase):
         )
         self.assertEqual(json.loads(json.dumps(report)), report)
         self.assertIn(("dane map", f"off ({why})"), _text_rows(report))
+
+    def test_describe_tolerated(self) -> None:
+        """`query` shows what the reader tolerated in the cached policy, one
+        row per kind (issue 12)."""
+        entry = evolve(
+            ALPHA, tolerated=("indented (C2) line(s) 1: x", "stray-line (C2): y")
+        )
+        answer = Answer.ok(
+            policy_value("alpha.example", entry.policy, report=False), reason="r"
+        )
+        report = describe("alpha.example", "alpha.example", answer, entry, Y2100, None)
+        self.assertEqual(report["policy"]["tolerated"], list(entry.tolerated))
+        rows = [row for row in _text_rows(report) if row[0] == "tolerated"]
+        self.assertEqual(rows, [("tolerated", line) for line in entry.tolerated])
 
     def test_describe_mx_facts(self) -> None:
         """`query` shows the MX facts DANE precedence read: MX hosts, whether

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.coordinator import Lane, RefreshCoordinator
@@ -18,6 +19,7 @@ from postfix_mtasts.core.decision import (
     Timing,
 )
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.policy import Policy, parse_policy
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.refresh import RefreshRound
 from postfix_mtasts.sharing import PolicySharing
@@ -311,3 +313,37 @@ class ClaimTests(CoordinatorTestCase):
         negative = self.domains.negative("a.example")
         assert negative is not None
         self.assertIn("timed out", negative.reason)
+
+
+class ToleratedLogTests(CoordinatorTestCase):
+    """Issue 12: one log line per policy update says what the reader
+    tolerated, and the entry keeps it."""
+
+    def test_update_line_names_tolerances(self) -> None:
+        events: list[dict[str, object]] = []
+        RefreshRound.log = Logger(observer=events.append)  # type: ignore[misc]
+        self.addCleanup(setattr, RefreshRound, "log", Logger())
+        body = b"  version: STSv1\n  mode: enforce\n  mx: mx.example.com\n  max_age: 86400\nok\n"
+        policy = parse_policy(body)
+        assert isinstance(policy, Policy)
+        waiting = self.coordinator.wait("a.example")
+        self.answer("a.example", Fetched("id1", policy))
+        entry = self.successResultOf(waiting)
+        assert entry is not None
+        self.assertEqual(len(entry.tolerated), 2)
+        updates = [formatEvent(e) for e in events if "mode=" in formatEvent(e)]
+        self.assertEqual(len(updates), 1)
+        self.assertIn("mode=enforce max_age=86400 tolerated=[", updates[0])
+        self.assertIn("indented (C2) line(s) 1, 2, 3, 4", updates[0])
+        self.assertIn("stray-line (C2) line(s) 5", updates[0])
+
+    def test_strict_policy_line_unchanged(self) -> None:
+        events: list[dict[str, object]] = []
+        RefreshRound.log = Logger(observer=events.append)  # type: ignore[misc]
+        self.addCleanup(setattr, RefreshRound, "log", Logger())
+        waiting = self.coordinator.wait("a.example")
+        self.answer("a.example", Fetched("id1", POLICY))
+        self.successResultOf(waiting)
+        updates = [formatEvent(e) for e in events if "mode=" in formatEvent(e)]
+        self.assertEqual(len(updates), 1)
+        self.assertNotIn("tolerated", updates[0])

@@ -108,7 +108,8 @@ class DecodeTests(SynchronousTestCase):
         refused without decoding; brackets inside strings are not nesting."""
         self.refused(b"[" * 100_000, "nested")
         self.refused(b"{" * 50_000 + b"}" * 50_000, "nested")
-        self.refused(stored(mx=[["mx1.example.com"]]), "nested")
+        self.refused(stored(mx=[[["mx1.example.com"]]]), "nested")
+        self.refused(stored(tolerated=[["stray-line"]]), "nested")
         self.refused(stored(id={"a": 1}), "nested")
         brackets = policy(
             'version: STSv1\nmode: enforce\nmx: mx.example.net\nx-a: [[{{[\\"\n'
@@ -313,3 +314,75 @@ class NeverRaisesTests(SynchronousTestCase):
         if isinstance(got, CacheEntry):
             self.assertIsNone(got.fault())
             self.assertEqual(CacheEntry.decode(got.to_bytes()), got)
+
+
+class ToleratedTests(SynchronousTestCase):
+    """What the reader tolerated travels with the entry (issue 12; C2, C3,
+    C12, C13, C15 decided tolerant), as untrusted stored input like the rest."""
+
+    BODY = (
+        "  version: STSv1\nmode: enforce\nmx: münchen.example\nmx: 192.0.2.1\n"
+        "mx: mx.example.net\nmax_age: 86400 # a day\nUse enforce from May.\n"
+        "Ask the postmaster.\n"
+    )
+
+    def test_round_trip(self) -> None:
+        """A tolerated policy's entry stores one line per kind, in the order
+        first met, and reads back the same."""
+        entry = CacheEntry.fetched("example.com", "id1", policy(self.BODY), NOW)
+        self.assertEqual(
+            entry.tolerated,
+            (
+                "indented (C2) line(s) 1: '  version: STSv1' begins with whitespace",
+                "u-label-mx (C12) line(s) 3: mx 'münchen.example' read as"
+                " 'xn--mnchen-3ya.example'",
+                "mx-dropped (C13) line(s) 4: mx '192.0.2.1' looks like an IP address",
+                "value-comment (C2) line(s) 6: comment after max_age '86400' ignored",
+                "stray-line (C2) line(s) 7, 8: 'Use enforce from May.' is not"
+                " 'key: value'",
+            ),
+        )
+        data = entry.to_bytes()
+        self.assertIn(b'"tolerated":', data)
+        self.assertEqual(CacheEntry.decode(data), without_notes(entry))
+
+    def test_strict_policy_stores_no_field(self) -> None:
+        """A policy read without tolerance is stored exactly as before, so
+        fleet members of an older version read it."""
+        self.assertNotIn(b"tolerated", GOOD.to_bytes())
+        self.assertEqual(GOOD.tolerated, ())
+
+    def test_line_numbers_bounded(self) -> None:
+        """At most 8 line numbers per kind, then '...'; each line is cut."""
+        body = "version: STSv1\nmode: none\n" + "stray\n" * 20
+        entry = CacheEntry.fetched("example.com", "id1", policy(body), NOW)
+        (stray, none_max_age) = entry.tolerated
+        self.assertTrue(
+            stray.startswith("stray-line (C2) line(s) 3, 4, 5, 6, 7, 8, 9, 10, ...:")
+        )
+        self.assertTrue(none_max_age.startswith("none-max-age (C8): mode none:"))
+        long = "version: STSv1\nmode: none\n" + "x" * 300 + "\n"
+        (line, _) = CacheEntry.fetched(
+            "example.com", "id1", policy(long), NOW
+        ).tolerated
+        self.assertEqual(len(line), 240)
+
+    def test_hostile_tolerated_refused(self) -> None:
+        """A stored ``tolerated`` that no writer makes is refused (E13)."""
+        for value, why in (
+            ("stray", "not a short list"),
+            (["x"] * 17, "not a short list"),
+            ([1], "1-240"),
+            ([""], "1-240"),
+            (["x" * 241], "1-240"),
+            (["a\nb"], "control character"),
+            (["a\x1bb"], "control character"),
+            (["a\ud800b"], "lone surrogate"),
+        ):
+            result = CacheEntry.decode(stored(tolerated=value))
+            self.assertIsInstance(result, StoredInvalid, repr(value))
+            assert isinstance(result, StoredInvalid)
+            self.assertIn(why, result.reason)
+        entry = CacheEntry.decode(stored(tolerated=["from another host"]))
+        assert isinstance(entry, CacheEntry)
+        self.assertEqual(entry.tolerated, ("from another host",))
