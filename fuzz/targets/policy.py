@@ -105,7 +105,7 @@ def check_replies(policy: Policy) -> None:
         *(
             ("policy_string", line.strip(_WSP))
             for line in policy.lines
-            if not _UNEMBEDDABLE.search(line)
+            if line.strip(_WSP) and not _UNEMBEDDABLE.search(line)
         ),
     ]
     answer = Answer.ok(value)

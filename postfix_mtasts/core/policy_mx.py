@@ -34,6 +34,7 @@ class MxPattern:
     base: str
 
 
+_IP_LIKE = re.compile(r"[0-9.]+")
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # A fast path for the common mx, accepting only what check_mx accepts: two
 # or more lower-case LDH labels, the last not all digits, no trailing dot (no
@@ -66,6 +67,8 @@ def check_mx(value: str) -> MxPattern | tuple[str, str]:
         return "C12", "mx is empty"
     if not value.isascii():
         return "C12", f"mx {quote(value)} is not ASCII (U-labels must be A-labels)"
+    if _IP_LIKE.fullmatch(value):  # the common invalid value, answered fast
+        return "C13", f"mx {quote(value)} looks like an IP address"
     text = value.lower().removesuffix(".")  # one trailing dot (C13, D4)
     if "/" in text:
         return "C13", f"mx {quote(value)} is a URL or path, not a host name"

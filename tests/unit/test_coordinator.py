@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
-from twisted.logger import Logger, formatEvent
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.coordinator import Lane, RefreshCoordinator
@@ -319,31 +319,28 @@ class ToleratedLogTests(CoordinatorTestCase):
     """Issue 12: one log line per policy update says what the reader
     tolerated, and the entry keeps it."""
 
+    def fetch(self, policy: Policy) -> tuple[CacheEntry, list[str]]:
+        with capturedLogs() as events:
+            waiting = self.coordinator.wait("a.example")
+            assert waiting is not None
+            self.answer("a.example", Fetched("id1", policy))
+            entry = self.successResultOf(waiting)
+        assert entry is not None
+        lines = [formatEvent(e) for e in events]
+        return entry, [line for line in lines if "mode=" in line]
+
     def test_update_line_names_tolerances(self) -> None:
-        events: list[dict[str, object]] = []
-        RefreshRound.log = Logger(observer=events.append)  # type: ignore[misc]
-        self.addCleanup(setattr, RefreshRound, "log", Logger())
         body = b"  version: STSv1\n  mode: enforce\n  mx: mx.example.com\n  max_age: 86400\nok\n"
         policy = parse_policy(body)
         assert isinstance(policy, Policy)
-        waiting = self.coordinator.wait("a.example")
-        self.answer("a.example", Fetched("id1", policy))
-        entry = self.successResultOf(waiting)
-        assert entry is not None
+        entry, updates = self.fetch(policy)
         self.assertEqual(len(entry.tolerated), 2)
-        updates = [formatEvent(e) for e in events if "mode=" in formatEvent(e)]
         self.assertEqual(len(updates), 1)
         self.assertIn("mode=enforce max_age=86400 tolerated=[", updates[0])
         self.assertIn("indented (C2) line(s) 1, 2, 3, 4", updates[0])
         self.assertIn("stray-line (C2) line(s) 5", updates[0])
 
     def test_strict_policy_line_unchanged(self) -> None:
-        events: list[dict[str, object]] = []
-        RefreshRound.log = Logger(observer=events.append)  # type: ignore[misc]
-        self.addCleanup(setattr, RefreshRound, "log", Logger())
-        waiting = self.coordinator.wait("a.example")
-        self.answer("a.example", Fetched("id1", POLICY))
-        self.successResultOf(waiting)
-        updates = [formatEvent(e) for e in events if "mode=" in formatEvent(e)]
+        _, updates = self.fetch(POLICY)
         self.assertEqual(len(updates), 1)
         self.assertNotIn("tolerated", updates[0])
