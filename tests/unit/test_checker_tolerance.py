@@ -28,6 +28,7 @@ from .checker_facts import (
     policy_host,
     statuses,
 )
+from .policy_corpus import load_policy_rows
 
 VALID = ("version: STSv1", "mode: enforce", "mx: mx1.example.com", "max_age: 1209600")
 NONE = ("version: STSv1", "mode: none", "max_age: 86400")
@@ -431,3 +432,33 @@ class SyntaxAndVerdictTests(SynchronousTestCase):
         self.assertEqual(
             body_lines(b"\xef\xbb\xbfa\r\nb\rc\nd\xff"), ["a", "b", "c", "d\ufffd"]
         )
+
+
+class CorpusTests(SynchronousTestCase):
+    """The policy corpus (tests/data/policies.tsv) through the checker."""
+
+    def test_every_tolerated_line_is_a_check(self) -> None:
+        """For each corpus body the daemon reads: policy-syntax is PASS
+        exactly when nothing was tolerated; else each tolerated note is one
+        check of its kind's name, and policy-syntax takes their worst
+        status; an invalid body FAILs policy-syntax (H10, H11, issue 12)."""
+        slug = {tolerance: row[1] for tolerance, row in TABLE.items()}
+        for row in load_policy_rows():
+            assert isinstance(row.data, bytes)
+            checks, policy = check_policy_body(URL, row.data)
+            syntax = only(checks, "policy-syntax")
+            found = departures(checks)
+            if policy is None:
+                self.assertEqual(syntax.status, FAIL, row.id)
+                continue
+            kinds = [n.tolerance for n in policy.tolerated if n.tolerance]
+            self.assertEqual(
+                sorted(c.check for c in found),
+                sorted(slug[k] for k in kinds),
+                row.id,
+            )
+            worst = FAIL if FAIL in {c.status for c in found} else WARN
+            self.assertEqual(syntax.status, worst if found else PASS, row.id)
+            for check in found:
+                self.assertIn("line ", check.message, row.id)
+                self.assertTrue(check.fix, row.id)
