@@ -268,6 +268,8 @@ def _notes(url: str, notes: tuple[Note, ...]) -> list[Check]:
             status, fix = Status.INFO, ""
         name = "policy-version-first" if note.rule == "C5" else "policy-style"
         message = f"{note.text} ({note.rule})"
+        if note.rule == "C14" and note.text.startswith("duplicate"):
+            message += ": senders where the last line wins read the other value"
         checks.append(Check("H11", name, status, url, message, fix))
     return checks
 

@@ -498,6 +498,8 @@ class PolicyBodyTests(SynchronousTestCase):
             checks, policy = self.check(*base, extra)
             self.assertIsNotNone(policy, extra)
             self.assertIn(("H11", "policy-style", status), statuses(checks), extra)
+        checks, _ = self.check(*base, "mode: none")
+        self.assertIn("the last line wins", only(checks, "policy-style").message)
 
     def test_max_age_above_cap(self):
         """max_age > 31557600 is H12 FAIL, not an H10 error (H12, C9)."""
