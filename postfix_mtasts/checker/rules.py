@@ -145,7 +145,14 @@ def decide(
         return Verdict.READY_FOR_TESTING, why
     if mode is None:
         return Verdict.READY_FOR_TESTING, "no policy could be read"
+    warned = [c for c in checks if c.status is Status.WARN]
     if mode is Mode.ENFORCE:
+        if warned:
+            why = (
+                f"enforce mode, and nothing fails; {len(warned)} check(s) WARN"
+                f" ({_names(warned)}): worth fixing"
+            )
+            return Verdict.READY_FOR_ENFORCE, why
         return Verdict.READY_FOR_ENFORCE, "enforce mode, and every check passes"
     if mode is Mode.NONE:
         why = "mode none: MTA-STS is switched off; publish mode testing to start again"
@@ -159,8 +166,13 @@ def decide(
             " _smtp._tls, test for about two weeks, then enforce"
         )
         return Verdict.READY_FOR_TESTING, why
+    passes = (
+        f"nothing fails ({len(warned)} check(s) WARN: {_names(warned)})"
+        if warned
+        else "every check passes"
+    )
     why = (
-        "every check passes: after about two weeks of clean TLSRPT reports in"
+        f"{passes}: after about two weeks of clean TLSRPT reports in"
         " testing mode, switch to 'mode: enforce', raise max_age to 1209600 or"
         " more, and change the id"
     )

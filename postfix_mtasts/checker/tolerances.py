@@ -141,6 +141,16 @@ _KINDS: dict[Tolerance, Kind] = {
         " not match the MX host name",
         "write the mx value in A-label (xn--) form",
     ),
+    Tolerance.MX_TRAILING_DOT: Kind(
+        "H10",
+        "policy-mx-trailing-dot",
+        Status.FAIL,
+        "ends its mx name with a dot",
+        "drops the dot",
+        "senders that keep it match no MX host with this pattern (under"
+        f" enforce, its mail is deferred); strict senders {_REJECT}",
+        "write the name without the trailing dot",
+    ),
     Tolerance.MX_DROPPED: Kind(
         "H10",
         "policy-mx-dropped",

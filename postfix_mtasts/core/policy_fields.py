@@ -111,6 +111,8 @@ class _Reader:
                         self.duplicate_mx += 1
                     else:
                         mx[pattern.text] = pattern
+                    if value[-1:] == "." and not isinstance(pattern, tuple):
+                        self.trailing_dot(number, value, pattern)
                     continue
             self.field(number, line, key, value)
         return self.finish(lines)
@@ -176,8 +178,16 @@ class _Reader:
         if not isinstance(pattern, MxPattern):
             self.drop_mx(number, pattern)
             return
+        if value.endswith("."):
+            self.trailing_dot(number, value, pattern)
         self.duplicate_mx += pattern.text in self.mx
         self.mx.setdefault(pattern.text, pattern)
+
+    def trailing_dot(self, number: int, value: str, pattern: MxPattern) -> None:
+        """C13: one trailing dot is normalised away (D4), and noted: it is
+        not in RFC 5321's Domain."""
+        why = f"line {number}: mx {quote(value)} read as {pattern.text!r}"
+        self.tolerate(Tolerance.MX_TRAILING_DOT, "C13", number, why)
 
     def drop_mx(self, number: int, invalid: tuple[str, str]) -> None:
         rule, reason = invalid

@@ -46,6 +46,7 @@ class Tolerance(enum.Enum):
     BAD_EXTENSION = "bad-extension"
     VALUE_COMMENT = "value-comment"
     U_LABEL_MX = "u-label-mx"
+    MX_TRAILING_DOT = "mx-trailing-dot"
     MX_DROPPED = "mx-dropped"
     NONE_MAX_AGE = "none-max-age"
 

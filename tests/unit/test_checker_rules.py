@@ -122,6 +122,19 @@ class VerdictTests(SynchronousTestCase):
         checks = [Check("H15", "mx-connect", INCONCLUSIVE, "mx", "x")]
         self.assertEqual(decide(checks, Mode.ENFORCE)[0], Verdict.READY_FOR_TESTING)
 
+    def test_warnings_named_not_hidden(self):
+        """Nothing fails but a check WARNs (e.g. a blank line the daemon
+        tolerates): the verdict stands, and its reason names the WARN rather
+        than say every check passes (H10, H11, issue 12)."""
+        checks = [Check("H11", "policy-blank-line", WARN, "url", "x")]
+        verdict, why = decide(checks, Mode.ENFORCE)
+        self.assertEqual(verdict, Verdict.READY_FOR_ENFORCE)
+        self.assertIn("1 check(s) WARN (H11 policy-blank-line)", why)
+        self.assertNotIn("every check passes", why)
+        self.assertEqual(
+            decide([], Mode.ENFORCE)[1], "enforce mode, and every check passes"
+        )
+
     def test_mode_none_and_no_policy(self):
         """Mode none, or no readable policy, is never ready for enforce (H18)."""
         self.assertEqual(decide([], Mode.NONE)[0], Verdict.READY_FOR_TESTING)

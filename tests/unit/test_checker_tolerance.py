@@ -47,6 +47,7 @@ TABLE = {
     Tolerance.BAD_EXTENSION: ("H10", "policy-bad-extension", WARN),
     Tolerance.VALUE_COMMENT: ("H10", "policy-value-comment", FAIL),
     Tolerance.U_LABEL_MX: ("H10", "policy-mx-u-label", FAIL),
+    Tolerance.MX_TRAILING_DOT: ("H10", "policy-mx-trailing-dot", FAIL),
     Tolerance.MX_DROPPED: ("H10", "policy-mx-dropped", FAIL),
     Tolerance.NONE_MAX_AGE: ("H10", "policy-none-max-age", FAIL),
 }
@@ -228,6 +229,18 @@ class ToleranceKindTests(SynchronousTestCase):
         )
         self.assertIn("reads it as 'xn--mnchen-3ya.example'", check.message)
         self.assertIn("A-label", check.message)
+
+    def test_mx_trailing_dot(self) -> None:
+        """An mx ending in a dot (C13, D4) FAILs: the daemon drops the dot,
+        senders that keep it match no MX host (H10)."""
+        check = self.assert_departure(
+            with_line(4, "mx: mx2.example.com."),
+            Tolerance.MX_TRAILING_DOT,
+            4,
+            "'mx: mx2.example.com.'",
+            "without the trailing dot",
+        )
+        self.assertIn("match no MX host", check.message)
 
     def test_mx_dropped(self) -> None:
         """An invalid mx beside a valid one (C13) FAILs: strict senders

@@ -605,8 +605,9 @@ class PolicyBodyTests(_Assertions):
             [p.text for p in policy.mx],
             ["b.example.com", "*.example.com", "a.example.com"],
         )
-        self.assertEqual(rules(policy.notes), ["C11"])
-        self.assertIn("2", policy.notes[0].text)
+        self.assertEqual(rules(policy.notes), ["C13", "C11"])
+        self.assertEqual(policy.notes[0].tolerance, Tolerance.MX_TRAILING_DOT)
+        self.assertIn("2", policy.notes[1].text)
 
     INVALID_MX_C12 = (
         "mail*.example.com",
@@ -679,9 +680,10 @@ class PolicyBodyTests(_Assertions):
             data = body(*replaced("mx", f"mx: {value}"))
             policy = self.assert_policy(data)
             self.assertEqual([p.text for p in policy.mx], [text])
+            dot = [(Tolerance.MX_TRAILING_DOT, 3)] if value.endswith(".") else []
             self.assertEqual(
                 [(n.tolerance, n.line) for n in policy.tolerated],
-                [(Tolerance.U_LABEL_MX, 3)],
+                [(Tolerance.U_LABEL_MX, 3), *dot],
             )
         for value in ("mü nchen.example", "https://münchen.example/", "münchen"):
             policy = self.assert_tolerated(
