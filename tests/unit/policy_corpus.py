@@ -31,6 +31,7 @@ from postfix_mtasts.core.record import RecordInvalid, StsRecord
 __all__ = [
     "DATA",
     "CorpusRow",
+    "bytes_expression",
     "load_policy_rows",
     "load_record_rows",
     "policy_fields",
@@ -62,7 +63,7 @@ class CorpusRow:
 def load_policy_rows(path: Path | None = None) -> list[CorpusRow]:
     """The rows of policies.tsv (or ``path``), bodies as bytes."""
     return [
-        _row(line, fields, _bytes_expression(fields[2]))
+        _row(line, fields, bytes_expression(fields[2]))
         for line, fields in _lines(path or DATA / "policies.tsv")
     ]
 
@@ -123,7 +124,7 @@ def _row(line: int, fields: list[str], data: bytes | list[list[bytes]]) -> Corpu
     return CorpusRow(line, row_id, source, data, expected)
 
 
-def _bytes_expression(text: str) -> bytes:
+def bytes_expression(text: str) -> bytes:
     """A bytes literal, or literals joined by ``+`` and repeated by ``*``."""
 
     def value(node: ast.expr) -> bytes | int:

@@ -9,7 +9,6 @@ codec, key classification and rendering together.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,6 +38,8 @@ from postfix_mtasts.core.socketmap import (
     encode_reply,
     parse_request,
 )
+
+from .policy_corpus import bytes_expression
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -72,31 +73,12 @@ def load_golden(name: str) -> list[GoldenRow]:
                 number,
                 rule,
                 description,
-                _bytes_expression(request),
-                _bytes_expression(reply),
+                bytes_expression(request),
+                bytes_expression(reply),
                 end == "close",
             )
         )
     return rows
-
-
-def _bytes_expression(text: str) -> bytes:
-    def value(node: ast.expr) -> bytes | int:
-        if isinstance(node, ast.Constant) and isinstance(node.value, bytes | int):
-            return node.value
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mult):
-            left, right = value(node.left), value(node.right)
-            if isinstance(node.op, ast.Add) and isinstance(left, bytes):
-                assert isinstance(right, bytes)
-                return left + right
-            if isinstance(node.op, ast.Mult) and isinstance(left, bytes):
-                assert isinstance(right, int)
-                return left * right
-        raise ValueError(f"not a bytes expression: {ast.dump(node)}")
-
-    result = value(ast.parse(text, mode="eval").body)
-    assert isinstance(result, bytes)
-    return result
 
 
 def chunkings(data: bytes) -> Iterator[list[bytes]]:
