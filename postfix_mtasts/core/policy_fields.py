@@ -250,7 +250,10 @@ class _Reader:
                 return max_age
             why = f"mode none: {max_age.reason}; kept {NONE_MAX_AGE_S} s"
             number = self.first.get("max_age", (0, ""))[0]
-            self.tolerate(Tolerance.NONE_MAX_AGE, max_age.rule, number, why)
+            # Always listed, whatever came before: it says what max_age applies.
+            self.notes.append(
+                tolerated(Tolerance.NONE_MAX_AGE, max_age.rule, number, why)
+            )
             max_age = NONE_MAX_AGE_S
         if not self.mx and mode is not Mode.NONE:
             if self.dropped_mx:  # the first invalid value names the rule

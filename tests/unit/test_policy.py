@@ -718,6 +718,19 @@ class PolicyBodyTests(_Assertions):
                 (Tolerance.MX_DROPPED, 0, "1 more line(s) of this kind not listed"),
             ],
         )
+        # The note saying what max_age a none policy is kept is never cut.
+        none = parse_policy(
+            body("mode: none", "version: STSv1", *[""] * 150, "max_age: 9999999999")
+        )
+        assert isinstance(none, Policy)
+        self.assertEqual(
+            [(n.tolerance, n.rule, n.line) for n in none.notes[MAX_LISTED_LINES:]],
+            [
+                (Tolerance.BLANK_LINE, "C3", 0),
+                (None, "C5", 2),
+                (Tolerance.NONE_MAX_AGE, "C9", 153),
+            ],
+        )
         invalid = self.assert_policy_invalid(
             body(*replaced("mx", None), *(f"mx: 192.0.2.{n}" for n in range(9))), "C13"
         )
