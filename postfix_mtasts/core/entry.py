@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from postfix_mtasts.core.policy import Mode, Note, Policy, Tolerance
 from postfix_mtasts.core.stored import (
@@ -52,8 +52,11 @@ class CacheEntry:
     def fetched(
         cls, domain: str, policy_id: str, policy: Policy, now: float
     ) -> CacheEntry:
+        # The notes are summarised once; the entry keeps the policy as a store
+        # gives it back (a tolerant body may carry a hundred notes).
         tolerated = summarise_tolerated(policy.tolerated)
-        return cls(domain, policy_id, policy, now, now + policy.max_age, now, tolerated)
+        kept = evolve(policy, notes=()) if policy.notes else policy
+        return cls(domain, policy_id, kept, now, now + policy.max_age, now, tolerated)
 
     def live_in_store(self, now: float, grace_s: float = STORE_GRACE_S) -> bool:
         """Still kept by a store: past its expiry by less than ``grace_s``."""
