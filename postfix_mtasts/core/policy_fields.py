@@ -163,9 +163,8 @@ class _Reader:
     def mx_value(self, number: int, value: str) -> None:
         if not value.isascii() or _IDNA.search(value):
             if not self.idna_left:
-                why = f"line {number}: mx {quote(value)} dropped unread: more than"
-                why += f" {MAX_IDNA_MX} internationalised mx values"
-                self.drop_mx(number, ("C12", why.removeprefix(f"line {number}: ")))
+                why = f"mx {quote(value)} dropped unread: more than {MAX_IDNA_MX}"
+                self.drop_mx(number, ("C12", why + " internationalised mx values"))
                 return
             self.idna_left -= 1
         pattern = check_mx(value)
@@ -223,7 +222,7 @@ class _Reader:
             notes.append(
                 Note("C5", f"'version' is on line {version_line}, not 1", version_line)
             )
-        return self.check_values(lines, variants)
+        return self.check_values(lines)
 
     def missing(self, key: str, variants: list[str]) -> PolicyInvalid:
         near = [k for k in variants if k.lower() == key]
@@ -237,9 +236,7 @@ class _Reader:
         why = f"line {number}: {key} {quote(value)} {why}"
         return PolicyInvalid(rule, why, tuple(self.notes))
 
-    def check_values(
-        self, lines: list[str], variants: list[str]
-    ) -> Policy | PolicyInvalid:
+    def check_values(self, lines: list[str]) -> Policy | PolicyInvalid:
         if self.first["version"][1] != "STSv1":
             return self.bad("C4", "version", "is not 'STSv1'")
         if (mode := _MODES.get(self.first["mode"][1])) is None:
