@@ -71,7 +71,7 @@ def tolerance_checks(
     checks: list[Check] = []
     more: dict[str, tuple[int, Check]] = {}  # check name: (lines, worst check)
     for note, tolerance in tolerated:
-        unlisted = _unlisted(note, tolerance)
+        unlisted = note.unlisted
         check = _check(url, lines, note, tolerance, accepted, mode)
         listed = sum(c.check == check.check for c in checks)
         if not unlisted and listed < MAX_LINES_PER_CHECK:
@@ -86,15 +86,6 @@ def tolerance_checks(
     if checks and accepted and mode is Mode.NONE:  # said once, on the first
         checks[0] = evolve(checks[0], message=checks[0].message + _REMOVAL_BLOCKED)
     return checks
-
-
-def _unlisted(note: Note, tolerance: Tolerance) -> int:
-    """How many lines a note stands for that the reader wrote past its own
-    listing limit (0 for a note on one line)."""
-    if note.line or tolerance is Tolerance.NONE_MAX_AGE:
-        return 0
-    count = note.text.partition(" ")[0]
-    return int(count) if count.isdigit() else 1
 
 
 def syntax_status(checks: Sequence[Check]) -> Status:

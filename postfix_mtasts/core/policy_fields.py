@@ -197,7 +197,7 @@ class _Reader:
         notes, unknown = self.notes, self.unknown
         for kind, (rule, count) in self.unlisted.items():
             why = f"{count} more line(s) of this kind not listed"
-            notes.append(tolerated(kind, rule, 0, why))
+            notes.append(Note(rule, why, 0, kind, unlisted=count))
         variants = [k for k in unknown if k.lower() in _KNOWN_KEYS] if unknown else []
         if variants:
             why = f"field(s) {quote(variants)} ignored: keys are case-sensitive"

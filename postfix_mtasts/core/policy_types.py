@@ -55,12 +55,14 @@ class Tolerance(enum.Enum):
 class Note:
     """Something tolerated or ignored while parsing (e.g. C5), at ``line``
     (1-based; 0 for the whole body); ``tolerance`` is set when the body
-    departs from the grammar there."""
+    departs from the grammar there.  ``unlisted`` counts the lines of this
+    kind past the reader's listing bound that the note (line 0) stands for."""
 
     rule: str
     text: str
     line: int = 0
     tolerance: Tolerance | None = None
+    unlisted: int = 0
 
 
 @frozen
