@@ -15,14 +15,13 @@ docs/checker.md and docs/decisions.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from attrs import evolve
 
 from postfix_mtasts.checker.model import Check, Status
 from postfix_mtasts.checker.tolerances import kind_of
-from postfix_mtasts.core.policy import Mode, Note, Tolerance
+from postfix_mtasts.core.policy import Mode, Note, Tolerance, body_lines
 from postfix_mtasts.core.text import quote
 
 __all__ = ["MAX_LINES_PER_CHECK", "body_lines", "syntax_status", "tolerance_checks"]
@@ -30,22 +29,12 @@ __all__ = ["MAX_LINES_PER_CHECK", "body_lines", "syntax_status", "tolerance_chec
 #: At most this many lines are listed per check name; the rest are counted.
 MAX_LINES_PER_CHECK = 10
 
-_UTF8_BOM = b"\xef\xbb\xbf"
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
 
 _REMOVAL_BLOCKED = (
     "; a sender that rejects this mode none policy keeps its cached enforce or"
     " testing policy until that expires, so the removal path (RFC 8461 §8.3)"
     " is blocked for it"
 )
-
-
-def body_lines(body: bytes) -> list[str]:
-    """The lines of ``body`` as the reader numbers them (BOM skipped; LF,
-    CRLF and bare CR end a line), for quoting."""
-    body = body.removeprefix(_UTF8_BOM)
-    return _LINE_END.split(body.decode("utf-8", "replace"))
 
 
 def tolerance_checks(

@@ -50,6 +50,7 @@ __all__ = [
     "Policy",
     "PolicyInvalid",
     "Tolerance",
+    "body_lines",
     "parse_mx_pattern",
     "parse_policy",
 ]
@@ -96,6 +97,14 @@ def parse_policy(
         why = f"{len(lines) - blank} trailing blank line(s) ignored"
         notes.append(tolerated(Tolerance.TRAILING_BLANK, "C3", blank + 1, why))
     return read_fields(lines[:blank], notes, max_age_limit)
+
+
+def body_lines(body: bytes) -> list[str]:
+    """The lines of ``body`` numbered as :func:`parse_policy` numbers them
+    (BOM skipped; LF, CRLF and bare CR end a line), whatever its bytes: for
+    quoting a line a note names."""
+    text = body.removeprefix(_UTF8_BOM).decode("utf-8", "replace")
+    return _LINE_END.split(text)
 
 
 def _split_lines(text: str, notes: list[Note]) -> list[str]:
