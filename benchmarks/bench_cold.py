@@ -21,7 +21,10 @@ policy, retries, RSS before/after, and the hot lookup's p50/p99/max before
 
 --profile FILE runs the daemon of the last rep under cProfile (``python -m
 cProfile -o FILE``); the file covers start-up too and is written when the
-daemon exits on SIGTERM.  Needs root (network namespaces).
+daemon exits on SIGTERM.  --py-spy FILE samples the last rep's daemon with
+py-spy (``pip install py-spy`` into the venv) during the cold phase only,
+without slowing it much (collapsed stacks).  benchmarks/profile_layers.py
+reads either and sums the time per layer.  Needs root (network namespaces).
 
     .venv/bin/python benchmarks/bench_cold.py [--domains 1000]
         [--connections 100] [--reps 3] [--daemon-python-path DIR]
@@ -36,8 +39,10 @@ import multiprocessing
 import os
 import re
 import selectors
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import suppress
@@ -246,9 +251,21 @@ def wait_secure(daemon: WorldDaemon, domain: str, timeout: float = 30.0) -> bool
     return False
 
 
+def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (collapsed stacks, one line per stack) until
+    SIGINT; it needs the py-spy binary beside this interpreter."""
+    binary = Path(sys.executable).parent / "py-spy"
+    argv = [str(binary), "record", "--pid", str(pid), "--rate", "250"]
+    argv += ["--format", "raw", "--output", out, "--nonblocking"]
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    return spy
+
+
 def one_rep(
     args: argparse.Namespace, world: World, rep: int, profile: Path | None
 ) -> dict[str, Any]:
+    last = rep == args.reps - 1
     world.reset()
     domains = [f"cold{rep}-{i}.test" for i in range(args.domains)]
     t0 = time.monotonic()
@@ -273,11 +290,15 @@ def one_rep(
         rss_before = rss_kib(daemon.pid)
         probe = HotProbe(daemon, args.hot_interval_ms / 1000)
         time.sleep(BASELINE_S)
+        spy = start_py_spy(daemon.pid, args.py_spy) if args.py_spy and last else None
         dns0, cpu0 = dns_queries(world), cpu_s(daemon.pid)
         cold = cold_phase(
             daemon, domains, args.connections, args.deadline_s, args.retry_ms / 1000
         )
         cpu1, dns1 = cpu_s(daemon.pid), dns_queries(world)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         time.sleep(0.5)
         samples = probe.stop()
         rss_after = rss_kib(daemon.pid)
@@ -396,6 +417,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--retry-ms", type=float, default=20.0)
     p.add_argument("--hot-interval-ms", type=float, default=5.0)
     p.add_argument("--profile", metavar="FILE", help="cProfile the last rep's daemon")
+    p.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="py-spy (collapsed stacks) on the last rep's cold phase only",
+    )
     return p.parse_args(argv)
 
 
