@@ -242,6 +242,16 @@ def dns_queries(world: World) -> int | None:
     return None
 
 
+def side_cpu(world: World) -> dict[str, float]:
+    """CPU seconds of the world's HTTPS server and unbound and of this
+    client (all on the CPUs the daemon does not have)."""
+    out = {"client": time.process_time()}
+    for proc in world.procs:
+        if proc.name in ("https", "unbound") and (used := cpu_s(proc.pid)) is not None:
+            out[proc.name] = used
+    return out
+
+
 def wait_secure(daemon: WorldDaemon, domain: str, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -291,11 +301,11 @@ def one_rep(
         probe = HotProbe(daemon, args.hot_interval_ms / 1000)
         time.sleep(BASELINE_S)
         spy = start_py_spy(daemon.pid, args.py_spy) if args.py_spy and last else None
-        dns0, cpu0 = dns_queries(world), cpu_s(daemon.pid)
+        dns0, cpu0, side0 = dns_queries(world), cpu_s(daemon.pid), side_cpu(world)
         cold = cold_phase(
             daemon, domains, args.connections, args.deadline_s, args.retry_ms / 1000
         )
-        cpu1, dns1 = cpu_s(daemon.pid), dns_queries(world)
+        cpu1, dns1, side1 = cpu_s(daemon.pid), dns_queries(world), side_cpu(world)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -327,6 +337,7 @@ def one_rep(
             if dns0 is not None and dns1 is not None
             else None
         ),
+        "side_cpu_s": {k: round(side1[k] - side0[k], 2) for k in side0 if k in side1},
         "retries": cold["retries"],
         "retry_answers": cold["retry_answers"],
         "rss_before_kib": rss_before,

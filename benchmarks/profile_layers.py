@@ -21,9 +21,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("logging", ("twisted/logger/", "/logging/", "journal", "sdmessage")),
     ("TLS/certificate checks", ("OpenSSL/", "service_identity", "/ssl.py")),
     ("TLS/certificate checks", ("protocols/tls.py", "cryptography", "_sslverify")),
-    ("TLS/certificate checks", ("postfix_mtasts/https.py",)),
+    ("TLS/certificate checks", ("postfix_mtasts/https.py", "/https.py", "_openssl")),
     ("DNS client", ("dnsclient", "dnstransport", "resolver", "/dns/", "txt.py")),
-    ("DNS client", ("mxfacts", "twisted/names")),
+    ("DNS client", ("mxfacts", "twisted/names", "/idna/", "hostnames")),
     ("treq/HTTP", ("treq/", "twisted/web/", "fetch.py", "httpbounds", "hyperlink")),
     ("policy parse", ("core/policy", "policyhost")),
     ("decision/store", ("core/decision", "core/answer", "core/entry", "/cache/")),
@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def layer(file: str, func: str) -> str:
-    name = f"{file}:{func}"
+    name = f"/{file}:{func}"  # py-spy's files are relative
     for label, needles in LAYERS:
         if any(n in name for n in needles):
             return label
