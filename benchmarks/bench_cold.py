@@ -57,14 +57,23 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 PORT = 8660
 HOT_DOMAIN = "enforce.test"
 BASELINE_S = 2.0
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 class ColdDaemon(WorldDaemon):
     """The daemon pinned to one CPU, optionally under cProfile."""
 
-    def __init__(self, *args: Any, cpu: str | None, profile: Path | None) -> None:
+    def __init__(
+        self, *args: Any, cpu: str | None, profile: Path | None, trust: Path | None
+    ) -> None:
         super().__init__(*args)
-        self.cpu, self.profile = cpu, profile
+        self.cpu, self.profile, self.trust = cpu, profile, trust
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.trust is not None:
+            env["SSL_CERT_FILE"] = str(self.trust)
+        return env
 
     def python(self, *argv: str | Path) -> list[str]:
         pin = ["taskset", "-c", self.cpu] if self.cpu is not None else []
@@ -242,6 +251,26 @@ def dns_queries(world: World) -> int | None:
     return None
 
 
+def system_trust(world: World) -> Path:
+    """The system's CA bundle plus the world's CA: what a daemon trusts in
+    production (loading 140-odd CAs into a TLS context has a cost the
+    world's one-CA file hides)."""
+    path = world.work / "system-plus-test-ca.pem"
+    bundle = Path(SYSTEM_BUNDLE).read_bytes()
+    path.write_bytes(bundle + b"\n" + Path(world.pki.ca_pem).read_bytes())
+    return path
+
+
+def user_sys(pid: int) -> tuple[float, float] | None:
+    """User and system CPU seconds of a process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def side_cpu(world: World) -> dict[str, float]:
     """CPU seconds of the world's HTTPS server and unbound and of this
     client (all on the CPUs the daemon does not have)."""
@@ -286,10 +315,11 @@ def one_rep(
     name = f"cold-{rep}"
     config = daemon_config(args.port, world.work / name)
     cpu = None if args.no_pin else args.daemon_cpu
+    trust = system_trust(world) if args.system_trust else None
+    tree = Path(args.daemon_python_path).resolve()
     daemon = ColdDaemon(
-        world, Path(args.daemon_python_path).resolve(), name, args.port, config,
-        cpu=cpu, profile=profile,
-    )  # fmt: skip
+        world, tree, name, args.port, config, cpu=cpu, profile=profile, trust=trust
+    )
     if not daemon.start():
         raise RuntimeError(f"daemon did not start: {daemon.lines()[-5:]}")
     try:
@@ -302,10 +332,12 @@ def one_rep(
         time.sleep(BASELINE_S)
         spy = start_py_spy(daemon.pid, args.py_spy) if args.py_spy and last else None
         dns0, cpu0, side0 = dns_queries(world), cpu_s(daemon.pid), side_cpu(world)
+        split0 = user_sys(daemon.pid)
         cold = cold_phase(
             daemon, domains, args.connections, args.deadline_s, args.retry_ms / 1000
         )
         cpu1, dns1, side1 = cpu_s(daemon.pid), dns_queries(world), side_cpu(world)
+        split1 = user_sys(daemon.pid)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
@@ -331,6 +363,9 @@ def one_rep(
         "daemon_cpu_s": round(cpu_used, 3),
         "cpu_ms_per_policy": round(cpu_used * 1000 / n, 3),
         "daemon_cpu_share": round(cpu_used / wall, 3),
+        "daemon_sys_s": (
+            round(split1[1] - split0[1], 3) if split0 and split1 else None
+        ),
         "https_requests_per_policy": round(fetches / n, 3),
         "dns_queries_per_policy": (
             round((dns1 - dns0) / n, 3)
@@ -353,6 +388,7 @@ MEDIAN_KEYS = (
     "daemon_cpu_s",
     "cpu_ms_per_policy",
     "daemon_cpu_share",
+    "daemon_sys_s",
     "https_requests_per_policy",
     "dns_queries_per_policy",
     "retries",
@@ -396,6 +432,7 @@ def run(args: argparse.Namespace) -> int:
         "daemon_cpu": None if args.no_pin else args.daemon_cpu,
         "dns_queries_from": "unbound total.num.queries (stats_noreset)",
         "certificates": "one per policy host (world pki, chosen by SNI)",
+        "trust": SYSTEM_BUNDLE + " + world CA" if args.system_trust else "world CA",
         "reps": [],
     }
     print(f"daemon package: {results['package']}", flush=True)
@@ -428,6 +465,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--retry-ms", type=float, default=20.0)
     p.add_argument("--hot-interval-ms", type=float, default=5.0)
     p.add_argument("--profile", metavar="FILE", help="cProfile the last rep's daemon")
+    p.add_argument(
+        "--system-trust",
+        action="store_true",
+        help=f"the daemon trusts {SYSTEM_BUNDLE} plus the world's CA",
+    )
     p.add_argument(
         "--py-spy",
         metavar="FILE",
