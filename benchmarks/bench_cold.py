@@ -344,6 +344,10 @@ def one_rep(
         time.sleep(0.5)
         samples = probe.stop()
         rss_after = rss_kib(daemon.pid)
+        rss_idle = None
+        if args.idle_s > 0:  # the pool's idle connections (and contexts) close
+            time.sleep(args.idle_s)
+            rss_idle = rss_kib(daemon.pid)
         fetches = sum(
             1
             for e in world.https.requests()
@@ -377,6 +381,7 @@ def one_rep(
         "retry_answers": cold["retry_answers"],
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
+        "rss_after_idle_kib": rss_idle,
         "hot_baseline": latency(samples, 0.0, cold["started"]),
         "hot_cold": latency(samples, cold["started"], cold["ended"]),
     }
@@ -394,6 +399,7 @@ MEDIAN_KEYS = (
     "retries",
     "rss_before_kib",
     "rss_after_kib",
+    "rss_after_idle_kib",
     "hot_baseline.p50_ms",
     "hot_baseline.p99_ms",
     "hot_baseline.max_ms",
@@ -464,6 +470,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--deadline-s", type=float, default=120.0)
     p.add_argument("--retry-ms", type=float, default=20.0)
     p.add_argument("--hot-interval-ms", type=float, default=5.0)
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        default=0.0,
+        help="also read RSS this long after the cold phase (the daemon's"
+        " HTTPS pool keeps a connection per host for 30 s)",
+    )
     p.add_argument("--profile", metavar="FILE", help="cProfile the last rep's daemon")
     p.add_argument(
         "--system-trust",
