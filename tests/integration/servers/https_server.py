@@ -63,11 +63,26 @@ _SNI: dict[int, str | None] = {}
 _RESET: set[int] = set()
 
 
+_CONFIG: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
 def _config(path: Path) -> dict[str, Any]:
+    """The config as it is on disk now.  hosts.py replaces the file (a new
+    inode) on every change, so a parse is reused while inode, mtime and size
+    stay: with a thousand hosts a parse per handshake would cost the world
+    more CPU than the daemon spends on a fetch."""
     try:
+        st = path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        with _LOCK:
+            cached = _CONFIG.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"hosts": {}}
+    with _LOCK:
+        _CONFIG[str(path)] = (stamp, data)
     return data
 
 
