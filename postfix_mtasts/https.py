@@ -12,7 +12,6 @@ the policy host with it instead of the reactor's getaddrinfo thread pool.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, cast
@@ -54,6 +53,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 
 from postfix_mtasts.fetch import refuse_content_coding
 from postfix_mtasts.httpbounds import bound_response_heads
+from postfix_mtasts.pemfile import load_pem_certificates
 
 __all__ = [
     "StsTlsPolicy",
@@ -63,9 +63,6 @@ __all__ = [
 ]
 
 _CONNECT_TIMEOUT_S = 10.0
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
-)
 
 
 class StsTlsPolicy(BrowserLikePolicyForHTTPS):
@@ -254,12 +251,3 @@ class _NameResolverReactor:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reactor, name)
-
-
-def load_pem_certificates(path: str) -> list[Certificate]:
-    """Every certificate of a PEM bundle; ValueError if it has none."""
-    with open(path, "rb") as f:
-        pems = _PEM_CERT.findall(f.read())
-    if not pems:
-        raise ValueError(f"{path}: no PEM certificate found")
-    return [Certificate.loadPEM(pem) for pem in pems]

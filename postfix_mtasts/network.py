@@ -2,11 +2,16 @@
 """Wiring: the parts of the daemon that ask DNS and HTTPS, built from a
 Config; built at start and again by each reload (the CA file read anew),
 while the cache, the listeners and the counts
-(:class:`~postfix_mtasts.core.tally.NetworkCounts`) stay."""
+(:class:`~postfix_mtasts.core.tally.NetworkCounts`) stay.
+
+Importing this module is cheap: the parts' own modules (:data:`PARTS`:
+dnspython, treq, twisted.web's client) are imported by :func:`make_network`,
+which at start runs after the listeners listen and after :data:`PARTS` were
+imported off the reactor thread (:mod:`postfix_mtasts.latenetwork`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
@@ -14,14 +19,31 @@ from twisted.internet.interfaces import IReactorTime
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.tally import NetworkCounts
-from postfix_mtasts.dnsclient import DnsClient, system_nameservers
-from postfix_mtasts.fetch import HttpsPolicyFetcher
-from postfix_mtasts.hostnames import DnsHostnameResolver
-from postfix_mtasts.https import make_https_client
-from postfix_mtasts.mxfacts import MxFactsGatherer
-from postfix_mtasts.resolver import PolicyResolver
 
-__all__ = ["Network", "facts_gatherer", "make_network", "timing_of"]
+if TYPE_CHECKING:
+    from postfix_mtasts.dnsclient import DnsClient
+    from postfix_mtasts.mxfacts import MxFactsGatherer
+    from postfix_mtasts.resolver import PolicyResolver
+
+__all__ = [
+    "PARTS",
+    "Network",
+    "facts_gatherer",
+    "gathers_facts",
+    "make_network",
+    "timing_of",
+]
+
+#: Every module :func:`make_network` imports; once they are imported it
+#: imports nothing more (tests/unit/test_latenetwork.py holds it to that).
+PARTS = (
+    "postfix_mtasts.dnsclient",
+    "postfix_mtasts.fetch",
+    "postfix_mtasts.hostnames",
+    "postfix_mtasts.https",
+    "postfix_mtasts.mxfacts",
+    "postfix_mtasts.resolver",
+)
 
 
 @frozen
@@ -38,6 +60,12 @@ def make_network(config: Config, reactor: Any, counts: NetworkCounts) -> Network
     """DNS client, HTTPS client and MX facts gatherer for ``config``,
     counting into the daemon's ``counts``; raises OSError or ValueError when
     ``fetch.ca_file`` cannot be read or holds no certificate."""
+    from postfix_mtasts.dnsclient import DnsClient, system_nameservers
+    from postfix_mtasts.fetch import HttpsPolicyFetcher
+    from postfix_mtasts.hostnames import DnsHostnameResolver
+    from postfix_mtasts.https import make_https_client
+    from postfix_mtasts.resolver import PolicyResolver
+
     nameservers = list(config.dns.nameservers) or system_nameservers()
     dns = DnsClient(
         reactor,
@@ -85,10 +113,16 @@ def facts_gatherer(
     """MX facts are gathered when a map needs them: TLSA for DANE
     precedence (``dane`` resolved on, :attr:`MapConfig.dane_on`), MX
     names alone for ``match = "mx"``; None when no map does."""
-    maps = [profile for _, profile in config.maps]
-    tlsa = any(profile.dane_on for profile in maps)
-    if not tlsa and not any(profile.match == "mx" for profile in maps):
+    if not gathers_facts(config):
         return None
+    from postfix_mtasts.mxfacts import MxFactsGatherer
+
+    tlsa = any(profile.dane_on for _, profile in config.maps)
     return MxFactsGatherer(
         dns, clock, tlsa=tlsa, max_ttl_s=config.cache.recheck_interval_s
     )
+
+
+def gathers_facts(config: Config) -> bool:
+    """Some map needs MX facts: DANE precedence on, or ``match = "mx"``."""
+    return any(p.dane_on or p.match == "mx" for _, p in config.maps)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from postfix_mtasts.cache.fleet_key import read_fleet_keys
 from postfix_mtasts.core.config import Config, ConfigError, ListenerConfig
 from postfix_mtasts.core.endpoint import Endpoint, parse_endpoint
-from postfix_mtasts.https import load_pem_certificates
+from postfix_mtasts.pemfile import load_pem_certificates
 
 __all__ = ["Resolve", "check_ca_file", "check_serve"]
 

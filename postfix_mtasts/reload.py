@@ -27,9 +27,9 @@ from twisted.logger import Logger
 from postfix_mtasts.core.config import Config, ConfigError, load
 from postfix_mtasts.core.config_diff import diff_configs
 from postfix_mtasts.core.dane_auto import PostfixDns
-from postfix_mtasts.https import load_pem_certificates
 from postfix_mtasts.journal import ObserverSwitch
 from postfix_mtasts.network import make_network
+from postfix_mtasts.pemfile import load_pem_certificates
 from postfix_mtasts.postconf import report_dane, settle_dane
 from postfix_mtasts.retune import BindError, Retuner, bind_listeners
 from postfix_mtasts.service import Daemon

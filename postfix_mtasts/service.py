@@ -6,32 +6,34 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.python.failure import Failure
 
 from postfix_mtasts.admin import Admin
 from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.config import Config, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.tally import NetworkCounts
-from postfix_mtasts.dnsclient import DnsClient, system_nameservers
-from postfix_mtasts.dnssecprobe import probe_dnssec
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.frontdoor import FrontDoor
+from postfix_mtasts.latenetwork import Importer, LateNetwork, import_now
 from postfix_mtasts.listeners import listener_service, start_control
-from postfix_mtasts.metrics import metrics_service
-from postfix_mtasts.network import make_network, timing_of
+from postfix_mtasts.network import PARTS, gathers_facts, make_network, timing_of
 from postfix_mtasts.refresh import GathersFacts, RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.sharing import PolicySharing
 from postfix_mtasts.stats import DaemonStats
 from postfix_mtasts.storage import open_sharing
+
+if TYPE_CHECKING:
+    from postfix_mtasts.dnsclient import DnsClient
 
 __all__ = [
     "Daemon",
@@ -67,8 +69,21 @@ def make_lookup(
     """The lookup parts with their real DNS, HTTPS and cache parts."""
     counts = NetworkCounts()
     network = make_network(config, reactor, counts)
-    parts = assemble_lookup(
-        network.resolver,
+    parts = _configured_lookup(
+        config, reactor, network.resolver, network.facts, sharing
+    )
+    return evolve(parts, dns=network.dns, counts=counts)
+
+
+def _configured_lookup(
+    config: Config,
+    reactor: Any,
+    resolver: Resolves,
+    facts: GathersFacts | None,
+    sharing: PolicySharing | None,
+) -> LookupParts:
+    return assemble_lookup(
+        resolver,
         reactor,
         timing=timing_of(config),
         maps=config.map_named,
@@ -77,15 +92,7 @@ def make_lookup(
         budget_s=config.server.lookup_budget_s,
         log_lookups=config.log.level == "debug",
         sharing=sharing,
-        facts=network.facts,
-    )
-    return LookupParts(
-        parts.front_door,
-        parts.admin,
-        network.dns,
-        parts.domains,
-        parts.coordinator,
-        counts,
+        facts=facts,
     )
 
 
@@ -135,6 +142,9 @@ def check_resolver(config: Config, lookup: LookupParts) -> Deferred[None] | None
     probe, client = config.dns.dnssec_probe, lookup.dns
     if probe is None or client is None or not any(m.dane_on for _, m in config.maps):
         return None
+    from postfix_mtasts.dnsclient import system_nameservers
+    from postfix_mtasts.dnssecprobe import probe_dnssec
+
     servers = config.dns.nameservers or tuple(system_nameservers())
     resolvers = ", ".join(f"{host}:{port}" for host, port in servers)
 
@@ -198,12 +208,21 @@ def make_refresher(config: Config, admin: Admin, reactor: Any) -> Refresher | No
     )
 
 
-async def start_daemon(config: Config, reactor: Any) -> Daemon:
+async def start_daemon(
+    config: Config, reactor: Any, *, importer: Importer = import_now
+) -> Daemon:
     """Load the stored policies (E1), then start listening: Postfix's first
-    lookups are answered from them without network.  Raises
-    CannotListenError when a listener cannot bind."""
+    lookups are answered from them without network.  Then the DNS and
+    HTTPS parts are built, their modules imported by ``importer`` first
+    (``serve`` imports them in a thread, so the listeners answer meanwhile;
+    a discovery asked before they are built waits for them), and last the
+    metrics server and the control socket start.  Raises CannotListenError
+    when a listener or the metrics endpoint cannot bind."""
     sharing = await open_sharing(config, reactor)
-    lookup = make_lookup(config, reactor, sharing)
+    late = LateNetwork()
+    lookup = _configured_lookup(
+        config, reactor, late, late if gathers_facts(config) else None, sharing
+    )
     if sharing is not None:
         loaded = lookup.admin.preload(await sharing.load())
         log.info("loaded {count} stored policies", count=loaded)
@@ -218,14 +237,25 @@ async def start_daemon(config: Config, reactor: Any) -> Daemon:
     daemon.refresher = make_refresher(config, lookup.admin, reactor)
     if daemon.refresher is not None:
         daemon.refresher.setServiceParent(daemon)  # type: ignore[no-untyped-call]
-    if config.metrics.endpoint:  # [metrics] needs a restart (config_diff)
-        metrics = metrics_service(
-            config.metrics.endpoint, daemon.stats.snapshot, reactor
-        )
-        metrics.setServiceParent(daemon)
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
-    check_resolver(config, lookup)
+    metrics = ("postfix_mtasts.metrics",) if config.metrics.endpoint else ()
+    try:
+        await importer((*PARTS, *metrics))
+        network = make_network(config, reactor, lookup.counts)
+    except BaseException:
+        late.failed(Failure())  # type: ignore[no-untyped-call]
+        raise
+    late.built(network)
+    daemon.lookup = evolve(lookup, dns=network.dns)
+    if config.metrics.endpoint:  # [metrics] needs a restart (config_diff)
+        from postfix_mtasts.metrics import metrics_service
+
+        server = metrics_service(
+            config.metrics.endpoint, daemon.stats.snapshot, reactor
+        )
+        server.setServiceParent(daemon)  # the daemon runs: this binds now
+    check_resolver(config, daemon.lookup)
     if config.control.socket:
         status = daemon.stats.status
         start_control(config.control.socket, lookup.admin, reactor, daemon, status)

@@ -10,12 +10,11 @@ exit status 1.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
-from postfix_mtasts import __version__
+from postfix_mtasts.cli.arguments import ADMIN_HELP, INSTALLED_CONFIG, build_parser
 from postfix_mtasts.core.config import Config, ConfigError, load
 
 __all__ = [
@@ -38,15 +37,6 @@ PASSED_SOCKETS = {
 }
 
 
-#: Where the install puts the configuration; the admin commands (cache,
-#: status, query) read it when no --config is given, so they find the
-#: running daemon's control socket and store.  ``serve`` never guesses: its
-#: unit names the file, and without one it runs on the built-in defaults.
-INSTALLED_CONFIG = "/etc/postfix-mtasts/postfix-mtasts.toml"
-
-ADMIN_HELP = f"TOML configuration (default: {INSTALLED_CONFIG} if it exists)"
-
-
 def config_path(
     command: str, given: str | None, installed: str = INSTALLED_CONFIG
 ) -> str | None:
@@ -55,49 +45,6 @@ def config_path(
     if given is not None or command == "serve":
         return given
     return installed if os.path.isfile(installed) else None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="postfix-mtasts",
-        description="MTA-STS (RFC 8461) policy daemon for Postfix.",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"postfix-mtasts {__version__}"
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve", help="answer Postfix smtp_tls_policy_maps lookups"
-    )
-    serve.add_argument(
-        "--config", metavar="FILE", help="TOML configuration (default: built-in)"
-    )
-    query = commands.add_parser(
-        "query",
-        help="ask the running daemon what Postfix hears for a domain, and why",
-    )
-    query.add_argument("domain", help="next-hop domain, as Postfix would send it")
-    query.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
-    query.add_argument(
-        "--map", default="postfix", help="map profile to answer for (default: postfix)"
-    )
-    query.add_argument("--json", action="store_true", help="print one JSON object")
-    query.add_argument(
-        "--direct",
-        action="store_true",
-        help="discover the policy in this process, without the daemon or its cache",
-    )
-    query.add_argument(
-        "--socket", metavar="PATH", help="control socket (default: from the config)"
-    )
-    from postfix_mtasts.cli.cache import add_cache_parser
-    from postfix_mtasts.cli.check import add_check_parser
-    from postfix_mtasts.cli.status import add_status_parser
-
-    add_cache_parser(commands)
-    add_check_parser(commands)
-    add_status_parser(commands)
-    return parser
 
 
 def error_line(message: str) -> None:

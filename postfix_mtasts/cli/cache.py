@@ -27,46 +27,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, nullcontext, suppress
 from typing import IO, Any, TextIO
 
-from postfix_mtasts.cli import ADMIN_HELP
 from postfix_mtasts.cli.offline import offline_lines
 from postfix_mtasts.control import MAX_LINE_BYTES
 from postfix_mtasts.core.config import Config
 
-__all__ = ["add_cache_parser", "run_cache"]
+__all__ = ["run_cache"]
 
 TIMEOUT_S = 120.0
 SEND_BYTES = 64 * 1024  # entry lines are sent in batches of about this
-
-
-def add_cache_parser(commands: Any) -> None:
-    cache = commands.add_parser(
-        "cache", help="inspect and manage the running daemon's cache"
-    )
-    cache.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
-    cache.add_argument(
-        "--socket", metavar="PATH", help="control socket (default: from the config)"
-    )
-    cache.add_argument(
-        "--offline",
-        action="store_true",
-        help="work on the store file directly, for a daemon that is stopped "
-        "(refused while any process has the file open)",
-    )
-    verbs = cache.add_subparsers(dest="verb", metavar="VERB", required=True)
-    listing = verbs.add_parser("list", help="one line per cached domain")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    for verb, text in (
-        ("show", "the whole cached policy of a domain"),
-        ("purge", "forget a domain (here and in the stores); it is discovered again"),
-        ("refresh", "fetch a domain's policy now"),
-    ):
-        verbs.add_parser(verb, help=text).add_argument("domain")
-    export = verbs.add_parser("export", help="every entry as JSON lines")
-    export.add_argument(
-        "file", nargs="?", default="-", help="output file (default: stdout)"
-    )
-    imports = verbs.add_parser("import", help="load entries written by export")
-    imports.add_argument("file", help="input file ('-' for stdin)")
 
 
 def run_cache(config: Config, args: Any, out: TextIO | None = None) -> int:

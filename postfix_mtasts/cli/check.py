@@ -20,56 +20,9 @@ from postfix_mtasts.checker.report import EXIT_USAGE
 from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
 from postfix_mtasts.core.text import quote
 
-__all__ = ["add_check_parser", "parse_nameservers", "run_check"]
+__all__ = ["parse_nameservers", "run_check"]
 
-DEFAULT_SMTP_TIMEOUT_S = 20.0
 HTTPS_TIMEOUT_S = 20.0
-
-
-def add_check_parser(commands: Any) -> None:
-    """The ``check`` subcommand's arguments."""
-    check = commands.add_parser(
-        "check",
-        help="check a domain's MTA-STS setup as a domain owner (DNS, policy, MX hosts)",
-    )
-    check.add_argument("domain", help="the mail domain to check (e.g. example.com)")
-    check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument(
-        "--suggest",
-        action="store_true",
-        help="also print a policy file and DNS records for the current MX hosts",
-    )
-    check.add_argument(
-        "--smtp-timeout",
-        type=_positive,
-        default=DEFAULT_SMTP_TIMEOUT_S,
-        metavar="S",
-        help=f"seconds per SMTP session with an MX host (default {DEFAULT_SMTP_TIMEOUT_S:g})",
-    )
-    check.add_argument(
-        "--ca-file",
-        metavar="FILE",
-        help="trust these PEM CA certificates instead of the system store",
-    )
-    check.add_argument(
-        "--nameserver",
-        action="append",
-        metavar="IP[:PORT]",
-        help="DNS server to ask: IP, IP:PORT or [IP]:PORT "
-        "(repeatable; default: /etc/resolv.conf)",
-    )
-    check.add_argument(
-        "--ehlo",
-        metavar="NAME",
-        help="name to send in EHLO (default: this host's name)",
-    )
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def parse_nameservers(values: list[str] | None) -> list[tuple[str, int]]:

@@ -24,6 +24,7 @@ from postfix_mtasts import __version__
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.sdmessage import status_line, watchdog_interval_s
 from postfix_mtasts.journal import ObserverSwitch, make_observer, start_logging
+from postfix_mtasts.latenetwork import import_in_thread
 from postfix_mtasts.listeners import ListenerError
 from postfix_mtasts.postconf import settle_dane
 from postfix_mtasts.reload import Reloader
@@ -65,7 +66,10 @@ def run_serve(config: Config, path: str | None = None) -> int:
         try:
             # Before listening: every answer uses the resolved dane settings.
             settled, _ = await settle_dane(config, reactor)
-            daemon = await start_daemon(settled, reactor)
+            # The network parts' modules load in a thread once the
+            # listeners listen: lookups are answered meanwhile (issue 13).
+            importer = import_in_thread(reactor)
+            daemon = await start_daemon(settled, reactor, importer=importer)
         except CannotListenError as e:
             raise SystemExit(_cannot_listen(e)) from None
         except ListenerError as e:

@@ -9,25 +9,13 @@ import socket
 import sys
 from typing import Any, TextIO
 
-from postfix_mtasts.cli import ADMIN_HELP
 from postfix_mtasts.core.config import Config
 
-__all__ = ["add_status_parser", "format_status", "run_status"]
+__all__ = ["format_status", "run_status"]
 
 TIMEOUT_S = 10.0
 #: The status answer is a few kB; more is not a status answer.
 MAX_ANSWER_BYTES = 1 << 20
-
-
-def add_status_parser(commands: Any) -> None:
-    status = commands.add_parser(
-        "status", help="the running daemon's uptime, counts and last errors"
-    )
-    status.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
-    status.add_argument(
-        "--socket", metavar="PATH", help="control socket (default: from the config)"
-    )
-    status.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run_status(config: Config, args: Any, out: TextIO | None = None) -> int:

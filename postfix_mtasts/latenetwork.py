@@ -1,0 +1,122 @@
+# -*- test-case-name: tests.unit.test_latenetwork -*-
+"""The DNS and HTTPS parts, built after the listeners listen (issue 13).
+
+Their libraries (dnspython, treq, twisted.web's client) take longer to
+import than the rest of the daemon, and no answer from the cache or from a
+key's form needs them.  :func:`postfix_mtasts.service.start_daemon` binds
+the listeners first, then has those modules imported by an
+:data:`Importer` (``serve`` uses :func:`import_in_thread`, so the reactor
+thread goes on answering meanwhile) and builds the parts on the reactor
+thread.  Until they are built :class:`LateNetwork` stands in for the
+resolver and the MX facts gatherer: a discovery asked meanwhile waits for
+them, then runs as it would have; none fails because it came early.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+
+if TYPE_CHECKING:
+    from postfix_mtasts.core.answer import PolicyFailure
+    from postfix_mtasts.core.dane import FactsFailed, MxFacts
+    from postfix_mtasts.core.decision import Outcome
+    from postfix_mtasts.network import Network
+
+__all__ = ["Importer", "LateNetwork", "import_in_thread", "import_now"]
+
+#: Imports the named modules; the Deferred fires when all are imported.
+Importer = Callable[[Sequence[str]], "Deferred[None]"]
+
+
+def _import_all(names: Sequence[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
+
+
+def import_now(names: Sequence[str]) -> Deferred[None]:
+    """Import on the calling thread (the default, and a test's)."""
+    try:
+        _import_all(names)
+    except Exception:
+        return fail()
+    return succeed(None)
+
+
+def import_in_thread(reactor: Any) -> Importer:
+    """Import in the reactor's thread pool.  The reactor thread answers
+    lookups meanwhile; the two share the GIL, so an answer may wait up to
+    the interpreter's switch interval (5 ms) while the import runs."""
+
+    def importer(names: Sequence[str]) -> Deferred[None]:
+        pool = reactor.getThreadPool()
+        d: Deferred[None] = deferToThreadPool(reactor, pool, _import_all, names)
+        return d
+
+    return importer
+
+
+class LateNetwork:
+    """The resolver and the MX facts gatherer of a
+    :class:`~postfix_mtasts.network.Network` not built yet: a call made
+    before :meth:`built` waits for it, a call made after goes straight on;
+    after :meth:`failed` (the daemon is stopping) calls fail with its
+    reason."""
+
+    def __init__(self) -> None:
+        self._network: Network | None = None
+        self._failure: Failure | None = None
+        self._waiting: list[Deferred[Network]] = []
+
+    @property
+    def network(self) -> Network | None:
+        return self._network
+
+    def built(self, network: Network) -> None:
+        self._network = network
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(network)
+
+    def failed(self, failure: Failure) -> None:
+        self._failure = failure
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
+
+    def _ready(self) -> Deferred[Network]:
+        if self._failure is not None:
+            return fail(self._failure)
+        d: Deferred[Network] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def resolve(
+        self,
+        domain: str,
+        known_id: str | None,
+        held_back: Callable[[str], PolicyFailure | None],
+    ) -> Deferred[Outcome]:
+        network = self._network
+        if network is not None:
+            return network.resolver.resolve(domain, known_id, held_back)
+        return self._ready().addCallback(
+            lambda n: n.resolver.resolve(domain, known_id, held_back)
+        )
+
+    def gather(self, domain: str) -> Deferred[MxFacts | FactsFailed]:
+        network = self._network
+        if network is not None:
+            return _gather(network, domain)
+        return self._ready().addCallback(_gather, domain)
+
+
+def _gather(network: Network, domain: str) -> Deferred[MxFacts | FactsFailed]:
+    if network.facts is None:  # the configuration asked for none: a bug
+        raise TypeError("MX facts asked of a network built without them")
+    return network.facts.gather(domain)
