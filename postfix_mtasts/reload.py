@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from postfix_mtasts.core.config import Config, ConfigError, load
-from postfix_mtasts.core.config_diff import diff_configs
 from postfix_mtasts.core.dane_auto import PostfixDns
 from postfix_mtasts.journal import ObserverSwitch
 from postfix_mtasts.network import make_network
 from postfix_mtasts.pemfile import load_pem_certificates
 from postfix_mtasts.postconf import report_dane, settle_dane
-from postfix_mtasts.retune import BindError, Retuner, bind_listeners
-from postfix_mtasts.service import Daemon
+
+if TYPE_CHECKING:
+    from postfix_mtasts.retune import Retuner
+    from postfix_mtasts.service import Daemon
 
 __all__ = ["ReloadError", "Reloader"]
 
@@ -77,6 +78,10 @@ class Reloader:
 
     def started(self, daemon: Daemon, config: Config) -> None:
         """The daemon runs ``config``; serve a SIGHUP that came before."""
+        # Imported here, not at the top: serve installs the SIGHUP handler
+        # first thing, and loads the daemon's modules later (issue 13).
+        from postfix_mtasts.retune import Retuner
+
         self._retuner = Retuner(daemon, config, self._reactor, self._logging)
         if self._again:
             self.request()
@@ -109,6 +114,9 @@ class Reloader:
             self._on_state(state)
 
     async def _reload(self, retuner: Retuner) -> None:
+        from postfix_mtasts.core.config_diff import diff_configs
+        from postfix_mtasts.retune import BindError, bind_listeners
+
         self._state("reloading")
         started = self._reactor.seconds()
         try:

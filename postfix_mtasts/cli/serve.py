@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import task
 from twisted.internet.defer import Deferred
@@ -25,7 +25,6 @@ from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.sdmessage import status_line, watchdog_interval_s
 from postfix_mtasts.journal import ObserverSwitch, make_observer, start_logging
 from postfix_mtasts.latenetwork import import_in_thread
-from postfix_mtasts.listeners import ListenerError
 from postfix_mtasts.postconf import settle_dane
 from postfix_mtasts.reload import Reloader
 from postfix_mtasts.sdnotify import (
@@ -35,7 +34,9 @@ from postfix_mtasts.sdnotify import (
     notify_ready,
     notify_reloading,
 )
-from postfix_mtasts.service import Daemon, start_daemon
+
+if TYPE_CHECKING:
+    from postfix_mtasts.service import Daemon
 
 __all__ = ["run_serve"]
 
@@ -63,9 +64,15 @@ def run_serve(config: Config, path: str | None = None) -> int:
         for warning in config.warnings:
             log.warn("configuration: {warning}", warning=warning)
         systemd.status("starting: loading stored policies")
+        # Before listening: every answer uses the resolved dane settings.
+        # Postfix is asked in a child process (dane = "auto"): the daemon's
+        # modules load meanwhile, the child runs on the other CPU.
+        settling = Deferred.fromCoroutine(settle_dane(config, reactor))
+        from postfix_mtasts.listeners import ListenerError
+        from postfix_mtasts.service import start_daemon
+
         try:
-            # Before listening: every answer uses the resolved dane settings.
-            settled, _ = await settle_dane(config, reactor)
+            settled, _ = await settling
             # The network parts' modules load in a thread once the
             # listeners listen: lookups are answered meanwhile (issue 13).
             importer = import_in_thread(reactor)
