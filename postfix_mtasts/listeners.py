@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from attrs import frozen
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -32,6 +31,7 @@ from postfix_mtasts.core.config_listeners import (
     unix_path,
     with_backlog,
 )
+from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.protocols import (
     Lookup,
     LookupFactory,
@@ -57,7 +57,7 @@ class ListenerError(Exception):
 
 def listener_service(
     listener: ListenerConfig, server: ServerConfig, lookup: Lookup, reactor: Any
-) -> StreamServerEndpointService:
+) -> EndpointService:
     """An unstarted service listening for Postfix on ``listener.endpoint``,
     its listen queue sized for the connection limit (unless the endpoint
     names its own backlog).  Raises ListenerError for an owner or group
@@ -185,7 +185,7 @@ class _ListeningEndpoint:
         return port
 
 
-class _ListenerService(StreamServerEndpointService):
+class _ListenerService(EndpointService):
     """A listener whose bind (and ownership) errors raise from
     privilegedStartService."""
 
@@ -195,8 +195,7 @@ class _ListenerService(StreamServerEndpointService):
         factory: Factory[Any],
         listener: ListenerConfig,
     ) -> None:
-        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]
-        self._raiseSynchronously = True
+        super().__init__(endpoint, factory)
         self._listener = listener
 
     @property
@@ -217,14 +216,13 @@ def start_control(
     cannot be created.  ``status`` answers the ``status`` command."""
     factory = ControlFactory(admin, reactor, settle=keep_out_of_gc, status=status)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
-    service = StreamServerEndpointService(endpoint, factory)
-    service._raiseSynchronously = True
+    service = EndpointService(endpoint, factory)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
-        service.setServiceParent(daemon)
+        service.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     except (CannotListenError, OSError) as e:
         if service.parent is not None:
-            service.disownServiceParent()
+            service.disownServiceParent()  # type: ignore[no-untyped-call]
         reason = e.socketError if isinstance(e, CannotListenError) else e
         log.warn(
             "control socket {path} unavailable, 'postfix-mtasts cache' cannot reach "

@@ -24,7 +24,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import connectionDone
@@ -35,6 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from postfix_mtasts.core.policy import Mode
+from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.stats import Snapshot
 
 __all__ = [
@@ -283,11 +283,10 @@ def metrics_site(snapshot: Callable[[], Snapshot], reactor: Any) -> Site:
 
 def metrics_service(
     endpoint: str, snapshot: Callable[[], Snapshot], reactor: Any
-) -> StreamServerEndpointService:
+) -> EndpointService:
     """An unstarted service serving ``/metrics`` on ``endpoint``; it fails
     the start (CannotListenError) when the endpoint cannot be bound."""
-    service = StreamServerEndpointService(
+    service = EndpointService(
         serverFromString(reactor, endpoint), metrics_site(snapshot, reactor)
     )
-    service._raiseSynchronously = True
     return service

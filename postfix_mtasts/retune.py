@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from attrs import evolve
-from twisted.application.internet import StreamServerEndpointService
 from twisted.logger import Logger
 
 from postfix_mtasts.connections import LookupFactory
 from postfix_mtasts.core.config import Config, ListenerConfig
 from postfix_mtasts.core.config_diff import ConfigDiff
+from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.journal import ObserverSwitch, make_observer
 from postfix_mtasts.listeners import listener_service
 from postfix_mtasts.network import Network, timing_of
@@ -44,10 +44,10 @@ class BindError(Exception):
 
 def bind_listeners(
     added: Sequence[ListenerConfig], config: Config, lookup: Lookup, reactor: Any
-) -> list[tuple[ListenerConfig, StreamServerEndpointService]]:
+) -> list[tuple[ListenerConfig, EndpointService]]:
     """Listen on every added endpoint, or on none: a failure stops those
     already bound and raises :class:`BindError`."""
-    bound: list[tuple[ListenerConfig, StreamServerEndpointService]] = []
+    bound: list[tuple[ListenerConfig, EndpointService]] = []
     for listener in added:
         index = config.listeners.index(listener)
         try:
@@ -86,7 +86,7 @@ class Retuner:
         config: Config,
         diff: ConfigDiff,
         network: Network,
-        added: list[tuple[ListenerConfig, StreamServerEndpointService]],
+        added: list[tuple[ListenerConfig, EndpointService]],
     ) -> None:
         """Apply ``config`` (checked, its added listeners already bound);
         never raises for what the configuration says."""
@@ -132,13 +132,13 @@ class Retuner:
         self,
         config: Config,
         diff: ConfigDiff,
-        added: list[tuple[ListenerConfig, StreamServerEndpointService]],
+        added: list[tuple[ListenerConfig, EndpointService]],
     ) -> None:
         daemon = self.daemon
         for listener in diff.listeners.removed:
             service = daemon.listeners.pop(listener.endpoint)
             # Stops listening; connections already open are not closed.
-            service.disownServiceParent()
+            service.disownServiceParent()  # type: ignore[no-untyped-call]
         for listener, service in added:
             service.startService()
             # Already listening: join the tree without a second start, so it

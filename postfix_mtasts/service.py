@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from attrs import evolve, field, frozen
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -22,6 +21,7 @@ from postfix_mtasts.core.config import Config, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.tally import NetworkCounts
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.latenetwork import Importer, LateNetwork, import_now
 from postfix_mtasts.listeners import listener_service, start_control
@@ -169,7 +169,7 @@ class Daemon(MultiService):
         super().__init__()  # type: ignore[no-untyped-call]
         self.lookup = lookup
         self.sharing = sharing
-        self.listeners: dict[str, StreamServerEndpointService] = {}
+        self.listeners: dict[str, EndpointService] = {}
         self.refresher: Refresher | None = None
         # Every part read here lives as long as the daemon: a reload retunes
         # them or, for the parts it builds anew, hands them these counts.
@@ -232,7 +232,7 @@ async def start_daemon(
         service = listener_service(
             listener, config.server, lookup.front_door.lookup, reactor
         )
-        service.setServiceParent(daemon)
+        service.setServiceParent(daemon)  # type: ignore[no-untyped-call]
         daemon.listeners[listener.endpoint] = service
     daemon.refresher = make_refresher(config, lookup.admin, reactor)
     if daemon.refresher is not None:
@@ -254,7 +254,8 @@ async def start_daemon(
         server = metrics_service(
             config.metrics.endpoint, daemon.stats.snapshot, reactor
         )
-        server.setServiceParent(daemon)  # the daemon runs: this binds now
+        # The daemon runs: joining it binds the endpoint now.
+        server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     check_resolver(config, daemon.lookup)
     if config.control.socket:
         status = daemon.stats.status
