@@ -17,8 +17,15 @@ starts, one after the other and in an order that alternates between reps,
 
 The client connects and asks every ``--interval-ms`` (2 ms) from just before
 the process is spawned until a whole netstring answer comes back; the time
-is that answer's arrival.  Reported: median, min and max ms per kind and
-the daemon's medians minus the bare server's, then one JSON line.
+is that answer's arrival.  Also read then: the CPU time the process's main
+thread has used (/proc/PID/task/PID/schedstat), which other load on the
+machine inflates far less than the wall time.  Then, on one connection,
+it asks again after each answer for ``--after-s`` (1 s): the slowest of
+those answers shows any stall the daemon's work after listening causes
+(the imports of the DNS and HTTPS parts).  Reported: median, min
+and max ms per kind, the CPU median, the slowest answer after the first
+(median and max over reps), the daemon's medians minus the bare
+server's, then one JSON line.
 
 Every child gets its own ``PYTHONPYCACHEPREFIX`` in the temporary
 directory, and one warm-up start per kind (not counted) fills it, so every
@@ -179,10 +186,42 @@ class Setup:
         return [*serve, "--config", str(self.config)], self.daemon_env()
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time of the main thread of ``pid`` so far (schedstat: ns, unlike
+    /proc/PID/stat's 10 ms ticks): the thread that answers.  Not the
+    daemon's worker threads (the store's, the imports after listening) nor
+    its children (postconf)."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e6
+
+
+def after_first(port: int, request: bytes, seconds: float) -> float:
+    """The slowest answer (ms) on one connection asking again and again,
+    each after the last answer, for ``seconds`` after the first answer:
+    whatever the daemon still does once it answers (the imports after the
+    listeners) shows here as a stall."""
+    slowest = 0.0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            asked = time.monotonic()
+            s.sendall(request)
+            buf = b""
+            while not (buf.endswith(b",") and b":" in buf):
+                data = s.recv(4096)
+                if not data:
+                    raise OSError("connection closed")
+                buf += data
+            slowest = max(slowest, time.monotonic() - asked)
+    return slowest * 1000
+
+
 def one_start(
-    setup: Setup, kind: str, interval_s: float, timeout_s: float
-) -> tuple[float, bytes]:
-    """Spawn ``kind``, ask until answered; (ms to that answer, the answer)."""
+    setup: Setup, kind: str, interval_s: float, timeout_s: float, after_s: float
+) -> tuple[float, float, float, bytes]:
+    """Spawn ``kind``, ask until answered; (ms to that answer, CPU ms the
+    process had used by then, the slowest answer in the ``after_s``
+    seconds that follow, the answer)."""
     key = CACHED_DOMAIN if kind == "cached" else NOTFOUND_KEY
     request = frame(key)
     argv, env = setup.argv(kind)
@@ -197,7 +236,9 @@ def one_start(
             attempt = time.monotonic()
             reply = ask(setup.port, request, deadline)
             if reply is not None:
-                return (time.monotonic() - started) * 1000, reply
+                wall = (time.monotonic() - started) * 1000
+                cpu = cpu_ms(proc.pid)
+                return wall, cpu, after_first(setup.port, request, after_s), reply
             if proc.poll() is not None:
                 raise SystemExit(f"{kind} exited {proc.returncode}; see {log.name}")
             time.sleep(max(0.0, interval_s - (time.monotonic() - attempt)))
@@ -226,6 +267,12 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--interval-ms", type=float, default=2.0)
     p.add_argument("--timeout-s", type=float, default=30.0)
+    p.add_argument(
+        "--after-s",
+        type=float,
+        default=1.0,
+        help="seconds of asking again after the first answer (the slowest is reported)",
+    )
     p.add_argument("--port", type=int, default=0, help="0: a free one")
     p.add_argument(
         "--daemon-python-path",
@@ -239,6 +286,8 @@ def main() -> None:
         return
     tree = Path(args.daemon_python_path).resolve()
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    cpus: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    stalls: dict[str, list[float]] = {kind: [] for kind in KINDS}
     answers: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         setup = Setup(Path(tmp), tree, args.port or free_port())
@@ -248,14 +297,21 @@ def main() -> None:
         for kind in KINDS:
             if kind == "cached":
                 setup.fill_store()
-            one_start(setup, kind, interval, timeout)
+            one_start(setup, kind, interval, timeout, 0.0)
         for rep in range(args.reps):
             order = KINDS if rep % 2 == 0 else KINDS[::-1]
             for kind in order:
-                ms, reply = one_start(setup, kind, interval, timeout)
+                ms, cpu, slowest, reply = one_start(
+                    setup, kind, interval, timeout, args.after_s
+                )
                 times[kind].append(ms)
+                cpus[kind].append(cpu)
+                stalls[kind].append(slowest)
                 answers[kind] = reply.decode(errors="replace")[:60]
-                print(f"rep {rep} {kind:>8}: {ms:7.1f} ms  {answers[kind]!r}")
+                print(
+                    f"rep {rep} {kind:>8}: {ms:7.1f} ms (CPU {cpu:6.1f} ms),"
+                    f" then slowest {slowest:5.1f} ms  {answers[kind]!r}"
+                )
     results: dict[str, Any] = {
         "reps": args.reps,
         "interval_ms": args.interval_ms,
@@ -263,21 +319,33 @@ def main() -> None:
         "python": sys.version.split()[0],
     }
     for kind in KINDS:
-        results[kind] = {**summary(times[kind]), "answer": answers[kind]}
-    bare = results["bare"]["median_ms"]
+        results[kind] = {
+            **summary(times[kind]),
+            "cpu_median_ms": round(statistics.median(cpus[kind]), 1),
+            "slowest_after_median_ms": round(statistics.median(stalls[kind]), 1),
+            "slowest_after_max_ms": round(max(stalls[kind]), 1),
+            "answer": answers[kind],
+        }
+    bare, bare_cpu = results["bare"]["median_ms"], results["bare"]["cpu_median_ms"]
     for kind in ("notfound", "cached"):
         results[f"{kind}_minus_bare_ms"] = round(results[kind]["median_ms"] - bare, 1)
+        results[f"{kind}_minus_bare_cpu_ms"] = round(
+            results[kind]["cpu_median_ms"] - bare_cpu, 1
+        )
     print(f"start to first answer, {args.reps} alternating reps (ms):")
     for kind in KINDS:
         r = results[kind]
         print(
             f"  {kind:>8}: median {r['median_ms']:7.1f}  min {r['min_ms']:7.1f}"
-            f"  max {r['max_ms']:7.1f}"
+            f"  max {r['max_ms']:7.1f}   CPU median {r['cpu_median_ms']:7.1f}"
+            f"   slowest after: median {r['slowest_after_median_ms']:5.1f}"
+            f" max {r['slowest_after_max_ms']:5.1f}"
         )
-    print(
-        f"  daemon - bare (medians): notfound {results['notfound_minus_bare_ms']:+.1f}"
-        f" ms, cached {results['cached_minus_bare_ms']:+.1f} ms"
-    )
+    for kind in ("notfound", "cached"):
+        print(
+            f"  {kind} - bare (medians): {results[f'{kind}_minus_bare_ms']:+.1f} ms,"
+            f" CPU {results[f'{kind}_minus_bare_cpu_ms']:+.1f} ms"
+        )
     print(json.dumps(results, sort_keys=True))
 
 

@@ -15,6 +15,7 @@ them, then runs as it would have; none fails because it came early.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
     from postfix_mtasts.core.decision import Outcome
     from postfix_mtasts.network import Network
 
-__all__ = ["Importer", "LateNetwork", "import_in_thread", "import_now"]
+__all__ = [
+    "IMPORT_SWITCH_INTERVAL_S",
+    "Importer",
+    "LateNetwork",
+    "import_in_thread",
+    "import_now",
+]
 
 #: Imports the named modules; the Deferred fires when all are imported.
 Importer = Callable[[Sequence[str]], "Deferred[None]"]
@@ -48,15 +55,28 @@ def import_now(names: Sequence[str]) -> Deferred[None]:
     return succeed(None)
 
 
+#: The interpreter's switch interval while the import thread runs.  The
+#: reactor thread, woken by a lookup, waits up to this long for the GIL
+#: from the import thread (by default 5 ms, several times per answer).
+IMPORT_SWITCH_INTERVAL_S = 0.0005
+
+
 def import_in_thread(reactor: Any) -> Importer:
     """Import in the reactor's thread pool.  The reactor thread answers
-    lookups meanwhile; the two share the GIL, so an answer may wait up to
-    the interpreter's switch interval (5 ms) while the import runs."""
+    lookups meanwhile; the two share the GIL, handed over every
+    :data:`IMPORT_SWITCH_INTERVAL_S` until the imports are done."""
 
     def importer(names: Sequence[str]) -> Deferred[None]:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, IMPORT_SWITCH_INTERVAL_S))
+
+        def restore(result: object) -> object:
+            sys.setswitchinterval(previous)
+            return result
+
         pool = reactor.getThreadPool()
         d: Deferred[None] = deferToThreadPool(reactor, pool, _import_all, names)
-        return d
+        return d.addBoth(restore)
 
     return importer
 

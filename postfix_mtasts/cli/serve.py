@@ -11,6 +11,7 @@ its traceback as one critical event (one journal entry) and exits 1.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING, Any, cast
@@ -77,6 +78,12 @@ def run_serve(config: Config, path: str | None = None) -> int:
             # listeners listen: lookups are answered meanwhile (issue 13).
             importer = import_in_thread(reactor)
             daemon = await start_daemon(settled, reactor, importer=importer)
+            # Off since main() (cli/__init__.py).  What start-up made is code
+            # and long-lived parts: out of every collection from now on, as
+            # the stored policies are (start_daemon), and not one pass over it
+            # all while the first lookups come in.
+            gc.freeze()
+            gc.enable()
         except CannotListenError as e:
             raise SystemExit(_cannot_listen(e)) from None
         except ListenerError as e:

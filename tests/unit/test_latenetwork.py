@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,7 +22,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from postfix_mtasts.core.config import load
 from postfix_mtasts.core.dane import FactsFailed
 from postfix_mtasts.core.decision import NoPolicy, Outcome
-from postfix_mtasts.latenetwork import LateNetwork, import_now
+from postfix_mtasts.latenetwork import (
+    IMPORT_SWITCH_INTERVAL_S,
+    LateNetwork,
+    import_in_thread,
+    import_now,
+)
 from postfix_mtasts.network import PARTS, Network
 from postfix_mtasts.service import Daemon, start_daemon
 
@@ -189,3 +195,54 @@ class StartBeforeNetworkTests(SynchronousTestCase):
         they were imported before listening (exit status 1 in serve)."""
         self.imports.pending.errback(ImportError("no dnspython"))
         self.failureResultOf(self.started, ImportError)
+
+
+class SyncPool:
+    """A thread pool that runs the call at once, noting the interpreter's
+    switch interval it ran with."""
+
+    def __init__(self) -> None:
+        self.intervals: list[float] = []
+
+    def callInThreadWithCallback(
+        self, on_result: Callable[[bool, object], None], f: Callable[..., Any], *a: Any
+    ) -> None:
+        self.intervals.append(sys.getswitchinterval())
+        try:
+            result = f(*a)
+        except Exception:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class SyncThreadsReactor:
+    def __init__(self) -> None:
+        self.pool = SyncPool()
+
+    def getThreadPool(self) -> SyncPool:
+        return self.pool
+
+    def callFromThread(self, f: Callable[..., Any], *a: Any) -> None:
+        f(*a)
+
+
+class ImportInThreadTests(SynchronousTestCase):
+    def test_short_switch_interval_while_importing(self) -> None:
+        """While the import thread runs, the reactor thread gets the GIL
+        back within IMPORT_SWITCH_INTERVAL_S, not 5 ms, so lookups keep
+        their latency (issue 13); the interval is restored afterwards."""
+        before = sys.getswitchinterval()
+        reactor = SyncThreadsReactor()
+        d = import_in_thread(reactor)(["json"])
+        self.successResultOf(d)
+        self.assertEqual(reactor.pool.intervals, [IMPORT_SWITCH_INTERVAL_S])
+        self.assertEqual(sys.getswitchinterval(), before)
+
+    def test_failed_import_restores_the_interval(self) -> None:
+        """A module that cannot be imported fails the Deferred (the start
+        fails) and still restores the interval."""
+        before = sys.getswitchinterval()
+        d = import_in_thread(SyncThreadsReactor())(["postfix_mtasts.no_such_module"])
+        self.failureResultOf(d, ImportError)
+        self.assertEqual(sys.getswitchinterval(), before)

@@ -6,15 +6,20 @@ everything by now; it prints the modules of interest found in sys.modules.
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 import postfix_mtasts
+from postfix_mtasts.cli import main
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(postfix_mtasts.__file__)))
 
@@ -95,3 +100,21 @@ class StartupImportTests(SynchronousTestCase):
             "print(json.dumps(sorted(set(sys.modules) - before)))\n"
         )
         self.assertEqual(last_json(f"import sys, json\n{code}"), [])
+
+
+class CollectionTests(SynchronousTestCase):
+    def test_main_leaves_collection_on(self) -> None:
+        """main() turns garbage collection off only while a command starts:
+        it is on again when any command returns, here a serve that stops
+        at its configuration (exit status 2) and a status that cannot
+        reach the daemon (issue 13)."""
+        with tempfile.TemporaryDirectory() as d:
+            bad = os.path.join(d, "bad.toml")
+            with open(bad, "w") as f:
+                f.write("[nonsense]\n")
+            with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
+                self.assertEqual(main(["serve", "--config", bad]), 2)
+                self.assertTrue(gc.isenabled())
+                status = main(["status", "--socket", os.path.join(d, "none.sock")])
+        self.assertNotEqual(status, 0)
+        self.assertTrue(gc.isenabled())
