@@ -24,7 +24,6 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from postfix_mtasts.admin import Admin
-from postfix_mtasts.controlsocket import ControlFactory
 from postfix_mtasts.core.config import ListenerConfig, ServerConfig
 from postfix_mtasts.core.config_listeners import (
     listen_backlog,
@@ -38,7 +37,6 @@ from postfix_mtasts.protocols import (
     SocketmapProtocol,
     TcpTableProtocol,
 )
-from postfix_mtasts.slicing import keep_out_of_gc
 
 __all__ = ["ListenerError", "listener_service", "start_control"]
 
@@ -214,6 +212,11 @@ def start_control(
     """The admin socket (mode 660, stale sockets of a dead daemon replaced,
     its directory created if missing); the daemon runs on without it if it
     cannot be created.  ``status`` answers the ``status`` command."""
+    # Imported here: the control socket opens after the first answers
+    # (start_daemon), and serve loads these with the network parts.
+    from postfix_mtasts.controlsocket import ControlFactory
+    from postfix_mtasts.slicing import keep_out_of_gc
+
     factory = ControlFactory(admin, reactor, settle=keep_out_of_gc, status=status)
     endpoint = serverFromString(reactor, f"unix:{path}:mode=660:lockfile=1")
     service = EndpointService(endpoint, factory)

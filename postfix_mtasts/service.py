@@ -240,8 +240,9 @@ async def start_daemon(
     daemon.privilegedStartService()  # type: ignore[no-untyped-call]
     daemon.startService()  # type: ignore[no-untyped-call]
     metrics = ("postfix_mtasts.metrics",) if config.metrics.endpoint else ()
+    control = ("postfix_mtasts.controlsocket",) if config.control.socket else ()
     try:
-        await importer((*PARTS, *metrics))
+        await importer((*PARTS, *metrics, *control))
         network = make_network(config, reactor, lookup.counts)
     except BaseException:
         late.failed(Failure())  # type: ignore[no-untyped-call]
