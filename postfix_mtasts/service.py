@@ -209,16 +209,24 @@ def make_refresher(config: Config, admin: Admin, reactor: Any) -> Refresher | No
 
 
 async def start_daemon(
-    config: Config, reactor: Any, *, importer: Importer = import_now
+    config: Config,
+    reactor: Any,
+    *,
+    importer: Importer = import_now,
+    opening: Deferred[PolicySharing | None] | None = None,
 ) -> Daemon:
     """Load the stored policies (E1), then start listening: Postfix's first
     lookups are answered from them without network.  Then the DNS and
     HTTPS parts are built, their modules imported by ``importer`` first
     (``serve`` imports them in a thread, so the listeners answer meanwhile;
     a discovery asked before they are built waits for them), and last the
-    metrics server and the control socket start.  Raises CannotListenError
-    when a listener or the metrics endpoint cannot bind."""
-    sharing = await open_sharing(config, reactor)
+    metrics server and the control socket start.  ``opening``: the stores
+    already being opened (:func:`~postfix_mtasts.storage.open_sharing`;
+    ``serve`` opens them while Postfix is asked about DANE).  Raises
+    CannotListenError when a listener or the metrics endpoint cannot bind."""
+    if opening is None:
+        opening = Deferred.fromCoroutine(open_sharing(config, reactor))
+    sharing = await opening
     late = LateNetwork()
     lookup = _configured_lookup(
         config, reactor, late, late if gathers_facts(config) else None, sharing

@@ -66,18 +66,24 @@ def run_serve(config: Config, path: str | None = None) -> int:
             log.warn("configuration: {warning}", warning=warning)
         systemd.status("starting: loading stored policies")
         # Before listening: every answer uses the resolved dane settings.
-        # Postfix is asked in a child process (dane = "auto"): the daemon's
-        # modules load meanwhile, the child runs on the other CPU.
+        # Postfix is asked in a child process (dane = "auto"), the store
+        # opens in its worker thread ([store] and dane settings are apart),
+        # and the daemon's modules load meanwhile (issue 13).
         settling = Deferred.fromCoroutine(settle_dane(config, reactor))
+        from postfix_mtasts.storage import open_sharing
+
+        opening = Deferred.fromCoroutine(open_sharing(config, reactor))
         from postfix_mtasts.listeners import ListenerError
         from postfix_mtasts.service import start_daemon
 
         try:
             settled, _ = await settling
             # The network parts' modules load in a thread once the
-            # listeners listen: lookups are answered meanwhile (issue 13).
+            # listeners listen: lookups are answered meanwhile.
             importer = import_in_thread(reactor)
-            daemon = await start_daemon(settled, reactor, importer=importer)
+            daemon = await start_daemon(
+                settled, reactor, importer=importer, opening=opening
+            )
             # Off since main() (cli/__init__.py).  What start-up made is code
             # and long-lived parts: out of every collection from now on, as
             # the stored policies are (start_daemon), and not one pass over it
