@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .world import Proc, World
+
+#: The line serve logs once everything has started (cli/serve.py).
+STARTED = re.compile(r"postfix-mtasts \S+ started")
 
 BASE_CONFIG = """
 [[listener]]
@@ -78,7 +82,19 @@ def start_daemon(
         name=name,
     )
     world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
+    wait_started(proc)
     return proc
+
+
+def wait_started(proc: Proc, timeout: float = 20.0) -> None:
+    """Wait for the daemon's "started" line: its socketmap port accepts
+    (and answers from the store) before its DNS and HTTPS parts, control
+    socket and metrics server are up (issue 13)."""
+    deadline = time.monotonic() + timeout
+    while not STARTED.search(proc.output()):
+        if not proc.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{proc} did not start:\n{proc.output()}")
+        time.sleep(0.01)  # noqa: TID251 - polling a real process with a deadline
 
 
 def write_config(

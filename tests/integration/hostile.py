@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .daemonctl import ask, socketmap
+from .daemonctl import ask, socketmap, wait_started
 from .world import SERVERS, Proc, World
 
 __all__ = [
@@ -112,6 +112,7 @@ def start_hostile_daemon(
         argv = [str(SERVERS / "skewed_clock.py"), str(skew_s), *argv]
     proc = world.spawn("mta", [sys.executable, *argv], name=name)
     world.wait_tcp("mta", "127.0.0.1", port, timeout=20)
+    wait_started(proc)
     return proc
 
 
