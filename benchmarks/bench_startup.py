@@ -5,8 +5,9 @@ No root, no network: everything runs on 127.0.0.1 on a free port, with a
 temporary directory for the daemon's configuration and store.  Each rep
 starts, one after the other and in an order that alternates between reps,
 
-- ``bare``: a Twisted NetstringReceiver server answering from a dict (this
-  script, ``--serve-bare``, same python, epoll reactor);
+- ``bare``: a Twisted NetstringReceiver server answering from a dict
+  (:data:`BARE_SERVER`, run with ``python -c``: the same python, the epoll
+  reactor, no other import);
 - ``notfound``: ``python -m postfix_mtasts serve`` with a minimal
   configuration (one socketmap listener on the port, the embedded SQLite
   store in the temporary directory, everything else built in), asked
@@ -64,24 +65,29 @@ POLICY = (
 KINDS = ("bare", "notfound", "cached")
 
 
-def serve_bare(port: int) -> None:
-    """The framework's floor: epoll reactor, NetstringReceiver, a dict."""
-    from twisted.internet import epollreactor
+#: The bare server, run with ``python -c`` so that it imports only what it
+#: serves with (this script's own imports would slow its start).
+BARE_SERVER = f"""
+import sys
+from twisted.internet import epollreactor
 
-    epollreactor.install()
-    from twisted.internet import reactor
-    from twisted.internet.protocol import Factory
-    from twisted.protocols.basic import NetstringReceiver
+epollreactor.install()
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import NetstringReceiver
 
-    table = {CACHED_DOMAIN.encode(): b"OK secure match=mx1.example"}
+table = {{{CACHED_DOMAIN.encode()!r}: b"OK secure match=mx1.example"}}
 
-    class Bare(NetstringReceiver):
-        def stringReceived(self, string: bytes) -> None:
-            _, _, key = string.partition(b" ")
-            self.sendString(table.get(key, b"NOTFOUND "))
 
-    reactor.listenTCP(port, Factory.forProtocol(Bare), interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+class Bare(NetstringReceiver):
+    def stringReceived(self, string):
+        _, _, key = string.partition(b" ")
+        self.sendString(table.get(key, b"NOTFOUND "))
+
+
+reactor.listenTCP(int(sys.argv[1]), Factory.forProtocol(Bare), interface="127.0.0.1")
+reactor.run()
+"""
 
 
 def free_port() -> int:
@@ -176,12 +182,7 @@ class Setup:
 
     def argv(self, kind: str) -> tuple[list[str], dict[str, str]]:
         if kind == "bare":
-            return [
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--serve-bare",
-                str(self.port),
-            ], self.env
+            return [sys.executable, "-c", BARE_SERVER, str(self.port)], self.env
         serve = [sys.executable, "-m", "postfix_mtasts", "serve"]
         return [*serve, "--config", str(self.config)], self.daemon_env()
 
@@ -263,7 +264,6 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--interval-ms", type=float, default=2.0)
     p.add_argument("--timeout-s", type=float, default=30.0)
@@ -281,9 +281,6 @@ def main() -> None:
         help="source tree of the daemon to start (default: this checkout)",
     )
     args = p.parse_args()
-    if args.serve_bare is not None:
-        serve_bare(args.serve_bare)
-        return
     tree = Path(args.daemon_python_path).resolve()
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     cpus: dict[str, list[float]] = {kind: [] for kind in KINDS}
