@@ -79,6 +79,9 @@ class StartupImportTests(SynchronousTestCase):
             "from postfix_mtasts.cli import build_parser\n"
             "build_parser().parse_args(['serve'])\n"
             "import postfix_mtasts.cli.serve, postfix_mtasts.cache.sqlite\n"
+            # what run_serve's main() loads before start_daemon listens
+            "import postfix_mtasts.storage, postfix_mtasts.listeners\n"
+            "import postfix_mtasts.service\n"
         )
         script = f"import sys, json\n{code}print(json.dumps([n for n in {LATER!r} if n in sys.modules]))"
         self.assertEqual(last_json(script), [])
