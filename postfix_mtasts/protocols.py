@@ -17,10 +17,12 @@ a request begun must be complete within ``request_timeout_s``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,6 +35,7 @@ from postfix_mtasts.connections import (
 from postfix_mtasts.core import socketmap, tcptable
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.flowcontrol import FlowControlledProtocol
+from postfix_mtasts.sendnow import sender_for
 
 __all__ = [
     "MAX_PENDING_PER_CONNECTION",
@@ -63,6 +66,7 @@ class _LookupProtocol(FlowControlledProtocol):
         self._closing = False
 
     _decoder: _Decoder
+    _send: Callable[[bytes], None]  # transport.write, or at once (sendnow)
     _terminator: bytes  # the last byte of every request
 
     # Subclasses: the frames completed before a framing error and its reason
@@ -80,6 +84,8 @@ class _LookupProtocol(FlowControlledProtocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self._encoded_answers = factory.encoded
+        # Answers go out at once when nothing is queued before them.
+        self._send = sender_for(cast(ITransport, self.transport))
         self._flow_start(
             factory.clock,
             factory.idle_timeout_s,
@@ -152,15 +158,15 @@ class _LookupProtocol(FlowControlledProtocol):
                 encoded = self._encoded_answers.get(result)
                 ready.append(encoded if encoded is not None else self._encoded(result))
                 continue
-            if ready and self.transport is not None:  # they go out before it
-                self.transport.write(b"".join(ready))
+            if ready:  # they go out before it
+                self._send(b"".join(ready))
                 ready = []
             pending.append(result)
             if isinstance(result, Deferred):
                 result.addErrback(self._lookup_failed)
                 result.addBoth(self._resolved)
-        if ready and self.transport is not None:
-            self.transport.write(b"".join(ready))
+        if ready:
+            self._send(ready[0] if len(ready) == 1 else b"".join(ready))
         if pending:
             self._flush()
 
@@ -224,8 +230,8 @@ class _LookupProtocol(FlowControlledProtocol):
                 head = cast(Answer, head.result)
             pending.popleft()
             out.append(self._encoded(head))
-        if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+        if out:
+            self._send(b"".join(out))
         self._flow_update()
 
 
