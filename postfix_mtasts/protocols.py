@@ -52,6 +52,7 @@ MAX_KNOWN_MAP_NAMES = 64
 
 class _Decoder(TypingProtocol):
     def feed(self, data: bytes) -> list[bytes]: ...
+    def whole(self, data: bytes) -> bytes | None: ...
 
 
 class _LookupProtocol(FlowControlledProtocol):
@@ -84,6 +85,7 @@ class _LookupProtocol(FlowControlledProtocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self._encoded_answers = factory.encoded
+        self._progressed = factory.slots.progressed
         # Answers go out at once when nothing is queued before them.
         self._send = sender_for(cast(ITransport, self.transport))
         self._flow_start(
@@ -117,6 +119,27 @@ class _LookupProtocol(FlowControlledProtocol):
         self._reads += 1
         if self._closing:
             return
+        if self._room and not self._pending:
+            # The usual read from Postfix: one whole request, on a connection
+            # that owes nothing and holds nothing.
+            frame = self._decoder.whole(data)
+            if frame is not None:
+                self._progressed(self)
+                self._request_progress(True, False)
+                try:
+                    result = self._request(frame)
+                except Exception:
+                    self.log.failure("lookup raised")
+                    result = _INTERNAL_ERROR
+                if isinstance(result, Answer):  # cached: its bytes are shared
+                    encoded = self._encoded_answers.get(result)
+                    self._send(
+                        encoded if encoded is not None else self._encoded(result)
+                    )
+                else:
+                    self._wait_for(result)
+                    self._flush()
+                return
         try:
             frames, error = self._decoder.feed(data), None
         except ValueError as e:
@@ -152,7 +175,7 @@ class _LookupProtocol(FlowControlledProtocol):
             except Exception:
                 self.log.failure("lookup raised")
                 result = _INTERNAL_ERROR
-            if not pending and not isinstance(result, Deferred):
+            if not pending and isinstance(result, Answer):
                 # Nothing queued ahead of it: the hot path of cached answers,
                 # whose encoded bytes are shared.
                 encoded = self._encoded_answers.get(result)
@@ -161,14 +184,20 @@ class _LookupProtocol(FlowControlledProtocol):
             if ready:  # they go out before it
                 self._send(b"".join(ready))
                 ready = []
-            pending.append(result)
-            if isinstance(result, Deferred):
-                result.addErrback(self._lookup_failed)
-                result.addBoth(self._resolved)
+            if isinstance(result, Answer):
+                pending.append(result)
+            else:
+                self._wait_for(result)
         if ready:
             self._send(ready[0] if len(ready) == 1 else b"".join(ready))
         if pending:
             self._flush()
+
+    def _wait_for(self, result: Deferred[Answer]) -> None:
+        """Queue an answer still to come, in request order."""
+        self._pending.append(result)
+        result.addErrback(self._lookup_failed)
+        result.addBoth(self._resolved)
 
     def _drain(self) -> None:
         """Start held requests, in order, in batches that fit the room."""
@@ -224,7 +253,7 @@ class _LookupProtocol(FlowControlledProtocol):
         out: list[bytes] = []
         while pending:
             head = pending[0]
-            if isinstance(head, Deferred):
+            if not isinstance(head, Answer):
                 if not head.called:
                     break
                 head = cast(Answer, head.result)
