@@ -125,7 +125,8 @@ class _LookupProtocol(FlowControlledProtocol):
             frame = self._decoder.whole(data)
             if frame is not None:
                 self._progressed(self)
-                self._request_progress(True, False)
+                if self._partial_since is not None:  # no request left begun
+                    self._request_progress(True, False)
                 try:
                     result = self._request(frame)
                 except Exception:
