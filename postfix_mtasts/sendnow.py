@@ -37,9 +37,26 @@ from twisted.internet.interfaces import ITransport
 __all__ = ["ImmediateSender", "sender_for"]
 
 
+# What ImmediateSender reads of Twisted's FileDescriptor: where one of them
+# is missing (another Twisted), connections simply write as before.
+_STATE = (
+    "dataBuffer",
+    "_tempDataLen",
+    "connected",
+    "disconnecting",
+    "_writeDisconnecting",
+    "TLS",
+    "writeSomeData",
+)
+
+
 def sender_for(transport: ITransport) -> Callable[[bytes], None]:
     """``send(data)`` for ``transport``: at once where it can (see above)."""
-    if isinstance(transport, tcp.Connection) and not transport.TLS:
+    if (
+        isinstance(transport, tcp.Connection)
+        and all(hasattr(transport, name) for name in _STATE)
+        and not transport.TLS
+    ):
         return ImmediateSender(transport).send
     return transport.write
 

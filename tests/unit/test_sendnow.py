@@ -184,6 +184,16 @@ class ChoiceTests(SynchronousTestCase):
         send = sender_for(conn)
         self.assertIsInstance(getattr(send, "__self__", None), ImmediateSender)
 
+    def test_unknown_transport_state_writes(self) -> None:
+        """A connection class without the buffer state the sender reads (a
+        different Twisted) gets plain ``write``, not a failing sender."""
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        conn = tcp.Connection(ours, Protocol(), WatchingReactor())  # type: ignore[arg-type]
+        del conn._tempDataLen
+        self.assertEqual(sender_for(conn), conn.write)
+
 
 class SocketmapOnSocketTests(Connected):
     """The socketmap protocol on a real connection."""
