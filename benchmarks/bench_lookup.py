@@ -12,8 +12,13 @@ precedence, gathered once by an instant fake during the warm-up), so the
 hot path includes their check, as on a map with DANE precedence on
 (``dane = true``, or "auto" where Postfix does DANE).
 
+With ``--before DIR`` a third server runs the daemon of another source
+tree (e.g. ``git worktree add /tmp/before main``) through that tree's own
+copy of this script, in the same rounds, so one run gives before, after and
+the bare ceiling side by side.
+
     .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
-        [--dane]
+        [--dane] [--before DIR]
 """
 
 from __future__ import annotations
@@ -286,14 +291,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(
-    kind: str, policies: int, dane: bool = False
+    kind: str, policies: int, dane: bool = False, tree: str | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """Serve ``kind`` in a child process, from ``tree`` (a source tree with
+    its own copy of this script) or this one."""
+    script = os.path.join(tree, "benchmarks", "bench_lookup.py") if tree else __file__
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)]
+        [sys.executable, script, "--serve", kind, "--policies", str(policies)]
         + (["--dane"] if dane else []),
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+        env={**os.environ, "PYTHONPATH": tree or os.path.dirname(HERE)},
     )
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
@@ -309,24 +317,35 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--dane", action="store_true", help="MX facts kept too")
+    parser.add_argument(
+        "--before", metavar="DIR", help="also the daemon of this source tree"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.policies, args.dane)
         return
-    kinds = ("bare", "daemon")
-    servers = {kind: start(kind, args.policies, args.dane) for kind in kinds}
+    kinds: tuple[str, ...] = ("bare", "daemon") + (("before",) if args.before else ())
+    servers = {
+        kind: start(
+            "bare" if kind == "bare" else "daemon",
+            args.policies,
+            args.dane,
+            args.before if kind == "before" else None,
+        )
+        for kind in kinds
+    }
     rounds: dict[str, dict[int, list[dict[str, Any]]]] = {
         k: {1: [], 100: []} for k in kinds
     }
-    ratios: dict[int, list[float]] = {1: [], 100: []}
+    ratios: dict[str, dict[int, list[float]]] = {k: {1: [], 100: []} for k in kinds}
     try:
         for _, info in servers.values():  # warm up: every key of the pool seen once
             load(info["port"], 100, 2.0, args.policies)
         for n in range(args.repeat):
             for c in (1, 100):
-                # alternate who goes first, so drift on a shared machine evens out
+                # rotate who goes first, so drift on a shared machine evens out
                 got = {}
-                for kind in kinds if n % 2 == 0 else kinds[::-1]:
+                for kind in kinds[n % len(kinds) :] + kinds[: n % len(kinds)]:
                     proc, info = servers[kind]
                     cpu_before = cpu_seconds(proc.pid)
                     run = load(info["port"], c, args.seconds, args.policies)
@@ -338,7 +357,8 @@ def main() -> None:
                     )
                     rounds[kind][c].append(run)
                     got[kind] = run["req_per_s"]
-                ratios[c].append(got["daemon"] / got["bare"])
+                for kind in kinds[1:]:
+                    ratios[kind][c].append(got[kind] / got["bare"])
     finally:
         tails = {}
         for kind, (proc, _) in servers.items():
@@ -375,13 +395,15 @@ def main() -> None:
             "rounds": rounds[kind],
         }
     for c in (1, 100):
-        results[f"ratio_{c}_conn"] = round(statistics.median(ratios[c]), 3)
+        results[f"ratio_{c}_conn"] = round(statistics.median(ratios["daemon"][c]), 3)
+        if args.before:
+            results[f"ratio_before_{c}_conn"] = round(
+                statistics.median(ratios["before"][c]), 3
+            )
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(
-        f"policies cached: {args.policies}, {args.repeat} alternating rounds, medians"
-    )
+    print(f"policies cached: {args.policies}, {args.repeat} rotating rounds, medians")
     for kind in kinds:
         r = results[kind]
         print(
@@ -398,6 +420,12 @@ def main() -> None:
         f"daemon/bare throughput (median of rounds): 1 conn {results['ratio_1_conn']}x, "
         f"100 conn {results['ratio_100_conn']}x"
     )
+    if args.before:
+        print(
+            f"before/bare throughput (median of rounds): "
+            f"1 conn {results['ratio_before_1_conn']}x, "
+            f"100 conn {results['ratio_before_100_conn']}x"
+        )
 
 
 if __name__ == "__main__":
