@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 
 from twisted.internet import tcp
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
 from twisted.internet.protocol import Protocol
@@ -200,9 +201,14 @@ class SocketmapOnSocketTests(Connected):
 
     def setUp(self) -> None:
         super().setUp()
+        self.slow: Deferred[Answer] = Deferred()
+
+        def lookup(name: str, key: bytes, source: object) -> Answer | Deferred[Answer]:
+            return self.slow if key == b"slow.example" else SECURE
+
         factory = LookupFactory(
             SocketmapProtocol,
-            lambda name, key, source: SECURE,
+            lookup,
             Clock(),
             max_connections=2,
             idle_timeout_s=60,
@@ -219,3 +225,22 @@ class SocketmapOnSocketTests(Connected):
         reply = netstring(b"OK secure match=mx1.example.com servername=hostname")
         self.assertEqual(read_all(self.peer), reply * 3)
         self.assertEqual(self.reactor.writes_watched, 0)
+
+    def test_one_request_a_read(self) -> None:
+        """Postfix's usual read, one request, is answered at once, read
+        after read (G4, G6)."""
+        reply = netstring(b"OK secure match=mx1.example.com servername=hostname")
+        for _ in range(3):
+            self.proto.dataReceived(netstring(b"postfix example.com"))
+            self.assertEqual(read_all(self.peer), reply)
+        self.assertEqual(self.reactor.writes_watched, 0)
+
+    def test_answer_waits_for_the_one_before(self) -> None:
+        """A cached answer behind a lookup still under way is not sent past
+        it: both go out, in order, when it ends (G6)."""
+        self.proto.dataReceived(netstring(b"postfix slow.example"))
+        self.proto.dataReceived(netstring(b"postfix example.com"))
+        self.assertEqual(read_all(self.peer), b"")
+        self.slow.callback(Answer.notfound())
+        reply = netstring(b"OK secure match=mx1.example.com servername=hostname")
+        self.assertEqual(read_all(self.peer), netstring(b"NOTFOUND ") + reply)
