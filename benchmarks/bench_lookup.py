@@ -363,6 +363,8 @@ def main() -> None:
             tails[kind] = proc.stdout.read()
             proc.wait()
     results: dict[str, Any] = {"policies": args.policies, "repeat": args.repeat}
+    if args.peer:
+        results["peer_event_loop"] = servers["peer"][1].get("event_loop")
     for kind in kinds:
         info = servers[kind][1]
         rss = max(
@@ -420,7 +422,8 @@ def main() -> None:
     )
     if args.peer:
         print(
-            f"peer/bare throughput (median of rounds): 1 conn "
+            f"peer ({results['peer_event_loop']} loop)/bare throughput"
+            " (median of rounds): 1 conn "
             f"{results['peer_ratio_1_conn']}x, 100 conn {results['peer_ratio_100_conn']}x"
         )
 

@@ -17,7 +17,8 @@ secure match=... servername=hostname``).  It fetches a new domain's policy
 inline and answers after the fetch (``NOTFOUND`` when the fetch fails).
 Its TLS is Python's default context, which honours SSL_CERT_FILE (the
 world's CA); its DNS client (c-ares) reads the namespace's resolv.conf,
-like ours.  Without uvloop in the venv it runs on asyncio's own loop.
+like ours.  It runs on uvloop when the venv has it (``scripts/peer-venv DIR
+uvloop``), else on asyncio's own loop; the results say which.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def describe(venv: Path, cache_size: int) -> dict[str, Any]:
             for k, v in sorted(versions.items())
             if k not in (PEER_DISTRIBUTION, "python", "pip", "setuptools")
         },
+        "event_loop": "uvloop" if "uvloop" in versions else "asyncio",
         "config": peer_config(0, cache_size).replace("port: 0", "port: PORT"),
         "verbosity": "info",
     }

@@ -9,7 +9,7 @@ bench_lookup.py's, parsed by the peer's own policy parser.  No network:
 ``cache_grace`` is raised above the run's length (its default, 60 s, would
 make the first lookup of each domain after a minute re-check DNS) and the
 resolver is replaced by one that stops the server if it is ever called.
-asyncio's own loop, as the peer runs without uvloop installed.
+On uvloop when the venv has it, else asyncio's own loop, as the daemon.
 
 Prints, like bench_lookup.serve, a JSON line with the port and RSS before
 and after the fill, and one with the RSS on SIGTERM.
@@ -87,7 +87,14 @@ async def serve(policies: int) -> None:
     port = server.sockets[0].getsockname()[1]
     after = rss_kib()
     print(
-        json.dumps({"port": port, "rss_before_kib": before, "rss_after_kib": after}),
+        json.dumps(
+            {
+                "port": port,
+                "rss_before_kib": before,
+                "rss_after_kib": after,
+                "event_loop": type(loop).__module__.split(".")[0],
+            }
+        ),
         flush=True,
     )
     stop = asyncio.Event()
@@ -99,7 +106,13 @@ async def serve(policies: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policies", type=int, default=100_000)
-    asyncio.run(serve(parser.parse_args().policies))
+    policies = parser.parse_args().policies
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        asyncio.run(serve(policies))
+    else:
+        uvloop.run(serve(policies))
 
 
 if __name__ == "__main__":
