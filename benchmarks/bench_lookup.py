@@ -11,9 +11,13 @@ With ``--dane`` the daemon also keeps MX facts for every domain (DANE
 precedence, gathered once by an instant fake during the warm-up), so the
 hot path includes their check, as on a map with DANE precedence on
 (``dane = true``, or "auto" where Postfix does DANE).
+With ``--peer VENV`` the peer daemon, postfix-mta-sts-resolver from a venv
+made by scripts/peer-venv, is a third server: its own socketmap responder
+over its own in-memory cache, filled with the same policies
+(benchmarks/peer_serve.py, run by that venv's python).
 
     .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
-        [--dane]
+        [--dane] [--peer VENV]
 """
 
 from __future__ import annotations
@@ -286,15 +290,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(
-    kind: str, policies: int, dane: bool = False
+    kind: str, policies: int, dane: bool = False, peer: str | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)]
-        + (["--dane"] if dane else []),
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
-    )
+    if kind == "peer":
+        assert peer is not None
+        argv = [
+            os.path.join(peer, "bin", "python"),
+            os.path.join(HERE, "peer_serve.py"),
+        ]
+        argv += ["--policies", str(policies)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    else:
+        argv = [sys.executable, __file__, "--serve", kind, "--policies", str(policies)]
+        argv += ["--dane"] if dane else []
+        env = {**os.environ, "PYTHONPATH": os.path.dirname(HERE)}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
 
@@ -309,16 +319,20 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--dane", action="store_true", help="MX facts kept too")
+    parser.add_argument(
+        "--peer", metavar="VENV", help="the peer daemon from this venv as well"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.policies, args.dane)
         return
-    kinds = ("bare", "daemon")
-    servers = {kind: start(kind, args.policies, args.dane) for kind in kinds}
+    kinds: tuple[str, ...] = ("bare", "daemon") + (("peer",) if args.peer else ())
+    servers = {kind: start(kind, args.policies, args.dane, args.peer) for kind in kinds}
     rounds: dict[str, dict[int, list[dict[str, Any]]]] = {
         k: {1: [], 100: []} for k in kinds
     }
     ratios: dict[int, list[float]] = {1: [], 100: []}
+    peer_ratios: dict[int, list[float]] = {1: [], 100: []}
     try:
         for _, info in servers.values():  # warm up: every key of the pool seen once
             load(info["port"], 100, 2.0, args.policies)
@@ -339,6 +353,8 @@ def main() -> None:
                     rounds[kind][c].append(run)
                     got[kind] = run["req_per_s"]
                 ratios[c].append(got["daemon"] / got["bare"])
+                if "peer" in got:
+                    peer_ratios[c].append(got["peer"] / got["bare"])
     finally:
         tails = {}
         for kind, (proc, _) in servers.items():
@@ -347,6 +363,8 @@ def main() -> None:
             tails[kind] = proc.stdout.read()
             proc.wait()
     results: dict[str, Any] = {"policies": args.policies, "repeat": args.repeat}
+    if args.peer:
+        results["peer_event_loop"] = servers["peer"][1].get("event_loop")
     for kind in kinds:
         info = servers[kind][1]
         rss = max(
@@ -376,6 +394,10 @@ def main() -> None:
         }
     for c in (1, 100):
         results[f"ratio_{c}_conn"] = round(statistics.median(ratios[c]), 3)
+        if args.peer:
+            results[f"peer_ratio_{c}_conn"] = round(
+                statistics.median(peer_ratios[c]), 3
+            )
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -398,6 +420,12 @@ def main() -> None:
         f"daemon/bare throughput (median of rounds): 1 conn {results['ratio_1_conn']}x, "
         f"100 conn {results['ratio_100_conn']}x"
     )
+    if args.peer:
+        print(
+            f"peer ({results['peer_event_loop']} loop)/bare throughput"
+            " (median of rounds): 1 conn "
+            f"{results['peer_ratio_1_conn']}x, 100 conn {results['peer_ratio_100_conn']}x"
+        )
 
 
 if __name__ == "__main__":
