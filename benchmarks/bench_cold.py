@@ -327,7 +327,8 @@ def start_daemon(
             world, venv, name, args.port, config, cpu=cpu, profile=profile, trust=trust
         )
     else:
-        config = daemon_config(args.port, world.work / name)
+        extra = "\n".join(f"[{table}]\n{line}" for table, line in args.setting)
+        config = daemon_config(args.port, world.work / name, extra=extra)
         tree = Path(args.daemon_python_path).resolve()
         daemon = ColdDaemon(
             world, tree, name, args.port, config, cpu=cpu, profile=profile, trust=trust
@@ -504,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
         "dns_queries_from": "unbound total.num.queries (stats_noreset)",
         "certificates": "one per policy host (world pki, chosen by SNI)",
         "trust": SYSTEM_BUNDLE + " + world CA" if args.system_trust else "world CA",
+        "settings": [f"[{table}] {line}" for table, line in args.setting],
         "reps": [],
     }
     if args.peer:
@@ -556,6 +558,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--deadline-s", type=float, default=120.0)
     p.add_argument("--retry-ms", type=float, default=20.0)
     p.add_argument("--hot-interval-ms", type=float, default=5.0)
+    p.add_argument(
+        "--setting",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("TABLE", "LINE"),
+        help="a line of our daemon's config in its own table, e.g."
+        " --setting fetch 'max_in_flight = 8'",
+    )
     p.add_argument(
         "--idle-s",
         type=float,
