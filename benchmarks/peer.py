@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -121,20 +120,7 @@ class PeerDaemon(WorldDaemon):
         """Start it; True once its port answers, False if it exited first or
         did not get there within ``timeout``."""
         argv = self.python("-c", self.config, "-v", "info")
-        self.procs.append(
-            self.world.spawn("mta", argv, env=self.env(), name=self.name, cwd=self.work)
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.proc.alive():
-                return False
-            try:
-                self.world.mta.connect("127.0.0.1", self.port, 1.0).close()
-                return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+        return self.spawn_until(argv, self.work, lambda: True, timeout)
 
     def cache(self, *args: str) -> tuple[int, str]:
         raise NotImplementedError("the peer has no control socket")

@@ -26,17 +26,10 @@ import signal
 import time
 from typing import Any
 
+from bench_lookup import rss_kib
 from postfix_mta_sts_resolver import utils
 from postfix_mta_sts_resolver.base_cache import CacheEntry
 from postfix_mta_sts_resolver.responder import STSSocketmapResponder
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def domain_name(i: int) -> str:  # as bench_lookup.domain_name
