@@ -353,7 +353,7 @@ class GovernedTests(CoordinatorTestCase):
         discoveries start than configured; back on time, the queued ones
         start as the bound grows (issue 13: hot lookups keep their p99)."""
         governor = LagGovernor(self.clock, 8, least=2, interval_s=0.02, late_s=0.005)
-        refresh = RefreshRound(self.resolver, self.domains, self.clock, timing=TIMING)  # type: ignore[arg-type]
+        refresh = RefreshRound(self.resolver, self.domains, self.clock, timing=TIMING)
         self.coordinator = RefreshCoordinator(
             refresh, self.domains, max_in_flight=8, governor=governor
         )

@@ -149,7 +149,7 @@ class CaseRandomizationTests(SynchronousTestCase):
             reply.set_rcode(rcode)
             port.protocol.datagramReceived(reply.to_wire(), NS)
             failure = self.successResultOf(d)
-            self.assertIsInstance(failure, TxtFailure)
+            assert isinstance(failure, TxtFailure)
             self.assertIn(dns.rcode.to_text(rcode), failure.reason)
 
     def test_off_takes_folded_case(self) -> None:

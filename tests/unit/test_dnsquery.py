@@ -23,7 +23,9 @@ from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
         ("xn--bcher-kva.example.", dns.rdatatype.MX, False),
     ],
 )
-def test_same_wire_as_dnspython(name: str, rdtype: int, dnssec: bool) -> None:
+def test_same_wire_as_dnspython(
+    name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
+) -> None:
     """Header (id, RD and AD, one question, one additional), question and
     OPT record (payload, DO) equal dnspython's encoding octet for octet."""
     parsed = dns.name.from_text(name)
