@@ -17,16 +17,20 @@ while refreshes do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-__all__ = ["LAG_INTERVAL_S", "LATE_S", "LEAST_IN_FLIGHT", "LagGovernor"]
+__all__ = ["BUSY_SHARE", "LAG_INTERVAL_S", "LATE_S", "LEAST_IN_FLIGHT", "LagGovernor"]
 
 LAG_INTERVAL_S = 0.02
 #: Later than this, the reactor is busy enough to delay hot lookups.
 LATE_S = 0.005
 LEAST_IN_FLIGHT = 2
+#: The share of a tick the reactor thread must have run for its lateness to
+#: be its own work.
+BUSY_SHARE = 0.7
 
 
 class LagGovernor:
@@ -40,8 +44,12 @@ class LagGovernor:
         least: int = LEAST_IN_FLIGHT,
         interval_s: float = LAG_INTERVAL_S,
         late_s: float = LATE_S,
+        busy_share: float = BUSY_SHARE,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._clock = clock
+        self._cpu_clock = cpu_clock
+        self._busy_share = busy_share
         self._most = most
         self._least = min(least, most)
         self._interval_s = interval_s
@@ -49,6 +57,8 @@ class LagGovernor:
         self.limit = most
         self._timer: IDelayedCall | None = None
         self._due = 0.0
+        self._since = 0.0  # when the tick was scheduled, by clock and by CPU
+        self._cpu_since = 0.0
         self._on_raise: Callable[[], object] = lambda: None
         self._busy: Callable[[], bool] = lambda: False
         self.lowered = 0  # times the limit was halved (a metric of CPU pressure)
@@ -76,14 +86,19 @@ class LagGovernor:
         self._timer = None
 
     def _schedule(self) -> None:
-        self._due = self._clock.seconds() + self._interval_s
+        self._since = self._clock.seconds()
+        self._cpu_since = self._cpu_clock()
+        self._due = self._since + self._interval_s
         self._timer = self._clock.callLater(self._interval_s, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        late = self._clock.seconds() - self._due
+        now = self._clock.seconds()
+        late = now - self._due
+        ran = self._cpu_clock() - self._cpu_since
+        own_work = ran >= self._busy_share * (now - self._since)
         raised = False
-        if late > self._late_s:
+        if late > self._late_s and own_work:
             lowered = max(self._least, self.limit // 2)
             self.lowered += lowered < self.limit
             self.limit = lowered

@@ -13,8 +13,15 @@ from postfix_mtasts.governor import LagGovernor
 class LagGovernorTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
+        # The reactor thread ran all along, unless a test stops its CPU clock.
+        self.cpu = self.clock.seconds
         self.governor = LagGovernor(
-            self.clock, 32, least=2, interval_s=0.02, late_s=0.005
+            self.clock,
+            32,
+            least=2,
+            interval_s=0.02,
+            late_s=0.005,
+            cpu_clock=lambda: self.cpu(),
         )
         self.busy = True
         self.raised = 0
@@ -43,6 +50,19 @@ class LagGovernorTests(SynchronousTestCase):
             seen.append(self.governor.limit)
         self.assertEqual(seen, [16, 8, 4, 2, 2, 2])
         self.assertEqual(self.governor.lowered, 4)
+
+    def test_late_from_other_processes_lowers_nothing(self) -> None:
+        """Late ticks while the reactor thread hardly ran (other processes
+        held the CPU): the bound is not lowered, it grows back instead."""
+        self.governor.running()
+        self.clock.advance(0.03)
+        self.assertEqual(self.governor.limit, 16)
+        stopped = self.clock.seconds()
+        self.cpu = lambda: stopped  # the thread's CPU clock stands still
+        for _ in range(4):
+            self.clock.advance(0.03)
+        self.assertEqual(self.governor.limit, 20)
+        self.assertEqual(self.governor.lowered, 1)
 
     def test_on_time_again_grows_by_one_and_starts_queued(self) -> None:
         """Back on time, the bound grows by one per tick up to the configured
