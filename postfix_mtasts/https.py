@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, cast
+from typing import cast
 
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, X509Store
@@ -25,11 +25,12 @@ from service_identity.pyopenssl import extract_patterns
 from treq.client import HTTPClient
 from treq.cookies import IndexableCookieJar
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IOpenSSLClientConnectionCreator,
     IReactorPluggableNameResolver,
+    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -45,9 +46,10 @@ from twisted.web.client import (
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
-from zope.interface import directlyProvides, implementer, providedBy
+from zope.interface import implementer
 
 from postfix_mtasts.fetch import refuse_content_coding
+from postfix_mtasts.hostendpoint import HostEndpoint
 from postfix_mtasts.httpbounds import bound_response_heads
 
 __all__ = [
@@ -206,12 +208,12 @@ def make_https_client(
 
 @implementer(IAgentEndpointFactory)
 class _PolicyHostEndpoints:
-    """How the Agent reaches a policy host: ``tls`` over Twisted's
-    HostnameEndpoint, on ``reactor`` alone.  Twisted's own endpoint factory
-    would flush TLS writes on the global reactor and resolve names with the
-    reactor's resolver; this one flushes on ``reactor`` and resolves with
-    ``name_resolver`` when one is given.  https only: a policy is never
-    fetched in clear (B2)."""
+    """How the Agent reaches a policy host: ``tls`` over a
+    :class:`~postfix_mtasts.hostendpoint.HostEndpoint` on ``reactor``, whose
+    addresses come from ``name_resolver`` or, when it is None, from the
+    reactor's resolver at each connect (the checker installs its own there).
+    Twisted's own endpoint factory would flush TLS writes on the global
+    reactor.  https only: a policy is never fetched in clear (B2)."""
 
     def __init__(
         self,
@@ -223,52 +225,26 @@ class _PolicyHostEndpoints:
         self._reactor = reactor
         self._tls = tls
         self._connect_timeout_s = connect_timeout_s
-        self._endpoint_reactor = (
-            reactor
-            if name_resolver is None
-            else _NameResolverReactor(reactor, name_resolver)
-        )
+        self._name_resolver = name_resolver
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
         if uri.scheme != b"https":
             raise SchemeNotSupported(f"not an https URL: {uri.scheme!r}")
-        endpoint = HostnameEndpoint(
-            self._endpoint_reactor,
+        resolver = self._name_resolver
+        if resolver is None:
+            resolver = cast(IReactorPluggableNameResolver, self._reactor).nameResolver
+        endpoint = HostEndpoint(
+            cast(IReactorTCP, self._reactor),
+            resolver,
             uri.host.decode("ascii"),
             uri.port,
-            timeout=self._connect_timeout_s,
+            timeout_s=self._connect_timeout_s,
         )
         creator = self._tls.creatorForNetloc(uri.host, uri.port)
         wrapped: IStreamClientEndpoint = wrapClientTLS(
             creator, endpoint, clock=cast(IReactorTime, self._reactor)
         )
         return wrapped
-
-
-@implementer(IReactorPluggableNameResolver)
-class _NameResolverReactor:
-    """``reactor`` as a HostnameEndpoint sees it: the endpoint takes its
-    resolver from ``IReactorPluggableNameResolver(reactor).nameResolver``, so
-    this one answers that itself and hands everything else (connectTCP,
-    callLater, ...) to ``reactor``, whose own resolver stays as it is."""
-
-    def __init__(self, reactor: object, resolver: IHostnameResolver) -> None:
-        self._reactor = reactor
-        self._resolver = resolver
-        directlyProvides(self, providedBy(reactor), IReactorPluggableNameResolver)
-
-    @property
-    def nameResolver(self) -> IHostnameResolver:  # noqa: N802 (Twisted's name)
-        return self._resolver
-
-    def installNameResolver(  # noqa: N802 (Twisted's name)
-        self, resolver: IHostnameResolver
-    ) -> IHostnameResolver:
-        previous, self._resolver = self._resolver, resolver
-        return previous
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
 
 
 def load_pem_certificates(path: str) -> list[Certificate]:

@@ -24,6 +24,7 @@ from postfix_mtasts.dnsclient import DnsClient, system_nameservers
 from postfix_mtasts.dnssecprobe import probe_dnssec
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.frontdoor import FrontDoor
+from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.listeners import listener_service, start_control
 from postfix_mtasts.metrics import metrics_service
 from postfix_mtasts.network import make_network, timing_of
@@ -111,6 +112,7 @@ def assemble_lookup(
         ),
         domains,
         max_in_flight=max_in_flight,
+        governor=LagGovernor(clock, max_in_flight),
     )
     front_door = FrontDoor(
         domains,
