@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,16 @@ class WorldDaemon:
         it exited first or did not get there within ``timeout``."""
         self.control.unlink(missing_ok=True)
         argv = self.python("serve", "--config", self.config)
+        return self.spawn_until(argv, self.tree, self.control.exists, timeout)
+
+    def spawn_until(
+        self, argv: list[str], cwd: Path, ready: Callable[[], bool], timeout: float
+    ) -> bool:
+        """Spawn ``argv`` in the mta namespace; True once its port answers
+        and ``ready()``, False if it exited first or did not within
+        ``timeout``."""
         self.procs.append(
-            self.world.spawn("mta", argv, env=self.env(), name=self.name, cwd=self.tree)
+            self.world.spawn("mta", argv, env=self.env(), name=self.name, cwd=cwd)
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -161,7 +170,7 @@ class WorldDaemon:
                 return False
             try:
                 self.world.mta.connect("127.0.0.1", self.port, 1.0).close()
-                if self.control.exists():
+                if ready():
                     return True
             except OSError:
                 pass

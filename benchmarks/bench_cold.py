@@ -26,9 +26,15 @@ py-spy (``pip install py-spy`` into the venv) during the cold phase only,
 without slowing it much (collapsed stacks).  benchmarks/profile_layers.py
 reads either and sums the time per layer.  Needs root (network namespaces).
 
+--peer VENV runs the peer daemon, postfix-mta-sts-resolver, from a venv made
+by scripts/peer-venv (benchmarks/peer.py: how it is configured) in the same
+world, the same way, instead of ours; with --compare each rep runs both on
+domains of their own, alternating who goes first, and the medians of each
+and the peer's over ours follow (``peer median ...``, ``peer/ours ...``).
+
     .venv/bin/python benchmarks/bench_cold.py [--domains 1000]
         [--connections 100] [--reps 3] [--daemon-python-path DIR]
-        [--profile FILE]
+        [--profile FILE] [--peer VENV [--compare]]
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from typing import Any
 
 from attack_world import World, WorldDaemon, daemon_config, exit_on_sigterm, parser
 from bench_floods import cpu_s, frame, package_file, rss_kib
+from peer import PeerDaemon, describe, peer_config
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 PORT = 8660
@@ -301,27 +308,59 @@ def start_py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
     return spy
 
 
+def start_daemon(
+    args: argparse.Namespace,
+    world: World,
+    server: str,
+    name: str,
+    profile: Path | None,
+) -> WorldDaemon:
+    """Ours (from --daemon-python-path) or the peer (from --peer), pinned
+    alike, trusting the same CAs."""
+    cpu = None if args.no_pin else args.daemon_cpu
+    trust = system_trust(world) if args.system_trust else None
+    daemon: WorldDaemon
+    if server == "peer":
+        config = peer_config(args.port, peer_cache_size(args))
+        venv = Path(args.peer).resolve()
+        daemon = PeerDaemon(
+            world, venv, name, args.port, config, cpu=cpu, profile=profile, trust=trust
+        )
+    else:
+        extra = "\n".join(f"[{table}]\n{line}" for table, line in args.setting)
+        config = daemon_config(args.port, world.work / name, extra=extra)
+        tree = Path(args.daemon_python_path).resolve()
+        daemon = ColdDaemon(
+            world, tree, name, args.port, config, cpu=cpu, profile=profile, trust=trust
+        )
+    if not daemon.start():
+        raise RuntimeError(f"{server} daemon did not start: {daemon.lines()[-5:]}")
+    return daemon
+
+
+def peer_cache_size(args: argparse.Namespace) -> int:
+    """Room for every domain of a rep and the world's own, so that the
+    peer's LRU cache evicts nothing."""
+    return max(10_000, 2 * args.domains + 100)
+
+
 def one_rep(
-    args: argparse.Namespace, world: World, rep: int, profile: Path | None
+    args: argparse.Namespace,
+    world: World,
+    rep: int,
+    profile: Path | None,
+    server: str = "ours",
+    spy_path: str | None = None,
 ) -> dict[str, Any]:
-    last = rep == args.reps - 1
     world.reset()
-    domains = [f"cold{rep}-{i}.test" for i in range(args.domains)]
+    prefix = "peer" if server == "peer" else "cold"
+    domains = [f"{prefix}{rep}-{i}.test" for i in range(args.domains)]
     t0 = time.monotonic()
     with world.dns.batch():
         for domain in domains:
             world.publish(domain)
     publish_s = time.monotonic() - t0
-    name = f"cold-{rep}"
-    config = daemon_config(args.port, world.work / name)
-    cpu = None if args.no_pin else args.daemon_cpu
-    trust = system_trust(world) if args.system_trust else None
-    tree = Path(args.daemon_python_path).resolve()
-    daemon = ColdDaemon(
-        world, tree, name, args.port, config, cpu=cpu, profile=profile, trust=trust
-    )
-    if not daemon.start():
-        raise RuntimeError(f"daemon did not start: {daemon.lines()[-5:]}")
+    daemon = start_daemon(args, world, server, f"{prefix}-{rep}", profile)
     try:
         if not wait_secure(daemon, HOT_DOMAIN):
             raise RuntimeError(f"{HOT_DOMAIN} never answered secure")
@@ -330,7 +369,7 @@ def one_rep(
         rss_before = rss_kib(daemon.pid)
         probe = HotProbe(daemon, args.hot_interval_ms / 1000)
         time.sleep(BASELINE_S)
-        spy = start_py_spy(daemon.pid, args.py_spy) if args.py_spy and last else None
+        spy = start_py_spy(daemon.pid, spy_path) if spy_path else None
         dns0, cpu0, side0 = dns_queries(world), cpu_s(daemon.pid), side_cpu(world)
         split0 = user_sys(daemon.pid)
         cold = cold_phase(
@@ -360,6 +399,7 @@ def one_rep(
     wall = cold["wall_s"] or 1e-9
     return {
         "rep": rep,
+        "server": server,
         "publish_s": round(publish_s, 2),
         "secure": cold["secure"],
         "wall_s": cold["wall_s"],
@@ -424,12 +464,38 @@ def medians(reps: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+RATIO_KEYS = (
+    "wall_s",
+    "cpu_ms_per_policy",
+    "policies_per_s",
+    "rss_after_kib",
+    "hot_cold.p99_ms",
+)
+
+
+def servers_of(args: argparse.Namespace, rep: int) -> list[str]:
+    """Who runs in this rep, in order: with --compare both, the first
+    alternating, so drift on a shared machine falls on each alike."""
+    if args.compare:
+        return ["ours", "peer"] if rep % 2 == 0 else ["peer", "ours"]
+    return ["peer"] if args.peer else ["ours"]
+
+
+def ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float | None]:
+    """Peer's median over ours, per key (above 1: the peer takes more)."""
+    return {
+        key: round(peer[key] / ours[key], 3)
+        if peer.get(key) and ours.get(key)
+        else None
+        for key in RATIO_KEYS
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     tree = Path(args.daemon_python_path).resolve()
     if not args.no_pin and os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
         others = set(range(os.cpu_count() or 1)) - {int(args.daemon_cpu)}
         os.sched_setaffinity(0, others)  # the world's servers inherit this
-    world = World.create()
     results: dict[str, Any] = {
         "tree": str(tree),
         "package": package_file(tree),
@@ -439,21 +505,43 @@ def run(args: argparse.Namespace) -> int:
         "dns_queries_from": "unbound total.num.queries (stats_noreset)",
         "certificates": "one per policy host (world pki, chosen by SNI)",
         "trust": SYSTEM_BUNDLE + " + world CA" if args.system_trust else "world CA",
+        "settings": [f"[{table}] {line}" for table, line in args.setting],
         "reps": [],
     }
-    print(f"daemon package: {results['package']}", flush=True)
+    if args.peer:
+        results["peer"] = describe(Path(args.peer).resolve(), peer_cache_size(args))
+        print(f"peer: {results['peer']['version']} in {args.peer}", flush=True)
+    if args.compare or not args.peer:
+        print(f"daemon package: {results['package']}", flush=True)
+    world = World.create()
     try:
         for rep in range(args.reps):
-            last = rep == args.reps - 1
-            profile = Path(args.profile).resolve() if args.profile and last else None
-            result = one_rep(args, world, rep, profile)
-            results["reps"].append(result)
-            print(json.dumps(result, separators=(",", ":")), flush=True)
+            order = servers_of(args, rep)
+            for server in order:
+                last = rep == args.reps - 1 and server == order[-1]
+                profile = (
+                    Path(args.profile).resolve() if args.profile and last else None
+                )
+                spy = args.py_spy if args.py_spy and last else None
+                result = one_rep(args, world, rep, profile, server, spy)
+                results["reps"].append(result)
+                print(json.dumps(result, separators=(",", ":")), flush=True)
     finally:
         world.close()
-    results["median"] = medians(results["reps"])
-    for key, value in results["median"].items():
-        print(f"median {key}: {value}", flush=True)
+    ours = [r for r in results["reps"] if r["server"] == "ours"]
+    theirs = [r for r in results["reps"] if r["server"] == "peer"]
+    if ours:
+        results["median"] = medians(ours)
+        for key, value in results["median"].items():
+            print(f"median {key}: {value}", flush=True)
+    if theirs:
+        results["peer"]["median"] = medians(theirs)
+        for key, value in results["peer"]["median"].items():
+            print(f"peer median {key}: {value}", flush=True)
+    if ours and theirs:
+        results["peer_over_ours"] = ratios(results["median"], results["peer"]["median"])
+        for key, ratio in results["peer_over_ours"].items():
+            print(f"peer/ours {key}: {ratio}", flush=True)
     print(json.dumps(results, separators=(",", ":")), flush=True)
     return 0
 
@@ -470,6 +558,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--deadline-s", type=float, default=120.0)
     p.add_argument("--retry-ms", type=float, default=20.0)
     p.add_argument("--hot-interval-ms", type=float, default=5.0)
+    p.add_argument(
+        "--setting",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("TABLE", "LINE"),
+        help="a line of our daemon's config in its own table, e.g."
+        " --setting fetch 'max_in_flight = 8'",
+    )
     p.add_argument(
         "--idle-s",
         type=float,
@@ -488,7 +585,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="FILE",
         help="py-spy (collapsed stacks) on the last rep's cold phase only",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--peer",
+        metavar="VENV",
+        help="the peer daemon from this venv (scripts/peer-venv) instead of ours",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --peer: ours and the peer in each rep, alternating who goes"
+        " first, each on fresh domains; medians of both and their ratio",
+    )
+    args = p.parse_args(argv)
+    if args.compare and not args.peer:
+        p.error("--compare needs --peer VENV")
+    return args
 
 
 if __name__ == "__main__":

@@ -11,9 +11,17 @@ With ``--dane`` the daemon also keeps MX facts for every domain (DANE
 precedence, gathered once by an instant fake during the warm-up), so the
 hot path includes their check, as on a map with DANE precedence on
 (``dane = true``, or "auto" where Postfix does DANE).
+With ``--peer VENV`` the peer daemon, postfix-mta-sts-resolver from a venv
+made by scripts/peer-venv, is one more server: its own socketmap responder
+over its own in-memory cache, filled with the same policies
+(benchmarks/peer_serve.py, run by that venv's python).
+With ``--before DIR`` one more server runs the daemon of another source
+tree (e.g. ``git worktree add /tmp/before main``) through that tree's own
+copy of this script, in the same rounds, so one run gives before, after and
+the bare ceiling side by side.
 
     .venv/bin/python benchmarks/bench_lookup.py [--policies 100000] [--seconds 5]
-        [--dane]
+        [--dane] [--peer VENV] [--before DIR]
 """
 
 from __future__ import annotations
@@ -286,15 +294,30 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start(
-    kind: str, policies: int, dane: bool = False
+    kind: str,
+    policies: int,
+    dane: bool = False,
+    peer: str | None = None,
+    tree: str | None = None,
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--policies", str(policies)]
-        + (["--dane"] if dane else []),
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
-    )
+    """Serve ``kind`` in a child process: the peer from its venv, else from
+    ``tree`` (a source tree with its own copy of this script) or this one."""
+    if kind == "peer":
+        assert peer is not None
+        argv = [
+            os.path.join(peer, "bin", "python"),
+            os.path.join(HERE, "peer_serve.py"),
+        ]
+        argv += ["--policies", str(policies)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    else:
+        script = (
+            os.path.join(tree, "benchmarks", "bench_lookup.py") if tree else __file__
+        )
+        argv = [sys.executable, script, "--serve", kind, "--policies", str(policies)]
+        argv += ["--dane"] if dane else []
+        env = {**os.environ, "PYTHONPATH": tree or os.path.dirname(HERE)}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
 
@@ -309,24 +332,41 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--dane", action="store_true", help="MX facts kept too")
+    parser.add_argument(
+        "--peer", metavar="VENV", help="the peer daemon from this venv as well"
+    )
+    parser.add_argument(
+        "--before", metavar="DIR", help="also the daemon of this source tree"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.policies, args.dane)
         return
-    kinds = ("bare", "daemon")
-    servers = {kind: start(kind, args.policies, args.dane) for kind in kinds}
+    kinds: tuple[str, ...] = ("bare", "daemon")
+    kinds += ("peer",) if args.peer else ()
+    kinds += ("before",) if args.before else ()
+    servers = {
+        kind: start(
+            "daemon" if kind == "before" else kind,
+            args.policies,
+            args.dane,
+            args.peer,
+            args.before if kind == "before" else None,
+        )
+        for kind in kinds
+    }
     rounds: dict[str, dict[int, list[dict[str, Any]]]] = {
         k: {1: [], 100: []} for k in kinds
     }
-    ratios: dict[int, list[float]] = {1: [], 100: []}
+    ratios: dict[str, dict[int, list[float]]] = {k: {1: [], 100: []} for k in kinds}
     try:
         for _, info in servers.values():  # warm up: every key of the pool seen once
             load(info["port"], 100, 2.0, args.policies)
         for n in range(args.repeat):
             for c in (1, 100):
-                # alternate who goes first, so drift on a shared machine evens out
+                # rotate who goes first, so drift on a shared machine evens out
                 got = {}
-                for kind in kinds if n % 2 == 0 else kinds[::-1]:
+                for kind in kinds[n % len(kinds) :] + kinds[: n % len(kinds)]:
                     proc, info = servers[kind]
                     cpu_before = cpu_seconds(proc.pid)
                     run = load(info["port"], c, args.seconds, args.policies)
@@ -338,7 +378,8 @@ def main() -> None:
                     )
                     rounds[kind][c].append(run)
                     got[kind] = run["req_per_s"]
-                ratios[c].append(got["daemon"] / got["bare"])
+                for kind in kinds[1:]:
+                    ratios[kind][c].append(got[kind] / got["bare"])
     finally:
         tails = {}
         for kind, (proc, _) in servers.items():
@@ -347,6 +388,8 @@ def main() -> None:
             tails[kind] = proc.stdout.read()
             proc.wait()
     results: dict[str, Any] = {"policies": args.policies, "repeat": args.repeat}
+    if args.peer:
+        results["peer_event_loop"] = servers["peer"][1].get("event_loop")
     for kind in kinds:
         info = servers[kind][1]
         rss = max(
@@ -375,13 +418,19 @@ def main() -> None:
             "rounds": rounds[kind],
         }
     for c in (1, 100):
-        results[f"ratio_{c}_conn"] = round(statistics.median(ratios[c]), 3)
+        results[f"ratio_{c}_conn"] = round(statistics.median(ratios["daemon"][c]), 3)
+        if args.peer:
+            results[f"peer_ratio_{c}_conn"] = round(
+                statistics.median(ratios["peer"][c]), 3
+            )
+        if args.before:
+            results[f"ratio_before_{c}_conn"] = round(
+                statistics.median(ratios["before"][c]), 3
+            )
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(
-        f"policies cached: {args.policies}, {args.repeat} alternating rounds, medians"
-    )
+    print(f"policies cached: {args.policies}, {args.repeat} rotating rounds, medians")
     for kind in kinds:
         r = results[kind]
         print(
@@ -398,6 +447,18 @@ def main() -> None:
         f"daemon/bare throughput (median of rounds): 1 conn {results['ratio_1_conn']}x, "
         f"100 conn {results['ratio_100_conn']}x"
     )
+    if args.peer:
+        print(
+            f"peer ({results['peer_event_loop']} loop)/bare throughput"
+            " (median of rounds): 1 conn "
+            f"{results['peer_ratio_1_conn']}x, 100 conn {results['peer_ratio_100_conn']}x"
+        )
+    if args.before:
+        print(
+            f"before/bare throughput (median of rounds): "
+            f"1 conn {results['ratio_before_1_conn']}x, "
+            f"100 conn {results['ratio_before_100_conn']}x"
+        )
 
 
 if __name__ == "__main__":

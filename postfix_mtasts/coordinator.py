@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fairqueue import FairQueue
+from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.refresh import RefreshRound
 
 __all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator"]
@@ -62,6 +63,7 @@ class RefreshCoordinator:
         *,
         max_in_flight: int,
         max_pending: int = MAX_PENDING_REFRESHES,
+        governor: LagGovernor | None = None,
     ) -> None:
         self._round = refresh
         self._domains = domains
@@ -74,12 +76,17 @@ class RefreshCoordinator:
         self._flying = dict.fromkeys(Lane, 0)  # queued or running
         self._pumping = False
         self.dropped = 0  # queued discoveries nobody waited for any more
+        self._governor = governor
+        if governor is not None:
+            governor.watch(lambda: any(self._running.values()), self._pump)
 
     def retune(self, refresh: RefreshRound, *, max_in_flight: int) -> None:
         """Start refreshes with ``refresh`` and at most ``max_in_flight`` per
         lane from now on (a configuration reload); running ones go on."""
         self._round = refresh
         self._max_in_flight = max_in_flight
+        if self._governor is not None:
+            self._governor.retune(max_in_flight)
         self._pump()
 
     def pending(self) -> int:
@@ -182,12 +189,14 @@ class RefreshCoordinator:
         if self._pumping:
             return
         self._pumping = True
+        governor = self._governor
+        limit = self._max_in_flight if governor is None else governor.limit
         try:
             started = True
             while started:
                 started = False
                 for lane in Lane:
-                    if self._running[lane] >= self._max_in_flight:
+                    if self._running[lane] >= limit:
                         continue
                     if lane is Lane.KNOWN and self._known:
                         flight = self._known.popitem(last=False)[1]
@@ -201,6 +210,8 @@ class RefreshCoordinator:
                     started = True
         finally:
             self._pumping = False
+        if governor is not None and any(self._running.values()):
+            governor.running()
 
     def _start(self, flight: _Flight) -> None:
         d = Deferred.fromCoroutine(

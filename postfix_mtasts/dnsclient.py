@@ -18,7 +18,6 @@ warned about once.
 from __future__ import annotations
 
 import secrets
-import struct
 from collections import Counter
 from collections.abc import Sequence
 
@@ -44,6 +43,7 @@ from postfix_mtasts.core.dnscase import (
     mix_case,
     source_address,
 )
+from postfix_mtasts.core.dnsquery import query_wire, question_wire
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
     CaseNotEchoedError,
@@ -77,7 +77,7 @@ _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
 # The rcode words counted as themselves; a server's other rcodes are "other".
 _RCODES = frozenset({"noerror", "nxdomain", "servfail", "refused", "formerr"})
 # The query, its wire form, and its question section as the caller asked it.
-_Question = tuple[dns.message.Message, bytes, bytes]
+_Question = tuple[int, bytes, bytes]  # query id, query, question as asked
 
 
 @frozen
@@ -204,24 +204,15 @@ class DnsClient:
         self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> dns.message.Message:
         name = _parse_name(qname)
-        asked = name
+        asked = name.labels
         if self._randomize_case:
-            bits = secrets.randbits(MAX_NAME_LETTERS)
-            asked = dns.name.Name(mix_case(name.labels, bits))
-        query = dns.message.make_query(
-            asked,
-            rdtype,
-            use_edns=0,
-            payload=EDNS_PAYLOAD_BYTES,
-            want_dnssec=dnssec,
-            flags=dns.flags.RD | dns.flags.AD,
+            asked = mix_case(asked, secrets.randbits(MAX_NAME_LETTERS))
+        query_id = secrets.randbits(16)
+        wire = query_wire(
+            query_id, asked, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
         )
-        wire = query.to_wire()
         # The question section as the caller asked it: replies are read so.
-        question = (name.to_wire() or b"") + struct.pack(
-            "!HH", rdtype, dns.rdataclass.IN
-        )
-        exchange = (query, wire, question)
+        exchange = (query_id, wire, question_wire(name.labels, rdtype))
         error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
         servfail: dns.message.Message | None = None
         for _ in range(self._attempts):
@@ -258,8 +249,10 @@ class DnsClient:
     def _udp(
         self, exchange: _Question, server: tuple[str, int]
     ) -> Deferred[dns.message.Message]:
-        query, wire, question = exchange
-        udp = UdpExchange(self._reactor, self._timeout_s, query, wire, server, question)
+        query_id, wire, question = exchange
+        udp = UdpExchange(
+            self._reactor, self._timeout_s, query_id, wire, server, question
+        )
         udp.exact_case = self._randomize_case
         try:
             port = self._reactor.listenUDP(0, udp, source_address(server[0]))
@@ -273,8 +266,10 @@ class DnsClient:
     def _tcp(
         self, exchange: _Question, server: tuple[str, int]
     ) -> Deferred[dns.message.Message]:
-        query, wire, question = exchange
-        tcp = TcpExchange(self._reactor, self._timeout_s, query, wire, server, question)
+        query_id, wire, question = exchange
+        tcp = TcpExchange(
+            self._reactor, self._timeout_s, query_id, wire, server, question
+        )
         source = source_address(server[0])
         bind = (source, 0) if source in _LOOPBACK_SOURCES else None
         connector = self._reactor.connectTCP(

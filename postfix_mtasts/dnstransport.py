@@ -24,7 +24,10 @@ import typing
 from collections.abc import Callable
 
 import dns.exception
+import dns.flags
 import dns.message
+import dns.opcode
+import dns.rcode
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITransport
@@ -58,6 +61,10 @@ class CaseNotEchoedError(DnsError):
 
 
 _HEADER_BYTES = 12
+#: Error replies that may come without the question (RFC 6891 §7).
+_QUESTIONLESS_ERRORS = frozenset(
+    (dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED)
+)
 
 
 class _UdpPort(typing.Protocol):
@@ -96,12 +103,12 @@ class _Exchange:
         self,
         reactor: DnsReactor,
         timeout_s: float,
-        query: dns.message.Message,
+        query_id: int,
         wire: bytes,
         server: tuple[str, int],
         question: bytes,
     ) -> None:
-        self.query, self.wire, self.server = query, wire, server
+        self.query_id, self.wire, self.server = query_id, wire, server
         self._asked = question
         self._sent = wire[_HEADER_BYTES : _HEADER_BYTES + len(question)]
         self.deferred: Deferred[dns.message.Message] = Deferred(lambda _: self._close())
@@ -129,13 +136,29 @@ class _Exchange:
         end = _HEADER_BYTES + len(self._sent)
         echoed = wire[_HEADER_BYTES:end]
         exact = echoed == self._sent
-        if exact or echoed.lower() == self._sent.lower():
+        same_question = exact or echoed.lower() == self._sent.lower()
+        if same_question:
             wire = wire[:_HEADER_BYTES] + self._asked + wire[end:]
         try:
             reply = dns.message.from_wire(wire)
         except (dns.exception.DNSException, ValueError):
             return None, False
-        return (reply, exact) if self.query.is_response(reply) else (None, False)
+        if self._answers(reply, same_question):
+            return reply, exact
+        return None, False
+
+    def _answers(self, reply: dns.message.Message, same_question: bool) -> bool:
+        """Whether ``reply`` is the response to our query, as dnspython's
+        ``Message.is_response`` decides: our id, QR set, opcode QUERY, and
+        our one question, or none at all with an error rcode.  The question
+        was compared as octets (ASCII case aside) before parsing."""
+        if reply.id != self.query_id or not reply.flags & dns.flags.QR:
+            return False
+        if reply.opcode() != dns.opcode.QUERY:
+            return False
+        if reply.question:
+            return same_question and len(reply.question) == 1
+        return reply.rcode() in _QUESTIONLESS_ERRORS
 
     def _close(self) -> None:
         self._done = True

@@ -101,6 +101,22 @@ class DomainState:
         """The MX facts of a cached domain, or None if never gathered."""
         return self._facts.get(domain)
 
+    def current(self, entry: CacheEntry, facts: FactsRecord | None, now: float) -> bool:
+        """Whether ``entry`` is still its domain's cached policy and ``facts``
+        its MX facts; if so, Postfix asked for it (as :meth:`touch`).  One
+        call for a remembered answer's check, on the hot path."""
+        domain = entry.domain
+        if (
+            self._policies.peek(domain) is not entry
+            or self._facts.get(domain) is not facts
+        ):
+            return False
+        used = self._last_used.get(domain)
+        if used is None or now - used > USE_GRANULARITY_S:
+            self._policies.get(domain)
+            self._last_used[domain] = now
+        return True
+
     def domains(self) -> list[str]:
         return [entry.domain for entry in self._policies.scan()]
 

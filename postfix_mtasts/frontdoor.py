@@ -42,6 +42,10 @@ __all__ = ["OVERLOAD_LOG_INTERVAL_S", "FrontDoor"]
 
 OVERLOAD_LOG_INTERVAL_S = 60.0
 
+# A remembered answer: the entry and facts it was rendered from, the answer,
+# its tally cell, and the time from which it must be decided again.
+_Remembered = tuple[CacheEntry, FactsRecord | None, Answer, list[int], float]
+
 
 class FrontDoor:
     log = Logger()
@@ -70,13 +74,11 @@ class FrontDoor:
         # Lookups answered, by map, answer and cache use (read by metrics).
         self.tally = LookupTally()
         # (map, raw key) -> the entry and facts an answer was rendered from,
-        # the answer and its tally cell: a repeated key skips classification
-        # and rendering while that very entry and those very facts are still
-        # current.
-        self._memo: dict[
-            tuple[str, bytes],
-            tuple[CacheEntry, FactsRecord | None, Answer, list[int]],
-        ] = {}
+        # the answer, its tally cell and until when it may be given again:
+        # a repeated key skips classification and rendering while that very
+        # entry and those very facts are still current.
+        self._memo: dict[tuple[str, bytes], _Remembered] = {}
+        self._seconds = clock.seconds
         self._overloaded_since_log = 0
         self._overload_logged_at: float | None = None
         self._spent = SpentBudgets(clock, self.log, budget_s)
@@ -110,16 +112,9 @@ class FrontDoor:
         between connections."""
         memo = self._memo.get((map_name, key))
         if memo is not None:
-            remembered, facts, answer, counted = memo
-            now = self.clock.seconds()
-            if (
-                now < remembered.expires_at
-                and now < remembered.checked_at + self._recheck_s
-                and self._domains.peek(remembered.domain) is remembered
-                and self._domains.facts(remembered.domain) is facts
-                and (facts is None or now < facts.due_at)
-            ):
-                self._domains.touch(remembered.domain, now)
+            remembered, facts, answer, counted, until = memo
+            now = self._seconds()
+            if now < until and self._domains.current(remembered, facts, now):
                 counted[0] += 1
                 if self._log_lookups:
                     return self._logged(map_name, key, answer, counted=True)
@@ -201,7 +196,12 @@ class FrontDoor:
         if len(self._memo) >= self._domains.max_entries:
             self._memo.clear()
         counted = self.tally.cell(map_name, answer, CACHE_HIT)
-        self._memo[(map_name, key)] = (entry, facts, answer, counted)
+        # Given again while the entry is unexpired and checked recently
+        # enough, and the facts are within their TTL.
+        until = min(entry.expires_at, entry.checked_at + self._recheck_s)
+        if facts is not None:
+            until = min(until, facts.due_at)
+        self._memo[(map_name, key)] = (entry, facts, answer, counted, until)
 
     def _internal_error(self, domain: str) -> Answer:
         # Only defer mail when we know a policy demands TLS (spec G.6).

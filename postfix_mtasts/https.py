@@ -14,30 +14,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, cast
+from typing import cast
 
 from OpenSSL import SSL
-from OpenSSL.crypto import X509
+from OpenSSL.crypto import X509, X509Store
 from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import DNS_ID, verify_service_identity
 from service_identity.pyopenssl import extract_patterns
 from treq.client import HTTPClient
 from treq.cookies import IndexableCookieJar
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IOpenSSLClientConnectionCreator,
     IReactorPluggableNameResolver,
+    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.ssl import (
-    Certificate,
-    TLSVersion,
-    optionsForClientTLS,
-    trustRootFromCertificates,
-)
+from twisted.internet.ssl import Certificate
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web.client import (
@@ -49,9 +45,10 @@ from twisted.web.client import (
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
-from zope.interface import directlyProvides, implementer, providedBy
+from zope.interface import implementer
 
 from postfix_mtasts.fetch import refuse_content_coding
+from postfix_mtasts.hostendpoint import HostEndpoint
 from postfix_mtasts.httpbounds import bound_response_heads
 from postfix_mtasts.pemfile import load_pem_certificates
 
@@ -72,42 +69,63 @@ class StsTlsPolicy(BrowserLikePolicyForHTTPS):
     to; the chain must end at one of ``ca_certificates`` or, when none are
     given, in the platform's store (which honours SSL_CERT_FILE and
     SSL_CERT_DIR); TLS 1.2 at least.
+
+    One OpenSSL context serves every policy host: the trust store is loaded
+    once, when the client is made, not at each fetch (loading the platform's
+    bundle into a new context took most of a new domain's CPU).  What differs
+    per host, SNI and the name check, is set on each connection.
     """
 
     def __init__(self, ca_certificates: Sequence[Certificate] = ()) -> None:
-        self._trust_root = (
-            trustRootFromCertificates(list(ca_certificates))  # type: ignore[no-untyped-call]
-            if ca_certificates
-            else None  # optionsForClientTLS then uses platformTrust()
-        )
+        self._context = _client_context(ca_certificates)
 
     def creatorForNetloc(  # noqa: N802 (Twisted's name)
         self, hostname: bytes, port: int
     ) -> IOpenSSLClientConnectionCreator:
-        host = hostname.decode("ascii")
-        options = optionsForClientTLS(
-            host,
-            trustRoot=self._trust_root,
-            extraCertificateOptions={"raiseMinimumTo": TLSVersion.TLSv1_2},
-        )
-        return _StrictNameCheck(options, host)
+        return _PolicyHostTls(self._context, hostname.decode("ascii"))
+
+
+_VERIFY_PEER = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+_BELOW_TLS_1_2 = SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 | SSL.OP_NO_TLSv1 | SSL.OP_NO_TLSv1_1
+
+
+def _client_context(ca_certificates: Sequence[Certificate]) -> SSL.Context:
+    """The shared client context: TLS 1.2 at least (B20), no compression,
+    the peer's chain verified against ``ca_certificates`` or the platform
+    store (B3); OpenSSL's default ciphers at its security level."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_options(_BELOW_TLS_1_2 | SSL.OP_NO_COMPRESSION)
+    # An idle pooled connection gives its read and write buffers back.
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    if ca_certificates:
+        store = cast(X509Store, context.get_cert_store())  # a new one has one
+        for certificate in ca_certificates:
+            store.add_cert(certificate.original)
+    else:
+        context.set_default_verify_paths()
+    context.set_verify(_VERIFY_PEER)
+    return context
 
 
 @implementer(IOpenSSLClientConnectionCreator)
-class _StrictNameCheck:
-    """Twisted's own verify callback treats a service_identity CertificateError
-    (a leaf without subjectAltName, a malformed wildcard) as a pass; this one
-    fails the handshake for it too (B3, B4: DNS-IDs only, no CN fallback)."""
+class _PolicyHostTls:
+    """One connection to ``hostname`` on the shared context: SNI is the host
+    (B6), and the leaf must name it in a SAN DNS-ID (B4).  Twisted's own
+    check treats a service_identity CertificateError (a leaf without
+    subjectAltName, a malformed wildcard) as a pass; this one fails the
+    handshake for it too (DNS-IDs only, no CN fallback)."""
 
-    def __init__(self, creator: IOpenSSLClientConnectionCreator, hostname: str) -> None:
-        self.creator = creator
+    def __init__(self, context: SSL.Context, hostname: str) -> None:
+        self.context = context
         self.hostname = hostname
 
     def clientConnectionForTLS(  # noqa: N802 (Twisted's name)
         self,
         tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
     ) -> SSL.Connection:
-        connection = self.creator.clientConnectionForTLS(tlsProtocol)
+        connection = SSL.Connection(self.context, None)
+        connection.set_tlsext_host_name(self.hostname.encode("ascii"))
         service_id = DNS_ID(self.hostname)
         holder = [tlsProtocol]  # emptied at the leaf, as Twisted does: no cycle
 
@@ -124,8 +142,7 @@ class _StrictNameCheck:
                 return False
             return True
 
-        flags = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
-        connection.set_verify(flags, verify)
+        connection.set_verify(_VERIFY_PEER, verify)
         return connection
 
 
@@ -188,12 +205,12 @@ def make_https_client(
 
 @implementer(IAgentEndpointFactory)
 class _PolicyHostEndpoints:
-    """How the Agent reaches a policy host: ``tls`` over Twisted's
-    HostnameEndpoint, on ``reactor`` alone.  Twisted's own endpoint factory
-    would flush TLS writes on the global reactor and resolve names with the
-    reactor's resolver; this one flushes on ``reactor`` and resolves with
-    ``name_resolver`` when one is given.  https only: a policy is never
-    fetched in clear (B2)."""
+    """How the Agent reaches a policy host: ``tls`` over a
+    :class:`~postfix_mtasts.hostendpoint.HostEndpoint` on ``reactor``, whose
+    addresses come from ``name_resolver`` or, when it is None, from the
+    reactor's resolver at each connect (the checker installs its own there).
+    Twisted's own endpoint factory would flush TLS writes on the global
+    reactor.  https only: a policy is never fetched in clear (B2)."""
 
     def __init__(
         self,
@@ -205,49 +222,23 @@ class _PolicyHostEndpoints:
         self._reactor = reactor
         self._tls = tls
         self._connect_timeout_s = connect_timeout_s
-        self._endpoint_reactor = (
-            reactor
-            if name_resolver is None
-            else _NameResolverReactor(reactor, name_resolver)
-        )
+        self._name_resolver = name_resolver
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
         if uri.scheme != b"https":
             raise SchemeNotSupported(f"not an https URL: {uri.scheme!r}")
-        endpoint = HostnameEndpoint(
-            self._endpoint_reactor,
+        resolver = self._name_resolver
+        if resolver is None:
+            resolver = cast(IReactorPluggableNameResolver, self._reactor).nameResolver
+        endpoint = HostEndpoint(
+            cast(IReactorTCP, self._reactor),
+            resolver,
             uri.host.decode("ascii"),
             uri.port,
-            timeout=self._connect_timeout_s,
+            timeout_s=self._connect_timeout_s,
         )
         creator = self._tls.creatorForNetloc(uri.host, uri.port)
         wrapped: IStreamClientEndpoint = wrapClientTLS(
             creator, endpoint, clock=cast(IReactorTime, self._reactor)
         )
         return wrapped
-
-
-@implementer(IReactorPluggableNameResolver)
-class _NameResolverReactor:
-    """``reactor`` as a HostnameEndpoint sees it: the endpoint takes its
-    resolver from ``IReactorPluggableNameResolver(reactor).nameResolver``, so
-    this one answers that itself and hands everything else (connectTCP,
-    callLater, ...) to ``reactor``, whose own resolver stays as it is."""
-
-    def __init__(self, reactor: object, resolver: IHostnameResolver) -> None:
-        self._reactor = reactor
-        self._resolver = resolver
-        directlyProvides(self, providedBy(reactor), IReactorPluggableNameResolver)
-
-    @property
-    def nameResolver(self) -> IHostnameResolver:  # noqa: N802 (Twisted's name)
-        return self._resolver
-
-    def installNameResolver(  # noqa: N802 (Twisted's name)
-        self, resolver: IHostnameResolver
-    ) -> IHostnameResolver:
-        previous, self._resolver = self._resolver, resolver
-        return previous
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)

@@ -17,10 +17,12 @@ a request begun must be complete within ``request_timeout_s``.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 from typing import cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,6 +35,7 @@ from postfix_mtasts.connections import (
 from postfix_mtasts.core import socketmap, tcptable
 from postfix_mtasts.core.answer import Answer
 from postfix_mtasts.flowcontrol import FlowControlledProtocol
+from postfix_mtasts.sendnow import sender_for
 
 __all__ = [
     "MAX_PENDING_PER_CONNECTION",
@@ -49,6 +52,7 @@ MAX_KNOWN_MAP_NAMES = 64
 
 class _Decoder(TypingProtocol):
     def feed(self, data: bytes) -> list[bytes]: ...
+    def whole(self, data: bytes) -> bytes | None: ...
 
 
 class _LookupProtocol(FlowControlledProtocol):
@@ -63,6 +67,7 @@ class _LookupProtocol(FlowControlledProtocol):
         self._closing = False
 
     _decoder: _Decoder
+    _send: Callable[[bytes], None]  # transport.write, or at once (sendnow)
     _terminator: bytes  # the last byte of every request
 
     # Subclasses: the frames completed before a framing error and its reason
@@ -80,6 +85,9 @@ class _LookupProtocol(FlowControlledProtocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self._encoded_answers = factory.encoded
+        self._progressed = factory.slots.progressed
+        # Answers go out at once when nothing is queued before them.
+        self._send = sender_for(cast(ITransport, self.transport))
         self._flow_start(
             factory.clock,
             factory.idle_timeout_s,
@@ -111,6 +119,28 @@ class _LookupProtocol(FlowControlledProtocol):
         self._reads += 1
         if self._closing:
             return
+        if self._room and not self._pending:
+            # The usual read from Postfix: one whole request, on a connection
+            # that owes nothing and holds nothing.
+            frame = self._decoder.whole(data)
+            if frame is not None:
+                self._progressed(self)
+                if self._partial_since is not None:  # no request left begun
+                    self._request_progress(True, False)
+                try:
+                    result = self._request(frame)
+                except Exception:
+                    self.log.failure("lookup raised")
+                    result = _INTERNAL_ERROR
+                if isinstance(result, Answer):  # cached: its bytes are shared
+                    encoded = self._encoded_answers.get(result)
+                    self._send(
+                        encoded if encoded is not None else self._encoded(result)
+                    )
+                else:
+                    self._wait_for(result)
+                    self._flush()
+                return
         try:
             frames, error = self._decoder.feed(data), None
         except ValueError as e:
@@ -146,23 +176,29 @@ class _LookupProtocol(FlowControlledProtocol):
             except Exception:
                 self.log.failure("lookup raised")
                 result = _INTERNAL_ERROR
-            if not pending and not isinstance(result, Deferred):
+            if not pending and isinstance(result, Answer):
                 # Nothing queued ahead of it: the hot path of cached answers,
                 # whose encoded bytes are shared.
                 encoded = self._encoded_answers.get(result)
                 ready.append(encoded if encoded is not None else self._encoded(result))
                 continue
-            if ready and self.transport is not None:  # they go out before it
-                self.transport.write(b"".join(ready))
+            if ready:  # they go out before it
+                self._send(b"".join(ready))
                 ready = []
-            pending.append(result)
-            if isinstance(result, Deferred):
-                result.addErrback(self._lookup_failed)
-                result.addBoth(self._resolved)
-        if ready and self.transport is not None:
-            self.transport.write(b"".join(ready))
+            if isinstance(result, Answer):
+                pending.append(result)
+            else:
+                self._wait_for(result)
+        if ready:
+            self._send(ready[0] if len(ready) == 1 else b"".join(ready))
         if pending:
             self._flush()
+
+    def _wait_for(self, result: Deferred[Answer]) -> None:
+        """Queue an answer still to come, in request order."""
+        self._pending.append(result)
+        result.addErrback(self._lookup_failed)
+        result.addBoth(self._resolved)
 
     def _drain(self) -> None:
         """Start held requests, in order, in batches that fit the room."""
@@ -218,14 +254,14 @@ class _LookupProtocol(FlowControlledProtocol):
         out: list[bytes] = []
         while pending:
             head = pending[0]
-            if isinstance(head, Deferred):
+            if not isinstance(head, Answer):
                 if not head.called:
                     break
                 head = cast(Answer, head.result)
             pending.popleft()
             out.append(self._encoded(head))
-        if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+        if out:
+            self._send(b"".join(out))
         self._flow_update()
 
 

@@ -23,6 +23,7 @@ from postfix_mtasts.core.tally import NetworkCounts
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.frontdoor import FrontDoor
+from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.latenetwork import Importer, LateNetwork, import_now
 from postfix_mtasts.listeners import listener_service, start_control
 from postfix_mtasts.network import PARTS, gathers_facts, make_network, timing_of
@@ -118,6 +119,7 @@ def assemble_lookup(
         ),
         domains,
         max_in_flight=max_in_flight,
+        governor=LagGovernor(clock, max_in_flight),
     )
     front_door = FrontDoor(
         domains,

@@ -7,9 +7,10 @@ decoder limit of ``v - 1`` bytes, so the length checks are reachable by
 short inputs.
 
 Contract: ``NetstringDecoder.feed`` raises nothing but NetstringError, and
-keeps raising it once it has; the stream fed whole and fed in the chosen
-chunks gives the same payloads and the same error; no payload is over the
-limit; the payloads re-encode to a stream that decodes to them again;
+keeps raising it once it has; ``whole`` takes a read only where ``feed``
+gives exactly that one payload and no error; the stream fed whole and fed
+in the chosen chunks gives the same payloads and the same error; no payload
+is over the limit; the payloads re-encode to a stream that decodes to them again;
 ``parse_request`` never raises and splits at the first space; a TEMP reply
 quoting the input is one printable-ASCII netstring within the reply limit.
 """
@@ -55,9 +56,13 @@ def decode(chunks: list[bytes], limit: int) -> Decoded:
     decoder = NetstringDecoder(max_length=limit)
     payloads: list[bytes] = []
     for chunk in chunks:
+        one = decoder.whole(chunk)
         try:
-            payloads += decoder.feed(chunk)
+            got = decoder.feed(chunk)
+            require(one is None or got == [one], "whole() %r, feed %r", one, got)
+            payloads += got
         except NetstringError as error:
+            require(one is None, "whole() took %r, feed failed", one)
             payloads += error.payloads
             for later in (b"", b"0:,"):
                 try:

@@ -6,8 +6,9 @@ Input: ``<limit> <n> <n chunk sizes> <stream>`` (fuzz/contract.chunked).
 line limit of ``v - 1`` bytes.
 
 Contract: ``LineDecoder.feed`` raises nothing but RequestTooLongError, and
-keeps raising it once it has; whole and chunked feeds agree on lines and
-error; a line holds no LF and is within the limit; ``parse_request`` never
+keeps raising it once it has; ``whole`` takes a read only where ``feed``
+gives exactly that one line and no error; whole and chunked feeds agree on
+lines and error; a line holds no LF and is within the limit; ``parse_request`` never
 raises and its key is the %-decoded text after ``get``; ``quote`` gives
 printable ASCII that ``unquote`` turns back into the same bytes; a 400 reply
 quoting the input is one line within the reply limit that Postfix can
@@ -57,9 +58,13 @@ def decode(chunks: list[bytes], limit: int) -> Decoded:
     decoder = LineDecoder(max_length=limit)
     lines: list[bytes] = []
     for chunk in chunks:
+        one = decoder.whole(chunk)
         try:
-            lines += decoder.feed(chunk)
+            got = decoder.feed(chunk)
+            require(one is None or got == [one], "whole() %r, feed %r", one, got)
+            lines += got
         except RequestTooLongError as error:
+            require(one is None, "whole() took %r, feed failed", one)
             lines += error.lines
             for later in (b"", b"get x\n"):
                 try:

@@ -135,6 +135,24 @@ class NetstringDecoder:
                 raise NetstringError(self._error, tuple(done))
         return done
 
+    def whole(self, data: bytes) -> bytes | None:
+        """The payload when ``data`` is exactly one netstring and none is
+        begun (the usual read from Postfix), else None: then :meth:`feed`
+        it.  Accepts what ``feed`` accepts, nothing more; changes nothing."""
+        if self._state != _LENGTH or self._digits or self._error is not None:
+            return None
+        colon = data.find(b":", 0, MAX_LENGTH_DIGITS + 1)
+        if colon <= 0 or not data[:colon].isdigit():
+            return None
+        length = int(data[:colon])
+        if (
+            length > self._max_length
+            or colon + length + 2 != len(data)
+            or data[-1] != 0x2C  # ","
+        ):
+            return None
+        return data[colon + 1 : -1]
+
     def _read_length(self, data: bytes, pos: int) -> int:
         byte = data[pos]
         if byte == ord(":"):

@@ -109,6 +109,16 @@ class LineDecoder:
             raise RequestTooLongError(self._reason(), tuple(lines))
         return lines
 
+    def whole(self, data: bytes) -> bytes | None:
+        """The line when ``data`` is exactly one line and none is begun,
+        else None: then :meth:`feed` it.  Changes nothing."""
+        end = len(data) - 1  # where its LF must be, and nowhere before
+        if self._buffer or self._failed or end < 0 or data.find(b"\n") != end:
+            return None
+        if end > self._max_length:
+            return None
+        return data[:-2] if data.endswith(b"\r\n") else data[:-1]
+
     def _reason(self) -> str:
         return f"request line over {self._max_length} bytes"
 

@@ -82,6 +82,36 @@ class NetstringPropertyTests(SynchronousTestCase):
             pos, turn = pos + size, turn + 1
         self.assertEqual(out, payloads)
 
+    @given(chunked(_netstringish))
+    def test_whole_agrees_with_feed(self, chunks: list[bytes]) -> None:
+        """The one-read shortcut gives a payload only where feeding the same
+        read gives exactly that payload and leaves nothing begun; anything
+        else is left to feed (G2, F9)."""
+        decoder = socketmap.NetstringDecoder(max_length=16)
+        try:
+            for chunk in chunks:
+                whole = decoder.whole(chunk)
+                frames = decoder.feed(chunk)
+                if whole is not None:
+                    self.assertEqual(frames, [whole])
+                    self.assertIsNone(decoder.whole(b"x"))  # idle: no error
+                    self.assertEqual(decoder.feed(b"0:,"), [b""])
+        except socketmap.NetstringError:
+            self.assertIsNone(whole)
+
+    @given(st.binary(max_size=16), st.integers(0, 3))
+    def test_whole_takes_one_netstring(self, payload: bytes, zeros: int) -> None:
+        """One whole netstring in one read (leading zeros too, as Postfix's
+        reader accepts) is taken by the shortcut; not after a partial one (G2)."""
+        data = b"0" * zeros + socketmap.encode_netstring(payload)
+        decoder = socketmap.NetstringDecoder(max_length=16)
+        self.assertEqual(decoder.whole(data), payload)
+        self.assertIsNone(decoder.whole(data + data))
+        self.assertIsNone(decoder.whole(data[:-1]))
+        decoder.feed(data[:1])
+        self.assertIsNone(decoder.whole(data))
+        self.assertIsNone(socketmap.NetstringDecoder(max_length=0).whole(data[:-1]))
+
     @given(st.binary(max_size=60))
     def test_parse_request_total(self, payload: bytes) -> None:
         """parse_request returns a Request or a RequestError for any bytes (G3)."""
@@ -107,6 +137,34 @@ class LinePropertyTests(SynchronousTestCase):
                     )
         except tcptable.RequestTooLongError as e:
             self.assertTrue(all(len(line) <= 24 for line in e.lines))
+
+    @given(chunked(_lineish))
+    def test_whole_agrees_with_feed(self, chunks: list[bytes]) -> None:
+        """The one-read shortcut gives a line only where feeding the same
+        read gives exactly that line and leaves nothing begun (G15, F9)."""
+        decoder = tcptable.LineDecoder(max_length=24)
+        try:
+            for chunk in chunks:
+                whole = decoder.whole(chunk)
+                lines = decoder.feed(chunk)
+                if whole is not None:
+                    self.assertEqual(lines, [whole])
+                    self.assertEqual(decoder.feed(b"get a\n"), [b"get a"])
+        except tcptable.RequestTooLongError:
+            self.assertIsNone(whole)
+
+    @given(st.binary(max_size=24).filter(lambda b: b"\n" not in b))
+    def test_whole_takes_one_line(self, line: bytes) -> None:
+        """One whole line in one read is taken by the shortcut, its CR LF or
+        LF dropped; not two lines, nor after a partial one (G15)."""
+        decoder = tcptable.LineDecoder(max_length=24)
+        bare = line[:-1] if line.endswith(b"\r") else line
+        self.assertEqual(decoder.whole(line + b"\n"), bare)
+        self.assertIsNone(decoder.whole(line + b"\n" + line + b"\n"))
+        self.assertIsNone(decoder.whole(line))
+        self.assertIsNone(decoder.whole(b""))
+        decoder.feed(b"g")
+        self.assertIsNone(decoder.whole(line + b"\n"))
 
     @given(st.binary(max_size=60))
     def test_quote_round_trip(self, data: bytes) -> None:

@@ -21,6 +21,7 @@ from postfix_mtasts.core.decision import (
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Policy, parse_policy
 from postfix_mtasts.domains import DomainState
+from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.refresh import RefreshRound
 from postfix_mtasts.sharing import PolicySharing
 
@@ -344,3 +345,38 @@ class ToleratedLogTests(CoordinatorTestCase):
         _, updates = self.fetch(POLICY)
         self.assertEqual(len(updates), 1)
         self.assertNotIn("tolerated", updates[0])
+
+
+class GovernedTests(CoordinatorTestCase):
+    def test_late_reactor_starts_fewer_then_more(self) -> None:
+        """With a lag governor, a reactor running late lets fewer
+        discoveries start than configured; back on time, the queued ones
+        start as the bound grows (issue 13: hot lookups keep their p99)."""
+        governor = LagGovernor(
+            self.clock,
+            8,
+            least=2,
+            interval_s=0.02,
+            late_s=0.005,
+            cpu_clock=self.clock.seconds,  # the reactor thread ran all along
+        )
+        refresh = RefreshRound(self.resolver, self.domains, self.clock, timing=TIMING)
+        self.coordinator = RefreshCoordinator(
+            refresh, self.domains, max_in_flight=8, governor=governor
+        )
+        for i in range(3):
+            self.coordinator.wait(f"d{i}.example", "postfix-1")
+        self.assertEqual(self.coordinator.running(Lane.NEW), 3)
+        self.clock.advance(0.05)  # late by 30 ms: 8 -> 4
+        self.clock.advance(0.05)  # 4 -> 2
+        self.assertEqual(governor.limit, 2)
+        for i in range(3, 12):
+            self.coordinator.wait(f"d{i}.example", "postfix-1")
+        for domain in ("d0.example", "d1.example", "d2.example"):
+            self.answer(domain, NoPolicy("NXDOMAIN"))
+        self.assertEqual(self.coordinator.running(Lane.NEW), 2)
+        for _ in range(6):
+            self.clock.advance(0.02)  # on time: 2 -> 8, one per tick
+        self.assertEqual(governor.limit, 8)
+        self.assertEqual(self.coordinator.running(Lane.NEW), 8)
+        self.assertEqual(self.coordinator.queued(Lane.NEW), 1)

@@ -8,6 +8,7 @@ import struct
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdatatype
 from twisted.internet.testing import StringTransport
@@ -103,6 +104,53 @@ class CaseRandomizationTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpClients, [])
         self.reactor.advance(5)
         self.assertIsInstance(self.successResultOf(d), TxtFailure)
+
+    def test_only_a_response_to_our_query_is_taken(self) -> None:
+        """A datagram from the server that is not the response to our query
+        is ignored: QR clear (a query), another opcode (NOTIFY), two
+        questions, or no question with NOERROR; the exchange then times
+        out (A15)."""
+
+        def query_flag(reply: dns.message.Message) -> dns.message.Message:
+            reply.flags &= ~dns.flags.QR
+            return reply
+
+        def notify(reply: dns.message.Message) -> dns.message.Message:
+            reply.set_opcode(dns.opcode.NOTIFY)
+            return reply
+
+        def two_questions(reply: dns.message.Message) -> dns.message.Message:
+            reply.question.append(reply.question[0])
+            return reply
+
+        def no_question(reply: dns.message.Message) -> dns.message.Message:
+            reply.question = []
+            return reply
+
+        for i, spoil in enumerate((query_flag, notify, two_questions, no_question)):
+            d = self.client.lookup_txt(NAME)
+            port = self.reactor.udp_ports[i]
+            reply = spoil(response(sent_query(port), RECORD))
+            port.protocol.datagramReceived(reply.to_wire(), NS)
+            self.reactor.advance(5)
+            self.assertIsInstance(self.successResultOf(d), TxtFailure, spoil)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_questionless_error_is_taken(self) -> None:
+        """SERVFAIL or REFUSED without the question, with our id: the
+        server's answer, as dnspython reads it (RFC 6891 §7); without 0x20,
+        which would want the question's case echoed."""
+        client = DnsClient(self.reactor, [NS], attempts=1, randomize_case=False)
+        for i, rcode in enumerate((dns.rcode.SERVFAIL, dns.rcode.REFUSED)):
+            d = client.lookup_txt(NAME)
+            port = self.reactor.udp_ports[i]
+            reply = response(sent_query(port))
+            reply.question = []
+            reply.set_rcode(rcode)
+            port.protocol.datagramReceived(reply.to_wire(), NS)
+            failure = self.successResultOf(d)
+            assert isinstance(failure, TxtFailure)
+            self.assertIn(dns.rcode.to_text(rcode), failure.reason)
 
     def test_off_takes_folded_case(self) -> None:
         """With randomize_case off the name is sent as asked and a reply in

@@ -92,6 +92,30 @@ class BoundsTests(SynchronousTestCase):
         state.touch("a.example", NOW + USE_GRANULARITY_S + 1)
         self.assertEqual(state.last_used("a.example"), NOW + USE_GRANULARITY_S + 1)
 
+    def test_current_entry_and_facts(self) -> None:
+        """A remembered answer stays current only while its very entry and
+        facts are the domain's (a newer policy or facts end it), and each
+        use counts as a lookup, with the same granularity (D11, D13)."""
+        state = DomainState(10)
+        first = entry("a.example")
+        state.put(first)
+        self.assertTrue(state.current(first, None, NOW))
+        self.assertEqual(state.last_used("a.example"), NOW)
+        self.assertTrue(state.current(first, None, NOW + USE_GRANULARITY_S))
+        self.assertEqual(state.last_used("a.example"), NOW)
+        later = NOW + USE_GRANULARITY_S + 1
+        self.assertTrue(state.current(first, None, later))
+        self.assertEqual(state.last_used("a.example"), later)
+        facts = FactsRecord(None, NOW + 60, "SERVFAIL")
+        state.set_facts("a.example", facts)
+        self.assertFalse(state.current(first, None, NOW))
+        self.assertTrue(state.current(first, facts, NOW))
+        state.put(entry("a.example"))  # an equal entry, but another one
+        self.assertFalse(state.current(first, None, NOW))
+        state.purge("a.example")
+        self.assertFalse(state.current(first, None, NOW))
+        self.assertIsNone(state.last_used("a.example"))
+
     def test_evicted_policy_forgets_last_use(self) -> None:
         """A policy the LRU evicts takes its last use with it: last use is
         bounded by the cache itself (bounded state, D11)."""

@@ -482,3 +482,67 @@ class HeadBoundTests(HttpsTestCase):
             as_fetch_error(failure)
         self.assertEqual(raised.exception.reason, "response headers exceed 32768 bytes")
         self.assertIsNotNone(server.lost)
+
+
+class SharedContextTests(HttpsTestCase):
+    def fetch_from(self, client, url, seen):
+        """GET ``url`` with ``client`` from a server that shows the
+        certificate for mta-sts.example.com and adds the SNI it got to
+        ``seen``; returns the body's Deferred."""
+        context = server_context()
+        context.set_tlsext_servername_callback(
+            lambda connection: seen.append(connection.get_servername())
+        )
+        self.reactor.listenTCP(
+            443,
+            TLSMemoryBIOFactory(
+                ServerTls(context), False, PolicyServers(), clock=self.reactor
+            ),
+        )
+        response = client.get(url)
+        pump = ConnectionCompleter(self.reactor).succeedOnce()
+        assert pump is not None
+        pump.flush()
+        body = response.addCallback(lambda r: r.content())
+        pump.flush()
+        return body
+
+    def test_each_host_its_own_name(self):
+        """One client, the trust store loaded once, yet SNI and the name check
+        are each connection's own: a second host that shows the first host's
+        certificate is rejected, and the first host is fetched again after
+        it (B3, B4, B6)."""
+        self.reactor = ThreadlessReactor()
+        client = make_https_client(
+            self.reactor,
+            ca_file=self.ca_file(CA),
+            pool=False,
+            name_resolver=RecordingResolver("192.0.2.7"),
+        )
+        other = b"https://mta-sts.other.example/.well-known/mta-sts.txt"
+        seen: list[bytes] = []
+        self.assertEqual(
+            self.successResultOf(self.fetch_from(client, URL, seen)), POLICY
+        )
+        failure = self.failureResultOf(
+            self.fetch_from(client, other, seen), ResponseNeverReceived
+        )
+        self.assertIsInstance(failure.value.reasons[0].value, VerificationError)
+        self.assertEqual(
+            self.successResultOf(self.fetch_from(client, URL, seen)), POLICY
+        )
+        self.assertEqual(seen, [HOST.encode(), b"mta-sts.other.example", HOST.encode()])
+
+    def test_one_context_for_every_host(self):
+        """Connections to different policy hosts share one OpenSSL context:
+        a new domain costs no new trust store (loading the platform bundle
+        into a context was most of a cold fetch's CPU)."""
+        policy = StsTlsPolicy()
+        contexts = []
+        for host in (HOST, "mta-sts.other.example"):
+            creator = policy.creatorForNetloc(host.encode(), 443)
+            factory = TLSMemoryBIOFactory(creator, True, Factory.forProtocol(Protocol))
+            tls = factory.buildProtocol(None)
+            tls.makeConnection(StringTransport())
+            contexts.append(tls.getHandle().get_context())
+        self.assertIs(contexts[0], contexts[1])
