@@ -4,7 +4,6 @@ imports them all."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -236,7 +235,6 @@ async def start_daemon(
     if sharing is not None:
         loaded = lookup.admin.preload(await sharing.load())
         log.info("loaded {count} stored policies", count=loaded)
-        gc.freeze()  # the loaded policies live long: keep them out of GC passes
     daemon = Daemon(lookup, sharing, reactor)
     for listener in config.listeners:
         service = listener_service(
