@@ -9,11 +9,15 @@ a TLS server in memory, as tests.unit.test_https does.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 from twisted.internet import error as net_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter
 from twisted.trial.unittest import SynchronousTestCase
@@ -82,7 +86,9 @@ class AgentTestCase(SynchronousTestCase):
         self.resolver = RecordingResolver("192.0.2.7")
 
     def client(self, resolver=None):
-        ca_file = self.mktemp()
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        ca_file = os.path.join(directory.name, "ca.pem")
         with open(ca_file, "wb") as f:
             f.write(CA.cert_pem.bytes())
         return make_https_client(
@@ -114,8 +120,6 @@ class AgentTestCase(SynchronousTestCase):
 
 
 def _tls_server(servers, clock):
-    from twisted.protocols.tls import TLSMemoryBIOFactory
-
     return TLSMemoryBIOFactory(ServerTls(server_context()), False, servers, clock=clock)
 
 
