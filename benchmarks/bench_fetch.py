@@ -2,7 +2,10 @@
 
 A child process serves the policy over HTTPS on loopback (a test CA's
 certificate for ``mta-sts.example.com``, ``Connection: close`` after each
-answer, so that no client reuses a connection); this process fetches it N
+answer, so that no client reuses a connection; ``--hosts H`` names H policy
+hosts in the certificate and fetches them in turn, ``--keep-alive`` lets
+the host keep connections open, and the open files and RSS after the rounds
+show what a client keeps); this process fetches it N
 times, C at a time, through ``make_https_client`` and ``HttpsPolicyFetcher``
 as the daemon does (the host name resolved at once to 127.0.0.1, no DNS),
 and reports the reactor thread's CPU (``time.thread_time``) and wall time
@@ -37,23 +40,31 @@ import time
 from typing import Any
 
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n"
-ANSWER = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(POLICY), POLICY)
+KEPT = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+    % (
+        len(POLICY),
+        POLICY,
+    )
 )
+ANSWER = KEPT.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
 HOST = "mta-sts.example.com"
 
 
-def serve(port_file: str, cert: str, key: str) -> None:
-    """The policy host: answers each request head with the policy, closes."""
+def serve(port_file: str, cert: str, key: str, keep_alive: str) -> None:
+    """The policy host: answers each request head with the policy, then
+    closes, or with ``keep_alive`` "1" waits for the next request."""
 
     async def answer(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(ANSWER)
-            await writer.drain()
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(KEPT if keep_alive == "1" else ANSWER)
+                await writer.drain()
+                if keep_alive != "1":
+                    break
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
@@ -110,7 +121,8 @@ def measure(args: argparse.Namespace, ca_file: str, port: int) -> None:
             reactor, ca_file=ca_file, name_resolver=Loopback()
         )
         fetcher = HttpsPolicyFetcher(client, reactor)
-        url_domain = "example.com"
+        domains = policy_domains(args.hosts)
+        asked = 0
         cpu: list[float] = []
         wall: list[float] = []
         for _ in range(args.rounds + 1):  # the first round warms up
@@ -118,10 +130,11 @@ def measure(args: argparse.Namespace, ca_file: str, port: int) -> None:
             started_cpu, started = time.thread_time(), time.perf_counter()
 
             async def worker() -> None:
-                nonlocal todo
+                nonlocal todo, asked
                 while todo > 0:
                     todo -= 1
-                    body = await fetcher.fetch(url_domain)
+                    asked += 1
+                    body = await fetcher.fetch(domains[asked % len(domains)])
                     assert body == POLICY
 
             await defer.gatherResults(
@@ -136,10 +149,24 @@ def measure(args: argparse.Namespace, ca_file: str, port: int) -> None:
             f"client CPU per fetch {statistics.median(cpu) * 1e6:.0f} us "
             f"(min {min(cpu) * 1e6:.0f}, max {max(cpu) * 1e6:.0f}), "
             f"wall per fetch {statistics.median(wall) * 1e6:.0f} us; "
-            f"fetch results {dict(fetcher.results)}"
+            f"fetch results {dict(fetcher.results)}; after them "
+            f"{len(os.listdir('/proc/self/fd'))} open files, {_rss_mib():.1f} MiB RSS"
         )
 
     task.react(lambda reactor: defer.Deferred.fromCoroutine(main(reactor)))
+
+
+def policy_domains(hosts: int) -> list[str]:
+    """The policy domains fetched in turn: one, or ``hosts`` of them."""
+    return ["example.com"] if hosts == 1 else [f"d{i}.example" for i in range(hosts)]
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def handshakes(count: int) -> None:
@@ -220,7 +247,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--groups", help="key exchange groups the client offers")
     parser.add_argument("--handshakes", type=int, help="TLS handshakes only")
-    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--hosts", type=int, default=1, help="policy hosts, in turn")
+    parser.add_argument(
+        "--keep-alive", action="store_true", help="the host keeps connections open"
+    )
+    parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.handshakes:
         handshakes(args.handshakes)
@@ -239,7 +270,7 @@ def main() -> None:
     import trustme
 
     ca = trustme.CA()
-    leaf = ca.issue_cert(HOST)
+    leaf = ca.issue_cert(*(f"mta-sts.{d}" for d in policy_domains(args.hosts)))
     with tempfile.TemporaryDirectory() as d:
         ca_file, cert, key = (os.path.join(d, n) for n in ("ca.pem", "c.pem", "k.pem"))
         ca.cert_pem.write_to_path(ca_file)
@@ -247,7 +278,10 @@ def main() -> None:
         leaf.private_key_pem.write_to_path(key)
         port_file = os.path.join(d, "port")
         child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", port_file, cert, key]
+            [
+                *(sys.executable, __file__, "--serve", port_file, cert, key),
+                "1" if args.keep_alive else "0",
+            ]
         )
         try:
             deadline = time.monotonic() + 10
