@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("DNS client", ("dnsclient", "dnstransport", "resolver", "/dns/", "txt.py")),
     ("DNS client", ("mxfacts", "twisted/names", "/idna/", "hostnames")),
     ("treq/HTTP", ("treq/", "twisted/web/", "fetch.py", "httpbounds", "hyperlink")),
+    ("treq/HTTP", ("policyagent", "hostendpoint")),
     ("policy parse", ("core/policy", "policyhost")),
     ("decision/store", ("core/decision", "core/answer", "core/entry", "/cache/")),
     ("decision/store", ("core/stored", "coordinator", "domains.py", "storage")),

@@ -2,11 +2,13 @@
 """The HTTPS policy fetch (RFC 8461 §3.2-3.3, spec B).
 
 One GET of ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` through an
-injected treq client: no redirects, no HTTP cache, no content coding, status
+injected ``IAgent``: no redirects, no HTTP cache, no content coding, status
 200 and ``text/plain`` only, a byte cap counted while streaming and one overall
 timeout on the injected clock.  Every fault is a :class:`FetchError` subtype
-carrying the TLSRPT result type the caller reports.  The client itself (TLS,
-name checks, no content decoding) is built in :mod:`postfix_mtasts.https`.
+carrying the TLSRPT result type the caller reports.  The agent itself (TLS,
+name checks, one connection per fetch) is built in :mod:`postfix_mtasts.https`;
+it follows no redirect and decodes no body, and this module checks both
+anyway: any agent may be given.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import typing
 from collections import Counter
 
 from attrs import frozen
-from treq.client import HTTPClient
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
+from twisted.web._newclient import ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IResponse
+from twisted.web.iweb import IAgent, IResponse
 
 from postfix_mtasts import __version__
 from postfix_mtasts.core.policyhost import (
@@ -52,7 +53,6 @@ __all__ = [
     "PolicyFetcher",
     "PolicyResponse",
     "fault_kind",
-    "refuse_content_coding",
 ]
 
 FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
@@ -82,7 +82,7 @@ class HttpsPolicyFetcher:
 
     def __init__(
         self,
-        client: HTTPClient,
+        agent: IAgent,
         clock: IReactorTime,
         *,
         timeout_s: float = FETCH_TIMEOUT_S,
@@ -92,7 +92,7 @@ class HttpsPolicyFetcher:
         results: Counter[str] | None = None,
         durations: Histogram | None = None,
     ) -> None:
-        self._client = client
+        self._agent = agent
         self._clock = clock
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
@@ -112,7 +112,8 @@ class HttpsPolicyFetcher:
         domain = domain.removesuffix(".")
         if not _DOMAIN.fullmatch(domain):
             return fail(FetchError(f"invalid policy domain {quote(domain)}"))
-        d = Deferred.fromCoroutine(self._fetch(policy_url(domain)))
+        url = policy_url(domain).encode("ascii")
+        d = Deferred.fromCoroutine(self._fetch(url))
         d.addTimeout(self._timeout_s, self._clock, onTimeoutCancel=_timed_out)
         d.addErrback(as_fetch_error)
         return d.addBoth(self._counted, self._clock.seconds())
@@ -125,16 +126,12 @@ class HttpsPolicyFetcher:
         self.results["ok" if failed is None else fault_kind(failed)] += 1
         return result
 
-    async def _fetch(self, url: str) -> PolicyResponse:
-        response: IResponse = await self._client.request(
-            "GET",
-            url,
-            headers=self._headers.copy(),  # no conditional or cache headers (B9)
-            allow_redirects=False,  # B8
-            unbuffered=True,  # stream, so that the byte cap bites (B12)
-            # treq uses it only for its own timeout (unused); without it, treq
-            # would import the global reactor.
-            reactor=typing.cast(typing.Any, self._clock),
+    async def _fetch(self, url: bytes) -> PolicyResponse:
+        # No conditional or cache headers (B9), no Accept-Encoding (B21); the
+        # agent follows no redirect (B8) and hands the body over as it comes,
+        # so that the byte cap bites while streaming (B12).
+        response: IResponse = await self._agent.request(
+            b"GET", url, self._headers.copy(), None
         )
         try:
             _check_headers(response, self._max_bytes, self._check_media_type)
@@ -239,14 +236,3 @@ class _BodyReader(protocol.Protocol):
 def _timed_out(result: object, timeout_s: float) -> typing.NoReturn:
     """Whatever the cancelled fetch ended with, it timed out (B12, G14)."""
     raise FetchTimeoutError(f"no complete answer within {timeout_s}s")
-
-
-def refuse_content_coding(response: IResponse) -> IResponse:
-    """``response``, unless it is a 200 with a Content-Encoding other than
-    identity: then its body is dropped and :class:`FetchEncodingError` raised
-    before anything can decompress it (B21)."""
-    coding = _header(response.headers, b"content-encoding")
-    if response.code == 200 and coding is not None and not _is_identity(coding):
-        _deliver(response, _Discard())
-        raise FetchEncodingError(coding)
-    return response

@@ -14,8 +14,8 @@ from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.web._newclient import ConnectionAborted as HttpConnectionAborted
-from twisted.web._newclient import ParseError
-from twisted.web.client import (
+from twisted.web._newclient import (
+    ParseError,
     RequestGenerationFailed,
     RequestTransmissionFailed,
     ResponseFailed,

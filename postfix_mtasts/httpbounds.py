@@ -7,19 +7,18 @@ until the daemon runs out of memory.  :class:`BoundedHTTP11ClientProtocol`
 counts what the parser is given while a response's headers are not complete
 and aborts the connection as soon as a bound would be crossed; the request
 fails with :class:`~postfix_mtasts.fetch_errors.FetchHeadersTooLargeError`.
-:func:`bound_response_heads` installs it in an ``HTTPConnectionPool``.
+:class:`~postfix_mtasts.policyagent.PolicyAgent` connects with it.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, ITCPTransport
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web._newclient import HTTP11ClientProtocol, Request
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IResponse
 
 from postfix_mtasts.core.policyhost import (
@@ -34,7 +33,6 @@ __all__ = [
     "MAX_RESPONSE_HEADER_LINES",
     "MAX_RESPONSE_HEADER_LINE_BYTES",
     "BoundedHTTP11ClientProtocol",
-    "bound_response_heads",
 ]
 
 _MAX_LINE_ENDS = MAX_RESPONSE_HEADER_LINES + 2  # the status and the blank line
@@ -83,7 +81,7 @@ class BoundedHTTP11ClientProtocol(HTTP11ClientProtocol):
     more than the bounds above before the response's headers are complete.
 
     Past a bound the connection is aborted at once (nothing more is read or
-    buffered, and an aborted connection never returns to the pool) and the
+    buffered, and an aborted connection is never reused) and the
     request fails with :class:`FetchHeadersTooLargeError`.  The headers are
     complete when the Deferred that ``request`` returns fires: for a request
     without a body, which is fully written at once, that is when the parser
@@ -136,32 +134,3 @@ class BoundedHTTP11ClientProtocol(HTTP11ClientProtocol):
         if self._refusal is not None:
             reason = Failure(self._refusal)  # type: ignore[no-untyped-call]
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
-
-
-class _BoundedClientFactory(Factory):
-    """What ``HTTPConnectionPool`` builds its connections with: Twisted's
-    ``_HTTP11ClientFactory``, with bounded protocols and without the
-    "Starting factory" log line per connection."""
-
-    noisy = False
-
-    def __init__(self, quiescentCallback: Any, metadata: object) -> None:  # noqa: N803
-        self._quiescent_callback = quiescentCallback
-        self._metadata = metadata
-
-    def __repr__(self) -> str:
-        return f"_BoundedClientFactory({self._metadata})"
-
-    def buildProtocol(self, addr: IAddress | None) -> BoundedHTTP11ClientProtocol:
-        return BoundedHTTP11ClientProtocol(self._quiescent_callback)  # type: ignore[no-untyped-call]
-
-
-def bound_response_heads(pool: HTTPConnectionPool) -> None:
-    """Make ``pool`` connect with :class:`BoundedHTTP11ClientProtocol`.
-
-    ``HTTPConnectionPool._factory`` is private; it is the hook Twisted's own
-    tests use, and tests.unit.test_httpbounds fails if it stops being used.
-    """
-    if not hasattr(pool, "_factory"):
-        raise RuntimeError("HTTPConnectionPool no longer has _factory")
-    pool._factory = _BoundedClientFactory  # type: ignore[assignment]

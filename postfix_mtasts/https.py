@@ -1,19 +1,19 @@
-# -*- test-case-name: tests.unit.test_https,tests.unit.test_fetch -*-
+# -*- test-case-name: tests.unit.test_https,tests.unit.test_policyagent -*-
 """The HTTPS client for policy fetches (RFC 8461 §3.3, spec B3-B6, B20, B21).
 
-:func:`make_https_client` builds the production treq client: a plain Agent
-(no redirects, no content decoding, no cookies) whose TLS is
+:func:`make_https_client` builds the production client: a
+:class:`~postfix_mtasts.policyagent.PolicyAgent` (one connection per GET, no
+redirects, no content decoding, no cookies) whose TLS is
 :class:`StsTlsPolicy`: TLS 1.2 at least, a trusted chain and a strict
 DNS-ID name check.  :class:`~postfix_mtasts.fetch.HttpsPolicyFetcher` uses it.
 Given a ``name_resolver`` (the daemon's
-:class:`~postfix_mtasts.hostnames.DnsHostnameResolver`), the Agent resolves
+:class:`~postfix_mtasts.hostnames.DnsHostnameResolver`), the client resolves
 the policy host with it instead of the reactor's getaddrinfo thread pool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http.cookiejar import DefaultCookiePolicy
 from typing import cast
 
 from OpenSSL import SSL
@@ -21,40 +21,22 @@ from OpenSSL.crypto import X509, X509Store
 from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import DNS_ID, verify_service_identity
 from service_identity.pyopenssl import extract_patterns
-from treq.client import HTTPClient
-from treq.cookies import IndexableCookieJar
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IOpenSSLClientConnectionCreator,
-    IReactorPluggableNameResolver,
-    IReactorTCP,
-    IReactorTime,
-    IStreamClientEndpoint,
 )
 from twisted.internet.ssl import Certificate
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    URI,
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-)
-from twisted.web.error import SchemeNotSupported
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IAgentEndpointFactory, IBodyProducer, IResponse
+from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from postfix_mtasts.fetch import refuse_content_coding
-from postfix_mtasts.hostendpoint import HostEndpoint
-from postfix_mtasts.httpbounds import bound_response_heads
 from postfix_mtasts.pemfile import load_pem_certificates
+from postfix_mtasts.policyagent import PolicyAgent
 
 __all__ = [
+    "KEY_EXCHANGE_GROUPS",
     "StsTlsPolicy",
-    "http_client",
     "load_pem_certificates",
     "make_https_client",
 ]
@@ -62,11 +44,12 @@ __all__ = [
 _CONNECT_TIMEOUT_S = 10.0
 
 
-class StsTlsPolicy(BrowserLikePolicyForHTTPS):
+@implementer(IPolicyForHTTPS)
+class StsTlsPolicy:
     """TLS for a policy host (B3, B4, B6, B20).
 
-    SNI and the name check on SAN DNS-IDs use the host name the Agent connects
-    to; the chain must end at one of ``ca_certificates`` or, when none are
+    SNI and the name check on SAN DNS-IDs use the host name the client
+    connects to; the chain must end at one of ``ca_certificates`` or, when none are
     given, in the platform's store (which honours SSL_CERT_FILE and
     SSL_CERT_DIR); TLS 1.2 at least.
 
@@ -85,6 +68,14 @@ class StsTlsPolicy(BrowserLikePolicyForHTTPS):
         return _PolicyHostTls(self._context, hostname.decode("ascii"))
 
 
+#: The key exchange groups offered, X25519 first: its key share is the one
+#: sent in the ClientHello.  OpenSSL's default adds a hybrid post-quantum
+#: share, which costs about half as much client CPU again per handshake and
+#: protects nothing here: a policy is public, and the handshake's
+#: authentication (the chain and the server's signature) does not depend on
+#: the group (docs/decisions.md).
+KEY_EXCHANGE_GROUPS = b"X25519:P-256:P-384:P-521"
+
 _VERIFY_PEER = SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT
 _BELOW_TLS_1_2 = SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 | SSL.OP_NO_TLSv1 | SSL.OP_NO_TLSv1_1
 
@@ -92,12 +83,14 @@ _BELOW_TLS_1_2 = SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 | SSL.OP_NO_TLSv1 | SSL.OP_NO
 def _client_context(ca_certificates: Sequence[Certificate]) -> SSL.Context:
     """The shared client context: TLS 1.2 at least (B20), no compression,
     the peer's chain verified against ``ca_certificates`` or the platform
-    store (B3); OpenSSL's default ciphers at its security level."""
+    store (B3); OpenSSL's default ciphers at its security level, the key
+    exchange groups of :data:`KEY_EXCHANGE_GROUPS`."""
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(_BELOW_TLS_1_2 | SSL.OP_NO_COMPRESSION)
-    # An idle pooled connection gives its read and write buffers back.
+    # A connection waiting for its peer gives its read and write buffers back.
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    _set_groups(context, KEY_EXCHANGE_GROUPS)
     if ca_certificates:
         store = cast(X509Store, context.get_cert_store())  # a new one has one
         for certificate in ca_certificates:
@@ -106,6 +99,23 @@ def _client_context(ca_certificates: Sequence[Certificate]) -> SSL.Context:
         context.set_default_verify_paths()
     context.set_verify(_VERIFY_PEER)
     return context
+
+
+def _set_groups(context: SSL.Context, groups: bytes) -> None:
+    """Offer only ``groups`` (OpenSSL's list syntax) on ``context``.
+
+    pyOpenSSL has no public setter for them (26.4), so this is OpenSSL's own
+    call through pyOpenSSL's bindings; were they to lose it, OpenSSL's
+    default groups stay (slower, as safe) and tests.unit.test_https fails.
+    """
+    from OpenSSL._util import exception_from_error_queue, lib
+
+    set1_groups = getattr(lib, "SSL_CTX_set1_curves_list", None)
+    if set1_groups is None:
+        return
+    raw = context._context
+    if not set1_groups(raw, groups):
+        exception_from_error_queue(SSL.Error)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -146,45 +156,17 @@ class _PolicyHostTls:
         return connection
 
 
-@implementer(IAgent)
-class _IdentityEncodingAgent:
-    """Under treq's ContentDecoderAgent: drops the Accept-Encoding it adds and
-    refuses a coded 200 body before it can be decompressed (B21)."""
-
-    def __init__(self, agent: IAgent) -> None:
-        self._agent = agent
-
-    def request(
-        self,
-        method: bytes,
-        uri: bytes,
-        headers: Headers | None = None,
-        bodyProducer: IBodyProducer | None = None,  # noqa: N803 (Twisted's name)
-    ) -> Deferred[IResponse]:
-        headers = Headers() if headers is None else headers.copy()
-        headers.removeHeader(b"accept-encoding")
-        d = self._agent.request(method, uri, headers, bodyProducer)
-        return d.addCallback(refuse_content_coding)
-
-
-def http_client(agent: IAgent) -> HTTPClient:
-    """A treq client over ``agent`` that sends no Accept-Encoding, decodes no
-    body (B21) and keeps no cookies."""
-    no_cookies = IndexableCookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    return HTTPClient(_IdentityEncodingAgent(agent), cookiejar=no_cookies)
-
-
 def make_https_client(
     reactor: object,
     *,
     ca_file: str | None = None,
-    pool: bool = True,
     connect_timeout_s: float = _CONNECT_TIMEOUT_S,
     name_resolver: IHostnameResolver | None = None,
-) -> HTTPClient:
-    """The production client: a plain Agent (no redirect or decoder agent) with
-    :class:`StsTlsPolicy`, trusting ``ca_file`` (PEM) or the platform store,
-    and response heads bounded by :mod:`postfix_mtasts.httpbounds`.
+) -> PolicyAgent:
+    """The production client: a :class:`PolicyAgent` (no pool, no redirect,
+    no content decoding) with :class:`StsTlsPolicy`, trusting ``ca_file``
+    (PEM) or the platform store; response heads bounded by
+    :mod:`postfix_mtasts.httpbounds`.
 
     ``reactor`` provides IReactorTCP and IReactorTime.  The policy host's name
     is resolved by ``name_resolver`` (for this client only: the reactor's own
@@ -192,53 +174,9 @@ def make_https_client(
     must then provide IReactorPluggableNameResolver.
     """
     ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
-    connections = HTTPConnectionPool(reactor, persistent=pool)  # type: ignore[no-untyped-call]
-    bound_response_heads(connections)
-    connections.maxPersistentPerHost = 1  # one policy host, rarely refetched
-    connections.cachedConnectionTimeout = 30
-    endpoints = _PolicyHostEndpoints(
-        reactor, StsTlsPolicy(ca_certificates), connect_timeout_s, name_resolver
+    return PolicyAgent(
+        reactor,
+        StsTlsPolicy(ca_certificates).creatorForNetloc,
+        connect_timeout_s=connect_timeout_s,
+        name_resolver=name_resolver,
     )
-    agent = Agent.usingEndpointFactory(reactor, endpoints, pool=connections)  # type: ignore[no-untyped-call]
-    return http_client(agent)
-
-
-@implementer(IAgentEndpointFactory)
-class _PolicyHostEndpoints:
-    """How the Agent reaches a policy host: ``tls`` over a
-    :class:`~postfix_mtasts.hostendpoint.HostEndpoint` on ``reactor``, whose
-    addresses come from ``name_resolver`` or, when it is None, from the
-    reactor's resolver at each connect (the checker installs its own there).
-    Twisted's own endpoint factory would flush TLS writes on the global
-    reactor.  https only: a policy is never fetched in clear (B2)."""
-
-    def __init__(
-        self,
-        reactor: object,
-        tls: StsTlsPolicy,
-        connect_timeout_s: float,
-        name_resolver: IHostnameResolver | None,
-    ) -> None:
-        self._reactor = reactor
-        self._tls = tls
-        self._connect_timeout_s = connect_timeout_s
-        self._name_resolver = name_resolver
-
-    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 (Twisted's name)
-        if uri.scheme != b"https":
-            raise SchemeNotSupported(f"not an https URL: {uri.scheme!r}")
-        resolver = self._name_resolver
-        if resolver is None:
-            resolver = cast(IReactorPluggableNameResolver, self._reactor).nameResolver
-        endpoint = HostEndpoint(
-            cast(IReactorTCP, self._reactor),
-            resolver,
-            uri.host.decode("ascii"),
-            uri.port,
-            timeout_s=self._connect_timeout_s,
-        )
-        creator = self._tls.creatorForNetloc(uri.host, uri.port)
-        wrapped: IStreamClientEndpoint = wrapClientTLS(
-            creator, endpoint, clock=cast(IReactorTime, self._reactor)
-        )
-        return wrapped

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_latenetwork -*-
 """The DNS and HTTPS parts, built after the listeners listen (issue 13).
 
-Their libraries (dnspython, treq, twisted.web's client) take longer to
+Their libraries (dnspython, twisted.web's HTTP client and TLS) take longer to
 import than the rest of the daemon, and no answer from the cache or from a
 key's form needs them.  :func:`postfix_mtasts.service.start_daemon` binds
 the listeners first, then has those modules imported by an

@@ -5,7 +5,7 @@ while the cache, the listeners and the counts
 (:class:`~postfix_mtasts.core.tally.NetworkCounts`) stay.
 
 Importing this module is cheap: the parts' own modules (:data:`PARTS`:
-dnspython, treq, twisted.web's client) are imported by :func:`make_network`,
+dnspython, twisted.web's HTTP client) are imported by :func:`make_network`,
 which at start runs after the listeners listen and after :data:`PARTS` were
 imported off the reactor thread (:mod:`postfix_mtasts.latenetwork`)."""
 

@@ -4,7 +4,7 @@ client trusts it.
 
 Its own module, apart from :mod:`postfix_mtasts.https`: the start-up and
 reload checks read the file before any listener is bound, and must not load
-the HTTPS client's stack (treq, twisted.web) to do it.
+the HTTPS client's stack (twisted.web's HTTP client) to do it.
 """
 
 from __future__ import annotations

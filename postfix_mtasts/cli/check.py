@@ -73,7 +73,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     async def main(reactor: Any) -> None:
         dns_client = DnsClient(reactor, nameservers)
-        client = make_https_client(reactor, ca_file=args.ca_file, pool=False)
+        client = make_https_client(reactor, ca_file=args.ca_file)
         fetcher = HttpsPolicyFetcher(
             client, reactor, timeout_s=HTTPS_TIMEOUT_S, check_media_type=False
         )

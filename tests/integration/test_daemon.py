@@ -135,6 +135,24 @@ class TestAnswers:
         assert ask(world, "ANSWERS-enforce.TEST.", unix) == (0, expected)
         assert len(world.https.requests("mta-sts.answers-enforce.test")) == 1
 
+    def test_request_on_the_wire(self, world: World, daemon: Proc) -> None:
+        """The policy host receives one GET of the policy path over SNI
+        mta-sts.<domain>, with Host, User-Agent and Connection: close and no
+        other header: no Accept-Encoding (B21), no conditional, cache or
+        cookie header (B9), and the connection is not kept (B1, B6)."""
+        domain = "on-the-wire.test"
+        world.publish(domain)
+        assert ask(world, domain)[0] == 0
+        [request] = world.https.requests(f"mta-sts.{domain}")
+        assert (request["method"], request["path"], request["sni"]) == (
+            "GET",
+            "/.well-known/mta-sts.txt",
+            f"mta-sts.{domain}",
+        )
+        headers = {name.lower(): value for name, value in request["headers"].items()}
+        assert headers.pop("user-agent").startswith("postfix-mtasts/")
+        assert headers == {"host": f"mta-sts.{domain}", "connection": "close"}
+
     def test_unix_socket_permissions(self, world: World, daemon: Proc) -> None:
         """The unix listener gets its configured mode and group (F7)."""
         info = os.stat(world.work / "daemon" / "mtasts.sock")

@@ -7,7 +7,6 @@ from typing import Any
 
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
-from treq.client import HTTPClient
 from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
@@ -44,7 +43,6 @@ from postfix_mtasts.fetch_errors import (
     FetchTlsError,
     FetchTooLargeError,
 )
-from postfix_mtasts.https import http_client
 
 URL = b"https://mta-sts.example.com/.well-known/mta-sts.txt"
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n"
@@ -116,7 +114,7 @@ class FetcherTestCase(SynchronousTestCase):
     def setUp(self):
         self.agent = FakeAgent()
         self.clock = Clock()
-        self.fetcher = HttpsPolicyFetcher(http_client(self.agent), self.clock)
+        self.fetcher = HttpsPolicyFetcher(self.agent, self.clock)
 
     def fetch(self, domain="example.com"):
         return self.fetcher.fetch(domain)
@@ -240,9 +238,7 @@ class FetchResponseTests(FetcherTestCase):
 
     def test_media_type_check_can_be_left_to_the_caller(self):
         """With check_media_type=False, text/html and no type get through (H8)."""
-        fetcher = HttpsPolicyFetcher(
-            http_client(self.agent), self.clock, check_media_type=False
-        )
+        fetcher = HttpsPolicyFetcher(self.agent, self.clock, check_media_type=False)
         for headers, expected in (
             ({b"Content-Type": [b"text/html"]}, "text/html"),
             ({}, None),
@@ -255,9 +251,7 @@ class FetchResponseTests(FetcherTestCase):
 
     def test_other_checks_stay_with_lenient_media_type(self):
         """check_media_type=False still refuses redirects and codings (B8, B21)."""
-        fetcher = HttpsPolicyFetcher(
-            http_client(self.agent), self.clock, check_media_type=False
-        )
+        fetcher = HttpsPolicyFetcher(self.agent, self.clock, check_media_type=False)
         d = fetcher.fetch_response("example.com")
         self.respond(code=301, headers={b"Location": [b"https://x.example/"]})
         self.assert_fails(d, FetchRedirectError)
@@ -338,13 +332,16 @@ class FetchRejectionTests(FetcherTestCase):
         )
         self.assertTrue(response.transport.stopped)
 
-    def test_encoding_refused_with_any_treq_client(self):
-        """A coding treq does not decode is refused by the fetcher itself (B21)."""
-        plain_treq = HTTPClient(self.agent)  # it decodes gzip only
-        fetcher = HttpsPolicyFetcher(plain_treq, self.clock)
-        d = fetcher.fetch("example.com")
-        self.respond(headers={**TEXT_PLAIN, b"Content-Encoding": [b"br"]})
-        self.assert_fails(d, FetchEncodingError)
+    def test_encoding_refused_by_the_fetcher_itself(self):
+        """Any coding but identity is refused by the fetcher, whatever the
+        agent, also with the media type left to the caller (B21)."""
+        fetcher = HttpsPolicyFetcher(self.agent, self.clock, check_media_type=False)
+        for coding in (b"br", b"identity, gzip", b"x-custom"):
+            d = fetcher.fetch("example.com")
+            response = self.respond(headers={b"Content-Encoding": [coding]})
+            error = self.assert_fails(d, FetchEncodingError)
+            self.assertEqual(error.content_encoding, coding.decode())
+            self.assertTrue(response.transport.stopped)
 
     def test_invalid_domain(self):
         """A domain that cannot form the URL is refused before any request (B1)."""
@@ -377,7 +374,7 @@ class FetchTimeoutTests(FetcherTestCase):
 
     def test_custom_timeout(self):
         """The timeout is a constructor argument (G14)."""
-        fetcher = HttpsPolicyFetcher(http_client(self.agent), self.clock, timeout_s=5)
+        fetcher = HttpsPolicyFetcher(self.agent, self.clock, timeout_s=5)
         d = fetcher.fetch("example.com")
         self.clock.advance(5)
         self.assert_fails(d, FetchTimeoutError)
@@ -527,11 +524,12 @@ class PolicyResource(Resource):
 
 
 class FetchThroughTwistedWebTests(SynchronousTestCase):
-    """The real Twisted HTTP client and server, in memory (treq.testing)."""
+    """The real Twisted HTTP client and server, in memory (treq.testing's
+    agent, an IAgent like the daemon's)."""
 
     def fetch(self, resource):
         agent = RequestTraversalAgent(resource)
-        fetcher = HttpsPolicyFetcher(http_client(agent), Clock())
+        fetcher = HttpsPolicyFetcher(agent, Clock())
         d = fetcher.fetch("example.com")
         agent.flush()
         return d

@@ -3,8 +3,8 @@ bounded in bytes, lines and line length (spec B12, issue 9), and a fetch that
 ends early says how (B7).
 
 The real Twisted HTTP/1.1 client protocol and parser run on a
-StringTransport; the fetch goes through HttpsPolicyFetcher and treq as in the
-daemon, with a Clock for its timeout.
+StringTransport; the fetch goes through HttpsPolicyFetcher as in the daemon,
+with a Clock for its timeout.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web._newclient import HTTPClientParser, Request
-from twisted.web.client import HTTPConnectionPool, ResponseDone
+from twisted.web._newclient import HTTPClientParser, Request, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
@@ -36,9 +35,7 @@ from postfix_mtasts.httpbounds import (
     MAX_RESPONSE_HEADER_LINE_BYTES,
     MAX_RESPONSE_HEADER_LINES,
     BoundedHTTP11ClientProtocol,
-    bound_response_heads,
 )
-from postfix_mtasts.https import http_client
 
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n"
 STATUS = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
@@ -72,7 +69,7 @@ class AbortingTransport(StringTransport):
 @implementer(IAgent)
 class ProtocolAgent:
     """An IAgent that sends each request on one bounded protocol connected
-    to an AbortingTransport, as the pool would (persistent requests)."""
+    to an AbortingTransport, as a persistent connection would."""
 
     def __init__(self) -> None:
         self.quiescent: list[Any] = []
@@ -104,7 +101,7 @@ class BoundsTestCase(SynchronousTestCase):
 
     def fetch(self) -> tuple[ProtocolAgent, Deferred[bytes]]:
         agent = ProtocolAgent()
-        fetcher = HttpsPolicyFetcher(http_client(agent), self.clock)
+        fetcher = HttpsPolicyFetcher(agent, self.clock)
         return agent, fetcher.fetch("example.com")
 
     def refused(self, data: bytes, chunk: int | None = None) -> FetchError:
@@ -117,7 +114,7 @@ class BoundsTestCase(SynchronousTestCase):
         agent.lose(net_error.ConnectionAborted())
         error = self.failureResultOf(d, FetchHeadersTooLargeError).value
         self.assertEqual(error.report_type, "sts-policy-fetch-error")
-        self.assertEqual(agent.quiescent, [])  # never back to the pool
+        self.assertEqual(agent.quiescent, [])  # never reusable
         assert isinstance(error, FetchError)
         return error
 
@@ -238,7 +235,7 @@ class WithinBoundsTests(BoundsTestCase):
     def test_each_response_has_its_own_bounds(self):
         """A reused connection counts each response's head afresh (B12)."""
         agent = ProtocolAgent()
-        fetcher = HttpsPolicyFetcher(http_client(agent), self.clock)
+        fetcher = HttpsPolicyFetcher(agent, self.clock)
         data = head(*[filler(4000)] * 5) + POLICY  # 20 kB head
         for _ in range(3):
             d = fetcher.fetch("example.com")
@@ -316,18 +313,8 @@ class EarlyEndTests(BoundsTestCase):
         )
 
 
-class PoolHookTests(SynchronousTestCase):
-    def test_pool_builds_bounded_protocols(self):
-        """The pool's private factory hook still exists and is the one used
-        to build connections; fails loudly if Twisted renames it (B12)."""
-        pool = HTTPConnectionPool(Clock(), persistent=False)
-        self.assertIn("_factory", vars(HTTPConnectionPool))
-        bound_response_heads(pool)
-        factory = pool._factory(lambda _: None, "test")
-        protocol = factory.buildProtocol(None)
-        self.assertIsInstance(protocol, BoundedHTTP11ClientProtocol)
-
-    def test_finished_response_returns_to_the_pool(self):
+class ReuseTests(SynchronousTestCase):
+    def test_finished_response_leaves_the_connection_reusable(self):
         """A complete response leaves the connection quiescent for reuse."""
         agent = ProtocolAgent()
         d = agent.request(b"GET", b"/", Headers())
