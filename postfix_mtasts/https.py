@@ -39,6 +39,7 @@ __all__ = [
     "StsTlsPolicy",
     "load_pem_certificates",
     "make_https_client",
+    "policy_tls",
 ]
 
 _CONNECT_TIMEOUT_S = 10.0
@@ -156,16 +157,25 @@ class _PolicyHostTls:
         return connection
 
 
+def policy_tls(ca_file: str | None = None) -> StsTlsPolicy:
+    """The policy hosts' TLS, trusting ``ca_file`` (PEM) or the platform
+    store: reads the file and loads the trust store, so ``serve`` calls it
+    off the reactor thread (the platform bundle takes 10-20 ms); OSError or
+    ValueError when ``ca_file`` cannot be read or holds no certificate."""
+    return StsTlsPolicy(() if ca_file is None else load_pem_certificates(ca_file))
+
+
 def make_https_client(
     reactor: object,
     *,
     ca_file: str | None = None,
+    tls: StsTlsPolicy | None = None,
     connect_timeout_s: float = _CONNECT_TIMEOUT_S,
     name_resolver: IHostnameResolver | None = None,
 ) -> PolicyAgent:
     """The production client: a :class:`PolicyAgent` (no pool, no redirect,
-    no content decoding) with :class:`StsTlsPolicy`, trusting ``ca_file``
-    (PEM) or the platform store; response heads bounded by
+    no content decoding) with ``tls`` or, when it is None,
+    :func:`policy_tls` of ``ca_file``; response heads bounded by
     :mod:`postfix_mtasts.httpbounds`.
 
     ``reactor`` provides IReactorTCP and IReactorTime.  The policy host's name
@@ -173,10 +183,11 @@ def make_https_client(
     resolver stays as it is) or, when it is None, by the reactor's, which
     must then provide IReactorPluggableNameResolver.
     """
-    ca_certificates = () if ca_file is None else load_pem_certificates(ca_file)
+    if tls is None:
+        tls = policy_tls(ca_file)
     return PolicyAgent(
         reactor,
-        StsTlsPolicy(ca_certificates).creatorForNetloc,
+        tls.creatorForNetloc,
         connect_timeout_s=connect_timeout_s,
         name_resolver=name_resolver,
     )

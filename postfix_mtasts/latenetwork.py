@@ -5,9 +5,10 @@ Their libraries (dnspython, twisted.web's HTTP client and TLS) take longer to
 import than the rest of the daemon, and no answer from the cache or from a
 key's form needs them.  :func:`postfix_mtasts.service.start_daemon` binds
 the listeners first, then has those modules imported by an
-:data:`Importer` (``serve`` uses :func:`import_in_thread`, so the reactor
-thread goes on answering meanwhile) and builds the parts on the reactor
-thread.  Until they are built :class:`LateNetwork` stands in for the
+:class:`Importer` (``serve`` uses :func:`import_in_thread`, so the reactor
+thread goes on answering meanwhile), which then also does the build's
+blocking work (reading the CA file, loading the trust store), and builds
+the parts on the reactor thread.  Until they are built :class:`LateNetwork` stands in for the
 resolver and the MX facts gatherer: a discovery asked meanwhile waits for
 them, then runs as it would have; none fails because it came early.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -37,22 +38,31 @@ __all__ = [
     "import_now",
 ]
 
-#: Imports the named modules; the Deferred fires when all are imported.
-Importer = Callable[[Sequence[str]], "Deferred[None]"]
+_T = TypeVar("_T")
 
 
-def _import_all(names: Sequence[str]) -> None:
+class Importer(Protocol):
+    """Imports the named modules, then calls ``then`` on the same thread;
+    the Deferred fires with what ``then`` returns, or fails with the first
+    error."""
+
+    def __call__(
+        self, names: Sequence[str], then: Callable[[], _T]
+    ) -> Deferred[_T]: ...
+
+
+def _import_then(names: Sequence[str], then: Callable[[], _T]) -> _T:
     for name in names:
         importlib.import_module(name)
+    return then()
 
 
-def import_now(names: Sequence[str]) -> Deferred[None]:
-    """Import on the calling thread (the default, and a test's)."""
+def import_now(names: Sequence[str], then: Callable[[], _T]) -> Deferred[_T]:
+    """Import and call on the calling thread (the default, and a test's)."""
     try:
-        _import_all(names)
+        return succeed(_import_then(names, then))
     except Exception:
         return fail()
-    return succeed(None)
 
 
 #: The interpreter's switch interval while the import thread runs.  The
@@ -66,7 +76,7 @@ def import_in_thread(reactor: Any) -> Importer:
     lookups meanwhile; the two share the GIL, handed over every
     :data:`IMPORT_SWITCH_INTERVAL_S` until the imports are done."""
 
-    def importer(names: Sequence[str]) -> Deferred[None]:
+    def importer(names: Sequence[str], then: Callable[[], _T]) -> Deferred[_T]:
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, IMPORT_SWITCH_INTERVAL_S))
 
@@ -75,7 +85,7 @@ def import_in_thread(reactor: Any) -> Importer:
             return result
 
         pool = reactor.getThreadPool()
-        d: Deferred[None] = deferToThreadPool(reactor, pool, _import_all, names)
+        d: Deferred[_T] = deferToThreadPool(reactor, pool, _import_then, names, then)
         return d.addBoth(restore)
 
     return importer

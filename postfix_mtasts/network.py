@@ -22,6 +22,7 @@ from postfix_mtasts.core.tally import NetworkCounts
 
 if TYPE_CHECKING:
     from postfix_mtasts.dnsclient import DnsClient
+    from postfix_mtasts.https import StsTlsPolicy
     from postfix_mtasts.mxfacts import MxFactsGatherer
     from postfix_mtasts.resolver import PolicyResolver
 
@@ -31,6 +32,7 @@ __all__ = [
     "facts_gatherer",
     "gathers_facts",
     "make_network",
+    "prepare_tls",
     "timing_of",
 ]
 
@@ -56,9 +58,25 @@ class Network:
     facts: MxFactsGatherer | None
 
 
-def make_network(config: Config, reactor: Any, counts: NetworkCounts) -> Network:
+def prepare_tls(config: Config) -> StsTlsPolicy:
+    """The policy hosts' TLS for ``config``: its CA file read and the trust
+    store loaded.  Blocking work, done before :func:`make_network` and at
+    start off the reactor thread; raises OSError or ValueError when
+    ``fetch.ca_file`` cannot be read or holds no certificate."""
+    from postfix_mtasts.https import policy_tls
+
+    return policy_tls(config.fetch.ca_file)
+
+
+def make_network(
+    config: Config,
+    reactor: Any,
+    counts: NetworkCounts,
+    tls: StsTlsPolicy | None = None,
+) -> Network:
     """DNS client, HTTPS client and MX facts gatherer for ``config``,
-    counting into the daemon's ``counts``; raises OSError or ValueError when
+    counting into the daemon's ``counts``, the HTTPS client with ``tls``
+    (None: :func:`prepare_tls` now); raises OSError or ValueError when
     ``fetch.ca_file`` cannot be read or holds no certificate."""
     from postfix_mtasts.dnsclient import DnsClient, system_nameservers
     from postfix_mtasts.fetch import HttpsPolicyFetcher
@@ -85,7 +103,9 @@ def make_network(config: Config, reactor: Any, counts: NetworkCounts) -> Network
         timeout_s=config.dns.timeout_s * config.dns.attempts,
     )
     client = make_https_client(
-        reactor, ca_file=config.fetch.ca_file, name_resolver=policy_hosts
+        reactor,
+        tls=prepare_tls(config) if tls is None else tls,
+        name_resolver=policy_hosts,
     )
     fetcher = HttpsPolicyFetcher(
         client,

@@ -5,6 +5,7 @@ imports them all."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from attrs import evolve, field, frozen
@@ -25,7 +26,13 @@ from postfix_mtasts.frontdoor import FrontDoor
 from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.latenetwork import Importer, LateNetwork, import_now
 from postfix_mtasts.listeners import listener_service, start_control
-from postfix_mtasts.network import PARTS, gathers_facts, make_network, timing_of
+from postfix_mtasts.network import (
+    PARTS,
+    gathers_facts,
+    make_network,
+    prepare_tls,
+    timing_of,
+)
 from postfix_mtasts.refresh import GathersFacts, RefreshRound, Resolves
 from postfix_mtasts.refresher import Refresher
 from postfix_mtasts.sharing import PolicySharing
@@ -218,9 +225,10 @@ async def start_daemon(
 ) -> Daemon:
     """Load the stored policies (E1), then start listening: Postfix's first
     lookups are answered from them without network.  Then the DNS and
-    HTTPS parts are built, their modules imported by ``importer`` first
-    (``serve`` imports them in a thread, so the listeners answer meanwhile;
-    a discovery asked before they are built waits for them), and last the
+    HTTPS parts are built, their modules imported and the trust store loaded
+    by ``importer`` first (``serve`` does it in a thread, so the listeners
+    answer meanwhile; a discovery asked before they are built waits for
+    them), and last the
     metrics server and the control socket start.  ``opening``: the stores
     already being opened (:func:`~postfix_mtasts.storage.open_sharing`;
     ``serve`` opens them while Postfix is asked about DANE).  Raises
@@ -250,8 +258,8 @@ async def start_daemon(
     metrics = ("postfix_mtasts.metrics",) if config.metrics.endpoint else ()
     control = ("postfix_mtasts.controlsocket",) if config.control.socket else ()
     try:
-        await importer((*PARTS, *metrics, *control))
-        network = make_network(config, reactor, lookup.counts)
+        tls = await importer((*PARTS, *metrics, *control), partial(prepare_tls, config))
+        network = make_network(config, reactor, lookup.counts, tls)
     except BaseException:
         late.failed(Failure())  # type: ignore[no-untyped-call]
         raise

@@ -12,26 +12,30 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.core.config import load
+from postfix_mtasts.core.config import load, parse_config
 from postfix_mtasts.core.dane import FactsFailed
 from postfix_mtasts.core.decision import NoPolicy, Outcome
+from postfix_mtasts.core.tally import NetworkCounts
+from postfix_mtasts.https import StsTlsPolicy, policy_tls
 from postfix_mtasts.latenetwork import (
     IMPORT_SWITCH_INTERVAL_S,
     LateNetwork,
     import_in_thread,
     import_now,
 )
-from postfix_mtasts.network import PARTS, Network
+from postfix_mtasts.network import PARTS, Network, make_network
 from postfix_mtasts.service import Daemon, start_daemon
 
 from .test_reload import CONFIG, FakeReactor, socketmap_request
+
+T = TypeVar("T")
 
 
 class FakeResolver:
@@ -117,7 +121,8 @@ class LateNetworkTests(SynchronousTestCase):
 
     def test_import_now_reports_a_missing_module(self) -> None:
         """The default importer fails its Deferred, never raises."""
-        self.failureResultOf(import_now(["postfix_mtasts.no_such_module"]), ImportError)
+        d = import_now(["postfix_mtasts.no_such_module"], lambda: None)
+        self.failureResultOf(d, ImportError)
 
 
 class HeldImports:
@@ -126,10 +131,17 @@ class HeldImports:
     def __init__(self) -> None:
         self.asked: list[str] = []
         self.pending: Deferred[None] = Deferred()
+        self.made: list[object] = []  # what the work after the imports made
 
-    def __call__(self, names: Sequence[str]) -> Deferred[None]:
+    def __call__(self, names: Sequence[str], then: Callable[[], T]) -> Deferred[T]:
         self.asked.extend(names)
-        return self.pending
+
+        def work(_: None) -> T:
+            made = then()
+            self.made.append(made)
+            return made
+
+        return self.pending.addCallback(work)
 
     def done(self) -> None:
         for name in self.asked:
@@ -190,6 +202,17 @@ class StartBeforeNetworkTests(SynchronousTestCase):
         self.assertNotEqual(self.reactor.udp, [])  # asked now
         self.assertEqual(transport.value(), b"9:NOTFOUND ,")
 
+    def test_trust_store_loads_with_the_imports(self) -> None:
+        """The policy hosts' TLS (the CA file read, the trust store loaded:
+        10-20 ms with the platform bundle) is made by the importer's work,
+        off the reactor thread in serve, not by the build on the reactor
+        thread after it (issue 13)."""
+        self.assertEqual(self.imports.made, [])
+        self.imports.done()
+        self.daemon()
+        [made] = self.imports.made
+        self.assertIsInstance(made, StsTlsPolicy)
+
     def test_failed_load_fails_the_start(self) -> None:
         """Modules that cannot be imported fail the start, as they did when
         they were imported before listening (exit status 1 in serve)."""
@@ -234,7 +257,7 @@ class ImportInThreadTests(SynchronousTestCase):
         their latency (issue 13); the interval is restored afterwards."""
         before = sys.getswitchinterval()
         reactor = SyncThreadsReactor()
-        d = import_in_thread(reactor)(["json"])
+        d = import_in_thread(reactor)(["json"], lambda: None)
         self.successResultOf(d)
         self.assertEqual(reactor.pool.intervals, [IMPORT_SWITCH_INTERVAL_S])
         self.assertEqual(sys.getswitchinterval(), before)
@@ -243,6 +266,23 @@ class ImportInThreadTests(SynchronousTestCase):
         """A module that cannot be imported fails the Deferred (the start
         fails) and still restores the interval."""
         before = sys.getswitchinterval()
-        d = import_in_thread(SyncThreadsReactor())(["postfix_mtasts.no_such_module"])
+        importer = import_in_thread(SyncThreadsReactor())
+        d = importer(["postfix_mtasts.no_such_module"], lambda: None)
         self.failureResultOf(d, ImportError)
         self.assertEqual(sys.getswitchinterval(), before)
+
+
+class PreparedTlsTests(SynchronousTestCase):
+    def test_build_with_prepared_tls_reads_no_ca_file(self) -> None:
+        """Given the prepared TLS, the build on the reactor thread does not
+        read ``fetch.ca_file`` again (here it no longer exists); without
+        it, the build reads the file and fails as before (B3)."""
+        config = parse_config(
+            '[fetch]\nca_file = "/nonexistent/ca.pem"\n'
+            '[dns]\nnameservers = ["127.0.0.1"]\n'
+        )
+        reactor = FakeReactor()
+        built = make_network(config, reactor, NetworkCounts(), policy_tls(None))
+        self.assertIsNotNone(built.resolver)
+        with self.assertRaises(OSError):
+            make_network(config, reactor, NetworkCounts())
