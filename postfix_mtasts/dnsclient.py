@@ -18,11 +18,11 @@ warned about once.
 from __future__ import annotations
 
 import secrets
+import typing
 from collections import Counter
 from collections.abc import Sequence
 
 import dns.exception
-import dns.flags
 import dns.message
 import dns.name
 import dns.nameserver
@@ -43,7 +43,19 @@ from postfix_mtasts.core.dnscase import (
     mix_case,
     source_address,
 )
-from postfix_mtasts.core.dnsquery import query_wire, question_wire
+from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
+from postfix_mtasts.core.dnsreply import (
+    AAAA,
+    CLASS_IN,
+    CNAME,
+    SOA,
+    TXT,
+    AddressRdata,
+    Record,
+    Reply,
+    TxtRdata,
+)
+from postfix_mtasts.core.dnstext import name_labels, name_text, split_name
 from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
     CaseNotEchoedError,
@@ -57,6 +69,7 @@ from postfix_mtasts.txt import TxtFailure, TxtResult, txt_result
 
 __all__ = [
     "MAX_CNAME_HOPS",
+    "AnswerRdata",
     "DnsAnswer",
     "DnsClient",
     "DnsError",
@@ -71,13 +84,33 @@ MAX_CNAME_HOPS = 8
 _FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
 # A server that answers these may be alone in its trouble: ask the next one.
 _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
+_ANSWERED = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+_TC, _AD = 0x0200, 0x0020  # header flags: truncated, authenticated data
+# The types whose data the reply reader decodes itself; dnspython the rest.
+_DECODED = frozenset({dns.rdatatype.A, AAAA, TXT})
 # TCP binds only to reach a loopback server from loopback; elsewhere the
 # kernel picks the source when it connects.
 _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
 # The rcode words counted as themselves; a server's other rcodes are "other".
-_RCODES = frozenset({"noerror", "nxdomain", "servfail", "refused", "formerr"})
+_RCODE_WORDS = {
+    rcode.value: rcode.name.lower()
+    for rcode in (
+        dns.rcode.NOERROR,
+        dns.rcode.NXDOMAIN,
+        dns.rcode.SERVFAIL,
+        dns.rcode.REFUSED,
+        dns.rcode.FORMERR,
+    )
+}
+_RCODES = {rcode.value: rcode for rcode in dns.rcode.Rcode}
+_KINDS: dict[int, str] = {}  # query type -> its word in results, as asked
 # The query, its wire form, and its question section as the caller asked it.
 _Question = tuple[int, bytes, bytes]  # query id, query, question as asked
+#: A name as the client carries it: its labels, the root's empty one last.
+_Labels = tuple[bytes, ...]
+#: An answer's record data: the reader's own for A, AAAA and TXT (each has
+#: dnspython's ``to_text()``, TXT its ``strings``), dnspython's for others.
+AnswerRdata = dns.rdata.Rdata | AddressRdata | TxtRdata
 
 
 @frozen
@@ -92,7 +125,7 @@ class DnsAnswer:
     """
 
     rcode: dns.rcode.Rcode
-    rdatas: tuple[dns.rdata.Rdata, ...]
+    rdatas: tuple[AnswerRdata, ...]
     cname_chain: tuple[str, ...]
     authenticated: bool
     ttl: int | None = None
@@ -133,7 +166,7 @@ class DnsClient:
         self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
     ) -> Deferred[dns.message.Message]:
         """Ask ``qname``/``rdtype`` (RD, AD, EDNS0, DO if ``dnssec``): one reply."""
-        return Deferred.fromCoroutine(self._ask(qname, rdtype, dnssec))
+        return Deferred.fromCoroutine(self._query(qname, rdtype, dnssec))
 
     def lookup(
         self, name: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
@@ -146,65 +179,83 @@ class DnsClient:
         d = self.lookup(name, dns.rdatatype.TXT)
         return d.addCallbacks(_txt_answer, _txt_failure)
 
+    async def _query(
+        self, qname: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> dns.message.Message:
+        reply = await self._ask(qname, rdtype, dnssec)
+        try:
+            return dns.message.from_wire(reply.wire)
+        except (dns.exception.DNSException, ValueError) as e:
+            raise DnsError(f"malformed reply for {qname}: {e}") from e
+
     async def _chase(
         self, name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> DnsAnswer:
-        current = qname = _parse_name(name)
-        chain: list[dns.name.Name] = []
+        qname = _parse_name(name)
+        current: str | _Labels = name
+        current_key = name_wire(qname).lower()  # names compare without case
+        chain: list[bytes] = []  # the CNAME targets, in wire form
+        keys = [current_key]
         authenticated = True
         ttls: list[int] = []
         while True:
             reply = await self._ask(current, rdtype, dnssec)
-            authenticated = authenticated and bool(reply.flags & dns.flags.AD)
-            rcode = reply.rcode()
-            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return DnsAnswer(rcode, (), _texts(chain), authenticated)
-            target = current
+            authenticated = authenticated and bool(reply.flags & _AD)
+            rcode = reply.rcode
+            if rcode not in _ANSWERED:
+                return DnsAnswer(_rcode(rcode), (), _texts(chain), authenticated)
+            answer = [
+                (r.name.lower(), r) for r in reply.answer if r.rdclass == CLASS_IN
+            ]
+            target = current_key
             while True:
-                found = reply.get_rrset(reply.answer, target, dns.rdataclass.IN, rdtype)
-                if found is not None:
-                    least = min([*ttls, int(found.ttl)])
+                found = [r for key, r in answer if key == target and r.rdtype == rdtype]
+                if found:
+                    least = min([*ttls, *(r.ttl for r in found)])
+                    rdatas = _rdatas(found, rdtype, reply.wire, name)
                     chain_text = _texts(chain)
                     return DnsAnswer(
-                        rcode, tuple(found), chain_text, authenticated, least
+                        _rcode(rcode), rdatas, chain_text, authenticated, least
                     )
-                cname = reply.get_rrset(
-                    reply.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME
-                )
-                if cname is None or len(cname) == 0:
+                cnames = [r for key, r in answer if key == target and r.rdtype == CNAME]
+                if not cnames:
                     break
-                ttls.append(int(cname.ttl))
-                target = cname[0].target
-                if target == qname or target in chain:
-                    raise DnsError(f"CNAME loop at {target}")
-                chain.append(target)
+                ttls.append(min(r.ttl for r in cnames))
+                alias = typing.cast(bytes, cnames[0].data)  # the target's name
+                target = alias.lower()
+                if target in keys:
+                    raise DnsError(f"CNAME loop at {name_text(alias, final_dot=True)}")
+                chain.append(alias)
+                keys.append(target)
                 if len(chain) > MAX_CNAME_HOPS:
                     raise DnsError(f"CNAME chain longer than {MAX_CNAME_HOPS}")
-            if rcode == dns.rcode.NXDOMAIN or target == current:
+            if rcode == dns.rcode.NXDOMAIN or target == current_key:
                 ttl = _negative_ttl(reply, ttls)
-                return DnsAnswer(rcode, (), _texts(chain), authenticated, ttl)
-            current = target  # the chain stops short of the data: ask its end
+                return DnsAnswer(_rcode(rcode), (), _texts(chain), authenticated, ttl)
+            # The chain stops short of the data: ask its end.
+            current, current_key = name_labels(chain[-1]), target
 
     async def _ask(
-        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
-    ) -> dns.message.Message:
+        self, qname: str | _Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> Reply:
         """One question, counted in :attr:`results` by type and outcome."""
-        kind = dns.rdatatype.to_text(rdtype).lower()  # one of the few we ask
+        kind = _KINDS.get(rdtype)
+        if kind is None:  # one of the few types asked
+            kind = _KINDS[rdtype] = dns.rdatatype.to_text(rdtype).lower()
         try:
             reply = await self._exchange(qname, rdtype, dnssec)
         except DnsError as e:
             timed_out = isinstance(e, DnsTimeoutError)
             self.results[kind, "timeout" if timed_out else "error"] += 1
             raise
-        word = dns.rcode.to_text(reply.rcode()).lower()
-        self.results[kind, word if word in _RCODES else "other"] += 1
+        self.results[kind, _RCODE_WORDS.get(reply.rcode, "other")] += 1
         return reply
 
     async def _exchange(
-        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
-    ) -> dns.message.Message:
-        name = _parse_name(qname)
-        asked = name.labels
+        self, qname: str | _Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> Reply:
+        labels = _parse_name(qname) if isinstance(qname, str) else qname
+        asked = labels
         if self._randomize_case:
             asked = mix_case(asked, secrets.randbits(MAX_NAME_LETTERS))
         query_id = secrets.randbits(16)
@@ -212,32 +263,35 @@ class DnsClient:
             query_id, asked, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
         )
         # The question section as the caller asked it: replies are read so.
-        exchange = (query_id, wire, question_wire(name.labels, rdtype))
-        error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
-        servfail: dns.message.Message | None = None
+        exchange = (query_id, wire, question_wire(labels, rdtype))
+        error: DnsError | None = None
+        servfail: Reply | None = None
         for _ in range(self._attempts):
             for server in self._nameservers:
                 try:
                     try:
                         reply = await self._udp(exchange, server)
                     except CaseNotEchoedError:
-                        self._warn_case_folder(server, name)
+                        self._warn_case_folder(server, labels)
                         reply = await self._tcp(exchange, server)
-                    if reply.flags & dns.flags.TC:
+                    if reply.flags & _TC:
                         reply = await self._tcp(exchange, server)
                 except DnsError as e:
                     error = e
                     continue
-                if reply.rcode() in _TRY_NEXT_SERVER:
+                if reply.rcode in _TRY_NEXT_SERVER:
                     servfail = reply
                     continue
                 return reply
             if servfail is not None:
                 return servfail
+        if error is None:  # not reached: every round ends in a reply or error
+            shown = qname if isinstance(qname, str) else _text(labels)
+            error = DnsTimeoutError(f"no nameserver answered for {shown}")
         raise error
 
-    def _warn_case_folder(self, server: tuple[str, int], name: dns.name.Name) -> None:
-        if count_letters(name.labels) and server not in self._case_folders:
+    def _warn_case_folder(self, server: tuple[str, int], labels: _Labels) -> None:
+        if count_letters(labels) and server not in self._case_folders:
             self._case_folders.add(server)
             self.log.warn(
                 "nameserver {server} did not echo the case of a query name "
@@ -246,9 +300,7 @@ class DnsClient:
                 server=server[0],
             )
 
-    def _udp(
-        self, exchange: _Question, server: tuple[str, int]
-    ) -> Deferred[dns.message.Message]:
+    def _udp(self, exchange: _Question, server: tuple[str, int]) -> Deferred[Reply]:
         query_id, wire, question = exchange
         udp = UdpExchange(
             self._reactor, self._timeout_s, query_id, wire, server, question
@@ -263,9 +315,7 @@ class DnsClient:
             udp.finish(DnsError(f"cannot ask {server[0]} over UDP: {e}"))
         return udp.deferred
 
-    def _tcp(
-        self, exchange: _Question, server: tuple[str, int]
-    ) -> Deferred[dns.message.Message]:
+    def _tcp(self, exchange: _Question, server: tuple[str, int]) -> Deferred[Reply]:
         query_id, wire, question = exchange
         tcp = TcpExchange(
             self._reactor, self._timeout_s, query_id, wire, server, question
@@ -279,24 +329,65 @@ class DnsClient:
         return tcp.deferred
 
 
-def _parse_name(name: str | dns.name.Name) -> dns.name.Name:
+def _parse_name(name: str) -> _Labels:
+    """The labels of ``name``; plain names are split without dnspython."""
+    labels = split_name(name)
+    if labels is not None:
+        return labels
     try:
-        return dns.name.from_text(name) if isinstance(name, str) else name
+        return dns.name.from_text(name).labels
     except dns.exception.DNSException as e:
         raise DnsError(f"invalid name {quote(name)}: {e}") from e
 
 
-def _negative_ttl(reply: dns.message.Message, ttls: list[int]) -> int | None:
+def _rcode(value: int) -> dns.rcode.Rcode:
+    rcode = _RCODES.get(value)
+    return dns.rcode.Rcode.make(value) if rcode is None else rcode
+
+
+def _rdatas(
+    found: list[Record], rdtype: dns.rdatatype.RdataType, wire: bytes, name: str
+) -> tuple[AnswerRdata, ...]:
+    """The distinct data of ``found`` in order, as dnspython's RRset holds
+    them: the reader's for A, AAAA and TXT, dnspython's for other types."""
+    if rdtype in _DECODED:
+        return tuple(dict.fromkeys(r.data for r in found if isinstance(r.data, tuple)))
+    try:
+        rdatas = [
+            dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, r.offset, r.length)
+            for r in found
+        ]
+    except (dns.exception.DNSException, ValueError) as e:
+        kind = dns.rdatatype.to_text(rdtype)
+        raise DnsError(f"malformed {kind} record for {quote(name)}: {e}") from e
+    return tuple(dict.fromkeys(rdatas))
+
+
+def _negative_ttl(reply: Reply, ttls: list[int]) -> int | None:
     """How long a negative answer holds (RFC 2308 §5): the least of the SOA
-    record's TTL and its MINIMUM field, and of the CNAMEs on the way."""
-    for rrset in reply.authority:
-        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-            return min([*ttls, int(rrset.ttl), int(rrset[0].minimum)])
+    RRset's TTL and its (first) record's MINIMUM field, and of the CNAMEs on
+    the way."""
+    for soa in reply.authority:
+        if soa.rdtype == SOA and isinstance(soa.data, int):
+            key = soa.name.lower()
+            rrset = [
+                r.ttl
+                for r in reply.authority
+                if r.rdtype == SOA
+                and r.rdclass == soa.rdclass
+                and r.name.lower() == key
+            ]
+            return min([*ttls, *rrset, soa.data])
     return min(ttls) if ttls else None
 
 
-def _texts(names: list[dns.name.Name]) -> tuple[str, ...]:
-    return tuple(name.to_text(omit_final_dot=True) for name in names)
+def _text(labels: _Labels) -> str:
+    """A name as dnspython's ``str(Name)`` writes it (with the final dot)."""
+    return name_text(name_wire(labels), final_dot=True)
+
+
+def _texts(names: list[bytes]) -> tuple[str, ...]:
+    return tuple(name_text(name) for name in names)
 
 
 def _txt_answer(answer: DnsAnswer) -> TxtResult:
