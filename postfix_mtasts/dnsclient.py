@@ -1,8 +1,12 @@
 # -*- test-case-name: tests.unit.test_txt -*-
 """A non-blocking stub resolver over Twisted transports (spec A11, A15).
 
-dnspython builds and parses the messages; Twisted UDP and TCP transports carry
-them (TCP when a reply comes back truncated).  Timeouts run on the injected
+Queries are packed by :mod:`postfix_mtasts.core.dnsquery` and replies read
+by :mod:`postfix_mtasts.core.dnsreply`; :mod:`postfix_mtasts.dnsanswer`
+follows CNAMEs through them.  Only :meth:`DnsClient.query` (the DNSSEC
+probe) and record types other than A, AAAA and TXT have dnspython parse
+what came.  Twisted UDP and TCP transports carry them (TCP when a reply
+comes back truncated).  Timeouts run on the injected
 reactor's clock.  No thread per lookup, no blocking call, no global reactor.
 :meth:`DnsClient.lookup_txt` gives the TXT answer the meaning of
 :mod:`postfix_mtasts.txt`.
@@ -18,20 +22,15 @@ warned about once.
 from __future__ import annotations
 
 import secrets
-import typing
 from collections import Counter
 from collections.abc import Sequence
 
 import dns.exception
 import dns.message
-import dns.name
 import dns.nameserver
 import dns.rcode
-import dns.rdata
-import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
-from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
@@ -44,19 +43,16 @@ from postfix_mtasts.core.dnscase import (
     source_address,
 )
 from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
-from postfix_mtasts.core.dnsreply import (
-    AAAA,
-    CLASS_IN,
-    CNAME,
-    SOA,
-    TXT,
-    AddressRdata,
-    Record,
-    Reply,
-    TxtRdata,
+from postfix_mtasts.core.dnsreply import Reply
+from postfix_mtasts.core.dnstext import name_text
+from postfix_mtasts.dnsanswer import (
+    MAX_CNAME_HOPS,
+    AnswerRdata,
+    Chase,
+    DnsAnswer,
+    Labels,
+    parse_name,
 )
-from postfix_mtasts.core.dnstext import name_labels, name_text, split_name
-from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
     CaseNotEchoedError,
     DnsError,
@@ -80,14 +76,10 @@ __all__ = [
 
 DNS_PORT = 53
 EDNS_PAYLOAD_BYTES = 1232
-MAX_CNAME_HOPS = 8
 _FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
 # A server that answers these may be alone in its trouble: ask the next one.
 _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
-_ANSWERED = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
-_TC, _AD = 0x0200, 0x0020  # header flags: truncated, authenticated data
-# The types whose data the reply reader decodes itself; dnspython the rest.
-_DECODED = frozenset({dns.rdatatype.A, AAAA, TXT})
+_TC = 0x0200  # header flag: truncated
 # TCP binds only to reach a loopback server from loopback; elsewhere the
 # kernel picks the source when it connects.
 _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
@@ -102,33 +94,9 @@ _RCODE_WORDS = {
         dns.rcode.FORMERR,
     )
 }
-_RCODES = {rcode.value: rcode for rcode in dns.rcode.Rcode}
 _KINDS: dict[int, str] = {}  # query type -> its word in results, as asked
 # The query, its wire form, and its question section as the caller asked it.
 _Question = tuple[int, bytes, bytes]  # query id, query, question as asked
-#: A name as the client carries it: its labels, the root's empty one last.
-_Labels = tuple[bytes, ...]
-#: An answer's record data: the reader's own for A, AAAA and TXT (each has
-#: dnspython's ``to_text()``, TXT its ``strings``), dnspython's for others.
-AnswerRdata = dns.rdata.Rdata | AddressRdata | TxtRdata
-
-
-@frozen
-class DnsAnswer:
-    """One lookup's outcome after CNAME chasing (spec A11).
-
-    ``rdatas`` is the asked type's RRset at the end of ``cname_chain`` (empty
-    for NXDOMAIN, NODATA and error rcodes); ``authenticated`` is the AD flag
-    of every reply on the way.  ``ttl`` is the least TTL of the RRsets read
-    (CNAMEs included), or for NXDOMAIN and NODATA the negative TTL of the
-    SOA in the authority section (RFC 2308 §5); None when neither is known.
-    """
-
-    rcode: dns.rcode.Rcode
-    rdatas: tuple[AnswerRdata, ...]
-    cname_chain: tuple[str, ...]
-    authenticated: bool
-    ttl: int | None = None
 
 
 class DnsClient:
@@ -191,52 +159,16 @@ class DnsClient:
     async def _chase(
         self, name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> DnsAnswer:
-        qname = _parse_name(name)
-        current: str | _Labels = name
-        current_key = name_wire(qname).lower()  # names compare without case
-        chain: list[bytes] = []  # the CNAME targets, in wire form
-        keys = [current_key]
-        authenticated = True
-        ttls: list[int] = []
+        chase = Chase(name, rdtype)
+        current: str | Labels = name
         while True:
-            reply = await self._ask(current, rdtype, dnssec)
-            authenticated = authenticated and bool(reply.flags & _AD)
-            rcode = reply.rcode
-            if rcode not in _ANSWERED:
-                return DnsAnswer(_rcode(rcode), (), _texts(chain), authenticated)
-            answer = [
-                (r.name.lower(), r) for r in reply.answer if r.rdclass == CLASS_IN
-            ]
-            target = current_key
-            while True:
-                found = [r for key, r in answer if key == target and r.rdtype == rdtype]
-                if found:
-                    least = min([*ttls, *(r.ttl for r in found)])
-                    rdatas = _rdatas(found, rdtype, reply.wire, name)
-                    chain_text = _texts(chain)
-                    return DnsAnswer(
-                        _rcode(rcode), rdatas, chain_text, authenticated, least
-                    )
-                cnames = [r for key, r in answer if key == target and r.rdtype == CNAME]
-                if not cnames:
-                    break
-                ttls.append(min(r.ttl for r in cnames))
-                alias = typing.cast(bytes, cnames[0].data)  # the target's name
-                target = alias.lower()
-                if target in keys:
-                    raise DnsError(f"CNAME loop at {name_text(alias, final_dot=True)}")
-                chain.append(alias)
-                keys.append(target)
-                if len(chain) > MAX_CNAME_HOPS:
-                    raise DnsError(f"CNAME chain longer than {MAX_CNAME_HOPS}")
-            if rcode == dns.rcode.NXDOMAIN or target == current_key:
-                ttl = _negative_ttl(reply, ttls)
-                return DnsAnswer(_rcode(rcode), (), _texts(chain), authenticated, ttl)
-            # The chain stops short of the data: ask its end.
-            current, current_key = name_labels(chain[-1]), target
+            found = chase.read(await self._ask(current, rdtype, dnssec))
+            if isinstance(found, DnsAnswer):
+                return found
+            current = found
 
     async def _ask(
-        self, qname: str | _Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+        self, qname: str | Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> Reply:
         """One question, counted in :attr:`results` by type and outcome."""
         kind = _KINDS.get(rdtype)
@@ -252,9 +184,9 @@ class DnsClient:
         return reply
 
     async def _exchange(
-        self, qname: str | _Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+        self, qname: str | Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> Reply:
-        labels = _parse_name(qname) if isinstance(qname, str) else qname
+        labels = parse_name(qname) if isinstance(qname, str) else qname
         asked = labels
         if self._randomize_case:
             asked = mix_case(asked, secrets.randbits(MAX_NAME_LETTERS))
@@ -290,7 +222,7 @@ class DnsClient:
             error = DnsTimeoutError(f"no nameserver answered for {shown}")
         raise error
 
-    def _warn_case_folder(self, server: tuple[str, int], labels: _Labels) -> None:
+    def _warn_case_folder(self, server: tuple[str, int], labels: Labels) -> None:
         if count_letters(labels) and server not in self._case_folders:
             self._case_folders.add(server)
             self.log.warn(
@@ -329,65 +261,9 @@ class DnsClient:
         return tcp.deferred
 
 
-def _parse_name(name: str) -> _Labels:
-    """The labels of ``name``; plain names are split without dnspython."""
-    labels = split_name(name)
-    if labels is not None:
-        return labels
-    try:
-        return dns.name.from_text(name).labels
-    except dns.exception.DNSException as e:
-        raise DnsError(f"invalid name {quote(name)}: {e}") from e
-
-
-def _rcode(value: int) -> dns.rcode.Rcode:
-    rcode = _RCODES.get(value)
-    return dns.rcode.Rcode.make(value) if rcode is None else rcode
-
-
-def _rdatas(
-    found: list[Record], rdtype: dns.rdatatype.RdataType, wire: bytes, name: str
-) -> tuple[AnswerRdata, ...]:
-    """The distinct data of ``found`` in order, as dnspython's RRset holds
-    them: the reader's for A, AAAA and TXT, dnspython's for other types."""
-    if rdtype in _DECODED:
-        return tuple(dict.fromkeys(r.data for r in found if isinstance(r.data, tuple)))
-    try:
-        rdatas = [
-            dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, r.offset, r.length)
-            for r in found
-        ]
-    except (dns.exception.DNSException, ValueError) as e:
-        kind = dns.rdatatype.to_text(rdtype)
-        raise DnsError(f"malformed {kind} record for {quote(name)}: {e}") from e
-    return tuple(dict.fromkeys(rdatas))
-
-
-def _negative_ttl(reply: Reply, ttls: list[int]) -> int | None:
-    """How long a negative answer holds (RFC 2308 §5): the least of the SOA
-    RRset's TTL and its (first) record's MINIMUM field, and of the CNAMEs on
-    the way."""
-    for soa in reply.authority:
-        if soa.rdtype == SOA and isinstance(soa.data, int):
-            key = soa.name.lower()
-            rrset = [
-                r.ttl
-                for r in reply.authority
-                if r.rdtype == SOA
-                and r.rdclass == soa.rdclass
-                and r.name.lower() == key
-            ]
-            return min([*ttls, *rrset, soa.data])
-    return min(ttls) if ttls else None
-
-
-def _text(labels: _Labels) -> str:
+def _text(labels: Labels) -> str:
     """A name as dnspython's ``str(Name)`` writes it (with the final dot)."""
     return name_text(name_wire(labels), final_dot=True)
-
-
-def _texts(names: list[bytes]) -> tuple[str, ...]:
-    return tuple(name_text(name) for name in names)
 
 
 def _txt_answer(answer: DnsAnswer) -> TxtResult:
