@@ -7,7 +7,8 @@ end of the chain, or the name still to ask, or why there is nothing (the
 rcode, and for NXDOMAIN and NODATA the negative TTL of RFC 2308 §5).  It
 reads what dnspython's ``Message.get_rrset`` used to: records of class IN
 whose owner is the name sought, case aside; an RRset's TTL is the least of
-its records', and its data are the distinct ones in the order they came.
+its records', and its data are the distinct ones in the order they came
+(of a CNAME or SOA RRset, which holds one record, the last one read).
 A, AAAA and TXT data are the reader's own values; other types' rdata
 (MX, TLSA) is parsed by dnspython's per-rdata parser from its place in the
 wire.  Used by :class:`postfix_mtasts.dnsclient.DnsClient`.
@@ -120,7 +121,8 @@ class Chase:
             if not cnames:
                 break
             self._ttls.append(min(r.ttl for r in cnames))
-            alias = typing.cast(bytes, cnames[0].data)  # the target's name
+            # A CNAME RRset holds one record: dnspython keeps the last read.
+            alias = typing.cast(bytes, cnames[-1].data)
             target = alias.lower()
             if target in self._keys:
                 raise DnsError(f"CNAME loop at {name_text(alias, final_dot=True)}")
