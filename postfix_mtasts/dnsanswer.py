@@ -169,17 +169,16 @@ def _rcode(value: int) -> dns.rcode.Rcode:
 
 def _negative_ttl(reply: Reply, ttls: list[int]) -> int | None:
     """How long a negative answer holds (RFC 2308 §5): the least of the SOA
-    RRset's TTL and its (first) record's MINIMUM field, and of the CNAMEs on
-    the way."""
+    RRset's TTL and its record's MINIMUM field (an SOA RRset holds one
+    record: the last read), and of the CNAMEs on the way."""
     for soa in reply.authority:
-        if soa.rdtype == SOA and isinstance(soa.data, int):
-            key = soa.name.lower()
+        if soa.rdtype == SOA:
+            key = (soa.name.lower(), soa.rdclass)
             rrset = [
-                r.ttl
+                r
                 for r in reply.authority
-                if r.rdtype == SOA
-                and r.rdclass == soa.rdclass
-                and r.name.lower() == key
+                if r.rdtype == SOA and (r.name.lower(), r.rdclass) == key
             ]
-            return min([*ttls, *rrset, soa.data])
+            minimum = typing.cast(int, rrset[-1].data)
+            return min([*ttls, *(r.ttl for r in rrset), minimum])
     return min(ttls) if ttls else None

@@ -33,12 +33,12 @@ labels = st.one_of(
     st.lists(st.sampled_from(list(_LETTERS)), min_size=1, max_size=10).map(bytes),
     st.sampled_from([b"_mta-sts", b"mta-sts", b"Example", b"COM", b"a.b", b"\\"]),
 )
-#: A base name of 1-3 labels, and 1-4 names under it (shared suffixes).
+#: A base name of 1-3 labels, and 2-5 names under it (shared suffixes).
 names = st.lists(labels, min_size=1, max_size=3).flatmap(
     lambda base: st.lists(
         st.lists(labels, max_size=2).map(lambda head: (*head, *base)),
-        min_size=1,
-        max_size=4,
+        min_size=2,
+        max_size=5,
     )
 )
 _groups = st.one_of(st.just(0), st.just(0xFFFF), st.integers(0, 0xFFFF))
@@ -75,8 +75,8 @@ def rdata(kind: str, data: object, pool: list[tuple[bytes, ...]]) -> dns.rdata.R
 
 records = st.lists(
     st.tuples(
-        st.integers(0, 5),
-        st.sampled_from(["A", "AAAA", "TXT", "CNAME", "MX"]),
+        st.sampled_from([0, 0, 1, 2, 3, 4]),
+        st.sampled_from(["A", "AAAA", "TXT", "CNAME", "CNAME", "MX"]),
         st.integers(0, 2**16),
     ).flatmap(
         lambda spec: st.tuples(
@@ -107,7 +107,7 @@ def replies(draw: st.DrawFn) -> bytes:
         id=draw(st.integers(0, 0xFFFF)),
     )
     reply = dns.message.make_response(query)
-    rcodes = [0, 2, 3, 5, 16, 4000]
+    rcodes = [0, 0, 0, 0, 0, 3, 3, 2, 5, 16, 4000]
     reply.set_rcode(dns.rcode.Rcode.make(draw(st.sampled_from(rcodes))))
     if draw(st.booleans()):
         reply.flags |= dns.flags.AD
