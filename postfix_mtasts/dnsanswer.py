@@ -96,7 +96,8 @@ class Chase:
     def __init__(self, name: str, rdtype: dns.rdatatype.RdataType) -> None:
         self._name = name
         self._rdtype = rdtype
-        self._asked = name_wire(parse_name(name)).lower()  # the name now asked
+        self.labels = parse_name(name)  # to ask first
+        self._asked = name_wire(self.labels).lower()  # the name now asked
         self._keys = [self._asked]  # every name met, without case
         self._chain: list[bytes] = []  # the CNAME targets, in wire form
         self._authenticated = True

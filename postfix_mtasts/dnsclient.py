@@ -36,12 +36,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts.core.dnscase import (
-    MAX_NAME_LETTERS,
-    count_letters,
-    mix_case,
-    source_address,
-)
+from postfix_mtasts.core.dnscase import count_letters, mix_case, source_address
 from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
 from postfix_mtasts.core.dnsreply import Reply
 from postfix_mtasts.core.dnstext import name_text
@@ -127,6 +122,7 @@ class DnsClient:
         self._attempts = attempts
         self._randomize_case = randomize_case
         self._case_folders: set[tuple[str, int]] = set()  # warned about once
+        self._sources: dict[tuple[str, int], str] = {}  # server -> bind address
         # (query type, rcode word or "timeout"/"error") -> questions answered
         self.results = Counter() if results is None else results
 
@@ -150,7 +146,7 @@ class DnsClient:
     async def _query(
         self, qname: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> dns.message.Message:
-        reply = await self._ask(qname, rdtype, dnssec)
+        reply = await self._ask(parse_name(qname), rdtype, dnssec)
         try:
             return dns.message.from_wire(reply.wire)
         except (dns.exception.DNSException, ValueError) as e:
@@ -160,22 +156,22 @@ class DnsClient:
         self, name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> DnsAnswer:
         chase = Chase(name, rdtype)
-        current: str | Labels = name
+        labels = chase.labels
         while True:
-            found = chase.read(await self._ask(current, rdtype, dnssec))
+            found = chase.read(await self._ask(labels, rdtype, dnssec))
             if isinstance(found, DnsAnswer):
                 return found
-            current = found
+            labels = found
 
     async def _ask(
-        self, qname: str | Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+        self, labels: Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> Reply:
         """One question, counted in :attr:`results` by type and outcome."""
         kind = _KINDS.get(rdtype)
         if kind is None:  # one of the few types asked
             kind = _KINDS[rdtype] = dns.rdatatype.to_text(rdtype).lower()
         try:
-            reply = await self._exchange(qname, rdtype, dnssec)
+            reply = await self._exchange(labels, rdtype, dnssec)
         except DnsError as e:
             timed_out = isinstance(e, DnsTimeoutError)
             self.results[kind, "timeout" if timed_out else "error"] += 1
@@ -184,18 +180,18 @@ class DnsClient:
         return reply
 
     async def _exchange(
-        self, qname: str | Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+        self, labels: Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> Reply:
-        labels = parse_name(qname) if isinstance(qname, str) else qname
-        asked = labels
+        name = name_wire(labels)
+        sent = name
         if self._randomize_case:
-            asked = mix_case(asked, secrets.randbits(MAX_NAME_LETTERS))
+            sent = mix_case(name, secrets.token_bytes(len(name)))
         query_id = secrets.randbits(16)
         wire = query_wire(
-            query_id, asked, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
+            query_id, sent, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
         )
         # The question section as the caller asked it: replies are read so.
-        exchange = (query_id, wire, question_wire(labels, rdtype))
+        exchange = (query_id, wire, question_wire(name, rdtype))
         error: DnsError | None = None
         servfail: Reply | None = None
         for _ in range(self._attempts):
@@ -217,10 +213,8 @@ class DnsClient:
                 return reply
             if servfail is not None:
                 return servfail
-        if error is None:  # not reached: every round ends in a reply or error
-            shown = qname if isinstance(qname, str) else _text(labels)
-            error = DnsTimeoutError(f"no nameserver answered for {shown}")
-        raise error
+        # Every round ends in a reply or an error: the second is a safeguard.
+        raise error or DnsTimeoutError(f"no nameserver answered for {_text(labels)}")
 
     def _warn_case_folder(self, server: tuple[str, int], labels: Labels) -> None:
         if count_letters(labels) and server not in self._case_folders:
@@ -232,6 +226,13 @@ class DnsClient:
                 server=server[0],
             )
 
+    def _source(self, server: tuple[str, int]) -> str:
+        """The address to ask ``server`` from, worked out once per server."""
+        source = self._sources.get(server)
+        if source is None:
+            source = self._sources[server] = source_address(server[0])
+        return source
+
     def _udp(self, exchange: _Question, server: tuple[str, int]) -> Deferred[Reply]:
         query_id, wire, question = exchange
         udp = UdpExchange(
@@ -239,7 +240,7 @@ class DnsClient:
         )
         udp.exact_case = self._randomize_case
         try:
-            port = self._reactor.listenUDP(0, udp, source_address(server[0]))
+            port = self._reactor.listenUDP(0, udp, self._source(server))
             udp.on_close(port.stopListening)
             port.connect(*server)  # the kernel drops datagrams from others
             port.write(wire)
@@ -252,7 +253,7 @@ class DnsClient:
         tcp = TcpExchange(
             self._reactor, self._timeout_s, query_id, wire, server, question
         )
-        source = source_address(server[0])
+        source = self._source(server)
         bind = (source, 0) if source in _LOOPBACK_SOURCES else None
         connector = self._reactor.connectTCP(
             *server, tcp, self._timeout_s, bindAddress=bind

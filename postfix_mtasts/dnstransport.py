@@ -230,6 +230,8 @@ class TcpExchange(_Exchange, protocol.ClientFactory[_TcpProtocol]):
 
 
 def _same_host(a: str, b: str) -> bool:
+    if a == b:  # the usual case: no address parsing per datagram
+        return True
     try:
         return ipaddress.ip_address(a) == ipaddress.ip_address(b)
     except ValueError:
