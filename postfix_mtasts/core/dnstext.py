@@ -64,14 +64,14 @@ def split_name(text: str) -> tuple[bytes, ...] | None:
     an empty or over-long label, over 255 octets): dnspython reads those."""
     if not text.isascii() or "\\" in text or text in ("", "@", "."):
         return None
-    labels = text.encode("ascii").split(b".")
-    if labels[-1] == b"":
-        labels.pop()
-    if sum(len(label) + 1 for label in labels) >= _MAX_NAME:
+    encoded = text.encode("ascii")
+    if encoded.endswith(b"."):
+        encoded = encoded[:-1]
+    if len(encoded) + 2 > _MAX_NAME:  # a length octet per label, and the root's
         return None
-    for label in labels:
-        if not label or len(label) > _MAX_LABEL:
-            return None
+    labels = encoded.split(b".")
+    if b"" in labels or max(map(len, labels)) > _MAX_LABEL:
+        return None
     labels.append(b"")
     return tuple(labels)
 
