@@ -22,6 +22,7 @@ warned about once.
 from __future__ import annotations
 
 import secrets
+import typing
 from collections import Counter
 from collections.abc import Sequence
 
@@ -39,7 +40,6 @@ from twisted.python.failure import Failure
 from postfix_mtasts.core.dnscase import count_letters, mix_case, source_address
 from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
 from postfix_mtasts.core.dnsreply import Reply
-from postfix_mtasts.core.dnstext import name_text
 from postfix_mtasts.dnsanswer import (
     MAX_CNAME_HOPS,
     AnswerRdata,
@@ -213,8 +213,8 @@ class DnsClient:
                 return reply
             if servfail is not None:
                 return servfail
-        # Every round ends in a reply or an error: the second is a safeguard.
-        raise error or DnsTimeoutError(f"no nameserver answered for {_text(labels)}")
+        # Every try that returns no reply sets the error: it is not None.
+        raise typing.cast(DnsError, error)
 
     def _warn_case_folder(self, server: tuple[str, int], labels: Labels) -> None:
         if count_letters(labels) and server not in self._case_folders:
@@ -260,11 +260,6 @@ class DnsClient:
         )
         tcp.on_close(connector.disconnect)
         return tcp.deferred
-
-
-def _text(labels: Labels) -> str:
-    """A name as dnspython's ``str(Name)`` writes it (with the final dot)."""
-    return name_text(name_wire(labels), final_dot=True)
 
 
 def _txt_answer(answer: DnsAnswer) -> TxtResult:

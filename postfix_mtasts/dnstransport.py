@@ -235,4 +235,4 @@ def _same_host(a: str, b: str) -> bool:
     try:
         return ipaddress.ip_address(a) == ipaddress.ip_address(b)
     except ValueError:
-        return a == b
+        return False  # a name, not an address, and not the same text

@@ -159,3 +159,17 @@ def test_parse_name() -> None:
     assert parse_name("a\\.b.example.") == (b"a.b", b"example", b"")
     with pytest.raises(DnsError, match=r"invalid name 'a\.\.b'"):
         parse_name("a..b")
+
+
+def test_negative_ttl_from_the_soa_rrset() -> None:
+    """NODATA: the negative TTL is the least of the SOA RRset's TTLs and
+    MINIMUM of its last record, other authority records aside (RFC 2308
+    §5; dnspython keeps one SOA record, the last read)."""
+    ns = rr(2, b"\x02ns" + HERE, ttl=5)
+    soa = b"\x02ns" + HERE + b"\x02hm" + HERE + struct.pack("!5I", 1, 2, 3, 4, 600)
+    soa_low = soa[:-4] + struct.pack("!I", 120)
+    wire = header(0, 3) + QUESTION + ns + rr(6, soa_low, ttl=900) + rr(6, soa, ttl=700)
+    found = Chase("mta-sts.example.com", dns.rdatatype.A).read(read_reply(wire))
+    assert isinstance(found, DnsAnswer)
+    assert (found.rdatas, found.ttl) == ((), 600)
+    assert dnspython_outcome(wire)[5] == 600

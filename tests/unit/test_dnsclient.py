@@ -259,3 +259,22 @@ class ReplyReaderTests(SynchronousTestCase):
             port.protocol.datagramReceived(bad, NS)
             failure = self.failureResultOf(d, DnsError)
             self.assertIn("malformed", failure.value.reason)
+
+    def test_source_compared_as_an_address(self) -> None:
+        """The reply's source is the server asked when it is the same
+        address spelt otherwise; a server named by a non-address matches
+        no other text (spoofed datagrams are dropped, A15)."""
+        spelt = DnsClient(self.reactor, [("2001:db8:0::53", 53)], attempts=1)
+        named = DnsClient(self.reactor, [("ns.example", 53)], attempts=1)
+        for client, source, taken in (
+            (spelt, ("2001:db8::53", 53), True),
+            (named, ("192.0.2.53", 53), False),
+        ):
+            d = client.lookup("mta-sts.example.com", dns.rdatatype.A)
+            port = self.reactor.udp_ports[-1]
+            wire = response(sent_query(port)).to_wire()
+            port.protocol.datagramReceived(wire, source)
+            if taken:
+                self.assertEqual(self.successResultOf(d).rdatas, ())
+            else:
+                self.assertNoResult(d)
