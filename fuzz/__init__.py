@@ -20,7 +20,16 @@ from pathlib import Path
 __all__ = ["CORPUS_DIR", "DICT_DIR", "TARGETS", "load"]
 
 #: Target names, in the order ``scripts/fuzz`` runs them.
-TARGETS = ("socketmap", "tcptable", "nexthop", "record", "tlsrpt", "policy", "entry")
+TARGETS = (
+    "socketmap",
+    "tcptable",
+    "nexthop",
+    "record",
+    "tlsrpt",
+    "policy",
+    "entry",
+    "dnsreply",
+)
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 DICT_DIR = Path(__file__).parent / "dicts"

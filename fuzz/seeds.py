@@ -16,6 +16,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import dns.message
+import dns.rcode
+import dns.rrset
+
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Policy, parse_policy
 from tests.unit.test_socketmap import load_golden
@@ -114,6 +118,47 @@ def _entries() -> Iterable[bytes]:
     yield b'{"v":2}'
 
 
+def _replies() -> Iterable[bytes]:
+    """DNS replies as servers send them, packed by dnspython (compressed)."""
+    cases = [
+        ("mta-sts.Example.com.", "A", 0, [("mta-sts.example.COM.", "A", "192.0.2.7")]),
+        (
+            "mta-sts.example.com.",
+            "AAAA",
+            0,
+            [("mta-sts.example.com.", "AAAA", "::ffff:1.2.3.4")],
+        ),
+        (
+            "_mta-sts.example.com.",
+            "TXT",
+            0,
+            [
+                ("_mta-sts.example.com.", "CNAME", "_mta-sts.example.net."),
+                ("_mta-sts.example.net.", "TXT", '"v=STSv1; " "id=20240101"'),
+            ],
+        ),
+        ("_mta-sts.example.com.", "TXT", 3, []),
+        ("example.com.", "MX", 0, [("example.com.", "MX", "10 mx.example.com.")]),
+        ("a.example.com.", "A", 0, [("a.example.com.", "CNAME", "a.example.com.")]),
+    ]
+    for qname, qtype, rcode, answers in cases:
+        query = dns.message.make_query(qname, qtype, use_edns=0, id=0x1234)
+        reply = dns.message.make_response(query)
+        reply.set_rcode(dns.rcode.Rcode.make(rcode))
+        for owner, rdtype, text in answers:
+            reply.answer.append(dns.rrset.from_text(owner, 300, "IN", rdtype, text))
+        soa = "ns.example.com. hostmaster.example.com. 1 7200 900 86400 60"
+        reply.authority.append(
+            dns.rrset.from_text("example.com.", 900, "IN", "SOA", soa)
+        )
+        yield reply.to_wire()
+    yield (
+        bytes.fromhex("beef81800001000000000001")
+        + b"\x00\x00\x01\x00\x01"
+        + bytes.fromhex("0000290200010000000000")
+    )
+
+
 def _rrset(records: list[list[bytes]]) -> bytes:
     return b"\n|" + b"\n".join(b"|".join(strings) for strings in records)
 
@@ -139,6 +184,7 @@ def seeds() -> dict[str, list[bytes]]:
         "tlsrpt": [_rrset(records) for records in TXT],
         "policy": POLICIES,
         "entry": list(_entries()),
+        "dnsreply": list(_replies()),
     }
 
 

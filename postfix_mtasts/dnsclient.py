@@ -1,8 +1,12 @@
 # -*- test-case-name: tests.unit.test_txt -*-
 """A non-blocking stub resolver over Twisted transports (spec A11, A15).
 
-dnspython builds and parses the messages; Twisted UDP and TCP transports carry
-them (TCP when a reply comes back truncated).  Timeouts run on the injected
+Queries are packed by :mod:`postfix_mtasts.core.dnsquery` and replies read
+by :mod:`postfix_mtasts.core.dnsreply`; :mod:`postfix_mtasts.dnsanswer`
+follows CNAMEs through them.  Only :meth:`DnsClient.query` (the DNSSEC
+probe) and record types other than A, AAAA and TXT have dnspython parse
+what came.  Twisted UDP and TCP transports carry them (TCP when a reply
+comes back truncated).  Timeouts run on the injected
 reactor's clock.  No thread per lookup, no blocking call, no global reactor.
 :meth:`DnsClient.lookup_txt` gives the TXT answer the meaning of
 :mod:`postfix_mtasts.txt`.
@@ -18,33 +22,32 @@ warned about once.
 from __future__ import annotations
 
 import secrets
+import typing
 from collections import Counter
 from collections.abc import Sequence
 
 import dns.exception
-import dns.flags
 import dns.message
-import dns.name
 import dns.nameserver
 import dns.rcode
-import dns.rdata
-import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
-from attrs import frozen
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from postfix_mtasts.core.dnscase import (
-    MAX_NAME_LETTERS,
-    count_letters,
-    mix_case,
-    source_address,
+from postfix_mtasts.core.dnscase import count_letters, mix_case, source_address
+from postfix_mtasts.core.dnsquery import name_wire, query_wire, question_wire
+from postfix_mtasts.core.dnsreply import Reply
+from postfix_mtasts.dnsanswer import (
+    MAX_CNAME_HOPS,
+    AnswerRdata,
+    Chase,
+    DnsAnswer,
+    Labels,
+    parse_name,
 )
-from postfix_mtasts.core.dnsquery import query_wire, question_wire
-from postfix_mtasts.core.text import quote
 from postfix_mtasts.dnstransport import (
     CaseNotEchoedError,
     DnsError,
@@ -57,6 +60,7 @@ from postfix_mtasts.txt import TxtFailure, TxtResult, txt_result
 
 __all__ = [
     "MAX_CNAME_HOPS",
+    "AnswerRdata",
     "DnsAnswer",
     "DnsClient",
     "DnsError",
@@ -67,35 +71,27 @@ __all__ = [
 
 DNS_PORT = 53
 EDNS_PAYLOAD_BYTES = 1232
-MAX_CNAME_HOPS = 8
 _FALLBACK_NAMESERVERS = [("127.0.0.1", DNS_PORT)]
 # A server that answers these may be alone in its trouble: ask the next one.
 _TRY_NEXT_SERVER = frozenset({dns.rcode.SERVFAIL, dns.rcode.REFUSED})
+_TC = 0x0200  # header flag: truncated
 # TCP binds only to reach a loopback server from loopback; elsewhere the
 # kernel picks the source when it connects.
 _LOOPBACK_SOURCES = frozenset({"127.0.0.1", "::1"})
 # The rcode words counted as themselves; a server's other rcodes are "other".
-_RCODES = frozenset({"noerror", "nxdomain", "servfail", "refused", "formerr"})
+_RCODE_WORDS = {
+    rcode.value: rcode.name.lower()
+    for rcode in (
+        dns.rcode.NOERROR,
+        dns.rcode.NXDOMAIN,
+        dns.rcode.SERVFAIL,
+        dns.rcode.REFUSED,
+        dns.rcode.FORMERR,
+    )
+}
+_KINDS: dict[int, str] = {}  # query type -> its word in results, as asked
 # The query, its wire form, and its question section as the caller asked it.
 _Question = tuple[int, bytes, bytes]  # query id, query, question as asked
-
-
-@frozen
-class DnsAnswer:
-    """One lookup's outcome after CNAME chasing (spec A11).
-
-    ``rdatas`` is the asked type's RRset at the end of ``cname_chain`` (empty
-    for NXDOMAIN, NODATA and error rcodes); ``authenticated`` is the AD flag
-    of every reply on the way.  ``ttl`` is the least TTL of the RRsets read
-    (CNAMEs included), or for NXDOMAIN and NODATA the negative TTL of the
-    SOA in the authority section (RFC 2308 §5); None when neither is known.
-    """
-
-    rcode: dns.rcode.Rcode
-    rdatas: tuple[dns.rdata.Rdata, ...]
-    cname_chain: tuple[str, ...]
-    authenticated: bool
-    ttl: int | None = None
 
 
 class DnsClient:
@@ -126,6 +122,7 @@ class DnsClient:
         self._attempts = attempts
         self._randomize_case = randomize_case
         self._case_folders: set[tuple[str, int]] = set()  # warned about once
+        self._sources: dict[tuple[str, int], str] = {}  # server -> bind address
         # (query type, rcode word or "timeout"/"error") -> questions answered
         self.results = Counter() if results is None else results
 
@@ -133,7 +130,7 @@ class DnsClient:
         self, qname: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
     ) -> Deferred[dns.message.Message]:
         """Ask ``qname``/``rdtype`` (RD, AD, EDNS0, DO if ``dnssec``): one reply."""
-        return Deferred.fromCoroutine(self._ask(qname, rdtype, dnssec))
+        return Deferred.fromCoroutine(self._query(qname, rdtype, dnssec))
 
     def lookup(
         self, name: str, rdtype: dns.rdatatype.RdataType, *, dnssec: bool = False
@@ -146,98 +143,81 @@ class DnsClient:
         d = self.lookup(name, dns.rdatatype.TXT)
         return d.addCallbacks(_txt_answer, _txt_failure)
 
+    async def _query(
+        self, qname: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> dns.message.Message:
+        reply = await self._ask(parse_name(qname), rdtype, dnssec)
+        try:
+            return dns.message.from_wire(reply.wire)
+        except (dns.exception.DNSException, ValueError) as e:
+            raise DnsError(f"malformed reply for {qname}: {e}") from e
+
     async def _chase(
         self, name: str, rdtype: dns.rdatatype.RdataType, dnssec: bool
     ) -> DnsAnswer:
-        current = qname = _parse_name(name)
-        chain: list[dns.name.Name] = []
-        authenticated = True
-        ttls: list[int] = []
+        chase = Chase(name, rdtype)
+        labels = chase.labels
         while True:
-            reply = await self._ask(current, rdtype, dnssec)
-            authenticated = authenticated and bool(reply.flags & dns.flags.AD)
-            rcode = reply.rcode()
-            if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-                return DnsAnswer(rcode, (), _texts(chain), authenticated)
-            target = current
-            while True:
-                found = reply.get_rrset(reply.answer, target, dns.rdataclass.IN, rdtype)
-                if found is not None:
-                    least = min([*ttls, int(found.ttl)])
-                    chain_text = _texts(chain)
-                    return DnsAnswer(
-                        rcode, tuple(found), chain_text, authenticated, least
-                    )
-                cname = reply.get_rrset(
-                    reply.answer, target, dns.rdataclass.IN, dns.rdatatype.CNAME
-                )
-                if cname is None or len(cname) == 0:
-                    break
-                ttls.append(int(cname.ttl))
-                target = cname[0].target
-                if target == qname or target in chain:
-                    raise DnsError(f"CNAME loop at {target}")
-                chain.append(target)
-                if len(chain) > MAX_CNAME_HOPS:
-                    raise DnsError(f"CNAME chain longer than {MAX_CNAME_HOPS}")
-            if rcode == dns.rcode.NXDOMAIN or target == current:
-                ttl = _negative_ttl(reply, ttls)
-                return DnsAnswer(rcode, (), _texts(chain), authenticated, ttl)
-            current = target  # the chain stops short of the data: ask its end
+            found = chase.read(await self._ask(labels, rdtype, dnssec))
+            if isinstance(found, DnsAnswer):
+                return found
+            labels = found
 
     async def _ask(
-        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
-    ) -> dns.message.Message:
+        self, labels: Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> Reply:
         """One question, counted in :attr:`results` by type and outcome."""
-        kind = dns.rdatatype.to_text(rdtype).lower()  # one of the few we ask
+        kind = _KINDS.get(rdtype)
+        if kind is None:  # one of the few types asked
+            kind = _KINDS[rdtype] = dns.rdatatype.to_text(rdtype).lower()
         try:
-            reply = await self._exchange(qname, rdtype, dnssec)
+            reply = await self._exchange(labels, rdtype, dnssec)
         except DnsError as e:
             timed_out = isinstance(e, DnsTimeoutError)
             self.results[kind, "timeout" if timed_out else "error"] += 1
             raise
-        word = dns.rcode.to_text(reply.rcode()).lower()
-        self.results[kind, word if word in _RCODES else "other"] += 1
+        self.results[kind, _RCODE_WORDS.get(reply.rcode, "other")] += 1
         return reply
 
     async def _exchange(
-        self, qname: str | dns.name.Name, rdtype: dns.rdatatype.RdataType, dnssec: bool
-    ) -> dns.message.Message:
-        name = _parse_name(qname)
-        asked = name.labels
+        self, labels: Labels, rdtype: dns.rdatatype.RdataType, dnssec: bool
+    ) -> Reply:
+        name = name_wire(labels)
+        sent = name
         if self._randomize_case:
-            asked = mix_case(asked, secrets.randbits(MAX_NAME_LETTERS))
+            sent = mix_case(name, secrets.token_bytes(len(name)))
         query_id = secrets.randbits(16)
         wire = query_wire(
-            query_id, asked, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
+            query_id, sent, rdtype, payload=EDNS_PAYLOAD_BYTES, dnssec=dnssec
         )
         # The question section as the caller asked it: replies are read so.
-        exchange = (query_id, wire, question_wire(name.labels, rdtype))
-        error: DnsError = DnsTimeoutError(f"no nameserver answered for {qname}")
-        servfail: dns.message.Message | None = None
+        exchange = (query_id, wire, question_wire(name, rdtype))
+        error: DnsError | None = None
+        servfail: Reply | None = None
         for _ in range(self._attempts):
             for server in self._nameservers:
                 try:
                     try:
                         reply = await self._udp(exchange, server)
                     except CaseNotEchoedError:
-                        self._warn_case_folder(server, name)
+                        self._warn_case_folder(server, labels)
                         reply = await self._tcp(exchange, server)
-                    if reply.flags & dns.flags.TC:
+                    if reply.flags & _TC:
                         reply = await self._tcp(exchange, server)
                 except DnsError as e:
                     error = e
                     continue
-                if reply.rcode() in _TRY_NEXT_SERVER:
+                if reply.rcode in _TRY_NEXT_SERVER:
                     servfail = reply
                     continue
                 return reply
             if servfail is not None:
                 return servfail
-        raise error
+        # Every try that returns no reply sets the error: it is not None.
+        raise typing.cast(DnsError, error)
 
-    def _warn_case_folder(self, server: tuple[str, int], name: dns.name.Name) -> None:
-        if count_letters(name.labels) and server not in self._case_folders:
+    def _warn_case_folder(self, server: tuple[str, int], labels: Labels) -> None:
+        if count_letters(labels) and server not in self._case_folders:
             self._case_folders.add(server)
             self.log.warn(
                 "nameserver {server} did not echo the case of a query name "
@@ -246,16 +226,21 @@ class DnsClient:
                 server=server[0],
             )
 
-    def _udp(
-        self, exchange: _Question, server: tuple[str, int]
-    ) -> Deferred[dns.message.Message]:
+    def _source(self, server: tuple[str, int]) -> str:
+        """The address to ask ``server`` from, worked out once per server."""
+        source = self._sources.get(server)
+        if source is None:
+            source = self._sources[server] = source_address(server[0])
+        return source
+
+    def _udp(self, exchange: _Question, server: tuple[str, int]) -> Deferred[Reply]:
         query_id, wire, question = exchange
         udp = UdpExchange(
             self._reactor, self._timeout_s, query_id, wire, server, question
         )
         udp.exact_case = self._randomize_case
         try:
-            port = self._reactor.listenUDP(0, udp, source_address(server[0]))
+            port = self._reactor.listenUDP(0, udp, self._source(server))
             udp.on_close(port.stopListening)
             port.connect(*server)  # the kernel drops datagrams from others
             port.write(wire)
@@ -263,40 +248,18 @@ class DnsClient:
             udp.finish(DnsError(f"cannot ask {server[0]} over UDP: {e}"))
         return udp.deferred
 
-    def _tcp(
-        self, exchange: _Question, server: tuple[str, int]
-    ) -> Deferred[dns.message.Message]:
+    def _tcp(self, exchange: _Question, server: tuple[str, int]) -> Deferred[Reply]:
         query_id, wire, question = exchange
         tcp = TcpExchange(
             self._reactor, self._timeout_s, query_id, wire, server, question
         )
-        source = source_address(server[0])
+        source = self._source(server)
         bind = (source, 0) if source in _LOOPBACK_SOURCES else None
         connector = self._reactor.connectTCP(
             *server, tcp, self._timeout_s, bindAddress=bind
         )
         tcp.on_close(connector.disconnect)
         return tcp.deferred
-
-
-def _parse_name(name: str | dns.name.Name) -> dns.name.Name:
-    try:
-        return dns.name.from_text(name) if isinstance(name, str) else name
-    except dns.exception.DNSException as e:
-        raise DnsError(f"invalid name {quote(name)}: {e}") from e
-
-
-def _negative_ttl(reply: dns.message.Message, ttls: list[int]) -> int | None:
-    """How long a negative answer holds (RFC 2308 §5): the least of the SOA
-    record's TTL and its MINIMUM field, and of the CNAMEs on the way."""
-    for rrset in reply.authority:
-        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-            return min([*ttls, int(rrset.ttl), int(rrset[0].minimum)])
-    return min(ttls) if ttls else None
-
-
-def _texts(names: list[dns.name.Name]) -> tuple[str, ...]:
-    return tuple(name.to_text(omit_final_dot=True) for name in names)
 
 
 def _txt_answer(answer: DnsAnswer) -> TxtResult:

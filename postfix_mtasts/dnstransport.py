@@ -23,15 +23,12 @@ import struct
 import typing
 from collections.abc import Callable
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.opcode
-import dns.rcode
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IConnector, IDelayedCall, ITransport
 from twisted.python.failure import Failure
+
+from postfix_mtasts.core.dnsreply import DnsReplyError, Reply, read_reply
 
 __all__ = [
     "CaseNotEchoedError",
@@ -62,9 +59,9 @@ class CaseNotEchoedError(DnsError):
 
 _HEADER_BYTES = 12
 #: Error replies that may come without the question (RFC 6891 §7).
-_QUESTIONLESS_ERRORS = frozenset(
-    (dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED)
-)
+_QUESTIONLESS_ERRORS = frozenset((1, 2, 4, 5))  # FORMERR SERVFAIL NOTIMP REFUSED
+_QR = 0x8000
+_OPCODE = 0x7800  # its bits in the header flags; QUERY is 0
 
 
 class _UdpPort(typing.Protocol):
@@ -111,10 +108,10 @@ class _Exchange:
         self.query_id, self.wire, self.server = query_id, wire, server
         self._asked = question
         self._sent = wire[_HEADER_BYTES : _HEADER_BYTES + len(question)]
-        self.deferred: Deferred[dns.message.Message] = Deferred(lambda _: self._close())
+        self.deferred: Deferred[Reply] = Deferred(lambda _: self._close())
         self._done = False
-        error = DnsTimeoutError(f"no reply from {server[0]} in {timeout_s}s")
-        timer = reactor.callLater(timeout_s, self.finish, error)
+        self._timeout_s = timeout_s
+        timer = reactor.callLater(timeout_s, self._timed_out)
         self._cleanups: list[Callable[[], object]] = [
             lambda: timer.cancel() if timer.active() else None
         ]
@@ -122,7 +119,11 @@ class _Exchange:
     def on_close(self, cleanup: Callable[[], object]) -> None:
         self._cleanups.append(cleanup)
 
-    def finish(self, result: dns.message.Message | DnsError) -> None:
+    def _timed_out(self) -> None:
+        host = self.server[0]
+        self.finish(DnsTimeoutError(f"no reply from {host} in {self._timeout_s}s"))
+
+    def finish(self, result: Reply | DnsError) -> None:
         if not self._done:
             self._close()
             if isinstance(result, DnsError):
@@ -130,7 +131,7 @@ class _Exchange:
             else:
                 self.deferred.callback(result)
 
-    def reply(self, wire: bytes) -> tuple[dns.message.Message | None, bool]:
+    def reply(self, wire: bytes) -> tuple[Reply | None, bool]:
         """``wire`` parsed if it answers our query, else None; and whether
         its question echoes the one sent octet for octet (DNS 0x20)."""
         end = _HEADER_BYTES + len(self._sent)
@@ -140,25 +141,25 @@ class _Exchange:
         if same_question:
             wire = wire[:_HEADER_BYTES] + self._asked + wire[end:]
         try:
-            reply = dns.message.from_wire(wire)
-        except (dns.exception.DNSException, ValueError):
+            reply = read_reply(wire)
+        except DnsReplyError:
             return None, False
         if self._answers(reply, same_question):
             return reply, exact
         return None, False
 
-    def _answers(self, reply: dns.message.Message, same_question: bool) -> bool:
+    def _answers(self, reply: Reply, same_question: bool) -> bool:
         """Whether ``reply`` is the response to our query, as dnspython's
         ``Message.is_response`` decides: our id, QR set, opcode QUERY, and
         our one question, or none at all with an error rcode.  The question
         was compared as octets (ASCII case aside) before parsing."""
-        if reply.id != self.query_id or not reply.flags & dns.flags.QR:
+        if reply.id != self.query_id or not reply.flags & _QR:
             return False
-        if reply.opcode() != dns.opcode.QUERY:
+        if reply.flags & _OPCODE:
             return False
         if reply.question:
             return same_question and len(reply.question) == 1
-        return reply.rcode() in _QUESTIONLESS_ERRORS
+        return reply.rcode in _QUESTIONLESS_ERRORS
 
     def _close(self) -> None:
         self._done = True
@@ -229,7 +230,9 @@ class TcpExchange(_Exchange, protocol.ClientFactory[_TcpProtocol]):
 
 
 def _same_host(a: str, b: str) -> bool:
+    if a == b:  # the usual case: no address parsing per datagram
+        return True
     try:
         return ipaddress.ip_address(a) == ipaddress.ip_address(b)
     except ValueError:
-        return a == b
+        return False  # a name, not an address, and not the same text

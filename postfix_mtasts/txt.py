@@ -14,10 +14,11 @@ import typing
 from collections.abc import Sequence
 
 import dns.rcode
-import dns.rdata
 from attrs import frozen
 from dns.rdtypes.txtbase import TXTBase
 from twisted.internet.defer import Deferred
+
+from postfix_mtasts.core.dnsreply import TxtRdata
 
 __all__ = [
     "TxtFailure",
@@ -63,13 +64,15 @@ class TxtResolver(typing.Protocol):
 
 def txt_result(
     rcode: dns.rcode.Rcode,
-    rdatas: Sequence[dns.rdata.Rdata],
+    rdatas: Sequence[object],
     cname_chain: tuple[str, ...] = (),
 ) -> TxtResult:
     """The TXT outcome of one answer: its rcode and the RRset at the end of
-    ``cname_chain`` (A15)."""
+    ``cname_chain`` (A15): its TXT data, dnspython's or the reply reader's."""
     records = tuple(
-        tuple(rdata.strings) for rdata in rdatas if isinstance(rdata, TXTBase)
+        tuple(rdata.strings)
+        for rdata in rdatas
+        if isinstance(rdata, TXTBase | TxtRdata)
     )
     empty = empty_result(rcode, bool(records))
     return TxtRecords(records, cname_chain) if empty is None else empty

@@ -24,25 +24,27 @@ __all__ = ["MAX_NAME_LETTERS", "count_letters", "mix_case", "source_address"]
 #: A name has at most 255 octets on the wire, so fewer letters than this.
 MAX_NAME_LETTERS = 255
 _LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: Octet -> 0x20 for an ASCII letter (its case bit), 0 for any other octet.
+_LETTER_BITS = bytes(0x20 if octet in _LETTERS else 0 for octet in range(256))
+_BIT_0X20 = bytes(octet & 0x20 for octet in range(256))
 
 
 def count_letters(labels: Sequence[bytes]) -> int:
-    """How many ASCII letters the labels hold (bits :func:`mix_case` uses)."""
+    """How many ASCII letters the labels hold (the bits DNS 0x20 adds)."""
     return sum(1 for label in labels for byte in label if byte in _LETTERS)
 
 
-def mix_case(labels: Sequence[bytes], bits: int) -> tuple[bytes, ...]:
-    """``labels`` with the n-th ASCII letter upper-case when bit n of
-    ``bits`` is set, lower-case when not; other octets are left alone."""
-    mixed = []
-    for label in labels:
-        out = bytearray(label)
-        for i, byte in enumerate(out):
-            if byte in _LETTERS:
-                out[i] = byte & ~0x20 if bits & 1 else byte | 0x20
-                bits >>= 1
-        mixed.append(bytes(out))
-    return tuple(mixed)
+def mix_case(name: bytes, noise: bytes) -> bytes:
+    """``name`` (wire form) with each ASCII letter upper-case where the
+    ``noise`` octet at its offset has bit 0x20 set, lower-case where not;
+    other octets (length octets too) are left alone.  ``noise`` is at least
+    as long as ``name``: one random octet per octet gives each letter its
+    own random bit, and the work is done on whole integers, not per octet."""
+    size = len(name)
+    letters = int.from_bytes(name.translate(_LETTER_BITS), "big")
+    upper = int.from_bytes(noise[:size].translate(_BIT_0X20), "big") & letters
+    lower = int.from_bytes(name, "big") | letters
+    return (lower ^ upper).to_bytes(size, "big")
 
 
 def source_address(server: str) -> str:

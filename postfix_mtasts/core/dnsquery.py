@@ -34,21 +34,21 @@ def name_wire(labels: Sequence[bytes]) -> bytes:
     return b"".join(bytes((len(label),)) + label for label in labels)
 
 
-def question_wire(labels: Sequence[bytes], rdtype: int) -> bytes:
-    """The question section for ``labels`` / ``rdtype`` in class IN."""
-    return name_wire(labels) + struct.pack("!HH", rdtype, _CLASS_IN)
+def question_wire(name: bytes, rdtype: int) -> bytes:
+    """The question section for ``name`` (wire form) / ``rdtype`` in class IN."""
+    return name + struct.pack("!HH", rdtype, _CLASS_IN)
 
 
 def query_wire(
     query_id: int,
-    labels: Sequence[bytes],
+    name: bytes,
     rdtype: int,
     *,
     payload: int,
     dnssec: bool,
 ) -> bytes:
-    """The whole query: header, the question, then the OPT record (EDNS
-    version 0, ``payload`` octets, DO when ``dnssec``)."""
+    """The whole query for ``name`` (wire form): header, the question, then
+    the OPT record (EDNS version 0, ``payload`` octets, DO when ``dnssec``)."""
     header = struct.pack("!HHHHHH", query_id, QUERY_FLAGS, 1, 0, 0, 1)
     opt = b"\x00" + struct.pack("!HHIH", _TYPE_OPT, payload, _DO if dnssec else 0, 0)
-    return header + question_wire(labels, rdtype) + opt
+    return header + question_wire(name, rdtype) + opt

@@ -9,28 +9,27 @@ from postfix_mtasts.core.dnscase import count_letters, mix_case, source_address
 
 
 class MixCaseTests(SynchronousTestCase):
-    def test_bits_choose_each_letters_case(self) -> None:
-        """Bit n of the random bits sets the case of the n-th letter, across
-        labels; digits, '-', '_' and other octets keep theirs (0x20, A1)."""
+    def test_noise_chooses_each_letters_case(self) -> None:
+        """Bit 0x20 of the noise octet at a letter's offset sets its case
+        (upper when set); digits, '-', '_', length octets and other octets
+        keep theirs (0x20, A1)."""
+        name = b"\x08_mta-sts\x07Ex4mple\x03com\x00"
         labels = (b"_mta-sts", b"Ex4mple", b"com", b"")
         self.assertEqual(count_letters(labels), 15)
-        self.assertEqual(mix_case(labels, 0), (b"_mta-sts", b"ex4mple", b"com", b""))
-        self.assertEqual(
-            mix_case(labels, (1 << 15) - 1), (b"_MTA-STS", b"EX4MPLE", b"COM", b"")
-        )
-        self.assertEqual(
-            mix_case(labels, 0b001_000010_001101),
-            (b"_MtA-Sts", b"eX4mple", b"Com", b""),
-        )
-        self.assertEqual(mix_case((b"\xc3\xbc-9@[",), -1), (b"\xc3\xbc-9@[",))
+        self.assertEqual(mix_case(name, bytes(len(name))), name.lower())
+        self.assertEqual(mix_case(name, b"\xff" * len(name)), name.upper())
+        noise = bytes([0x20 * (i % 2) for i in range(len(name))])
+        self.assertEqual(mix_case(name, noise), b"\x08_mTa-sTs\x07eX4MpLe\x03cOm\x00")
+        self.assertEqual(mix_case(b"\xc3\xbc-9@[", b"\xff" * 6), b"\xc3\xbc-9@[")
 
-    def test_same_name_whatever_the_bits(self) -> None:
+    def test_same_name_whatever_the_noise(self) -> None:
         """Only case changes: the name stays equal ignoring case (RFC 1034
-        §3.1)."""
-        labels = (b"mta-sts", b"example", b"org")
-        for bits in (0, 1, 0x5555, 0xFFFF):
-            mixed = mix_case(labels, bits)
-            self.assertEqual([m.lower() for m in mixed], list(labels))
+        §3.1), and each letter's case follows its own noise octet."""
+        name = b"\x07mta-sts\x07example\x03org\x00"
+        for octet in (0, 0x20, 0x55, 0xDF, 0xFF):
+            mixed = mix_case(name, bytes([octet]) * len(name))
+            self.assertEqual(mixed.lower(), name)
+            self.assertEqual(mixed == name.upper(), bool(octet & 0x20))
 
 
 class SourceAddressTests(SynchronousTestCase):

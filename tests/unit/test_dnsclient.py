@@ -15,7 +15,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from postfix_mtasts.dnsclient import DnsClient
+from postfix_mtasts.dnsclient import DnsClient, DnsError
 from postfix_mtasts.txt import TxtFailure, TxtRecords
 
 from .test_txt import FakeDnsReactor, response, sent_query, tcp_client
@@ -215,3 +215,66 @@ class SocketTests(SynchronousTestCase):
             self.successResultOf(d), TxtRecords(((b"v=STSv1; id=1",),), ())
         )
         self.assertEqual(self.reactor.udp_ports[0].stopped, True)
+
+
+class ReplyReaderTests(SynchronousTestCase):
+    """Replies are read by core/dnsreply.py: what it refuses is dropped like
+    a spoofed datagram, and what dnspython cannot parse fails (A15)."""
+
+    def setUp(self) -> None:
+        self.reactor = FakeDnsReactor()
+        self.client = DnsClient(self.reactor, [NS], attempts=1, randomize_case=False)
+
+    def test_malformed_datagrams_are_ignored(self) -> None:
+        """Our id and question, but octets after the last record, a record
+        count beyond the data or an A rdata of 3 octets: ignored; the well
+        formed reply after them is the answer (A15)."""
+        d = self.client.lookup("mta-sts.example.com", dns.rdatatype.A)
+        port = self.reactor.udp_ports[0]
+        good = response(sent_query(port), ("mta-sts.example.com", "A", "192.0.2.7"))
+        good.use_edns(False)  # the A record ends the reply
+        wire = good.to_wire()
+        counts = wire[:6] + struct.pack("!H", 9) + wire[8:]
+        short_a = wire[:-6] + struct.pack("!H", 3) + wire[-4:-1]
+        for datagram in (wire + b"\x00", counts, short_a):
+            port.protocol.datagramReceived(datagram, NS)
+        self.assertNoResult(d)
+        port.protocol.datagramReceived(wire, NS)
+        answer = self.successResultOf(d)
+        self.assertEqual([r.to_text() for r in answer.rdatas], ["192.0.2.7"])
+        self.assertEqual(answer.ttl, 300)
+
+    def test_rdata_dnspython_refuses_fails_the_query(self) -> None:
+        """An MX rdata that runs short of its exchange name: lookup() and
+        query() fail with a DnsError naming it, at once (A15)."""
+        for ask in (self.client.lookup, self.client.query):
+            d = ask("example.com", dns.rdatatype.MX)
+            port = self.reactor.udp_ports[-1]
+            reply = response(sent_query(port), ("example.com", "MX", "10 mx.example."))
+            reply.use_edns(False)  # the MX record ends the reply
+            wire = reply.to_wire()
+            size = struct.unpack("!H", wire[-16:-14])[0]
+            self.assertEqual(size, 14)  # preference, then 2mx 7example 0
+            bad = wire[:-16] + struct.pack("!H", 5) + wire[-14:-9]
+            port.protocol.datagramReceived(bad, NS)
+            failure = self.failureResultOf(d, DnsError)
+            self.assertIn("malformed", failure.value.reason)
+
+    def test_source_compared_as_an_address(self) -> None:
+        """The reply's source is the server asked when it is the same
+        address spelt otherwise; a server named by a non-address matches
+        no other text (spoofed datagrams are dropped, A15)."""
+        spelt = DnsClient(self.reactor, [("2001:db8:0::53", 53)], attempts=1)
+        named = DnsClient(self.reactor, [("ns.example", 53)], attempts=1)
+        for client, source, taken in (
+            (spelt, ("2001:db8::53", 53), True),
+            (named, ("192.0.2.53", 53), False),
+        ):
+            d = client.lookup("mta-sts.example.com", dns.rdatatype.A)
+            port = self.reactor.udp_ports[-1]
+            wire = response(sent_query(port)).to_wire()
+            port.protocol.datagramReceived(wire, source)
+            if taken:
+                self.assertEqual(self.successResultOf(d).rdatas, ())
+            else:
+                self.assertNoResult(d)

@@ -38,9 +38,10 @@ def test_same_wire_as_dnspython(
         flags=dns.flags.RD | dns.flags.AD,
         id=0xBEEF,
     ).to_wire()
-    got = query_wire(0xBEEF, parsed.labels, rdtype, payload=1232, dnssec=dnssec)
+    wire = name_wire(parsed.labels)
+    got = query_wire(0xBEEF, wire, rdtype, payload=1232, dnssec=dnssec)
     assert got == expected
-    question = question_wire(parsed.labels, rdtype)
+    question = question_wire(wire, rdtype)
     assert got[12 : 12 + len(question)] == question
 
 

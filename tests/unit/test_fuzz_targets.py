@@ -145,6 +145,12 @@ class EntryFuzzTargetTests(_TargetTests, SynchronousTestCase):
     target = "entry"
 
 
+class DnsreplyFuzzTargetTests(_TargetTests, SynchronousTestCase):
+    """DNS reply octets: one DnsReplyError or what dnspython reads (A11, A15)."""
+
+    target = "dnsreply"
+
+
 class LayoutTests(SynchronousTestCase):
     """How the targets read their inputs and judge what they see."""
 
