@@ -467,6 +467,20 @@ def handshake_group(client_context, server):
     """The group a client with ``client_context`` (no verification)
     negotiates with ``server``."""
     client_context.set_verify(SSL.VERIFY_NONE)
+    return memory_handshake(client_context, server).get_group_name()
+
+
+def lax_handshake(server):
+    """The protocol a client allowing TLS 1.0 and up negotiates with ``server``."""
+    lax = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    lax.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
+    lax.set_min_proto_version(SSL.TLS1_VERSION)
+    return memory_handshake(lax, server).get_protocol_version_name()
+
+
+def memory_handshake(client_context, server):
+    """A client connection on ``client_context`` after its handshake with a
+    server on ``server``, through memory BIOs."""
     client = SSL.Connection(client_context, None)
     client.set_connect_state()
     peer = SSL.Connection(server, None)
@@ -478,26 +492,7 @@ def handshake_group(client_context, server):
         for source, sink in ((client, peer), (peer, client)):
             with contextlib.suppress(SSL.WantReadError):
                 sink.bio_write(source.bio_read(65536))
-    return client.get_group_name()
-
-
-def lax_handshake(server):
-    """The protocol a client allowing TLS 1.0 and up negotiates with ``server``."""
-    lax = SSL.Context(SSL.TLS_CLIENT_METHOD)
-    lax.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
-    lax.set_min_proto_version(SSL.TLS1_VERSION)
-    client = SSL.Connection(lax, None)
-    client.set_connect_state()
-    peer = SSL.Connection(server, None)
-    peer.set_accept_state()
-    for _ in range(10):
-        for connection in (client, peer):
-            with contextlib.suppress(SSL.WantReadError):
-                connection.do_handshake()
-        for source, sink in ((client, peer), (peer, client)):
-            with contextlib.suppress(SSL.WantReadError):
-                sink.bio_write(source.bio_read(65536))
-    return client.get_protocol_version_name()
+    return client
 
 
 class NameResolverTests(HttpsTestCase):
