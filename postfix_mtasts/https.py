@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import cast
 
 from OpenSSL import SSL
+from OpenSSL._util import exception_from_error_queue
+from OpenSSL._util import lib as _lib
 from OpenSSL.crypto import X509, X509Store
 from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import DNS_ID, verify_service_identity
@@ -109,9 +111,7 @@ def _set_groups(context: SSL.Context, groups: bytes) -> None:
     call through pyOpenSSL's bindings; were they to lose it, OpenSSL's
     default groups stay (slower, as safe) and tests.unit.test_https fails.
     """
-    from OpenSSL._util import exception_from_error_queue, lib
-
-    set1_groups = getattr(lib, "SSL_CTX_set1_curves_list", None)
+    set1_groups = getattr(_lib, "SSL_CTX_set1_curves_list", None)
     if set1_groups is None:
         return
     raw = context._context
@@ -122,10 +122,14 @@ def _set_groups(context: SSL.Context, groups: bytes) -> None:
 @implementer(IOpenSSLClientConnectionCreator)
 class _PolicyHostTls:
     """One connection to ``hostname`` on the shared context: SNI is the host
-    (B6), and the leaf must name it in a SAN DNS-ID (B4).  Twisted's own
-    check treats a service_identity CertificateError (a leaf without
-    subjectAltName, a malformed wildcard) as a pass; this one fails the
-    handshake for it too (DNS-IDs only, no CN fallback)."""
+    (B6), and the leaf must name it in a SAN DNS-ID (B4): no CN fallback, a
+    wildcard only as a whole left-most label covering one label.
+
+    OpenSSL checks the name while it verifies the chain (RFC 6125 rules,
+    ``X509_VERIFY_PARAM_set1_host``), so a good certificate costs no Python
+    callback; service_identity runs only to explain a mismatch, so the
+    failure still carries its VerificationError or CertificateError.
+    """
 
     def __init__(self, context: SSL.Context, hostname: str) -> None:
         self.context = context
@@ -135,26 +139,76 @@ class _PolicyHostTls:
         self,
         tlsProtocol: TLSMemoryBIOProtocol,  # noqa: N803
     ) -> SSL.Connection:
-        connection = SSL.Connection(self.context, None)
+        connection = _NameCheckedConnection(self.context, tlsProtocol, self.hostname)
         connection.set_tlsext_host_name(self.hostname.encode("ascii"))
-        service_id = DNS_ID(self.hostname)
-        holder = [tlsProtocol]  # emptied at the leaf, as Twisted does: no cycle
-
-        def verify(
-            _c: SSL.Connection, cert: X509, _e: int, depth: int, ok: int
-        ) -> bool:
-            if depth != 0 or not ok or not holder:
-                return bool(ok)
-            tls = holder.pop()
-            try:
-                verify_service_identity(extract_patterns(cert), [service_id], [])
-            except (VerificationError, CertificateError) as e:
-                tls.failVerification(Failure(e))  # type: ignore[no-untyped-call]
-                return False
-            return True
-
-        connection.set_verify(_VERIFY_PEER, verify)
         return connection
+
+
+#: DNS-IDs only, never the subject's CN; a wildcard only as a whole label.
+_HOST_CHECK_FLAGS = (
+    _lib.X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | _lib.X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS
+)
+_HOSTNAME_MISMATCH = _lib.X509_V_ERR_HOSTNAME_MISMATCH
+
+
+class _NameCheckedConnection(SSL.Connection):
+    """A client connection whose chain verification includes the DNS-ID
+    check for ``hostname`` and whose handshake, should the name not match,
+    fails ``tls`` with service_identity's account of why."""
+
+    def __init__(
+        self, context: SSL.Context, tls: TLSMemoryBIOProtocol, hostname: str
+    ) -> None:
+        super().__init__(context, None)
+        self._tls: TLSMemoryBIOProtocol | None = tls
+        self._hostname = hostname
+        _require_host(self, hostname.encode("ascii"))
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except SSL.WantReadError:
+            raise
+        except SSL.Error:
+            tls, self._tls = self._tls, None
+            if (
+                tls is not None
+                and _lib.SSL_get_verify_result(self._ssl) == _HOSTNAME_MISMATCH
+            ):
+                reason = _name_mismatch(self._leaf(), self._hostname)
+                tls.failVerification(Failure(reason))  # type: ignore[no-untyped-call]
+            raise
+        self._tls = None  # done: no cycle through the protocol
+
+    def _leaf(self) -> X509 | None:
+        # The chain as received: OpenSSL keeps the leaf alone only once verified.
+        chain = self.get_peer_cert_chain()
+        return chain[0] if chain else None
+
+
+def _require_host(connection: SSL.Connection, hostname: bytes) -> None:
+    """Make ``hostname`` a condition of ``connection``'s chain verification;
+    RuntimeError if this pyOpenSSL's bindings lack the calls (then no
+    connection is made: tests.unit.test_https fails on such a build)."""
+    param = _lib.SSL_get0_param(connection._ssl)
+    _lib.X509_VERIFY_PARAM_set_hostflags(param, _HOST_CHECK_FLAGS)
+    if not _lib.X509_VERIFY_PARAM_set1_host(param, hostname, len(hostname)):
+        raise RuntimeError(f"OpenSSL refused the host name {hostname!r}")
+
+
+def _name_mismatch(
+    certificate: X509 | None, hostname: str
+) -> VerificationError | CertificateError:
+    """Why ``certificate`` does not name ``hostname``, in service_identity's
+    words (the same exceptions whatever checked the name)."""
+    if certificate is None:
+        return CertificateError("no certificate")
+    try:
+        verify_service_identity(extract_patterns(certificate), [DNS_ID(hostname)], [])
+    except (VerificationError, CertificateError) as e:
+        return e
+    # OpenSSL and service_identity disagree; OpenSSL's refusal stands.
+    return VerificationError([])
 
 
 def policy_tls(ca_file: str | None = None) -> StsTlsPolicy:

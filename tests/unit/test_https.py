@@ -230,6 +230,16 @@ class ThreadlessReactor(MemoryReactorClock):
         raise AssertionError("the thread pool was asked for")
 
 
+class FailedVerifications:
+    """Stands for the TLS layer a connection reports a failed check to."""
+
+    def __init__(self):
+        self.reasons: list[Failure] = []
+
+    def failVerification(self, reason):
+        self.reasons.append(reason)
+
+
 class HttpsTestCase(SynchronousTestCase):
     def ca_file(self, *cas):
         directory = tempfile.TemporaryDirectory()
@@ -372,6 +382,46 @@ class NameTests(HttpsTestCase):
         self.assertIsInstance(client, CertificateError)
         self.assertIn("subjectAltName", str(client))
 
+    def test_openssl_checks_the_name(self):
+        """The name is checked by OpenSSL while it verifies the chain
+        (X509_V_ERR_HOSTNAME_MISMATCH; no Python callback per certificate),
+        and the TLS layer is failed with service_identity's explanation of
+        the mismatch (B4)."""
+        creator = StsTlsPolicy(load_pem_certificates(self.ca_file(CA)))
+        failed = FailedVerifications()
+        client = creator.creatorForNetloc(HOST.encode(), 443).clientConnectionForTLS(
+            failed
+        )
+        client.set_connect_state()
+        server = server_context(make_leaf(CA, ["provider.example.net"]))
+        with self.assertRaises(SSL.Error):
+            memory_handshake(server, client=client)
+        self.assertEqual(
+            lib.SSL_get_verify_result(client._ssl), lib.X509_V_ERR_HOSTNAME_MISMATCH
+        )
+        [reason] = failed.reasons
+        self.assertIsInstance(reason.value, VerificationError)
+
+    def test_matching_name_beside_a_malformed_wildcard_accepted(self):
+        """A leaf that names the host exactly is accepted though another of
+        its SANs is a malformed wildcard: the identifier that matches decides
+        (RFC 6125 §6.4, B4), and the malformed one matches nothing."""
+        self.assert_accepted(
+            server_context(make_leaf(CA, ["f*.example.com", HOST, "*.*.example.com"]))
+        )
+        for pattern in ("f*.example.com", "*.*.example.com"):
+            client, _server = self.assert_rejected(
+                server_context(make_leaf(CA, [pattern]))
+            )
+            self.assertIsInstance(client, VerificationError | CertificateError, pattern)
+
+    def test_name_in_common_name_beside_other_sans_rejected(self):
+        """CN=mta-sts.example.com with SANs for other names: rejected, the CN
+        is never read (B4)."""
+        leaf = make_leaf(CA, ["provider.example.net"], common_name=HOST)
+        client, _server = self.assert_rejected(server_context(leaf))
+        self.assertIsInstance(client, VerificationError)
+
     def test_sni_is_the_policy_host(self):
         """The client sends SNI ``mta-sts.example.com``; a server that serves
         the right certificate only for that name is fetched from (B6)."""
@@ -467,7 +517,7 @@ def handshake_group(client_context, server):
     """The group a client with ``client_context`` (no verification)
     negotiates with ``server``."""
     client_context.set_verify(SSL.VERIFY_NONE)
-    return memory_handshake(client_context, server).get_group_name()
+    return memory_handshake(server, client_context).get_group_name()
 
 
 def lax_handshake(server):
@@ -475,14 +525,16 @@ def lax_handshake(server):
     lax = SSL.Context(SSL.TLS_CLIENT_METHOD)
     lax.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
     lax.set_min_proto_version(SSL.TLS1_VERSION)
-    return memory_handshake(lax, server).get_protocol_version_name()
+    return memory_handshake(server, lax).get_protocol_version_name()
 
 
-def memory_handshake(client_context, server):
-    """A client connection on ``client_context`` after its handshake with a
-    server on ``server``, through memory BIOs."""
-    client = SSL.Connection(client_context, None)
-    client.set_connect_state()
+def memory_handshake(server, client_context=None, client=None):
+    """A client connection on ``client_context`` (or ``client``, in its
+    connect state) after its handshake with a server on ``server``, through
+    memory BIOs; the client's SSL.Error, if its handshake fails."""
+    if client is None:
+        client = SSL.Connection(client_context, None)
+        client.set_connect_state()
     peer = SSL.Connection(server, None)
     peer.set_accept_state()
     for _ in range(10):
