@@ -170,11 +170,12 @@ class _NameCheckedConnection(SSL.Connection):
         except SSL.WantReadError:
             raise
         except SSL.Error:
-            tls, self._tls = self._tls, None
+            tls = self._tls
             if (
                 tls is not None
                 and _lib.SSL_get_verify_result(self._ssl) == _HOSTNAME_MISMATCH
             ):
+                self._tls = None
                 reason = _name_mismatch(self._leaf(), self._hostname)
                 tls.failVerification(Failure(reason))  # type: ignore[no-untyped-call]
             raise
@@ -187,9 +188,9 @@ class _NameCheckedConnection(SSL.Connection):
 
 
 def _require_host(connection: SSL.Connection, hostname: bytes) -> None:
-    """Make ``hostname`` a condition of ``connection``'s chain verification;
-    RuntimeError if this pyOpenSSL's bindings lack the calls (then no
-    connection is made: tests.unit.test_https fails on such a build)."""
+    """Make ``hostname`` a condition of ``connection``'s chain verification
+    (OpenSSL's calls through pyOpenSSL's bindings, which have no public
+    setter); RuntimeError if OpenSSL refuses the name."""
     param = _lib.SSL_get0_param(connection._ssl)
     _lib.X509_VERIFY_PARAM_set_hostflags(param, _HOST_CHECK_FLAGS)
     if not _lib.X509_VERIFY_PARAM_set1_host(param, hostname, len(hostname)):
