@@ -22,11 +22,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorT
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
+from postfix_mtasts.core.value import Value
+
 __all__ = ["ChildResult", "run_child"]
 
 
-@frozen
-class ChildResult:
+@frozen(repr=False)
+class ChildResult(Value):
     """How a child ended: ``exit_code`` (None when a signal ended it),
     ``killed`` why this module killed it ("" when it was not), and what it
     wrote, cut at the bound."""

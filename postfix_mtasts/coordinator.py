@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.value import Value
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.fairqueue import FairQueue
 from postfix_mtasts.governor import LagGovernor
@@ -39,8 +40,8 @@ class Lane(enum.Enum):
     NEW = "new"  # nothing cached: first discovery
 
 
-@define(eq=False)
-class _Flight:
+@define(eq=False, repr=False)
+class _Flight(Value):
     """One domain's refresh: queued, then running, then done."""
 
     domain: str

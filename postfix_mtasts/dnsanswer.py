@@ -38,6 +38,7 @@ from postfix_mtasts.core.dnsreply import (
 )
 from postfix_mtasts.core.dnstext import name_labels, name_text, split_name
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 from postfix_mtasts.dnstransport import DnsError
 
 __all__ = ["MAX_CNAME_HOPS", "AnswerRdata", "Chase", "DnsAnswer", "parse_name"]
@@ -55,8 +56,8 @@ AnswerRdata = dns.rdata.Rdata | AddressRdata | TxtRdata
 Labels = tuple[bytes, ...]
 
 
-@frozen
-class DnsAnswer:
+@frozen(repr=False)
+class DnsAnswer(Value):
     """One lookup's outcome after CNAME chasing (spec A11).
 
     ``rdatas`` is the asked type's RRset at the end of ``cname_chain`` (empty

@@ -35,6 +35,7 @@ from postfix_mtasts.core.policyhost import (
 )
 from postfix_mtasts.core.tally import Histogram
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 from postfix_mtasts.fetch_errors import (
     FetchContentTypeError,
     FetchEncodingError,
@@ -59,8 +60,8 @@ FETCH_TIMEOUT_S = 20.0  # spec G14: well inside Postfix's 100 s
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+")
 
 
-@frozen
-class PolicyResponse:
+@frozen(repr=False)
+class PolicyResponse(Value):
     """A 200 answer: the body and its Content-Type header (None: absent)."""
 
     body: bytes

@@ -30,6 +30,7 @@ from postfix_mtasts.core.config_listeners import (
     unix_path,
     with_backlog,
 )
+from postfix_mtasts.core.value import Value
 from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.protocols import (
     Lookup,
@@ -86,8 +87,8 @@ def listener_service(
     )
 
 
-@frozen
-class _Ownership:
+@frozen(repr=False)
+class _Ownership(Value):
     """What a unix socket's owner and group become (-1: unchanged)."""
 
     path: str

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from postfix_mtasts.core.config import Config
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.tally import NetworkCounts
+from postfix_mtasts.core.value import Value
 
 if TYPE_CHECKING:
     from postfix_mtasts.dnsclient import DnsClient
@@ -48,8 +49,8 @@ PARTS = (
 )
 
 
-@frozen
-class Network:
+@frozen(repr=False)
+class Network(Value):
     """The parts that ask DNS and HTTPS, built from a Config: made anew by
     a reload (its CA file read again), while the cache stays."""
 

@@ -20,6 +20,7 @@ from postfix_mtasts.coordinator import RefreshCoordinator
 from postfix_mtasts.core.config import Config, MapConfig
 from postfix_mtasts.core.decision import Timing
 from postfix_mtasts.core.tally import NetworkCounts
+from postfix_mtasts.core.value import Value
 from postfix_mtasts.domains import DomainState
 from postfix_mtasts.endpointservice import EndpointService
 from postfix_mtasts.frontdoor import FrontDoor
@@ -54,8 +55,8 @@ __all__ = [
 log = Logger()
 
 
-@frozen
-class LookupParts:
+@frozen(repr=False)
+class LookupParts(Value):
     """The lookup side of the daemon: Postfix's front door, and the admin
     face the control socket and the proactive refresher use; the state a
     reload keeps (``domains``), the coordinator it retunes, and the counts

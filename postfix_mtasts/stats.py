@@ -26,6 +26,7 @@ from postfix_mtasts import __version__
 from postfix_mtasts.connections import LookupFactory
 from postfix_mtasts.core.tally import LookupKey, LookupTally, NetworkCounts
 from postfix_mtasts.core.text import cut, utc_timestamp
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "MAX_ERRORS_KEPT",
@@ -43,8 +44,8 @@ MAX_ERRORS_KEPT = 10
 MAX_ERROR_CHARS = 300
 
 
-@frozen
-class LoggedError:
+@frozen(repr=False)
+class LoggedError(Value):
     at: float
     level: str
     namespace: str
@@ -79,22 +80,22 @@ class ErrorRing:
         )
 
 
-@frozen
-class StoreState:
+@frozen(repr=False)
+class StoreState(Value):
     kind: str  # "sqlite" or "redis"
     up: bool
     errors: int
 
 
-@frozen
-class ListenerState:
+@frozen(repr=False)
+class ListenerState(Value):
     endpoint: str
     protocol: str
     connections: int
 
 
-@frozen
-class Snapshot:
+@frozen(repr=False)
+class Snapshot(Value):
     """Every figure at one moment, as plain data."""
 
     version: str

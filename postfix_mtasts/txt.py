@@ -19,6 +19,7 @@ from dns.rdtypes.txtbase import TXTBase
 from twisted.internet.defer import Deferred
 
 from postfix_mtasts.core.dnsreply import TxtRdata
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "TxtFailure",
@@ -31,23 +32,23 @@ __all__ = [
 ]
 
 
-@frozen
-class TxtRecords:
+@frozen(repr=False)
+class TxtRecords(Value):
     """The TXT RRs found; each is its character-strings, not yet joined (A9)."""
 
     records: tuple[tuple[bytes, ...], ...]
     cname_chain: tuple[str, ...] = ()
 
 
-@frozen
-class TxtNoRecord:
+@frozen(repr=False)
+class TxtNoRecord(Value):
     """NXDOMAIN or NODATA: the name has no TXT record (spec A15)."""
 
     reason: str
 
 
-@frozen
-class TxtFailure:
+@frozen(repr=False)
+class TxtFailure(Value):
     """SERVFAIL, REFUSED, timeout, CNAME loop or malformed reply (spec A15)."""
 
     reason: str

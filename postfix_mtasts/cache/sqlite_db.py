@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from attrs import frozen
 
 from postfix_mtasts.core.entry import STORE_GRACE_S, CacheEntry, StoredInvalid
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,8 +37,8 @@ Item = tuple[CacheEntry, float] | None  # (entry, updated_at) to write; None: de
 Row = tuple[str, object]  # (domain, data) of an unreadable row
 
 
-@frozen
-class Refused:
+@frozen(repr=False)
+class Refused(Value):
     """An unreadable row, and why: not loaded, and deleted."""
 
     domain: str

@@ -10,6 +10,8 @@ import enum
 
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = [
     "AddressFacts",
     "CertFacts",
@@ -38,8 +40,8 @@ class Found(enum.Enum):
     ERROR = "error"  # SERVFAIL, REFUSED, timeout, CNAME loop
 
 
-@frozen
-class TxtFacts:
+@frozen(repr=False)
+class TxtFacts(Value):
     """A TXT RRset: each record as its character-strings (not yet joined)."""
 
     name: str
@@ -49,8 +51,8 @@ class TxtFacts:
     reason: str = ""
 
 
-@frozen
-class AddressFacts:
+@frozen(repr=False)
+class AddressFacts(Value):
     """The A and AAAA records of ``name`` (IPv4 first)."""
 
     name: str
@@ -60,23 +62,23 @@ class AddressFacts:
     reason: str = ""
 
 
-@frozen
-class MxRecord:
+@frozen(repr=False)
+class MxRecord(Value):
     """One MX record; ``host`` is ``""`` for a null MX (RFC 7505)."""
 
     preference: int
     host: str
 
 
-@frozen
-class MxFacts:
+@frozen(repr=False)
+class MxFacts(Value):
     found: Found
     records: tuple[MxRecord, ...] = ()
     reason: str = ""
 
 
-@frozen
-class CertFacts:
+@frozen(repr=False)
+class CertFacts(Value):
     """One certificate of a chain; times are POSIX seconds."""
 
     subject: str
@@ -87,8 +89,8 @@ class CertFacts:
     not_after: float
 
 
-@frozen
-class TlsFacts:
+@frozen(repr=False)
+class TlsFacts(Value):
     """A completed handshake: version, cipher and the chain the peer sent
     (leaf first), with the OpenSSL verification errors seen on the way as
     ``(depth, X509_V_ERR code)`` pairs."""
@@ -117,8 +119,8 @@ class ConnectProblem(enum.Enum):
     OTHER = "other"
 
 
-@frozen
-class ProbeFacts:
+@frozen(repr=False)
+class ProbeFacts(Value):
     """One session to ``address``:``port``: SMTP then STARTTLS (port 25) or
     TLS at once (443).  ``stage`` is where it stopped and ``error`` why."""
 
@@ -134,8 +136,8 @@ class ProbeFacts:
     tls: TlsFacts | None = None
 
 
-@frozen
-class TlsaFacts:
+@frozen(repr=False)
+class TlsaFacts(Value):
     """``_25._tcp.<mx>`` TLSA records (spec H19)."""
 
     found: Found
@@ -143,8 +145,8 @@ class TlsaFacts:
     authenticated: bool = False
 
 
-@frozen
-class MxHostFacts:
+@frozen(repr=False)
+class MxHostFacts(Value):
     """One MX host: its addresses, and per address the session with SNI and
     (if that one got to STARTTLS) the one without SNI (H15, H16)."""
 
@@ -166,8 +168,8 @@ class FetchProblem(enum.Enum):
     TIMEOUT = "timeout"
 
 
-@frozen
-class FetchFacts:
+@frozen(repr=False)
+class FetchFacts(Value):
     """The GET of the policy URL; ``body`` is set only on a 200 answer."""
 
     url: str
@@ -180,8 +182,8 @@ class FetchFacts:
     location: str | None = None
 
 
-@frozen
-class PolicyHostFacts:
+@frozen(repr=False)
+class PolicyHostFacts(Value):
     """``mta-sts.<domain>``: its addresses, a TLS session with its first
     address and the policy fetch (None when not attempted)."""
 
@@ -190,8 +192,8 @@ class PolicyHostFacts:
     fetch: FetchFacts | None = None
 
 
-@frozen
-class Facts:
+@frozen(repr=False)
+class Facts(Value):
     """Everything observed about one policy domain (A-label, lower case)."""
 
     domain: str

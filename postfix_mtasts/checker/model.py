@@ -10,6 +10,8 @@ import enum
 
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = ["Check", "Report", "Status", "Verdict"]
 
 
@@ -33,8 +35,8 @@ class Verdict(enum.Enum):
     COULD_NOT_CHECK = "could-not-check"
 
 
-@frozen
-class Check:
+@frozen(repr=False)
+class Check(Value):
     """One finding.
 
     ``rule`` is the spec.md H rule (``H15``); ``check`` a stable slug naming
@@ -50,8 +52,8 @@ class Check:
     fix: str = ""
 
 
-@frozen
-class Report:
+@frozen(repr=False)
+class Report(Value):
     """Every check of one domain, the verdict and why."""
 
     domain: str

@@ -15,14 +15,15 @@ from datetime import UTC, datetime
 from attrs import frozen
 
 from postfix_mtasts.core.policyhost import policy_url
+from postfix_mtasts.core.value import Value
 
 __all__ = ["SUGGESTED_MAX_AGE_S", "Suggestion", "new_policy_id", "suggest"]
 
 SUGGESTED_MAX_AGE_S = 604800
 
 
-@frozen
-class Suggestion:
+@frozen(repr=False)
+class Suggestion(Value):
     """What to publish: the policy file, DNS records (zone-file lines) and hints."""
 
     policy_id: str

@@ -24,6 +24,7 @@ from postfix_mtasts.core.record import (
     version_prefix,
 )
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 
 __all__ = ["TlsRptInvalid", "TlsRptRecord", "parse_tlsrpt_records"]
 
@@ -32,16 +33,16 @@ _MAILBOX = re.compile(r"[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _WSP = " \t"
 
 
-@frozen
-class TlsRptRecord:
+@frozen(repr=False)
+class TlsRptRecord(Value):
     """A valid record: its report URIs, in order."""
 
     rua: tuple[str, ...]
     ignored: tuple[str, ...] = ()  # unknown field names
 
 
-@frozen
-class TlsRptInvalid:
+@frozen(repr=False)
+class TlsRptInvalid(Value):
     """No usable record (the domain then has no TLSRPT, RFC 8460 §3)."""
 
     reason: str

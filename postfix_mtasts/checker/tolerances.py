@@ -16,6 +16,7 @@ from attrs import evolve, frozen
 
 from postfix_mtasts.checker.model import Status
 from postfix_mtasts.core.policy import NONE_MAX_AGE_S, Tolerance
+from postfix_mtasts.core.value import Value
 
 __all__ = ["Kind", "kind_of"]
 
@@ -24,8 +25,8 @@ _KNOWN_KEYS = frozenset(("version", "mode", "max_age", "mx"))
 _REJECT = "reject the whole policy"
 
 
-@frozen
-class Kind:
+@frozen(repr=False)
+class Kind(Value):
     """How one tolerance is reported: rule, check slug, status, what the
     line is, how this daemon reads it, what other senders do, the fix."""
 

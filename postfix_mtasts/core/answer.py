@@ -20,6 +20,8 @@ import enum
 
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = [
     "POLICY_FAILURE_LEVELS",
     "REPORT_ONLY_LEVELS",
@@ -60,8 +62,8 @@ class PolicyFailure(enum.StrEnum):
     POLICY_INVALID = "sts-policy-invalid"
 
 
-@frozen
-class StsReportAttributes:
+@frozen(repr=False)
+class StsReportAttributes(Value):
     """Postfix >= 3.10 TLSRPT attributes for an STS answer (spec G25-G29).
 
     ``mx_host_patterns`` are the policy's ``mx`` values verbatim (``*.`` kept);
@@ -76,8 +78,8 @@ class StsReportAttributes:
     policy_failure: PolicyFailure | None = None
 
 
-@frozen(cache_hash=True)
-class TlsPolicyValue:
+@frozen(cache_hash=True, repr=False)
+class TlsPolicyValue(Value):
     """A Postfix TLS policy value: a security level and its attributes (spec G18).
 
     ``match`` is the colon-separated ``match=`` list as a tuple (never empty for
@@ -108,8 +110,8 @@ class TlsPolicyValue:
             raise ValueError("policy_failure only in a report-only value (L4)")
 
 
-@frozen(cache_hash=True)
-class Answer:
+@frozen(cache_hash=True, repr=False)
+class Answer(Value):
     """One reply to one lookup.  ``value`` is set only for ``Status.OK``;
     ``reason`` is the text sent with TEMP/PERM (and logged)."""
 

@@ -27,6 +27,7 @@ from postfix_mtasts.core.config_metrics import MetricsConfig, parse_metrics
 from postfix_mtasts.core.config_postfix import PostfixConfig, parse_postfix
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 from postfix_mtasts.core.redis_url import RedisUrlError, parse_redis_url
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "DEFAULT_CONTROL_SOCKET",
@@ -94,8 +95,8 @@ _LOG_LEVELS = get_args(LogLevelName)
 _LOG_FORMATS = get_args(LogFormat)
 
 
-@frozen
-class MapConfig:
+@frozen(repr=False)
+class MapConfig(Value):
     """How one map (a socketmap name) answers.  ``default_level`` is the
     admin's ``smtp_tls_security_level``, used by the TLSRPT report-only
     answers so that they never lower it.  ``dane`` as the file says it;
@@ -125,8 +126,8 @@ class MapConfig:
         return self.dane is True
 
 
-@frozen
-class FetchConfig:
+@frozen(repr=False)
+class FetchConfig(Value):
     """HTTPS policy fetches; ``ca_file`` None = the system trust store."""
 
     timeout_s: float = field(
@@ -136,8 +137,8 @@ class FetchConfig:
     max_in_flight: int = field(default=32, metadata=rule(least=1))
 
 
-@frozen
-class CacheConfig:
+@frozen(repr=False)
+class CacheConfig(Value):
     max_entries: int = field(default=100_000, metadata=rule(least=1))
     recheck_interval_s: float = field(
         default=3600.0,
@@ -150,8 +151,8 @@ class CacheConfig:
     )
 
 
-@frozen
-class ServerConfig:
+@frozen(repr=False)
+class ServerConfig(Value):
     max_connections: int = field(default=512, metadata=rule(least=1))
     idle_timeout_s: float = field(default=120.0, metadata=rule("idle_timeout", above=0))
     lookup_budget_s: float = field(
@@ -170,15 +171,15 @@ class ServerConfig:
     )
 
 
-@frozen
-class StoreConfig:
+@frozen(repr=False)
+class StoreConfig(Value):
     """The embedded persistent store; ``path`` "" = memory only."""
 
     path: str = field(default=DEFAULT_STORE_PATH, metadata=rule())
 
 
-@frozen
-class RedisConfig:
+@frozen(repr=False)
+class RedisConfig(Value):
     """The fleet store; ``url`` "" = none; values sealed with the keys in
     ``fleet_key_file`` (None: unsealed, any Redis writer sets policies)."""
 
@@ -191,8 +192,8 @@ class RedisConfig:
     fleet_key_file: str | None = field(default=None, metadata=rule())
 
 
-@frozen
-class RefreshConfig:
+@frozen(repr=False)
+class RefreshConfig(Value):
     """Proactive refresh (RFC 8461 §3.3, §10.2; spec E5, D11)."""
 
     enabled: bool = field(default=True, metadata=rule())
@@ -206,21 +207,21 @@ class RefreshConfig:
     max_in_flight: int = field(default=4, metadata=rule(least=1))
 
 
-@frozen
-class ControlConfig:
+@frozen(repr=False)
+class ControlConfig(Value):
     """The local admin socket (``postfix-mtasts cache ...``); "" = off."""
 
     socket: str = field(default=DEFAULT_CONTROL_SOCKET, metadata=rule())
 
 
-@frozen
-class LogConfig:
+@frozen(repr=False)
+class LogConfig(Value):
     level: LogLevelName = field(default="info", metadata=rule(choices=_LOG_LEVELS))
     format: LogFormat = field(default="text", metadata=rule(choices=_LOG_FORMATS))
 
 
-@frozen
-class Config:
+@frozen(repr=False)
+class Config(Value):
     """The whole configuration.  ``maps`` keeps the file's order; ``warnings``
     are problems worth logging at start that do not stop the daemon."""
 

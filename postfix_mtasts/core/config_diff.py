@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from attrs import fields, frozen, has
 
 from postfix_mtasts.core.config import Config, ListenerConfig, MapConfig
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "RESTART_LISTENER_KEYS",
@@ -35,8 +36,8 @@ RESTART_LISTENER_KEYS = ("protocol", "owner", "group")
 _RULE_KEY = "postfix_mtasts.core.config"  # config_toml's metadata key
 
 
-@frozen
-class ListenerChanges:
+@frozen(repr=False)
+class ListenerChanges(Value):
     """Listeners by endpoint: ``kept`` pairs (running, re-read)."""
 
     added: tuple[ListenerConfig, ...] = ()
@@ -44,8 +45,8 @@ class ListenerChanges:
     kept: tuple[tuple[ListenerConfig, ListenerConfig], ...] = ()
 
 
-@frozen
-class ConfigDiff:
+@frozen(repr=False)
+class ConfigDiff(Value):
     """``changed``: keys a reload applies; ``restart``: keys it cannot."""
 
     changed: tuple[str, ...]

@@ -16,6 +16,7 @@ from attrs import field, frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 from postfix_mtasts.core.nameserver import NameserverError, parse_nameserver
+from postfix_mtasts.core.value import Value
 
 __all__ = ["PROBE_TYPES", "DnsConfig", "DnssecProbe", "parse_dns"]
 
@@ -27,8 +28,8 @@ _PROBE_NAME = re.compile(rf"\.|(?:{_LABEL}\.)*{_LABEL}\.?")
 _MAX_PROBE_NAME = 254
 
 
-@frozen
-class DnssecProbe:
+@frozen(repr=False)
+class DnssecProbe(Value):
     """One query whose reply carries the AD bit if the resolver validates
     DNSSEC: ``rdtype`` (upper case) and ``name``."""
 
@@ -36,8 +37,8 @@ class DnssecProbe:
     name: str
 
 
-@frozen
-class DnsConfig:
+@frozen(repr=False)
+class DnsConfig(Value):
     """``nameservers`` as (address, port); empty = the system resolver config.
     ``case_randomization``: DNS 0x20 on every query.  ``dnssec_probe``: asked
     at start when a map has DANE precedence; None = not asked."""

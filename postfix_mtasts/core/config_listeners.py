@@ -16,6 +16,7 @@ from attrs import frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, show
 from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint, split_endpoint
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "ListenerConfig",
@@ -37,8 +38,8 @@ MAX_BACKLOG = 4096
 _BACKLOG_POSITION = {"tcp": 3, "tcp6": 2, "unix": 3}
 
 
-@frozen
-class ListenerConfig:
+@frozen(repr=False)
+class ListenerConfig(Value):
     """One listening socket.  ``map`` is used by tcp_table only (its requests
     carry no map name); ``owner``/``group`` (unix: only) are applied after
     bind, None = unchanged."""

@@ -16,14 +16,15 @@ from attrs import field, frozen
 from postfix_mtasts.core.config_listeners import _non_loopback_interface
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint
+from postfix_mtasts.core.value import Value
 
 __all__ = ["MetricsConfig", "parse_metrics"]
 
 _ENDPOINT_KINDS = ("tcp", "tcp6", "unix", "systemd")
 
 
-@frozen
-class MetricsConfig:
+@frozen(repr=False)
+class MetricsConfig(Value):
     """``endpoint`` "" = no metrics; ``allow_remote`` lets a TCP endpoint
     listen beyond loopback."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from attrs import field, frozen
 
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
+from postfix_mtasts.core.value import Value
 
 __all__ = ["MAX_DIRECTORY_CHARS", "PostfixConfig", "parse_postfix"]
 
@@ -19,8 +20,8 @@ __all__ = ["MAX_DIRECTORY_CHARS", "PostfixConfig", "parse_postfix"]
 MAX_DIRECTORY_CHARS = 4096
 
 
-@frozen
-class PostfixConfig:
+@frozen(repr=False)
+class PostfixConfig(Value):
     """``config_directory``: an absolute path, or None for Postfix's own."""
 
     config_directory: str | None = field(default=None, metadata=rule())

@@ -39,6 +39,7 @@ from attrs import frozen
 from postfix_mtasts.core.mx import mx_matches
 from postfix_mtasts.core.nexthop import MAX_NAME_CHARS, KeyKind, classify_key
 from postfix_mtasts.core.policy import MxPattern
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "MAX_MX_HOSTS",
@@ -88,8 +89,8 @@ class Verdict(enum.Enum):
     UNKNOWN = "unknown"  # nothing known (MX lookup failed or not done yet)
 
 
-@frozen
-class MxFacts:
+@frozen(repr=False)
+class MxFacts(Value):
     """What DNS said of a domain's MX hosts, checked and bounded.
 
     ``hosts`` are valid lower-case host names, best preference first, at
@@ -118,15 +119,15 @@ class MxFacts:
         return sum(1 for state in self.tlsa if state.counts_as_tlsa)
 
 
-@frozen
-class FactsFailed:
+@frozen(repr=False)
+class FactsFailed(Value):
     """The MX lookup failed (SERVFAIL: bogus or broken; REFUSED; no answer)."""
 
     reason: str
 
 
-@frozen
-class FactsRecord:
+@frozen(repr=False)
+class FactsRecord(Value):
     """A domain's facts as the daemon keeps them: the last good ``facts``
     (None: never gathered successfully), why the latest gathering failed
     (``failure``, "" when it did not), and when to gather again."""

@@ -18,6 +18,7 @@ from attrs import evolve, frozen
 
 from postfix_mtasts.core.config import MapConfig
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "DNSSEC_LEVEL",
@@ -42,8 +43,8 @@ DNSSEC_LEVEL = "dnssec"
 MAX_POSTCONF_LINE = 1024
 
 
-@frozen
-class PostfixDns:
+@frozen(repr=False)
+class PostfixDns(Value):
     """What ``postconf`` said of Postfix at start: ``level`` is its
     ``smtp_dns_support_level`` ("" when unset), None when it could not be
     read (``error`` says why); ``source`` names what was asked
@@ -54,8 +55,8 @@ class PostfixDns:
     error: str = ""
 
 
-@frozen
-class DaneSummary:
+@frozen(repr=False)
+class DaneSummary(Value):
     """The start-up line: DANE precedence ``on`` or off for the ``maps``
     that say "auto", and why; ``warn`` when Postfix could not be asked."""
 
@@ -88,8 +89,8 @@ def resolve_dane(maps: Maps, level: str | None) -> Maps:
     )
 
 
-@frozen
-class Unexpected:
+@frozen(repr=False)
+class Unexpected(Value):
     """postconf output that is not one value: ``reason`` says what it was."""
 
     reason: str

@@ -18,6 +18,7 @@ from postfix_mtasts.core.dane_answer import dane_answer, enforced_answer
 from postfix_mtasts.core.entry import CacheEntry
 from postfix_mtasts.core.policy import Mode, Policy
 from postfix_mtasts.core.report import failure_report, testing_report
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "BackedOff",
@@ -40,29 +41,29 @@ __all__ = [
 
 
 # What one round of discovery found (resolver.py produces these).
-@frozen
-class NoPolicy:
+@frozen(repr=False)
+class NoPolicy(Value):
     """No usable ``_mta-sts`` record: NXDOMAIN, NODATA or invalid (A7, A15)."""
 
     reason: str
 
 
-@frozen
-class DnsFailed:
+@frozen(repr=False)
+class DnsFailed(Value):
     """The TXT lookup failed: SERVFAIL, timeout, CNAME loop (A11, A15)."""
 
     reason: str
 
 
-@frozen
-class Unchanged:
+@frozen(repr=False)
+class Unchanged(Value):
     """The TXT id equals the cached policy's id (E3)."""
 
     policy_id: str
 
 
-@frozen
-class BackedOff:
+@frozen(repr=False)
+class BackedOff(Value):
     """A fetch for this id failed recently; no new attempt yet (B14).
     ``policy_failure`` is why it failed, still reported meanwhile."""
 
@@ -70,14 +71,14 @@ class BackedOff:
     policy_failure: PolicyFailure | None = None
 
 
-@frozen
-class Fetched:
+@frozen(repr=False)
+class Fetched(Value):
     policy_id: str
     policy: Policy
 
 
-@frozen
-class FetchFailed:
+@frozen(repr=False)
+class FetchFailed(Value):
     """HTTPS failed or the policy was invalid (B7-B12, C17); ``report_type``
     is its TLSRPT result type (RFC 8460 §4.3)."""
 
@@ -89,8 +90,8 @@ class FetchFailed:
 Outcome = NoPolicy | DnsFailed | Unchanged | BackedOff | Fetched | FetchFailed
 
 
-@frozen
-class Negative:
+@frozen(repr=False)
+class Negative(Value):
     """Why a domain has no usable policy now, and until when not to ask again.
     ``policy_failure``: a record exists but no valid policy could be had, and
     this is the TLSRPT result type a tlsrpt map reports (B16, D14)."""
@@ -101,8 +102,8 @@ class Negative:
     policy_failure: PolicyFailure | None = None
 
 
-@frozen
-class FetchBackoff:
+@frozen(repr=False)
+class FetchBackoff(Value):
     """No new fetch of ``policy_id`` before ``until`` (B14); the failure it
     backs off from is reported meanwhile."""
 
@@ -111,8 +112,8 @@ class FetchBackoff:
     policy_failure: PolicyFailure
 
 
-@frozen
-class Timing:
+@frozen(repr=False)
+class Timing(Value):
     recheck_interval_s: float
     negative_ttl_s: float
     failure_backoff_s: float
@@ -141,8 +142,8 @@ class Event(enum.Enum):
         return self in (Event.DNS_FAILURE, Event.FETCH_FAILED)
 
 
-@frozen
-class Update:
+@frozen(repr=False)
+class Update(Value):
     """How the cache changes after an outcome.
 
     ``entry`` is the entry to store (``None``: leave the store alone unless

@@ -19,6 +19,8 @@ import re
 
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = [
     "KINDS",
     "MAX_UNIX_PATH_BYTES",
@@ -60,8 +62,8 @@ class EndpointError(ValueError):
     """The endpoint string cannot be used; the message names the argument."""
 
 
-@frozen
-class Endpoint:
+@frozen(repr=False)
+class Endpoint(Value):
     """A checked endpoint: its kind and every parameter as Twisted will see
     it (defaults filled in, escapes removed)."""
 

@@ -21,6 +21,7 @@ from postfix_mtasts.core.stored import (
     read_fields,
 )
 from postfix_mtasts.core.text import cut
+from postfix_mtasts.core.value import Value
 
 __all__ = ["STORE_GRACE_S", "CacheEntry", "StoredInvalid", "summarise_tolerated"]
 
@@ -29,8 +30,8 @@ __all__ = ["STORE_GRACE_S", "CacheEntry", "StoredInvalid", "summarise_tolerated"
 STORE_GRACE_S = 86400.0
 
 
-@frozen
-class CacheEntry:
+@frozen(repr=False)
+class CacheEntry(Value):
     """A policy as fetched for a domain (spec E1, E13).
 
     ``fetched_at`` is the last successful fetch, ``expires_at`` is

@@ -15,12 +15,13 @@ from __future__ import annotations
 from attrs import frozen
 
 from postfix_mtasts.core.entry import CacheEntry
+from postfix_mtasts.core.value import Value
 
 __all__ = ["KeptNewer", "kept_newer"]
 
 
-@frozen
-class KeptNewer:
+@frozen(repr=False)
+class KeptNewer(Value):
     """The import of an entry older than the cached one: the cached one stays."""
 
     cached: CacheEntry

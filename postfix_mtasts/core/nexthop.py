@@ -45,6 +45,8 @@ import re
 import idna
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = [
     "IDNA_CACHE_SIZE",
     "MAX_KEY_BYTES",
@@ -91,8 +93,8 @@ class KeyKind(enum.Enum):
     INVALID = "invalid"
 
 
-@frozen
-class NextHop:
+@frozen(repr=False)
+class NextHop(Value):
     """A classified key.  ``domain`` is the lower-case A-label name without a
     trailing dot for DOMAIN, SMARTHOST and UNDISCOVERABLE, ``""`` for the
     other kinds."""

@@ -16,12 +16,13 @@ import idna
 from attrs import frozen
 
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 
 __all__ = ["MxPattern", "a_label_form", "check_mx", "parse_mx_pattern"]
 
 
-@frozen
-class MxPattern:
+@frozen(repr=False)
+class MxPattern(Value):
     """One ``mx`` value: lower-case A-label, no trailing dot (C12, D4).
 
     ``text`` is the normalised pattern (``*.example.net`` or ``mx.example.net``);

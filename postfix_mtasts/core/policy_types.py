@@ -9,6 +9,7 @@ import enum
 from attrs import frozen
 
 from postfix_mtasts.core.policy_mx import MxPattern
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "MAX_AGE_LIMIT_S",
@@ -51,8 +52,8 @@ class Tolerance(enum.Enum):
     NONE_MAX_AGE = "none-max-age"
 
 
-@frozen
-class Note:
+@frozen(repr=False)
+class Note(Value):
     """Something tolerated or ignored while parsing (e.g. C5), at ``line``
     (1-based; 0 for the whole body); ``tolerance`` is set when the body
     departs from the grammar there.  ``unlisted`` counts the lines of this
@@ -65,8 +66,8 @@ class Note:
     unlisted: int = 0
 
 
-@frozen
-class Policy:
+@frozen(repr=False)
+class Policy(Value):
     """A valid policy (spec C19). ``mx`` is deduplicated in policy order;
     ``lines`` are the raw lines (trimmed of their terminator) in order (C18)."""
 
@@ -82,8 +83,8 @@ class Policy:
         return tuple(note for note in self.notes if note.tolerance is not None)
 
 
-@frozen
-class PolicyInvalid:
+@frozen(repr=False)
+class PolicyInvalid(Value):
     """The body is not a valid policy; counts as a fetch failure (C17)."""
 
     rule: str

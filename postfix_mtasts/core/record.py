@@ -24,6 +24,7 @@ from attrs import frozen
 
 from postfix_mtasts.core.policy import Note
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "RecordInvalid",
@@ -74,16 +75,16 @@ def is_ext_value(value: str) -> bool:
 _STS_PREFIX = version_prefix("STSv1")
 
 
-@frozen
-class StsRecord:
+@frozen(repr=False)
+class StsRecord(Value):
     """A valid ``v=STSv1`` TXT record (spec A)."""
 
     id: str
     notes: tuple[Note, ...] = ()
 
 
-@frozen
-class RecordInvalid:
+@frozen(repr=False)
+class RecordInvalid(Value):
     """No usable record: none found, more than one, or a syntax error (A2-A8)."""
 
     rule: str

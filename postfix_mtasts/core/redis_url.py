@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from attrs import frozen
 
+from postfix_mtasts.core.value import Value
+
 __all__ = ["MAX_DB", "RedisAddress", "RedisUrlError", "parse_redis_url"]
 
 #: Redis numbers its databases from 0; the server's own limit is its
@@ -31,8 +33,8 @@ class RedisUrlError(ValueError):
     """The URL cannot be used; the message says which part."""
 
 
-@frozen
-class RedisAddress:
+@frozen(repr=False)
+class RedisAddress(Value):
     """A TCP (``host``, ``port``) or unix (``path``; host "", port 0) Redis
     server, the database to select and the password to send (None: no
     AUTH)."""

@@ -36,6 +36,7 @@ from typing import NamedTuple
 from attrs import frozen
 
 from postfix_mtasts.core.answer import Answer, Status, TlsPolicyValue, render_value
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "MAX_LENGTH_DIGITS",
@@ -188,8 +189,8 @@ class Request(NamedTuple):
     key: bytes
 
 
-@frozen
-class RequestError:
+@frozen(repr=False)
+class RequestError(Value):
     """A payload that is not ``<name> <key>``; answered ``PERM <reason>``."""
 
     reason: str

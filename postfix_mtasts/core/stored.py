@@ -24,6 +24,7 @@ from postfix_mtasts.core.nexthop import KeyKind, classify_key
 from postfix_mtasts.core.policy import Mode, Policy, parse_policy
 from postfix_mtasts.core.policyhost import MAX_POLICY_BYTES
 from postfix_mtasts.core.text import quote
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "FORMAT_VERSION",
@@ -84,8 +85,8 @@ _STRENGTH = {Mode.NONE: 0, Mode.TESTING: 1, Mode.ENFORCE: 2}
 Fields = tuple[str, str, Policy, float, float, float, tuple[str, ...]]
 
 
-@frozen
-class StoredInvalid:
+@frozen(repr=False)
+class StoredInvalid(Value):
     """Why stored bytes are not a usable entry; the store's miss (C17)."""
 
     reason: str

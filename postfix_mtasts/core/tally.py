@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from attrs import define, field
 
 from postfix_mtasts.core.answer import Answer
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "CACHE_HIT",
@@ -116,8 +117,8 @@ class Histogram:
         return out
 
 
-@define
-class NetworkCounts:
+@define(repr=False)
+class NetworkCounts(Value):
     """What the network side counts, kept apart from the parts that count
     it: a reload replaces those parts, and an old part still finishing a
     fetch counts into the same place."""

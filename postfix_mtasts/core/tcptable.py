@@ -36,6 +36,7 @@ from postfix_mtasts.core.socketmap import (
     render_within,
     reply_reason,
 )
+from postfix_mtasts.core.value import Value
 
 __all__ = [
     "MAX_REPLY_BYTES",
@@ -123,15 +124,15 @@ class LineDecoder:
         return f"request line over {self._max_length} bytes"
 
 
-@frozen
-class Request:
+@frozen(repr=False)
+class Request(Value):
     """One ``get``: the %-decoded key."""
 
     key: bytes
 
 
-@frozen
-class RequestError:
+@frozen(repr=False)
+class RequestError(Value):
     """A line that is not a well-formed ``get``; answered ``400 <reason>``."""
 
     reason: str
