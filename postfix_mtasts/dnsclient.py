@@ -55,6 +55,7 @@ from postfix_mtasts.dnstransport import (
     DnsTimeoutError,
     TcpExchange,
     UdpExchange,
+    UdpOpener,
 )
 from postfix_mtasts.txt import TxtFailure, TxtResult, txt_result
 
@@ -100,6 +101,8 @@ class DnsClient:
     Asks ``nameservers`` in order, ``attempts`` rounds, ``timeout_s`` per try;
     ``randomize_case``: DNS 0x20 on every query.  ``results`` counts the
     questions by type and outcome (given: the daemon's, kept across reloads).
+    ``udp`` opens each question's UDP socket (default: the reactor's
+    ``listenUDP``; the daemon passes :func:`~.udpsocket.open_udp_socket`).
     """
 
     log = Logger()
@@ -113,10 +116,12 @@ class DnsClient:
         attempts: int = 2,
         randomize_case: bool = True,
         results: Counter[tuple[str, str]] | None = None,
+        udp: UdpOpener | None = None,
     ) -> None:
         if not nameservers or attempts < 1 or timeout_s <= 0:
             raise ValueError("need nameservers, attempts >= 1 and timeout_s > 0")
         self._reactor = reactor
+        self._listen_udp = udp
         self._nameservers = tuple(nameservers)
         self._timeout_s = timeout_s
         self._attempts = attempts
@@ -240,7 +245,8 @@ class DnsClient:
         )
         udp.exact_case = self._randomize_case
         try:
-            port = self._reactor.listenUDP(0, udp, self._source(server))
+            listen = self._listen_udp or self._reactor.listenUDP
+            port = listen(0, udp, self._source(server))
             udp.on_close(port.stopListening)
             port.connect(*server)  # the kernel drops datagrams from others
             port.write(wire)

@@ -37,6 +37,8 @@ __all__ = [
     "DnsTimeoutError",
     "TcpExchange",
     "UdpExchange",
+    "UdpOpener",
+    "UdpPort",
 ]
 
 
@@ -64,10 +66,17 @@ _QR = 0x8000
 _OPCODE = 0x7800  # its bits in the header flags; QUERY is 0
 
 
-class _UdpPort(typing.Protocol):
+class UdpPort(typing.Protocol):
+    """What a question needs of its UDP socket: Twisted's ``listenUDP``
+    port, or :class:`postfix_mtasts.udpsocket.UdpSocket`."""
+
     def connect(self, host: str, port: int) -> object: ...
-    def write(self, datagram: bytes, addr: tuple[str, int] | None = None) -> object: ...
+    def write(self, datagram: bytes) -> object: ...
     def stopListening(self) -> object: ...  # noqa: N802 (Twisted's name)
+
+
+#: Opens a question's UDP socket: ``listenUDP(port, protocol, interface)``.
+UdpOpener = Callable[[int, protocol.DatagramProtocol, str], UdpPort]
 
 
 class DnsReactor(typing.Protocol):
@@ -78,7 +87,7 @@ class DnsReactor(typing.Protocol):
     ) -> IDelayedCall: ...
     def listenUDP(  # noqa: N802
         self, port: int, protocol: protocol.DatagramProtocol, interface: str = ...
-    ) -> _UdpPort: ...
+    ) -> UdpPort: ...
     def connectTCP(  # noqa: N802
         self,
         host: str,

@@ -23,6 +23,7 @@ from postfix_mtasts.core.value import Value
 
 if TYPE_CHECKING:
     from postfix_mtasts.dnsclient import DnsClient
+    from postfix_mtasts.dnstransport import UdpOpener
     from postfix_mtasts.https import StsTlsPolicy
     from postfix_mtasts.mxfacts import MxFactsGatherer
     from postfix_mtasts.resolver import PolicyResolver
@@ -74,10 +75,12 @@ def make_network(
     reactor: Any,
     counts: NetworkCounts,
     tls: StsTlsPolicy | None = None,
+    udp: UdpOpener | None = None,
 ) -> Network:
     """DNS client, HTTPS client and MX facts gatherer for ``config``,
     counting into the daemon's ``counts``, the HTTPS client with ``tls``
-    (None: :func:`prepare_tls` now); raises OSError or ValueError when
+    (None: :func:`prepare_tls` now), the DNS client's UDP sockets opened
+    by ``udp`` (None: the reactor's ``listenUDP``); raises OSError or ValueError when
     ``fetch.ca_file`` cannot be read or holds no certificate."""
     from postfix_mtasts.dnsclient import DnsClient, system_nameservers
     from postfix_mtasts.fetch import HttpsPolicyFetcher
@@ -93,6 +96,7 @@ def make_network(
         attempts=config.dns.attempts,
         randomize_case=config.dns.case_randomization,
         results=counts.dns,
+        udp=udp,
     )
     # Policy host names go through the same DNS client, never getaddrinfo in
     # the reactor's thread pool; one slot per discovery that can run at once

@@ -32,6 +32,7 @@ from postfix_mtasts.pemfile import load_pem_certificates
 from postfix_mtasts.postconf import report_dane, settle_dane
 
 if TYPE_CHECKING:
+    from postfix_mtasts.dnstransport import UdpOpener
     from postfix_mtasts.retune import Retuner
     from postfix_mtasts.service import Daemon
 
@@ -47,7 +48,9 @@ class ReloadError(Exception):
 class Reloader:
     """Reloads the daemon's configuration on SIGHUP (:meth:`install`) or
     when asked (:meth:`request`).  ``on_state`` hears "reloading" and
-    "ready" around each reload (for sd_notify's RELOADING=1 / READY=1)."""
+    "ready" around each reload (for sd_notify's RELOADING=1 / READY=1).
+    ``udp``: how the rebuilt DNS client opens its UDP sockets, as at start
+    (:func:`~postfix_mtasts.service.start_daemon`)."""
 
     def __init__(
         self,
@@ -57,8 +60,10 @@ class Reloader:
         logging: ObserverSwitch | None = None,
         on_state: Callable[[str], None] | None = None,
         postconf: str | None = None,
+        udp: UdpOpener | None = None,
     ) -> None:
         self._path = path
+        self._udp = udp
         self._reactor = reactor
         self._logging = logging
         self._on_state = on_state
@@ -126,7 +131,7 @@ class Reloader:
                 # Counting on where the running parts count: /metrics and
                 # status go on from the same totals.
                 counts = retuner.daemon.lookup.counts
-                network = make_network(config, self._reactor, counts)
+                network = make_network(config, self._reactor, counts, udp=self._udp)
             except (OSError, ValueError) as e:
                 raise ReloadError(str(e)) from None
             added = bind_listeners(

@@ -42,6 +42,7 @@ from postfix_mtasts.storage import open_sharing
 
 if TYPE_CHECKING:
     from postfix_mtasts.dnsclient import DnsClient
+    from postfix_mtasts.dnstransport import UdpOpener
 
 __all__ = [
     "Daemon",
@@ -223,6 +224,7 @@ async def start_daemon(
     *,
     importer: Importer = import_now,
     opening: Deferred[PolicySharing | None] | None = None,
+    udp: UdpOpener | None = None,
 ) -> Daemon:
     """Load the stored policies (E1), then start listening: Postfix's first
     lookups are answered from them without network.  Then the DNS and
@@ -232,7 +234,8 @@ async def start_daemon(
     them), and last the
     metrics server and the control socket start.  ``opening``: the stores
     already being opened (:func:`~postfix_mtasts.storage.open_sharing`;
-    ``serve`` opens them while Postfix is asked about DANE).  Raises
+    ``serve`` opens them while Postfix is asked about DANE).  ``udp``: how
+    the DNS client opens its UDP sockets (:func:`make_network`).  Raises
     CannotListenError when a listener or the metrics endpoint cannot bind."""
     if opening is None:
         opening = Deferred.fromCoroutine(open_sharing(config, reactor))
@@ -260,7 +263,7 @@ async def start_daemon(
     control = ("postfix_mtasts.controlsocket",) if config.control.socket else ()
     try:
         tls = await importer((*PARTS, *metrics, *control), partial(prepare_tls, config))
-        network = make_network(config, reactor, lookup.counts, tls)
+        network = make_network(config, reactor, lookup.counts, tls, udp)
     except BaseException:
         late.failed(Failure())  # type: ignore[no-untyped-call]
         raise

@@ -47,6 +47,7 @@ def run_check(args: argparse.Namespace) -> int:
     from postfix_mtasts.fetch import HttpsPolicyFetcher
     from postfix_mtasts.hostnames import DnsHostnameResolver
     from postfix_mtasts.https import make_https_client
+    from postfix_mtasts.udpsocket import open_udp_socket
 
     hop = classify_key(args.domain.encode("utf-8"))
     if hop.kind is KeyKind.UNDISCOVERABLE:
@@ -72,7 +73,7 @@ def run_check(args: argparse.Namespace) -> int:
     ehlo = args.ehlo or socket.gethostname() or "localhost"
 
     async def main(reactor: Any) -> None:
-        dns_client = DnsClient(reactor, nameservers)
+        dns_client = DnsClient(reactor, nameservers, udp=open_udp_socket(reactor))
         client = make_https_client(reactor, ca_file=args.ca_file)
         fetcher = HttpsPolicyFetcher(
             client, reactor, timeout_s=HTTPS_TIMEOUT_S, check_media_type=False

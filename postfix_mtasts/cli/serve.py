@@ -35,6 +35,7 @@ from postfix_mtasts.sdnotify import (
     notify_ready,
     notify_reloading,
 )
+from postfix_mtasts.udpsocket import open_udp_socket
 
 if TYPE_CHECKING:
     from postfix_mtasts.service import Daemon
@@ -53,7 +54,11 @@ def run_serve(config: Config, path: str | None = None) -> int:
 
     from twisted.internet import reactor as global_reactor  # noqa: TID251 (cli/)
 
-    reloader = Reloader(path, global_reactor, logging=logging, on_state=_tell_systemd)
+    # The DNS client's UDP sockets, read by the reactor directly (issue 13).
+    udp = open_udp_socket(global_reactor)
+    reloader = Reloader(
+        path, global_reactor, logging=logging, on_state=_tell_systemd, udp=udp
+    )
     reloader.install()  # from now on; a SIGHUP during start-up waits for its end
 
     async def main(reactor: Any) -> None:
@@ -82,7 +87,7 @@ def run_serve(config: Config, path: str | None = None) -> int:
             # listeners listen: lookups are answered meanwhile.
             importer = import_in_thread(reactor)
             daemon = await start_daemon(
-                settled, reactor, importer=importer, opening=opening
+                settled, reactor, importer=importer, opening=opening, udp=udp
             )
         except CannotListenError as e:
             raise SystemExit(_cannot_listen(e)) from None
