@@ -73,7 +73,12 @@ class ReportStore:
     def __init__(self, path: str, busy_timeout_s: float = 5.0) -> None:
         with suppress(FileExistsError):  # readable by its owner alone
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        self._db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=busy_timeout_s, isolation_level=None
+            )
+        except sqlite3.Error as e:  # a directory, say
+            raise ReportStoreError(f"{path}: {e}") from None
         try:
             self._prepare(path)
         except BaseException:
