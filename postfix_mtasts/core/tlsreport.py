@@ -231,6 +231,8 @@ def _string(
     value = _field(mapping, name, where)
     if not isinstance(value, str):
         raise _wrong(value, f"{where}.{name}", "a string")
+    if required and not value:  # an empty report-id would match every other
+        raise _RefusedError(f"{where}.{name} is empty")
     return _bounded(value, f"{where}.{name}")
 
 

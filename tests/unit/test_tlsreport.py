@@ -179,6 +179,28 @@ class RefusalTests(SynchronousTestCase):
             del parent[path[-1]]
             self.assertEqual(_reason(data), reason)
 
+    def test_empty_required_strings(self) -> None:
+        """An empty organization-name, report-id, policy-domain or
+        result-type is refused: an empty id would make every other report
+        of the sender a duplicate."""
+        details = report_dict()["policies"][0]["failure-details"]
+        for data, reason in (
+            (report_dict(report_id=""), "the report.report-id is empty"),
+            (
+                report_dict(organization_name=""),
+                "the report.organization-name is empty",
+            ),
+            (
+                _policy(policy={"policy-type": "sts", "policy-domain": ""}),
+                "policies[0].policy.policy-domain is empty",
+            ),
+            (
+                _policy(**{"failure-details": [{**details[0], "result-type": ""}]}),
+                "policies[0].failure-details[0].result-type is empty",
+            ),
+        ):
+            self.assertEqual(_reason(data), reason)
+
     def test_wrong_types(self) -> None:
         """A known field of the wrong JSON type is refused, naming the field
         and both types: a string count, a boolean count, a float, a string
