@@ -84,6 +84,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from postfix_mtasts.cli.check import run_check
 
         return run_check(args)
+    if args.command == "reports":  # its own store; the configuration only names it
+        from postfix_mtasts.cli.reports import run_reports
+
+        return run_reports(args)
     args.config = config_path(args.command, args.config)
     try:
         config = load(args.config)

@@ -9,6 +9,7 @@ need (:func:`postfix_mtasts.cli.main` imports the chosen one alone).
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from typing import Any
 
 from postfix_mtasts import __version__
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_parser(commands)
     _add_check_parser(commands)
     _add_status_parser(commands)
+    _add_reports_parser(commands)
     return parser
 
 
@@ -145,6 +147,52 @@ def _add_check_parser(commands: Any) -> None:
         metavar="NAME",
         help="name to send in EHLO (default: this host's name)",
     )
+
+
+def _add_reports_parser(commands: Any) -> None:
+    """The ``reports`` subcommand's arguments (RFC 8460 reports)."""
+    reports = commands.add_parser(
+        "reports",
+        help="read SMTP TLS reports (RFC 8460) into the report store and "
+        "summarise them per day and sender",
+    )
+    reports.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="report files (.json, .json.gz), mail messages, mbox files or "
+        "maildirs to read first (none: show what is stored)",
+    )
+    reports.add_argument("--config", metavar="FILE", help=ADMIN_HELP)
+    reports.add_argument(
+        "--store",
+        metavar="FILE",
+        help="the report store (default: tlsrpt.sqlite3 beside the [store] path "
+        "of the configuration)",
+    )
+    reports.add_argument("--json", action="store_true", help="print one JSON object")
+    reports.add_argument(
+        "--domain", metavar="DOMAIN", help="only the policies of this policy domain"
+    )
+    reports.add_argument(
+        "--since",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="only reports from this UTC day on",
+    )
+    reports.add_argument(
+        "--until",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="only reports up to this UTC day, included",
+    )
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a date, YYYY-MM-DD") from None
 
 
 def _positive(text: str) -> float:

@@ -51,7 +51,8 @@ smtp_tls_CAfile = /etc/ssl/certs/ca\\-certificates.crt
 .RE
 .PP
 The other commands inspect what the running daemon would answer and its
-cache, and check a domain's own MTA\\-STS setup as its owner would.
+cache, check a domain's own MTA\\-STS setup as its owner would, and read
+the SMTP TLS reports (RFC 8460) that senders mail to the domain's owner.
 """
 
 _CONFIGURATION = """\
@@ -156,6 +157,13 @@ no DNS lookup that decides MTA\\-STS was answered).
 .BR status :
 0 when the daemon answered, 1 when it answered with an error, 2 when no
 control socket is configured or the daemon cannot be reached.
+.PP
+.BR reports :
+0 when every item was read (a report already stored counts as read), 1
+when an item was skipped (one
+.B skipped
+line on stderr for each), 2 for a usage error, no report store, or one
+that cannot be used.
 """
 
 _ENVIRONMENT = """\
@@ -191,6 +199,11 @@ the unit; change it with
 .TP
 .I /var/lib/postfix\\-mtasts/policies.sqlite3
 the policy store.
+.TP
+.I /var/lib/postfix\\-mtasts/tlsrpt.sqlite3
+the TLS reports read by
+.BR reports ,
+beside the policy store (a file of its own).
 .TP
 .I /run/postfix\\-mtasts/control.sock
 the control socket.
@@ -229,6 +242,8 @@ def _option_synopsis(action: argparse.Action) -> str:
     if not action.option_strings:
         name = roff_escape(_metavar(action))
         text = f"\\fI{name}\\fR"
+        if action.nargs == "*":
+            return f"[{text} ...]"
         return f"[{text}]" if action.nargs == "?" else text
     flag = roff_escape(action.option_strings[-1])
     text = f"\\fB{flag}\\fR"

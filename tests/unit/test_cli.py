@@ -101,11 +101,11 @@ class ArgumentTests(SynchronousTestCase):
         self.assertEqual(err.getvalue(), "")
 
     def test_help(self) -> None:
-        """--help lists the four commands and exits 0."""
+        """--help lists the commands and exits 0."""
         code, out, _ = exit_code(["--help"])
         self.assertEqual(code, 0)
         self.assertTrue(out.startswith("usage: postfix-mtasts "))
-        for command in ("serve", "query", "cache", "check"):
+        for command in ("serve", "query", "cache", "check", "status", "reports"):
             self.assertIn(command, out)
 
     def test_command_help(self) -> None:
@@ -114,6 +114,7 @@ class ArgumentTests(SynchronousTestCase):
             ["serve"],
             ["query"],
             ["check"],
+            ["reports"],
             ["cache"],
             *(["cache", verb] for verb in ("list", "show", "purge", "refresh")),
             *(["cache", verb] for verb in ("export", "import")),
