@@ -40,6 +40,11 @@ class Lane(enum.Enum):
     NEW = "new"  # nothing cached: first discovery
 
 
+#: The lanes in the order a pump serves them; iterating an Enum class runs
+#: its metaclass on every pass, and the pump passes once per started refresh.
+_LANES = tuple(Lane)
+
+
 @define(eq=False, repr=False)
 class _Flight(Value):
     """One domain's refresh: queued, then running, then done."""
@@ -196,7 +201,7 @@ class RefreshCoordinator:
             started = True
             while started:
                 started = False
-                for lane in Lane:
+                for lane in _LANES:
                     if self._running[lane] >= limit:
                         continue
                     if lane is Lane.KNOWN and self._known:
