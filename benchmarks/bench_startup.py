@@ -33,7 +33,14 @@ directory, and one warm-up start per kind (not counted) fills it, so every
 counted start reads compiled bytecode, as an installed package does.
 
     .venv/bin/python benchmarks/bench_startup.py [--reps 7]
-        [--daemon-python-path DIR]
+        [--daemon-python-path DIR] [--instructions]
+
+``--instructions`` (valgrind installed) then starts each kind once more
+under callgrind, asks once, and stops it with SIGTERM as soon as the answer
+arrives: the instructions its main thread ran, from exec through that
+answer and the shutdown.  Unlike the times, the count does not move with
+the machine's load (runs agree within about 0.2 %); the worker threads (the
+store's, the imports after listening) are left out, as with the CPU time.
 """
 
 from __future__ import annotations
@@ -254,6 +261,40 @@ def one_start(
         log.close()
 
 
+def main_thread_instructions(setup: Setup, kind: str, timeout_s: float) -> int:
+    """Instructions of ``kind``'s main thread under callgrind: exec, the
+    first answer, then a SIGTERM shutdown (see the module's docstring)."""
+    key = CACHED_DOMAIN if kind == "cached" else NOTFOUND_KEY
+    argv, env = setup.argv(kind)
+    out = setup.work / f"callgrind-{kind}"
+    valgrind = [
+        "valgrind",
+        "--tool=callgrind",
+        "--separate-threads=yes",
+        f"--callgrind-out-file={out}.%p",
+    ]
+    proc = subprocess.Popen(
+        [*valgrind, *argv],
+        env=env,
+        cwd=setup.work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while ask(setup.port, frame(key), deadline) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{kind} under callgrind: no answer")
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    # callgrind names each thread's file PID-NN; the main thread is 01.
+    with open(f"{out}.{proc.pid}-01") as f:
+        totals = [line for line in f if line.startswith(("totals:", "summary:"))]
+    return int(totals[-1].split()[1])
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {
         "median_ms": round(statistics.median(values), 1),
@@ -279,6 +320,11 @@ def main() -> None:
         default=str(CHECKOUT),
         metavar="DIR",
         help="source tree of the daemon to start (default: this checkout)",
+    )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="then count each kind's main-thread instructions under callgrind",
     )
     args = p.parse_args()
     tree = Path(args.daemon_python_path).resolve()
@@ -309,6 +355,10 @@ def main() -> None:
                     f"rep {rep} {kind:>8}: {ms:7.1f} ms (CPU {cpu:6.1f} ms),"
                     f" then slowest {slowest:5.1f} ms  {answers[kind]!r}"
                 )
+        counts = {
+            kind: main_thread_instructions(setup, kind, 300.0)
+            for kind in (KINDS if args.instructions else ())
+        }
     results: dict[str, Any] = {
         "reps": args.reps,
         "interval_ms": args.interval_ms,
@@ -343,6 +393,12 @@ def main() -> None:
             f"  {kind} - bare (medians): {results[f'{kind}_minus_bare_ms']:+.1f} ms,"
             f" CPU {results[f'{kind}_minus_bare_cpu_ms']:+.1f} ms"
         )
+    if counts:
+        print("main-thread instructions, exec to first answer and shutdown:")
+        for kind in KINDS:
+            extra = counts[kind] - counts["bare"]
+            results[f"{kind}_instructions"] = counts[kind]
+            print(f"  {kind:>8}: {counts[kind]:>13,}  ({extra:+,} over bare)")
     print(json.dumps(results, sort_keys=True))
 
 
