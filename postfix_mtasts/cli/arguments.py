@@ -172,6 +172,12 @@ def _add_reports_parser(commands: Any) -> None:
     )
     reports.add_argument("--json", action="store_true", help="print one JSON object")
     reports.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the summary as one self-contained HTML file with a per-day "
+        "chart, instead of printing it ('-' for stdout)",
+    )
+    reports.add_argument(
         "--domain", metavar="DOMAIN", help="only the policies of this policy domain"
     )
     reports.add_argument(

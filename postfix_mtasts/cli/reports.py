@@ -5,9 +5,10 @@ into the report store, then summarise what is stored.
 Each PATH is read (:mod:`postfix_mtasts.reportfiles`); a report already
 stored is counted as a duplicate; every item that gives no report is one
 ``skipped SOURCE: reason`` line on stderr.  The summary goes to stdout: a
-table, or with ``--json`` one JSON document.  Exit status 0 when every item
-was read, 1 when one was skipped, 2 for a usage or configuration error (no
-store, or one that cannot be used).
+table, or with ``--json`` one JSON document; ``--html FILE`` writes it
+as one HTML file instead.  Exit status 0 when every item was read, 1 when
+one was skipped, 2 for a usage or configuration error (no store, one that
+cannot be used, an HTML file that cannot be written).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from postfix_mtasts.cli import config_path, error_line
 from postfix_mtasts.core.config import ConfigError, load
 from postfix_mtasts.core.tlsreport import TlsReport
+from postfix_mtasts.core.tlsreport_html import render_html
 from postfix_mtasts.core.tlsreport_summary import summarize, summary_json
 from postfix_mtasts.core.tlsreport_text import render_summary
 from postfix_mtasts.reportfiles import read_paths
@@ -54,6 +56,9 @@ def store_path(args: argparse.Namespace) -> str:
 
 
 def run_reports(args: argparse.Namespace) -> int:
+    if args.html and args.json:
+        error_line("--html and --json: choose one")
+        return EXIT_USAGE
     try:
         path = store_path(args)
         store = ReportStore(path)
@@ -73,11 +78,42 @@ def run_reports(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    if args.json:
+    if args.html:
+        if not _write_html(args.html, render_html(rows, _selection(args))):
+            return EXIT_USAGE
+    elif args.json:
         print(json.dumps(summary_json(rows), indent=2))
     else:
         sys.stdout.write(render_summary(rows))
     return EXIT_SKIPPED if skipped else EXIT_OK
+
+
+def _selection(args: argparse.Namespace) -> str:
+    """The filters asked for, in words, for the HTML heading."""
+    words = []
+    if args.domain:
+        words.append(f"policy domain {args.domain}")
+    if args.since:
+        words.append(f"from {args.since.isoformat()}")
+    if args.until:
+        words.append(f"up to {args.until.isoformat()}")
+    return "Selection: " + ", ".join(words) + "." if words else ""
+
+
+def _write_html(path: str, document: str) -> bool:
+    """Write the document to ``path`` (``-``: stdout); False when it
+    cannot be written, with the reason on stderr."""
+    if path == "-":
+        sys.stdout.write(document)
+        return True
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(document)
+    except OSError as e:
+        error_line(f"cannot write {path}: {e.strerror or e}")
+        return False
+    print(f"postfix-mtasts: summary written to {path}", file=sys.stderr)
+    return True
 
 
 def _read(store: ReportStore, paths: list[str]) -> list[str]:
