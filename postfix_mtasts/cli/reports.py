@@ -14,12 +14,14 @@ cannot be used, an HTML file that cannot be written).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sqlite3
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from postfix_mtasts.cli import config_path, error_line
 from postfix_mtasts.core.config import ConfigError, load
@@ -29,6 +31,9 @@ from postfix_mtasts.core.tlsreport_summary import summarize, summary_json
 from postfix_mtasts.core.tlsreport_text import render_summary
 from postfix_mtasts.reportfiles import read_paths
 from postfix_mtasts.reportstore import ReportStore, ReportStoreError, default_store_path
+
+if TYPE_CHECKING:
+    from postfix_mtasts.cli.verdict import LiveCheck
 
 __all__ = ["BATCH", "run_reports", "store_path"]
 
@@ -55,10 +60,21 @@ def store_path(args: argparse.Namespace) -> str:
     return path
 
 
-def run_reports(args: argparse.Namespace) -> int:
-    if args.html and args.json:
-        error_line("--html and --json: choose one")
+def run_reports(args: argparse.Namespace, live: LiveCheck | None = None) -> int:
+    """The command; ``live`` replaces the live check of ``--verdict``."""
+    if args.html and (args.json or args.verdict):
+        error_line("--html goes with neither --json nor --verdict")
         return EXIT_USAGE
+    domain = None
+    if args.verdict:
+        from postfix_mtasts.cli.check import checked_domain, nameservers_to_ask
+        from postfix_mtasts.cli.verdict import check_live
+
+        domain = checked_domain(args.verdict)
+        nameservers = nameservers_to_ask(args) if domain else None
+        if domain is None or nameservers is None:
+            return EXIT_USAGE
+        live = live or functools.partial(check_live, args, nameservers)
     try:
         path = store_path(args)
         store = ReportStore(path)
@@ -70,14 +86,22 @@ def run_reports(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         skipped = _read(store, args.paths)
-        rows = summarize(
-            _stored(store, args.since, args.until, skipped),
-            domain=args.domain,
-            since=args.since.isoformat() if args.since else None,
-            until=args.until.isoformat() if args.until else None,
-        )
+        stored = _stored(store, args.since, args.until, skipped)
+        if domain is not None and live is not None:
+            selected = list(stored)  # read before the live check
+        else:  # summarised as they are read
+            rows = summarize(
+                stored,
+                domain=args.domain,
+                since=args.since.isoformat() if args.since else None,
+                until=args.until.isoformat() if args.until else None,
+            )
     finally:
         store.close()
+    if domain is not None and live is not None:
+        from postfix_mtasts.cli.verdict import verdict
+
+        return verdict(args, domain, selected, live)
     if args.html:
         if not _write_html(args.html, render_html(rows, _selection(args))):
             return EXIT_USAGE

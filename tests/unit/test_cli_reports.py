@@ -255,7 +255,7 @@ class HtmlOptionTests(SynchronousTestCase):
         self.assertIn("No such file or directory", err)
 
     def test_html_or_json(self) -> None:
-        """--html and --json together are a usage error, exit 2."""
+        """--html with --json is a usage error, exit 2."""
         code, _, err = _run(["reports", "--store", self.store, "--html", "-", "--json"])
         self.assertEqual(code, 2)
-        self.assertIn("--html and --json: choose one", err)
+        self.assertIn("--html goes with neither --json nor --verdict", err)
