@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_cli_reports -*-
+# -*- test-case-name: tests.unit.test_cli_reports,tests.unit.test_cli_verdict -*-
 """``postfix-mtasts reports [PATH...]``: read SMTP TLS reports (RFC 8460)
 into the report store, then summarise what is stored.
 
@@ -9,6 +9,10 @@ table, or with ``--json`` one JSON document; ``--html FILE`` writes it
 as one HTML file instead.  Exit status 0 when every item was read, 1 when
 one was skipped, 2 for a usage or configuration error (no store, one that
 cannot be used, an HTML file that cannot be written).
+
+``--verdict DOMAIN`` judges the stored reports of DOMAIN beside a live
+check of it instead of summarising (:mod:`postfix_mtasts.cli.verdict`):
+its exit status is the verdict's (0 ready, 1 not ready, 2 usage).
 """
 
 from __future__ import annotations

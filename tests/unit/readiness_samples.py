@@ -3,7 +3,7 @@ for the verdict tests (issue 14)."""
 
 from __future__ import annotations
 
-from postfix_mtasts.checker.readiness import DAY_S
+from postfix_mtasts.checker.readiness_evidence import DAY_S
 from postfix_mtasts.core.tlsreport import FailureDetail, PolicyResult, TlsReport
 
 from .checker_facts import DOMAIN, NOW

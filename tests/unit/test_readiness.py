@@ -10,12 +10,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.checker.facts import FetchProblem
 from postfix_mtasts.checker.model import Check, Report, Status, Verdict
-from postfix_mtasts.checker.readiness import (
-    Evidence,
-    Finding,
-    Outcome,
-    gather_evidence,
-    judge,
+from postfix_mtasts.checker.readiness import Outcome, judge
+from postfix_mtasts.checker.readiness_evidence import Evidence, Finding, gather_evidence
+from postfix_mtasts.checker.readiness_report import (
+    exit_status,
+    readiness_json,
+    render_readiness,
+)
+from postfix_mtasts.checker.readiness_rules import (
     rule_days,
     rule_live,
     rule_policy,
@@ -23,11 +25,6 @@ from postfix_mtasts.checker.readiness import (
     rule_senders,
     rule_sts_failures,
     rule_uncovered,
-)
-from postfix_mtasts.checker.readiness_report import (
-    exit_status,
-    readiness_json,
-    render_readiness,
 )
 from postfix_mtasts.checker.rules import published_policy
 from postfix_mtasts.core.policy import Mode, Policy, parse_policy
