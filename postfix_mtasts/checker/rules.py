@@ -43,7 +43,14 @@ from postfix_mtasts.checker.suggest import Suggestion, new_policy_id, suggest
 from postfix_mtasts.checker.tlsrpt import TlsRptRecord, parse_tlsrpt_records
 from postfix_mtasts.core.policy import Mode, Policy
 
-__all__ = ["decide", "evaluate", "mx_hosts", "suggestion", "unanswered_lookups"]
+__all__ = [
+    "decide",
+    "evaluate",
+    "mx_hosts",
+    "published_policy",
+    "suggestion",
+    "unanswered_lookups",
+]
 
 
 def evaluate(facts: Facts, now: float) -> Report:
@@ -91,6 +98,15 @@ def unanswered_lookups(facts: Facts) -> tuple[str, ...]:
     if any(found is not Found.ERROR for _, found, _ in lookups):
         return ()
     return tuple(f"{name}: {why}" for name, _, why in lookups)
+
+
+def published_policy(facts: Facts) -> Policy | None:
+    """The policy the policy host serves, as :func:`evaluate` read it
+    (None when none was fetched or it is invalid)."""
+    fetch = facts.policy_host.fetch
+    if fetch is None or fetch.problem is not None or fetch.body is None:
+        return None
+    return check_policy_body(fetch.url, fetch.body)[1]
 
 
 def mx_hosts(facts: Facts) -> tuple[str, ...]:

@@ -14,7 +14,14 @@ from typing import Any
 
 from postfix_mtasts import __version__
 
-__all__ = ["ADMIN_HELP", "DEFAULT_SMTP_TIMEOUT_S", "INSTALLED_CONFIG", "build_parser"]
+__all__ = [
+    "ADMIN_HELP",
+    "DEFAULT_MIN_DAYS",
+    "DEFAULT_MIN_SENDERS",
+    "DEFAULT_SMTP_TIMEOUT_S",
+    "INSTALLED_CONFIG",
+    "build_parser",
+]
 
 #: Where the install puts the configuration; the admin commands (cache,
 #: status, query) read it when no --config is given, so they find the
@@ -25,6 +32,10 @@ INSTALLED_CONFIG = "/etc/postfix-mtasts/postfix-mtasts.toml"
 ADMIN_HELP = f"TOML configuration (default: {INSTALLED_CONFIG} if it exists)"
 
 DEFAULT_SMTP_TIMEOUT_S = 20.0
+#: ``reports --verdict``: the guide's two weeks of testing mode, in days.
+DEFAULT_MIN_DAYS = 14
+#: ``reports --verdict``: reporting organisations needed.
+DEFAULT_MIN_SENDERS = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,29 +134,35 @@ def _add_check_parser(commands: Any) -> None:
         action="store_true",
         help="also print a policy file and DNS records for the current MX hosts",
     )
+    _add_live_check_options(check)
     check.add_argument(
+        "--ehlo",
+        metavar="NAME",
+        help="name to send in EHLO (default: this host's name)",
+    )
+
+
+def _add_live_check_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a live check of a domain (``check``, ``reports
+    --verdict``): how to reach its MX hosts, policy host and DNS."""
+    parser.add_argument(
         "--smtp-timeout",
         type=_positive,
         default=DEFAULT_SMTP_TIMEOUT_S,
         metavar="S",
         help=f"seconds per SMTP session with an MX host (default {DEFAULT_SMTP_TIMEOUT_S:g})",
     )
-    check.add_argument(
+    parser.add_argument(
         "--ca-file",
         metavar="FILE",
         help="trust these PEM CA certificates instead of the system store",
     )
-    check.add_argument(
+    parser.add_argument(
         "--nameserver",
         action="append",
         metavar="IP[:PORT]",
         help="DNS server to ask: IP, IP:PORT or [IP]:PORT "
         "(repeatable; default: /etc/resolv.conf)",
-    )
-    check.add_argument(
-        "--ehlo",
-        metavar="NAME",
-        help="name to send in EHLO (default: this host's name)",
     )
 
 
@@ -172,6 +189,12 @@ def _add_reports_parser(commands: Any) -> None:
     )
     reports.add_argument("--json", action="store_true", help="print one JSON object")
     reports.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the summary as one self-contained HTML file with a per-day "
+        "chart, instead of printing it ('-' for stdout)",
+    )
+    reports.add_argument(
         "--domain", metavar="DOMAIN", help="only the policies of this policy domain"
     )
     reports.add_argument(
@@ -186,6 +209,29 @@ def _add_reports_parser(commands: Any) -> None:
         metavar="YYYY-MM-DD",
         help="only reports up to this UTC day, included",
     )
+    reports.add_argument(
+        "--verdict",
+        metavar="DOMAIN",
+        help="say whether DOMAIN is ready for mode enforce, from its stored "
+        "reports and a live check, or what to fix first (exit 0 ready, 1 not)",
+    )
+    reports.add_argument(
+        "--min-days",
+        type=_count,
+        default=DEFAULT_MIN_DAYS,
+        metavar="N",
+        help="--verdict: days of reports needed, and the days whose failures "
+        f"count (default {DEFAULT_MIN_DAYS}: the guide's two weeks of testing)",
+    )
+    reports.add_argument(
+        "--min-senders",
+        type=_count,
+        default=DEFAULT_MIN_SENDERS,
+        metavar="N",
+        help="--verdict: distinct reporting organisations needed "
+        f"(default {DEFAULT_MIN_SENDERS})",
+    )
+    _add_live_check_options(reports)
 
 
 def _day(text: str) -> date:
@@ -193,6 +239,16 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError("must be a date, YYYY-MM-DD") from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return value
 
 
 def _positive(text: str) -> float:

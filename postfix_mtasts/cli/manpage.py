@@ -164,6 +164,13 @@ when an item was skipped (one
 .B skipped
 line on stderr for each), 2 for a usage error, no report store, or one
 that cannot be used.
+.PP
+.BR "reports \\-\\-verdict" :
+0 when the domain is ready for
+.B mode: enforce
+(or already enforces with nothing to fix), 1 when it is not ready (the
+reasons are printed, most severe first), 2 for a usage or configuration
+error; a skipped item does not change it.
 """
 
 _ENVIRONMENT = """\

@@ -188,3 +188,74 @@ class ReportsCommandTests(SynchronousTestCase):
         code, out, err = self._reports("--since", "yesterday")
         self.assertEqual((code, out), (2, ""))
         self.assertIn("--since: must be a date, YYYY-MM-DD", err)
+
+
+class HtmlOptionTests(SynchronousTestCase):
+    """``reports --html FILE``: the summary as one self-contained HTML file
+    (issue 14)."""
+
+    def setUp(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="cli-reports-html-"))
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.store = str(self.dir / "reports.sqlite3")
+
+    def test_writes_the_file(self) -> None:
+        """The file holds the chart and the tables of the selection; stdout
+        stays empty, one line on stderr names the file; exit 0."""
+        page = self.dir / "report.html"
+        code, out, err = _run(
+            [
+                "reports",
+                "--store",
+                self.store,
+                "--html",
+                str(page),
+                "--domain",
+                "example.com",
+                str(GOOGLE),
+                str(MICROSOFT),
+            ]
+        )
+        self.assertEqual((code, out), (0, ""), err)
+        self.assertIn(f"postfix-mtasts: summary written to {page}\n", err)
+        document = page.read_text(encoding="utf-8")
+        self.assertIn("<svg ", document)
+        self.assertIn("<td>Microsoft Corporation</td>", document)
+        self.assertIn("<p>Selection: policy domain example.com.</p>", document)
+
+    def test_stdout_and_filters(self) -> None:
+        """``--html -`` writes the document to stdout; --since/--until
+        select days and are named in the heading."""
+        _run(["reports", "--store", self.store, str(GOOGLE)])
+        code, out, _ = _run(
+            [
+                "reports",
+                "--store",
+                self.store,
+                "--html",
+                "-",
+                "--since",
+                "2024-11-30",
+                "--until",
+                "2024-12-01",
+            ]
+        )
+        self.assertEqual(code, 0)
+        self.assertTrue(out.startswith("<!DOCTYPE html>"))
+        self.assertIn("Selection: from 2024-11-30, up to 2024-12-01.", out)
+        self.assertIn("No TLS reports stored", out)
+
+    def test_unwritable_file(self) -> None:
+        """A file that cannot be written is exit 2 with the reason."""
+        code, out, err = _run(
+            ["reports", "--store", self.store, "--html", str(self.dir / "no" / "x")]
+        )
+        self.assertEqual((code, out), (2, ""))
+        self.assertIn("cannot write ", err)
+        self.assertIn("No such file or directory", err)
+
+    def test_html_or_json(self) -> None:
+        """--html with --json is a usage error, exit 2."""
+        code, _, err = _run(["reports", "--store", self.store, "--html", "-", "--json"])
+        self.assertEqual(code, 2)
+        self.assertIn("--html goes with neither --json nor --verdict", err)
