@@ -51,6 +51,7 @@ __all__ = [
     "make_lookup",
     "make_refresher",
     "start_daemon",
+    "start_receiver",
 ]
 
 log = Logger()
@@ -261,8 +262,10 @@ async def start_daemon(
     daemon.startService()  # type: ignore[no-untyped-call]
     metrics = ("postfix_mtasts.metrics",) if config.metrics.endpoint else ()
     control = ("postfix_mtasts.controlsocket",) if config.control.socket else ()
+    receiver = ("postfix_mtasts.reportreceiver",) if config.reports.endpoint else ()
     try:
-        tls = await importer((*PARTS, *metrics, *control), partial(prepare_tls, config))
+        modules = (*PARTS, *metrics, *control, *receiver)
+        tls = await importer(modules, partial(prepare_tls, config))
         network = make_network(config, reactor, lookup.counts, tls, udp)
     except BaseException:
         late.failed(Failure())  # type: ignore[no-untyped-call]
@@ -277,6 +280,8 @@ async def start_daemon(
         )
         # The daemon runs: joining it binds the endpoint now.
         server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    if config.reports.endpoint:  # [reports] needs a restart (config_diff)
+        await start_receiver(config, reactor, daemon)
     check_resolver(config, daemon.lookup)
     if config.control.socket:
         status = daemon.stats.status
@@ -284,3 +289,40 @@ async def start_daemon(
     if config.metrics.endpoint:
         log.info("metrics on {endpoint}", endpoint=config.metrics.endpoint)
     return daemon
+
+
+async def start_receiver(config: Config, reactor: Any, daemon: Daemon) -> None:
+    """Open the report store (in its thread) and take TLS reports on
+    ``[reports] endpoint`` (RFC 8460 §5.3).  A store or an ``ssl:`` key
+    that cannot be used is a ListenerError (a configuration problem);
+    CannotListenError when the endpoint cannot be bound."""
+    from postfix_mtasts.listeners import ListenerError
+    from postfix_mtasts.reportreceiver import receiver_service
+    from postfix_mtasts.reportstore import default_store_path
+    from postfix_mtasts.reportwriter import open_report_store
+
+    path = config.reports.store or default_store_path(config.store.path) or ""
+    try:
+        store = await open_report_store(path, reactor)
+    except Exception as e:  # not a report store, unreadable, a directory
+        raise ListenerError(
+            f"reports.store: cannot use {path}: {e}", config_problem=True
+        ) from None
+    try:
+        server = receiver_service(config.reports, store, reactor)
+    except Exception as e:  # serverFromString reads an ssl: key and certificate
+        await store.close()
+        raise ListenerError(
+            f"reports.endpoint: {config.reports.endpoint}: {e}", config_problem=True
+        ) from None
+    try:
+        server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    except BaseException:
+        await store.close()
+        raise
+    log.info(
+        "tls reports received on {endpoint} path={path} store={store}",
+        endpoint=config.reports.endpoint,
+        path=config.reports.path,
+        store=path,
+    )
