@@ -292,37 +292,20 @@ async def start_daemon(
 
 
 async def start_receiver(config: Config, reactor: Any, daemon: Daemon) -> None:
-    """Open the report store (in its thread) and take TLS reports on
-    ``[reports] endpoint`` (RFC 8460 §5.3).  A store or an ``ssl:`` key
-    that cannot be used is a ListenerError (a configuration problem);
-    CannotListenError when the endpoint cannot be bound."""
+    """Take TLS reports on ``[reports] endpoint`` (RFC 8460 §5.3), into
+    the report store; a store or ``ssl:`` key that cannot be used is a
+    ListenerError, an endpoint that cannot be bound CannotListenError."""
     from postfix_mtasts.listeners import ListenerError
-    from postfix_mtasts.reportreceiver import receiver_service
-    from postfix_mtasts.reportstore import default_store_path
-    from postfix_mtasts.reportwriter import open_report_store
+    from postfix_mtasts.reportreceiver import ReceiverError, open_receiver
 
-    path = config.reports.store or default_store_path(config.store.path) or ""
     try:
-        store = await open_report_store(path, reactor)
-    except Exception as e:  # not a report store, unreadable, a directory
-        raise ListenerError(
-            f"reports.store: cannot use {path}: {e}", config_problem=True
-        ) from None
-    try:
-        server = receiver_service(config.reports, store, reactor)
-    except Exception as e:  # serverFromString reads an ssl: key and certificate
-        await store.close()
-        raise ListenerError(
-            f"reports.endpoint: {config.reports.endpoint}: {e}", config_problem=True
-        ) from None
+        server = await open_receiver(config, reactor)
+    except ReceiverError as e:
+        raise ListenerError(str(e), config_problem=True) from None
     try:
         server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     except BaseException:
-        await store.close()
+        await server.store.close()
         raise
-    log.info(
-        "tls reports received on {endpoint} path={path} store={store}",
-        endpoint=config.reports.endpoint,
-        path=config.reports.path,
-        store=path,
-    )
+    daemon.stats.tls_reports = server.outcomes  # counted on /metrics
+    log.info("tls reports received on {endpoint}", endpoint=config.reports.endpoint)

@@ -21,6 +21,7 @@ from .world import Proc, World
 
 PORT = 8433
 RECEIVER_PORT = 8434
+METRICS_PORT = 8435
 HOST = "tlsrpt.receiver.test"
 RECORD = f"{HOST}. IN A {MTA_IP}"
 URL = f"https://{HOST}:{RECEIVER_PORT}/tlsrpt"
@@ -47,6 +48,7 @@ def daemon(world: World) -> Iterator[tuple[Proc, Path]]:
         f'endpoint = "ssl:{RECEIVER_PORT}:privateKey={cert}:interface={MTA_IP}"\n'
         f'store = "{store}"\n'
         f"max_body_bytes = {MAX_BODY}\n"
+        f'\n[metrics]\nendpoint = "tcp:{METRICS_PORT}:interface=127.0.0.1"\n'
         "\n[refresh]\nenabled = false\n"
     )
     proc = start_daemon(world, "receiver", port=PORT, extra=extra)
@@ -91,7 +93,8 @@ def test_reports_posted_over_tls_are_listed(
     """COUNT gzip reports POSTed over HTTPS (RFC 8460 §5.3), the server's
     certificate verified against the test CA for the rua's host name, are
     each answered 201 and one event; POSTed again they are duplicates
-    (200, §5.4 retries) and stored once; the reports command lists them."""
+    (200, §5.4 retries) and stored once; the reports command lists them,
+    and /metrics counts the answers by outcome."""
     proc, store = daemon
     ca = str(world.pki.ca_pem)
     first = client(world, "reports", URL, ca, str(SAMPLE), str(COUNT), "8")
@@ -108,6 +111,12 @@ def test_reports_posted_over_tls_are_listed(
     output = proc.output()
     assert output.count("tls report stored") == COUNT
     assert output.count("tls report duplicate") == 3
+    page = world.run(
+        "mta", ["curl", "-s", f"http://127.0.0.1:{METRICS_PORT}/metrics"], timeout=30
+    ).stdout
+    name = "postfix_mtasts_tls_reports_received_total"
+    assert f'{name}{{outcome="stored"}} {COUNT}.0' in page, page
+    assert f'{name}{{outcome="duplicate"}} 3.0' in page, page
 
 
 def test_oversized_post_refused_lookups_answered(

@@ -10,22 +10,32 @@ import gzip
 import sqlite3
 from typing import Any
 
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from OpenSSL import SSL
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectionDone
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from postfix_mtasts.core.config import ReportsConfig
+from postfix_mtasts.core.config import ReportsConfig, parse_config
 from postfix_mtasts.core.tlsreport import MAX_REPORT_BYTES, TlsReport
 from postfix_mtasts.reportreceiver import (
-    LIFETIME_TIMEOUTS,
+    ReceiverError,
     ReportResource,
+    open_receiver,
     receiver_service,
     receiver_site,
 )
+from postfix_mtasts.reportsite import LIFETIME_TIMEOUTS
 
 from .tlsrpt_samples import GOOGLE, report_bytes
 
@@ -62,6 +72,25 @@ class FakeStore:
     def close(self) -> Deferred[None]:
         self.closed += 1
         return succeed(None)
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerContext:
+    """TLS server connections with a test CA's certificate, as an ssl:
+    endpoint makes them."""
+
+    def __init__(self) -> None:
+        leaf = trustme.CA().issue_cert("receiver.example")
+        self.context = SSL.Context(SSL.TLS_METHOD)
+        self.context.use_certificate(
+            x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+        )
+        self.context.use_privatekey(
+            load_pem_private_key(leaf.private_key_pem.bytes(), None)  # type: ignore[arg-type]
+        )
+
+    def serverConnectionForTLS(self, protocol: object) -> SSL.Connection:
+        return SSL.Connection(self.context, None)
 
 
 class ResourceTests(SynchronousTestCase):
@@ -313,16 +342,26 @@ class SiteTests(SynchronousTestCase):
         self.store.hold = Deferred()
         proto, transport = self.connect()
         proto.dataReceived(http_post(gzip.compress(report_bytes())))
-        proto.connectionLost(None)
+        proto.connectionLost(Failure(ConnectionDone()))
         self.store.hold.callback(True)
         self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.site.resource.outcomes["stored"], 1)
 
     def test_connection_limit(self) -> None:
-        """At most max_connections at once; a closed one frees its place."""
+        """At most max_connections at once: one more is closed as soon as
+        it is made, also behind an ssl: endpoint's TLS layer; a closed one
+        frees its place."""
         protos = [self.connect()[0] for _ in range(CONFIG.max_connections)]
-        self.assertIsNone(self.site.buildProtocol(None))
+        _, transport = self.connect()
+        self.assertTrue(transport.disconnecting)
+        tls = TLSMemoryBIOFactory(ServerContext(), False, self.site)
+        wrapped = tls.buildProtocol(None)
+        over = StringTransport()
+        wrapped.makeConnection(over)
+        self.assertTrue(over.disconnecting)
         protos[0].connectionLost(None)
-        self.assertIsNotNone(self.site.buildProtocol(None))
+        _, transport = self.connect()
+        self.assertFalse(transport.disconnecting)
 
     def test_idle_connection_times_out(self) -> None:
         """A connection that sends nothing is closed after the timeout."""
@@ -369,3 +408,40 @@ class ServiceTests(SynchronousTestCase):
 
         service = receiver_service(CONFIG, FakeStore(), Refusing())
         self.assertRaises(CannotListenError, service.startService)
+
+    def test_open_receiver(self) -> None:
+        """The receiver opens the configured store ([reports] store, else
+        beside [store] path); a store or an ssl: key that cannot be used is
+        a ReceiverError naming the key, with the store closed again."""
+        opened: list[str] = []
+        store = FakeStore()
+
+        async def open_store(path: str, reactor: Any) -> FakeStore:
+            opened.append(path)
+            if path.endswith("bad.sqlite3"):
+                raise sqlite3.DatabaseError("file is not a database")
+            return store
+
+        def receiver(store_path: str, **reports: Any) -> Deferred[Any]:
+            config = parse_config(
+                '[store]\npath = "/var/lib/x/policies.sqlite3"\n[reports]\n'
+                + "".join(f'{k} = "{v}"\n' for k, v in reports.items())
+                + (f'store = "{store_path}"\n' if store_path else "")
+            )
+            return Deferred.fromCoroutine(
+                open_receiver(config, MemoryReactorClock(), open_store)
+            )
+
+        service = self.successResultOf(
+            receiver("", endpoint="tcp:8080:interface=127.0.0.1")
+        )
+        self.assertEqual(opened, ["/var/lib/x/tlsrpt.sqlite3"])
+        self.assertIs(service.store, store)
+        error = self.failureResultOf(receiver("/srv/bad.sqlite3"), ReceiverError)
+        self.assertIn("reports.store: cannot use /srv/bad.sqlite3", str(error.value))
+        error = self.failureResultOf(
+            receiver("/srv/r.sqlite3", endpoint="ssl:8443:privateKey=/nonexistent.pem"),
+            ReceiverError,
+        )
+        self.assertTrue(str(error.value).startswith("reports.endpoint: ssl:8443"))
+        self.assertEqual(store.closed, 1)

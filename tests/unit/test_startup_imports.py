@@ -42,6 +42,7 @@ LATER = [
             "resolver",
             "metrics",
             "reportreceiver",
+            "reportsite",
             "reportwriter",
             "reportstore",
             "dnssecprobe",
