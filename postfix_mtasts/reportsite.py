@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections import Counter
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -102,9 +102,8 @@ class _BoundedRequest(Request):
         self._site.outcomes["too_large"] += 1
         log_refused(self, 413, "too_large", reason)
         body = reason.encode() + b"\n"
-        transport = self.channel.transport
-        if transport is None:  # pragma: no cover - data comes from a transport
-            return
+        # Data arrived, so the channel has its transport.
+        transport = cast(ITransport, self.channel.transport)
         transport.write(
             b"HTTP/1.1 413 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
