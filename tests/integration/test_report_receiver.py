@@ -124,8 +124,8 @@ def test_oversized_post_refused_lookups_answered(
 ) -> None:
     """A POST declaring more than max_body_bytes is answered 413 before
     its body is sent; one sending it anyway is refused (413, or closed
-    while it sends); nothing is stored and the socketmap listener answers
-    throughout."""
+    while it sends); a small body that is no report is a 400; nothing is
+    stored and the socketmap listener answers throughout."""
     proc, store = daemon
     ca = str(world.pki.ca_pem)
     before = stored(world, store)
@@ -141,11 +141,13 @@ def test_oversized_post_refused_lookups_answered(
     assert declared["status"].startswith("HTTP/1.1 413 "), declared
     _, answer = ask(world, "enforce.test", socketmap(PORT))
     assert answer.startswith("secure"), answer
-    sent = client(world, "oversize", URL, ca, str(16 * MAX_BODY))
+    sent = client(world, "random", URL, ca, str(16 * MAX_BODY))
     print(f"oversized POST with its body: {sent}")
     assert sent.get("code") == 413 or "error" in sent, sent
     _, answer = ask(world, "enforce.test", socketmap(PORT))
     assert answer.startswith("secure"), answer
+    garbage = client(world, "random", URL, ca, "1000")
+    assert garbage == {"code": 400}, garbage  # no report: refused, §7
     assert stored(world, store) == before
     assert "tls report refused status=413" in proc.output()
     assert proc.alive()

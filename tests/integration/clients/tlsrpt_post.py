@@ -4,7 +4,7 @@ does, trusting only the CA file given; prints one JSON result line.
     tlsrpt_post.py reports URL CA REPORT.json COUNT CONCURRENCY
         COUNT gzip reports (REPORT.json with report-id "<id>-<n>"), POSTed
         with treq, CONCURRENCY at a time: {"codes": {...}, "seconds": s}
-    tlsrpt_post.py oversize URL CA BYTES
+    tlsrpt_post.py random URL CA BYTES
         one gzip-typed POST of BYTES random bytes with treq: {"code": c}
         or {"error": "..."} when the receiver closed before answering
     tlsrpt_post.py declared HOST PORT CA SERVER_NAME BYTES
@@ -71,7 +71,7 @@ async def _reports(
     return {"codes": dict(codes), "seconds": seconds}
 
 
-async def _oversize(reactor: Any, url: str, ca: str, size: int) -> dict[str, Any]:
+async def _random(reactor: Any, url: str, ca: str, size: int) -> dict[str, Any]:
     client, pool = _client(reactor, ca)
     try:
         response = await client.post(url, data=os.urandom(size), headers=GZIP)
@@ -117,7 +117,7 @@ def main(argv: list[str]) -> None:
             result = await _reports(reactor, url, ca, path, int(count), int(width))
         else:
             url, ca, size = args
-            result = await _oversize(reactor, url, ca, int(size))
+            result = await _random(reactor, url, ca, int(size))
         print(json.dumps(result), flush=True)
 
     task.react(lambda reactor: defer.Deferred.fromCoroutine(run(reactor)))
