@@ -125,6 +125,15 @@ class MtastsCollector:
         for level in ("warn", "error", "critical"):
             logged.add_metric([level], snap.log_events.get(level, 0))
         yield logged
+        reports = CounterMetricFamily(
+            "postfix_mtasts_tls_reports_received",
+            "TLS reports POSTed to the report receiver, by outcome (stored,"
+            " duplicate, invalid, too_large, store_failed, ...).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(snap.tls_reports.items()):
+            reports.add_metric([outcome], count)
+        yield reports
 
     def _lookups(self, snap: Snapshot) -> Iterator[Metric]:
         lookups = CounterMetricFamily(

@@ -7,7 +7,9 @@ socket is bound: the CA file can be read and holds certificates, a unix
 socket's directory exists and its owner and group are known users and
 groups, a listener's interface given as a host name resolves, a
 ``systemd:`` endpoint was passed by systemd (the same for ``[metrics]
-endpoint``), the store's directory exists, the fleet key file can be used,
+endpoint`` and ``[reports] endpoint``, whose ``ssl:`` key and certificate
+files can be read), the stores' directories exist, the fleet key file can
+be used,
 Postfix's configuration directory is one.  Each fault is a
 :class:`ConfigError` naming the key, which ``postfix-mtasts serve`` turns
 into one error line and exit status 2, like any other configuration error.
@@ -51,6 +53,8 @@ def check_serve(
     if config.metrics.endpoint:
         where = "metrics.endpoint"
         _check_endpoint(where, config.metrics.endpoint, environ, me, resolve)
+    if config.reports.endpoint:
+        _check_receiver(config, environ, me, resolve)
     if config.store.path:
         _check_parent("store.path", config.store.path)
     if config.redis.url and config.redis.fleet_key_file:
@@ -118,11 +122,32 @@ def _check_endpoint(
     endpoint = parse_endpoint(text)  # checked at load: cannot fail
     if endpoint.kind == "unix":
         _check_parent(where, endpoint.params["address"])
-    if endpoint.kind in ("tcp", "tcp6"):
+    if endpoint.kind in ("tcp", "tcp6", "ssl"):
         _check_interface(where, endpoint.kind, endpoint.params["interface"], resolve)
     if endpoint.kind == "systemd":
         _check_systemd(where, endpoint.params, environ, pid)
     return endpoint
+
+
+def _check_receiver(
+    config: Config, environ: Mapping[str, str], pid: int, resolve: Resolve
+) -> None:
+    """``[reports]``: the endpoint as a listener's, the PEM files an
+    ``ssl:`` endpoint names can be read, the store's directory exists."""
+    where = "reports.endpoint"
+    endpoint = _check_endpoint(where, config.reports.endpoint, environ, pid, resolve)
+    for name in ("privateKey", "certKey", "extraCertChain", "dhParameters"):
+        path = endpoint.params.get(name, "")
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise ConfigError(
+                    f"{where}: {name}: cannot read {path}: {e.strerror or e}"
+                ) from None
+    if config.reports.store:
+        _check_parent("reports.store", config.reports.store)
 
 
 def _check_interface(where: str, kind: str, interface: str, resolve: Resolve) -> None:

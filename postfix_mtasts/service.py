@@ -51,6 +51,7 @@ __all__ = [
     "make_lookup",
     "make_refresher",
     "start_daemon",
+    "start_receiver",
 ]
 
 log = Logger()
@@ -261,8 +262,10 @@ async def start_daemon(
     daemon.startService()  # type: ignore[no-untyped-call]
     metrics = ("postfix_mtasts.metrics",) if config.metrics.endpoint else ()
     control = ("postfix_mtasts.controlsocket",) if config.control.socket else ()
+    receiver = ("postfix_mtasts.reportreceiver",) if config.reports.endpoint else ()
     try:
-        tls = await importer((*PARTS, *metrics, *control), partial(prepare_tls, config))
+        modules = (*PARTS, *metrics, *control, *receiver)
+        tls = await importer(modules, partial(prepare_tls, config))
         network = make_network(config, reactor, lookup.counts, tls, udp)
     except BaseException:
         late.failed(Failure())  # type: ignore[no-untyped-call]
@@ -277,6 +280,8 @@ async def start_daemon(
         )
         # The daemon runs: joining it binds the endpoint now.
         server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    if config.reports.endpoint:  # [reports] needs a restart (config_diff)
+        await start_receiver(config, reactor, daemon)
     check_resolver(config, daemon.lookup)
     if config.control.socket:
         status = daemon.stats.status
@@ -284,3 +289,23 @@ async def start_daemon(
     if config.metrics.endpoint:
         log.info("metrics on {endpoint}", endpoint=config.metrics.endpoint)
     return daemon
+
+
+async def start_receiver(config: Config, reactor: Any, daemon: Daemon) -> None:
+    """Take TLS reports on ``[reports] endpoint`` (RFC 8460 §5.3), into
+    the report store; a store or ``ssl:`` key that cannot be used is a
+    ListenerError, an endpoint that cannot be bound CannotListenError."""
+    from postfix_mtasts.listeners import ListenerError
+    from postfix_mtasts.reportreceiver import ReceiverError, open_receiver
+
+    try:
+        server = await open_receiver(config, reactor)
+    except ReceiverError as e:
+        raise ListenerError(str(e), config_problem=True) from None
+    try:
+        server.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    except BaseException:
+        await server.store.close()
+        raise
+    daemon.stats.tls_reports = server.outcomes  # counted on /metrics
+    log.info("tls reports received on {endpoint}", endpoint=config.reports.endpoint)

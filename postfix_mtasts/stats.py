@@ -112,6 +112,7 @@ class Snapshot(Value):
     stores: tuple[StoreState, ...] = ()
     listeners: tuple[ListenerState, ...] = ()
     log_events: Mapping[str, int] = field(factory=dict)  # warnings, errors
+    tls_reports: Mapping[str, int] = field(factory=dict)  # POSTs by outcome
     last_errors: tuple[LoggedError, ...] = ()
 
     def lookups_total(self) -> int:
@@ -167,6 +168,8 @@ class DaemonStats:
         self._services = services
         self.errors = ErrorRing() if errors is None else errors
         self._version = version
+        #: The report receiver's answers by outcome, once it runs.
+        self.tls_reports: Mapping[str, int] = {}
 
     def snapshot(self) -> Snapshot:
         network = self._network
@@ -188,6 +191,7 @@ class DaemonStats:
             stores=tuple(self._store_states()),
             listeners=tuple(self._listener_states()),
             log_events=dict(self.errors.counts),
+            tls_reports=dict(self.tls_reports),
             last_errors=tuple(self.errors.events),
         )
 

@@ -184,8 +184,8 @@ def _add_reports_parser(commands: Any) -> None:
     reports.add_argument(
         "--store",
         metavar="FILE",
-        help="the report store (default: tlsrpt.sqlite3 beside the [store] path "
-        "of the configuration)",
+        help="the report store (default: [reports] store, else tlsrpt.sqlite3 "
+        "beside the [store] path of the configuration)",
     )
     reports.add_argument("--json", action="store_true", help="print one JSON object")
     reports.add_argument(

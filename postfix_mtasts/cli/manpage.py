@@ -97,6 +97,13 @@ commands, the log level and format, and where Postfix's main.cf is.
 .B [metrics]
 where Prometheus text is served at /metrics (off by default; loopback or a
 unix socket unless allow_remote).
+.TP
+.B [reports]
+the TLS report store, and where
+.B serve
+takes reports POSTed over HTTPS by senders (RFC 8460; off by default: an
+ssl: endpoint with its key and certificate, or a plain one behind a TLS
+proxy).
 .PP
 Unknown keys and invalid values stop the daemon at start with one line that
 names the key.
@@ -109,7 +116,7 @@ re\\-read the configuration file and the CA file and apply them in place,
 keeping the cache and every open Postfix connection; a file that does not
 load leaves the running configuration in force, with one error line naming
 the key.
-.BR [store] ", " [redis] ", " [control] ", " [metrics]
+.BR [store] ", " [redis] ", " [control] ", " [metrics] ", " [reports]
 and a listener's protocol, owner and group need a restart.
 .RB ( "systemctl reload postfix\\-mtasts" )
 .TP
@@ -209,8 +216,10 @@ the policy store.
 .TP
 .I /var/lib/postfix\\-mtasts/tlsrpt.sqlite3
 the TLS reports read by
-.BR reports ,
-beside the policy store (a file of its own).
+.B reports
+or received by
+.BR serve ,
+beside the policy store (a file of its own; or [reports] store).
 .TP
 .I /run/postfix\\-mtasts/control.sock
 the control socket.

@@ -50,16 +50,17 @@ EXIT_USAGE = 2
 
 
 def store_path(args: argparse.Namespace) -> str:
-    """``--store``, else the report store beside the configured policy
-    store; ConfigError when neither names one."""
+    """``--store``, else the configured ``[reports] store``, else the
+    report store beside the configured policy store; ConfigError when none
+    names one."""
     if args.store:
         return str(args.store)
     config = load(config_path("reports", args.config))
-    path = default_store_path(config.store.path)
+    path = config.reports.store or default_store_path(config.store.path)
     if path is None:
         raise ConfigError(
-            "no report store: name one with --store, or set [store] path"
-            " in the configuration (the reports go beside it)"
+            "no report store: name one with --store or [reports] store, or set"
+            " [store] path in the configuration (the reports go beside it)"
         )
     return path
 

@@ -25,6 +25,7 @@ from postfix_mtasts.core.config_listeners import (
 )
 from postfix_mtasts.core.config_metrics import MetricsConfig, parse_metrics
 from postfix_mtasts.core.config_postfix import PostfixConfig, parse_postfix
+from postfix_mtasts.core.config_reports import ReportsConfig, parse_reports
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
 from postfix_mtasts.core.redis_url import RedisUrlError, parse_redis_url
 from postfix_mtasts.core.value import Value
@@ -55,6 +56,7 @@ __all__ = [
     "PostfixConfig",
     "RedisConfig",
     "RefreshConfig",
+    "ReportsConfig",
     "ServerConfig",
     "StoreConfig",
     "load",
@@ -238,6 +240,7 @@ class Config(Value):
     control: ControlConfig = ControlConfig()
     postfix: PostfixConfig = field(factory=PostfixConfig)
     metrics: MetricsConfig = field(factory=MetricsConfig)
+    reports: ReportsConfig = field(factory=ReportsConfig)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -296,9 +299,15 @@ def parse_config(text: str) -> Config:
         control=section(ControlConfig, top.table("control")),
         postfix=parse_postfix(top.table("postfix")),
         metrics=parse_metrics(top.table("metrics")),
+        reports=parse_reports(top.table("reports"), warnings),
         warnings=tuple(warnings),
     )
     top.close()
+    if config.reports.endpoint and not (config.reports.store or config.store.path):
+        raise ConfigError(
+            "reports.store: the receiver needs a report store: name one, or set"
+            " [store] path (the reports go beside it)"
+        )
     return config
 
 

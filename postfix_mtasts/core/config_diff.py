@@ -6,8 +6,8 @@ Pure.  Keys are named as the file spells them (``maps.postfix.strict_testing``,
 ``fetch.timeout``, ``listener[1].map``).  Listeners are matched by endpoint
 string: one in both is kept (its socket untouched), others are added or
 removed.  A reload applies everything in place except :data:`RESTART_SECTIONS`
-(the stores, the admin socket and the metrics endpoint are opened once, at
-start) and a kept listener's ``protocol``, ``owner`` or ``group`` (its
+(the stores, the admin socket, the metrics endpoint and the report
+receiver are opened once, at start) and a kept listener's ``protocol``, ``owner`` or ``group`` (its
 socket would have to be made again); those are listed in
 :attr:`ConfigDiff.restart`.
 """
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Sections opened once at start: a change needs a restart.
-RESTART_SECTIONS = ("store", "redis", "control", "metrics")
+RESTART_SECTIONS = ("store", "redis", "control", "metrics", "reports")
 #: A kept listener's keys that only a new socket could change.
 RESTART_LISTENER_KEYS = ("protocol", "owner", "group")
 _RULE_KEY = "postfix_mtasts.core.config"  # config_toml's metadata key

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_endpoint -*-
 """Twisted server endpoint strings, checked the way Twisted will read them.
 
-Pure.  :func:`parse_endpoint` reads a ``tcp:``, ``tcp6:``, ``unix:`` or
-``systemd:`` string with Twisted's strports syntax (``:`` separates, ``=``
+Pure.  :func:`parse_endpoint` reads a ``tcp:``, ``tcp6:``, ``unix:``,
+``systemd:`` or ``ssl:`` string with Twisted's strports syntax (``:`` separates, ``=``
 assigns, ``\\`` escapes), binds positional and keyword arguments to each
 kind's parameters as Twisted's parsers do, and checks every value, so that
 a typo (``interfac=``), a port that is not one, or an IPv6 address whose
@@ -38,6 +38,17 @@ _PARAMETERS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "tcp6": (("port", None), ("backlog", "50"), ("interface", "::")),
     "unix": (("address", None), ("mode", "666"), ("backlog", "50"), ("lockfile", "1")),
     "systemd": (("domain", None), ("index", ""), ("name", "")),
+    # _parseSSL; only the report receiver takes it ([reports] endpoint).
+    "ssl": (
+        ("port", None),
+        ("privateKey", None),
+        ("certKey", ""),
+        ("sslmethod", ""),
+        ("interface", ""),
+        ("backlog", "50"),
+        ("extraCertChain", ""),
+        ("dhParameters", ""),
+    ),
 }
 KINDS = tuple(_PARAMETERS)
 #: sun_path holds 108 bytes, the terminating NUL included.
@@ -170,6 +181,22 @@ def _check_unix(params: dict[str, str], hint: str) -> None:
         raise EndpointError(f"lockfile: expected 0 or 1, got {params['lockfile']!r}")
 
 
+def _check_ssl(params: dict[str, str], hint: str) -> None:
+    """TCP's checks, and PEM files named by absolute paths (Twisted reads
+    them relative to whatever directory the daemon runs in)."""
+    _check_tcp(params, hint)
+    for name in ("privateKey", "certKey", "extraCertChain", "dhParameters"):
+        path = params[name]
+        if path and not path.startswith("/"):
+            raise EndpointError(f"{name}: expected an absolute path, got {path!r}")
+    if params["sslmethod"] and not re.fullmatch(
+        r"[A-Za-z0-9_]{1,40}", params["sslmethod"]
+    ):
+        raise EndpointError(
+            f"sslmethod: expected a method name, got {params['sslmethod']!r}"
+        )
+
+
 def _check_systemd(params: dict[str, str], hint: str) -> None:
     if params["domain"] not in _DOMAINS:
         raise EndpointError(
@@ -199,4 +226,5 @@ _CHECKS = {
     "tcp6": _check_tcp6,
     "unix": _check_unix,
     "systemd": _check_systemd,
+    "ssl": _check_ssl,
 }

@@ -150,6 +150,19 @@ class ReportsCommandTests(SynchronousTestCase):
         self.assertTrue((self.dir / "tlsrpt.sqlite3").exists())
         self.assertFalse((self.dir / "policies.sqlite3").exists())
 
+    def test_store_named_in_reports(self) -> None:
+        """[reports] store, where the daemon's HTTPS receiver writes (RFC
+        8460 §5.3), is the store the command reads without --store."""
+        config = self.dir / "postfix-mtasts.toml"
+        config.write_text(
+            f'[store]\npath = "{self.dir}/policies.sqlite3"\n'
+            f'[reports]\nstore = "{self.dir}/received.sqlite3"\n'
+        )
+        code, _, err = _run(["reports", "--config", str(config), str(GOOGLE)])
+        self.assertEqual(code, 0, err)
+        self.assertTrue((self.dir / "received.sqlite3").exists())
+        self.assertFalse((self.dir / "tlsrpt.sqlite3").exists())
+
     def test_no_store(self) -> None:
         """Neither --store nor a [store] path: a configuration error naming
         both ways out, exit 2; a broken configuration is exit 2 too."""
@@ -160,8 +173,8 @@ class ReportsCommandTests(SynchronousTestCase):
         self.assertEqual(
             err,
             "<3>postfix-mtasts: configuration error: no report store: name one"
-            " with --store, or set [store] path in the configuration (the reports"
-            " go beside it)\n",
+            " with --store or [reports] store, or set [store] path in the"
+            " configuration (the reports go beside it)\n",
         )
         config.write_text("[store]\npath = 5\n")
         code, _, err = _run(["reports", "--config", str(config)])

@@ -70,6 +70,15 @@ class DiffTests(SynchronousTestCase):
         self.assertEqual(changed, ("dns.attempts",))
         self.assertEqual(restart, ("store.path", "redis.url", "control.socket"))
 
+    def test_report_receiver_needs_a_restart(self) -> None:
+        """[reports] is bound and its store opened once at start, after the
+        listeners: a change is listed for a restart, never half applied."""
+        before = BASE + "[store]\npath = '/var/lib/x/p.sqlite3'\n"
+        after = before + "[reports]\nendpoint = 'tcp:8080:interface=127.0.0.1'\n"
+        changed, restart = self.diff(before, after + "max_body_bytes = 5\n")
+        self.assertEqual(changed, ())
+        self.assertEqual(restart, ("reports.endpoint", "reports.max_body_bytes"))
+
     def test_metrics_endpoint_needs_a_restart(self) -> None:
         """[metrics] is bound once at start (beside the listeners, it is
         not one of them): an endpoint or allow_remote change is listed for

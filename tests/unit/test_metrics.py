@@ -37,6 +37,7 @@ SNAPSHOT = Snapshot(
     stores=(StoreState("sqlite", True, 0), StoreState("redis", False, 12)),
     listeners=(ListenerState("tcp:8461:interface=127.0.0.1", "socketmap", 2),),
     log_events={"warn": 4},
+    tls_reports={"stored": 5, "duplicate": 1, "too_large": 2},
 )
 
 
@@ -81,7 +82,8 @@ class CollectorTests(SynchronousTestCase):
 
     def test_gauges_and_counters(self) -> None:
         """Policies by mode (each mode present), fetches, DNS, discoveries,
-        backlog, stores, connections, log events, build info, start time."""
+        backlog, stores, connections, log events, TLS reports received by
+        outcome (RFC 8460 §5.3, issue 14), build info, start time."""
         s = scrape()
         expected = {
             ("postfix_mtasts_policies", (("mode", "enforce"),)): 4,
@@ -105,6 +107,11 @@ class CollectorTests(SynchronousTestCase):
             ): 2,
             ("postfix_mtasts_log_events_total", (("level", "warn"),)): 4,
             ("postfix_mtasts_log_events_total", (("level", "error"),)): 0,
+            ("postfix_mtasts_tls_reports_received_total", (("outcome", "stored"),)): 5,
+            (
+                "postfix_mtasts_tls_reports_received_total",
+                (("outcome", "too_large"),),
+            ): 2,
             ("postfix_mtasts_build_info", (("version", "9.9"),)): 1,
             ("postfix_mtasts_start_time_seconds", ()): 1000.0,
         }

@@ -22,6 +22,7 @@ from postfix_mtasts.core.config import (
     MetricsConfig,
     PostfixConfig,
     RedisConfig,
+    ReportsConfig,
     StoreConfig,
 )
 from postfix_mtasts.preflight import check_ca_file, check_serve
@@ -106,6 +107,38 @@ class PreflightTests(SynchronousTestCase):
             self.assertTrue(str(error).startswith(f"metrics.endpoint: {message}"))
         here = os.path.join(self.dir, "m.sock")
         self.check(attrs.evolve(Config(), metrics=MetricsConfig(f"unix:{here}")))
+
+    def test_report_receiver(self) -> None:
+        """[reports] endpoint is checked like a listener's (an ssl:
+        interface's name too), the key and certificate files an ssl:
+        endpoint names must be readable (Twisted reads them when the
+        endpoint is made), and the report store's directory must exist."""
+        key = os.path.join(self.dir, "key.pem")
+        with open(key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\n")
+        gone = os.path.join(self.dir, "none.pem")
+        store = os.path.join(self.dir, "no", "r.sqlite3")
+        for reports, message in (
+            (
+                ReportsConfig(f"ssl:8443:privateKey={key}:interface=nowhere"),
+                "reports.endpoint: interface 'nowhere': Name or service",
+            ),
+            (
+                ReportsConfig(f"ssl:8443:privateKey={key}:certKey={gone}"),
+                f"reports.endpoint: certKey: cannot read {gone}: No such file",
+            ),
+            (
+                ReportsConfig("tcp:8080:interface=127.0.0.1", store=store),
+                f"reports.store: the directory {os.path.dirname(store)} of",
+            ),
+        ):
+            config = attrs.evolve(Config(), reports=reports)
+            error = self.assertRaises(ConfigError, self.check, config)
+            self.assertTrue(str(error).startswith(message), str(error))
+        good = ReportsConfig(f"ssl:8443:privateKey={key}", store=key + ".sqlite3")
+        self.check(attrs.evolve(Config(), reports=good))
+        beside = ReportsConfig("tcp:8080:interface=127.0.0.1")  # [store] path's
+        self.check(attrs.evolve(Config(), reports=beside))
 
     def test_owner_and_group(self) -> None:
         """A unix socket's owner and group must be known to this system."""

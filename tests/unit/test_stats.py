@@ -98,6 +98,9 @@ class StatsTests(SynchronousTestCase):
         self.assertEqual(snap.dns, {("txt", "noerror"): 9})
         self.assertEqual(snap.discoveries, {"fetched": 2})
         self.assertEqual(snap.refresh_pending, 3)
+        self.assertEqual(snap.tls_reports, {})
+        self.stats.tls_reports = {"stored": 2}  # as the report receiver counts
+        self.assertEqual(self.stats.snapshot().tls_reports, {"stored": 2})
         self.assertEqual(
             [(s.kind, s.up, s.errors) for s in snap.stores],
             [("sqlite", True, 0), ("redis", False, 5)],
