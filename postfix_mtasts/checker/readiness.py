@@ -20,6 +20,9 @@ ranked most severe first:
 50. too few reporting organisations; 55. no recent report;
 60. too few days of reports.
 
+Beside the findings, each policy senders applied in those days is set
+against the one published now (:mod:`.readiness_policies`).
+
 No finding: ready for enforce.  A policy already in enforce mode is said
 so; its findings (the same, without the testing-period rules 50-60) are
 what enforce is costing now.
@@ -37,6 +40,10 @@ from postfix_mtasts.checker.readiness_evidence import (
     Evidence,
     Finding,
     gather_evidence,
+)
+from postfix_mtasts.checker.readiness_policies import (
+    PolicyComparison,
+    compare_policies,
 )
 from postfix_mtasts.checker.readiness_rules import (
     rule_days,
@@ -75,6 +82,7 @@ class Readiness(Value):
     evidence: Evidence
     min_days: int
     min_senders: int
+    policies: tuple[PolicyComparison, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -117,4 +125,5 @@ def judge(
         evidence,
         min_days,
         min_senders,
+        compare_policies(evidence.policies, policy),
     )

@@ -5,7 +5,7 @@ enforce, and the finding the rules of :mod:`.readiness_rules` give.
 Pure.  :func:`gather_evidence` reads the reports (RFC 8460 §4.4) of one
 policy domain: the days and organisations that applied its STS policy,
 and, from the first day of the window on, the STS-related failures
-(§4.3) and the receiving MX hosts named.
+(§4.3), the receiving MX hosts named and the policies senders applied.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from attrs import frozen
 
-from postfix_mtasts.core.tlsreport import TlsReport
+from postfix_mtasts.core.tlsreport import PolicyResult, TlsReport
 from postfix_mtasts.core.tlsreport_summary import utc_day
 from postfix_mtasts.core.value import Value
 
@@ -26,6 +26,7 @@ __all__ = [
     "STALE_DAYS",
     "Evidence",
     "Finding",
+    "SeenPolicy",
     "gather_evidence",
 ]
 
@@ -63,6 +64,20 @@ class Finding(Value):
 
 
 @frozen(repr=False)
+class SeenPolicy(Value):
+    """One policy senders reported applying to the domain (RFC 8460 §4.4
+    ``policy-type`` and ``policy-string``), over the window: by whom, on
+    which days, for how many sessions."""
+
+    policy_type: str
+    policy_strings: tuple[str, ...]
+    senders: tuple[str, ...]
+    first_day: str
+    last_day: str
+    sessions: int
+
+
+@frozen(repr=False)
 class Evidence(Value):
     """What the stored reports say about one policy domain.
 
@@ -70,8 +85,9 @@ class Evidence(Value):
     in which a sender applied an STS policy of the domain (RFC 8460 §4.4
     ``policy-type`` sts).  From ``window_start`` on (the last ``min_days``
     days): ``failures`` the STS-related failed sessions as (MX host, result
-    type, sessions), and ``hosts`` every receiving MX host named with its
-    failed sessions (§4.4 ``receiving-mx-hostname``).
+    type, sessions), ``hosts`` every receiving MX host named with its
+    failed sessions (§4.4 ``receiving-mx-hostname``), and ``policies`` the
+    policies senders applied, most sessions first.
     """
 
     days: tuple[str, ...]
@@ -79,6 +95,7 @@ class Evidence(Value):
     window_start: str
     failures: tuple[tuple[str, str, int], ...] = ()
     hosts: tuple[tuple[str, int], ...] = ()
+    policies: tuple[SeenPolicy, ...] = ()
 
 
 def gather_evidence(
@@ -90,6 +107,7 @@ def gather_evidence(
     senders: set[str] = set()
     failures: Counter[tuple[str, str]] = Counter()
     hosts: Counter[str] = Counter()
+    seen: dict[tuple[str, tuple[str, ...]], _Seen] = {}
     for report in reports:
         day = utc_day(report.start)
         for policy in report.policies:
@@ -100,6 +118,8 @@ def gather_evidence(
                 senders.add(report.organization)
             if day < window_start:
                 continue
+            key = policy.policy_type, policy.policy_strings
+            seen.setdefault(key, _Seen()).add(report.organization, day, policy)
             for detail in policy.failures:
                 host = detail.receiving_mx_hostname
                 count = detail.failed_session_count
@@ -118,4 +138,34 @@ def gather_evidence(
             )
         ),
         tuple(sorted(hosts.items(), key=lambda item: (-item[1], item[0]))),
+        tuple(
+            tally.seen(*key)
+            for key, tally in sorted(
+                seen.items(), key=lambda item: (-item[1].sessions, item[0])
+            )
+        ),
     )
+
+
+class _Seen:
+    """The tally of one seen policy while the reports are read."""
+
+    def __init__(self) -> None:
+        self.senders: set[str] = set()
+        self.days: set[str] = set()
+        self.sessions = 0
+
+    def add(self, organization: str, day: str, policy: PolicyResult) -> None:
+        self.senders.add(organization)
+        self.days.add(day)
+        self.sessions += policy.successful + policy.failed
+
+    def seen(self, policy_type: str, strings: tuple[str, ...]) -> SeenPolicy:
+        return SeenPolicy(
+            policy_type,
+            strings,
+            tuple(sorted(self.senders)),
+            min(self.days),
+            max(self.days),
+            self.sessions,
+        )

@@ -63,6 +63,20 @@ def render_readiness(readiness: Readiness) -> str:
         if finding.subject not in message:
             message = f"{finding.subject}: {message}"
         lines.append(f"  {n}. {message} — {finding.fix}")
+    if readiness.policies:
+        lines.append(f"policies senders applied since {evidence.window_start}:")
+    for compared in readiness.policies:
+        seen = compared.seen
+        versus = (
+            "as published now"
+            if compared.as_published
+            else f"not as published now: {compared.difference}"
+        )
+        lines.append(
+            f"  {compared.described}: {len(seen.senders)} organisation(s),"
+            f" {seen.first_day} to {seen.last_day}, {seen.sessions} session(s)"
+            f" — {versus}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -87,6 +101,20 @@ def readiness_json(readiness: Readiness) -> dict[str, Any]:
             "min_days": readiness.min_days,
             "min_senders": readiness.min_senders,
         },
+        "policies_seen": [
+            {
+                "policy_type": c.seen.policy_type,
+                "policy_string": list(c.seen.policy_strings),
+                "described": c.described,
+                "organizations": list(c.seen.senders),
+                "first_day": c.seen.first_day,
+                "last_day": c.seen.last_day,
+                "sessions": c.seen.sessions,
+                "as_published": c.as_published,
+                "difference": c.difference,
+            }
+            for c in readiness.policies
+        ],
         "findings": [
             {
                 "rank": f.rank,

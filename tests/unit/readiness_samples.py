@@ -16,6 +16,7 @@ def daily_report(
     failures: tuple[tuple[str, str, int], ...] = (),
     policy_type: str = "sts",
     domain: str = DOMAIN,
+    policy_strings: tuple[str, ...] = (),
 ) -> TlsReport:
     """One daily report ``days_ago`` days before NOW's day."""
     start = (NOW // DAY_S - days_ago) * DAY_S
@@ -24,7 +25,14 @@ def daily_report(
         for host, kind, count in failures
     )
     failed = sum(count for _, _, count in failures)
-    policy = PolicyResult(policy_type, domain, 100, failed, failures=details)
+    policy = PolicyResult(
+        policy_type,
+        domain,
+        100,
+        failed,
+        policy_strings=policy_strings,
+        failures=details,
+    )
     return TlsReport(
         organization,
         f"{organization}-{days_ago}-{policy_type}-{domain}",

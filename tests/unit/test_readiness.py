@@ -11,7 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from postfix_mtasts.checker.facts import FetchProblem
 from postfix_mtasts.checker.model import Check, Report, Status, Verdict
 from postfix_mtasts.checker.readiness import Outcome, judge
-from postfix_mtasts.checker.readiness_evidence import Evidence, Finding, gather_evidence
+from postfix_mtasts.checker.readiness_evidence import (
+    Evidence,
+    Finding,
+    SeenPolicy,
+    gather_evidence,
+)
+from postfix_mtasts.checker.readiness_policies import compare_policies
 from postfix_mtasts.checker.readiness_report import (
     exit_status,
     readiness_json,
@@ -84,6 +90,87 @@ class EvidenceTests(SynchronousTestCase):
                     ("", "sts-policy-fetch-error", 1),
                 ),
                 hosts=((MX2, 13), (MX1, 2)),
+                policies=(
+                    SeenPolicy(
+                        "sts",
+                        (),
+                        ("Sender A", "Sender B"),
+                        "2027-01-12",
+                        "2027-01-14",
+                        416,
+                    ),
+                    SeenPolicy(
+                        "no-policy-found",
+                        (),
+                        ("Sender C",),
+                        "2027-01-13",
+                        "2027-01-13",
+                        100,
+                    ),
+                ),
+            ),
+        )
+
+    def test_policies_seen_apart(self) -> None:
+        """Each distinct (policy-type, policy-string) senders reported in
+        the window is one seen policy (RFC 8460 §4.4), most sessions
+        first; the same strings from two senders are one."""
+        old = _strings("testing", (MX1,), 86400)
+        new = _strings("testing", (MX1, MX2), 604800)
+        reports = [
+            daily_report(2, policy_strings=old),
+            daily_report(1, policy_strings=new),
+            daily_report(1, "Sender B", policy_strings=new),
+        ]
+        evidence = gather_evidence(reports, DOMAIN, NOW, 14)
+        self.assertEqual(
+            [(p.policy_strings, p.senders, p.sessions) for p in evidence.policies],
+            [(new, ("Sender A", "Sender B"), 200), (old, ("Sender A",), 100)],
+        )
+
+
+def _strings(mode: str, mx: tuple[str, ...], max_age: int) -> tuple[str, ...]:
+    return tuple(policy_body(mode, mx, max_age).decode().splitlines())
+
+
+def _seen(policy_type: str = "sts", strings: tuple[str, ...] = ()) -> SeenPolicy:
+    return SeenPolicy(policy_type, strings, ("Sender A",), TODAY, TODAY, 100)
+
+
+class PolicyComparisonTests(SynchronousTestCase):
+    def test_against_the_published_policy(self) -> None:
+        """A seen policy is as published when its mode, mx patterns (in any
+        order and case) and max_age are the published one's; otherwise the
+        difference names each field (RFC 8461 §3.2), and what cannot be
+        compared says why."""
+        published = _policy("enforce", (MX1, MX2))
+        cases = [
+            (_seen(strings=_strings("enforce", (MX2, MX1.upper()), 604800)), ""),
+            (
+                _seen(strings=_strings("testing", (MX1,), 86400)),
+                f"mode testing, now enforce; mx {MX1}, now {MX1} {MX2};"
+                " max_age 86400, now 604800",
+            ),
+            (_seen("no-policy-found"), "not an MTA-STS policy"),
+            (_seen(), "the senders did not say which policy (no policy-string)"),
+            (
+                _seen(strings=("version: STSv1", "mode: sometimes")),
+                "not a valid policy (C6: line 2: mode 'sometimes' is not one"
+                " of enforce, testing, none)",
+            ),
+        ]
+        for seen, difference in cases:
+            [compared] = compare_policies([seen], published)
+            self.assertEqual(compared.difference, difference, seen)
+            self.assertEqual(compared.as_published, not difference)
+        [unpublished] = compare_policies(
+            [_seen(strings=_strings("testing", (MX1,), 86400))], None
+        )
+        self.assertEqual(
+            (unpublished.described, unpublished.difference),
+            (
+                f"sts mode testing, mx {MX1}, max_age 86400",
+                "no valid MTA-STS policy is published now",
             ),
         )
 
@@ -222,6 +309,35 @@ class JudgeTests(SynchronousTestCase):
         text = render_readiness(readiness)
         self.assertIn("verdict: ready for enforce — switch the policy", text)
         self.assertIn("reports: 14 day(s), 2027-01-01 to 2027-01-14 (wanted 14)", text)
+
+    def test_policies_beside_the_verdict(self) -> None:
+        """The verdict lists the policies senders applied in the window,
+        each as published now or not and why, in text and JSON; they are
+        information, not findings."""
+        old = _strings("testing", (MX1,), 86400)
+        reports = two_weeks(daily_report(1, "Sender C", policy_strings=old))
+        readiness = judge(
+            _live(), _policy("testing", (MX1, MX2)), reports, min_days=14, min_senders=2
+        )
+        self.assertEqual(readiness.outcome, Outcome.READY)
+        lines = render_readiness(readiness).splitlines()
+        self.assertEqual(
+            lines[-3:],
+            [
+                "policies senders applied since 2027-01-01:",
+                "  sts: 2 organisation(s), 2027-01-01 to 2027-01-14, 2800 session(s)"
+                " — not as published now: the senders did not say which policy"
+                " (no policy-string)",
+                f"  sts mode testing, mx {MX1}, max_age 86400: 1 organisation(s),"
+                f" 2027-01-14 to 2027-01-14, 100 session(s) — not as published"
+                f" now: mx {MX1}, now {MX1} {MX2}; max_age 86400, now 604800",
+            ],
+        )
+        [_, seen] = readiness_json(readiness)["policies_seen"]
+        self.assertEqual(
+            (seen["policy_string"], seen["organizations"], seen["as_published"]),
+            (list(old), ["Sender C"], False),
+        )
 
     def test_most_severe_first(self) -> None:
         """Findings run most severe first: live FAIL, reported STS failure,
