@@ -356,9 +356,7 @@ def one_rep(
     prefix = "peer" if server == "peer" else "cold"
     domains = [f"{prefix}{rep}-{i}.test" for i in range(args.domains)]
     t0 = time.monotonic()
-    with world.dns.batch():
-        for domain in domains:
-            world.publish(domain)
+    world.publish_new(domains)
     publish_s = time.monotonic() - t0
     daemon = start_daemon(args, world, server, f"{prefix}-{rep}", profile)
     try:

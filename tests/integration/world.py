@@ -499,6 +499,28 @@ class World:
         self.https.set_host(f"mta-sts.{domain}", policy, cert=cert)
         return policy
 
+    def publish_new(self, domains: Sequence[str], max_age: int = 86400) -> None:
+        """``publish(domain, max_age=max_age)`` for each of ``domains``, none
+        published before and none below ``sec.test``, in one DNS reload and
+        one write of the HTTPS hosts: for benchmarks of thousands."""
+        records = []
+        bodies = {}
+        for domain in domains:
+            domain = domain.rstrip(".").lower()
+            if not domain.endswith(".test") or under(absolute(domain), SEC_ORIGIN):
+                raise ValueError(f"{domain}: not a plain world domain")
+            host = f"mx1.{domain}"
+            records += [
+                f'_mta-sts.{domain}. IN TXT "v=STSv1; id=1;"',
+                f"mta-sts.{domain}. IN A {HTTPS_IPS[0]}",
+                f"{domain}. IN MX 10 {host}.",
+                f"{host}. IN A {MX_GOOD}",
+            ]
+            bodies[f"mta-sts.{domain}"] = policy_text("enforce", [host], max_age)
+        with self.dns.batch():
+            self.dns.records += records
+        self.https.set_hosts(bodies)
+
     def unpublish(self, domain: str) -> None:
         """Remove every record under ``domain`` (and its zone) and its policy host."""
         with self.dns.batch():
