@@ -7,10 +7,11 @@ concurrency bound, so a flood of unknown names cannot starve the domains
 mail already depends on (one refresh itself is :mod:`postfix_mtasts.refresh`).
 A queued discovery that every waiting lookup has
 given up on is dropped before it starts, and discoveries are shared between
-the connections that ask, least-served first and newest first
-(:mod:`postfix_mtasts.fairqueue`): under a backlog the lookups that still
-have budget left go first, and one client's flood cannot hold back another
-connection's lookup.
+the connections that ask, least-served first, then oldest first while
+the queue keeps up and newest first once it falls behind
+(:mod:`postfix_mtasts.fairqueue`): every lookup is served in turn, under
+a backlog the lookups that still have budget left go first, and one
+client's flood cannot hold back another connection's lookup.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Hashable
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from postfix_mtasts.core.entry import CacheEntry
@@ -30,9 +32,17 @@ from postfix_mtasts.fairqueue import FairQueue
 from postfix_mtasts.governor import LagGovernor
 from postfix_mtasts.refresh import RefreshRound
 
-__all__ = ["MAX_PENDING_REFRESHES", "Lane", "RefreshCoordinator"]
+__all__ = [
+    "MAX_PENDING_REFRESHES",
+    "NEWEST_FIRST_AFTER_S",
+    "Lane",
+    "RefreshCoordinator",
+]
 
 MAX_PENDING_REFRESHES = 10_000
+#: Discoveries go newest first once the oldest has waited this long (the
+#: daemon sets half the lookup budget: what is left may not fit a fetch).
+NEWEST_FIRST_AFTER_S = 7.5
 
 
 class Lane(enum.Enum):
@@ -66,18 +76,21 @@ class RefreshCoordinator:
         self,
         refresh: RefreshRound,
         domains: DomainState,
+        clock: IReactorTime,
         *,
         max_in_flight: int,
         max_pending: int = MAX_PENDING_REFRESHES,
         governor: LagGovernor | None = None,
+        newest_first_after_s: float = NEWEST_FIRST_AFTER_S,
     ) -> None:
         self._round = refresh
+        self._clock = clock
         self._domains = domains
         self._max_in_flight = max_in_flight
         self._max_pending = max_pending
         self._flights: dict[str, _Flight] = {}
         self._known = OrderedDict[str, _Flight]()  # first in, first out
-        self._new = FairQueue[_Flight]()
+        self._new = FairQueue[_Flight](newest_first_after_s)
         self._running = dict.fromkeys(Lane, 0)
         self._flying = dict.fromkeys(Lane, 0)  # queued or running
         self._pumping = False
@@ -86,11 +99,18 @@ class RefreshCoordinator:
         if governor is not None:
             governor.watch(lambda: any(self._running.values()), self._pump)
 
-    def retune(self, refresh: RefreshRound, *, max_in_flight: int) -> None:
+    def retune(
+        self,
+        refresh: RefreshRound,
+        *,
+        max_in_flight: int,
+        newest_first_after_s: float = NEWEST_FIRST_AFTER_S,
+    ) -> None:
         """Start refreshes with ``refresh`` and at most ``max_in_flight`` per
         lane from now on (a configuration reload); running ones go on."""
         self._round = refresh
         self._max_in_flight = max_in_flight
+        self._new.newest_first_after = newest_first_after_s
         if self._governor is not None:
             self._governor.retune(max_in_flight)
         self._pump()
@@ -163,7 +183,7 @@ class RefreshCoordinator:
         if lane is Lane.KNOWN:
             self._known[domain] = flight
         else:
-            self._new.push(source, domain, flight)
+            self._new.push(source, domain, flight, self._clock.seconds())
         self._flying[lane] += 1
         self._domains.pin(domain)
         return flight
@@ -207,7 +227,7 @@ class RefreshCoordinator:
                     if lane is Lane.KNOWN and self._known:
                         flight = self._known.popitem(last=False)[1]
                     elif lane is Lane.NEW and self._new:
-                        flight = self._new.pop()
+                        flight = self._new.pop(self._clock.seconds())
                     else:
                         continue
                     self._running[lane] += 1

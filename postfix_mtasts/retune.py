@@ -118,7 +118,11 @@ class Retuner:
         domains.resize(config.cache.max_entries)
         if self.daemon.sharing is not None:
             self.daemon.sharing.resize(config.cache.max_entries)
-        coordinator.retune(refresh, max_in_flight=config.fetch.max_in_flight)
+        coordinator.retune(
+            refresh,
+            max_in_flight=config.fetch.max_in_flight,
+            newest_first_after_s=config.server.lookup_budget_s / 2,
+        )
         lookup.front_door.retune(
             maps=config.map_named,
             timing=timing,

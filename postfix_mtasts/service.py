@@ -127,8 +127,10 @@ def assemble_lookup(
             resolver, domains, clock, timing=timing, sharing=sharing, facts=facts
         ),
         domains,
+        clock,
         max_in_flight=max_in_flight,
         governor=LagGovernor(clock, max_in_flight),
+        newest_first_after_s=budget_s / 2,
     )
     front_door = FrontDoor(
         domains,

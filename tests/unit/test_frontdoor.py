@@ -63,7 +63,11 @@ class LookupTestCase(SynchronousTestCase):
         self.domains = state or DomainState(max_entries)
         refresh = RefreshRound(self.resolver, self.domains, self.clock, timing=TIMING)
         self.coordinator = RefreshCoordinator(
-            refresh, self.domains, max_in_flight=max_in_flight, max_pending=max_pending
+            refresh,
+            self.domains,
+            self.clock,
+            max_in_flight=max_in_flight,
+            max_pending=max_pending,
         )
         self.service = FrontDoor(
             self.domains,

@@ -112,7 +112,9 @@ class TlsrptTestCase(SynchronousTestCase):
         self.domains = DomainState(1000)
         resolver = PolicyResolver(self.txt, self.fetcher)
         refresh = RefreshRound(resolver, self.domains, self.clock, timing=TIMING)
-        coordinator = RefreshCoordinator(refresh, self.domains, max_in_flight=8)
+        coordinator = RefreshCoordinator(
+            refresh, self.domains, self.clock, max_in_flight=8
+        )
         self.door = FrontDoor(
             self.domains,
             coordinator,
