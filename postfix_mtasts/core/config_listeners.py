@@ -75,16 +75,7 @@ def parse_listeners(
         t = Table(item, path)
         d = ListenerConfig()
         endpoint = t.string("endpoint", d.endpoint)
-        kind = endpoint.partition(":")[0]
-        if kind not in _ENDPOINT_KINDS or ":" not in endpoint:
-            raise ConfigError(
-                f"{path}.endpoint: expected a string starting with tcp:, tcp6:, "
-                f"unix: or systemd:, got {show(endpoint)}"
-            )
-        try:
-            parse_endpoint(endpoint)
-        except EndpointError as e:
-            raise ConfigError(f"{path}.endpoint: {e}, in {show(endpoint)}") from None
+        kind = checked_endpoint(f"{path}.endpoint", endpoint)
         for j, other in enumerate(listeners):
             if other.endpoint == endpoint:
                 raise ConfigError(f"{path}.endpoint: same as listener[{j}]")
@@ -104,7 +95,7 @@ def parse_listeners(
             if kind != "unix" and value is not None:
                 raise ConfigError(f"{path}.{key}: only for unix: endpoints")
         t.close()
-        exposed = _non_loopback_interface(endpoint) if kind.startswith("tcp") else None
+        exposed = non_loopback_interface(endpoint) if kind.startswith("tcp") else None
         if exposed is not None:
             warnings.append(
                 f"{path}.endpoint: {show(endpoint)} listens on {exposed}; "
@@ -142,7 +133,27 @@ def unix_path(endpoint: str) -> str | None:
     return kwargs.get("address", args[1] if len(args) > 1 else "")
 
 
-def _non_loopback_interface(endpoint: str) -> str | None:
+def checked_endpoint(
+    setting: str, endpoint: str, kinds: tuple[str, ...] = _ENDPOINT_KINDS
+) -> str:
+    """The kind of ``endpoint``, the value of ``setting``: it must be one of
+    ``kinds`` and parse by the listeners' grammar, so that a typo is an
+    error when the configuration is read, not when it binds."""
+    kind, colon, _ = endpoint.partition(":")
+    if kind not in kinds or not colon:
+        starts = ", ".join(f"{k}:" for k in kinds[:-1])
+        raise ConfigError(
+            f"{setting}: expected a string starting with {starts} or"
+            f" {kinds[-1]}:, got {show(endpoint)}"
+        )
+    try:
+        parse_endpoint(endpoint)
+    except EndpointError as e:
+        raise ConfigError(f"{setting}: {e}, in {show(endpoint)}") from None
+    return kind
+
+
+def non_loopback_interface(endpoint: str) -> str | None:
     """Describe where a tcp:/tcp6: endpoint listens, or None if on loopback."""
     args, kwargs = split_endpoint(endpoint)
     if args[0] == "tcp":  # tcp:port:interface:backlog

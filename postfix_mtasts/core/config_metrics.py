@@ -13,9 +13,11 @@ from __future__ import annotations
 from attrs import field, frozen
 
 # The listeners' loopback test, shared so both tables judge endpoints alike.
-from postfix_mtasts.core.config_listeners import _non_loopback_interface
+from postfix_mtasts.core.config_listeners import (
+    checked_endpoint,
+    non_loopback_interface,
+)
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
-from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint
 from postfix_mtasts.core.value import Value
 
 __all__ = ["MetricsConfig", "parse_metrics"]
@@ -38,18 +40,9 @@ def parse_metrics(t: Table) -> MetricsConfig:
     endpoint = config.endpoint
     if not endpoint:
         return config
-    kind, colon, _ = endpoint.partition(":")
-    if kind not in _ENDPOINT_KINDS or not colon:
-        raise ConfigError(
-            "metrics.endpoint: expected a string starting with tcp:, tcp6:, "
-            f"unix: or systemd:, got {show(endpoint)}"
-        )
-    try:  # the listeners' grammar: a typo is an error here, not at bind
-        parse_endpoint(endpoint)
-    except EndpointError as e:
-        raise ConfigError(f"metrics.endpoint: {e}, in {show(endpoint)}") from None
+    kind = checked_endpoint("metrics.endpoint", endpoint, _ENDPOINT_KINDS)
     if kind.startswith("tcp") and not config.allow_remote:
-        exposed = _non_loopback_interface(endpoint)
+        exposed = non_loopback_interface(endpoint)
         if exposed is not None:
             raise ConfigError(
                 f"metrics.endpoint: {show(endpoint)} listens on {exposed}; "

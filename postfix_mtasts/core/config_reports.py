@@ -21,9 +21,11 @@ import re
 from attrs import field, frozen
 
 # The listeners' loopback test, shared so every table judges endpoints alike.
-from postfix_mtasts.core.config_listeners import _non_loopback_interface
+from postfix_mtasts.core.config_listeners import (
+    checked_endpoint,
+    non_loopback_interface,
+)
 from postfix_mtasts.core.config_toml import ConfigError, Table, rule, section, show
-from postfix_mtasts.core.endpoint import EndpointError, parse_endpoint
 from postfix_mtasts.core.value import Value
 
 __all__ = [
@@ -72,18 +74,9 @@ def parse_reports(t: Table, warnings: list[str]) -> ReportsConfig:
     endpoint = config.endpoint
     if not endpoint:
         return config
-    kind, colon, _ = endpoint.partition(":")
-    if kind not in _ENDPOINT_KINDS or not colon:
-        raise ConfigError(
-            "reports.endpoint: expected a string starting with ssl:, tcp:, "
-            f"tcp6:, unix: or systemd:, got {show(endpoint)}"
-        )
-    try:  # the listeners' grammar: a typo is an error here, not at bind
-        parse_endpoint(endpoint)
-    except EndpointError as e:
-        raise ConfigError(f"reports.endpoint: {e}, in {show(endpoint)}") from None
+    kind = checked_endpoint("reports.endpoint", endpoint, _ENDPOINT_KINDS)
     if kind.startswith("tcp"):
-        exposed = _non_loopback_interface(endpoint)
+        exposed = non_loopback_interface(endpoint)
         if exposed is not None:
             warnings.append(
                 f"reports.endpoint: {show(endpoint)} listens on {exposed} without"
