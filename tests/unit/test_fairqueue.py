@@ -46,7 +46,7 @@ class FairQueueTests(SynchronousTestCase):
             self.assertEqual(queue.pop(now), "l0")  # fewer waiting, though older
             self.assertEqual(queue.pop(now), "b0" if now < 107.5 else "b3")
             queue.push("light", "l1", "l1", 100.0)
-            self.assertEqual(queue.pop(now), "l1")  # light runs 1, busy 1: fewer waiting
+            self.assertEqual(queue.pop(now), "l1")  # each runs 1: fewer waiting
             queue.done("light")
             queue.done("light")
             queue.push("light", "l2", "l2", 100.0)
