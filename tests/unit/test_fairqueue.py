@@ -3,6 +3,9 @@ first while the queue keeps up, newest first once it falls behind (G14)."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Hashable
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from postfix_mtasts.fairqueue import FairQueue
@@ -62,3 +65,62 @@ class FairQueueTests(SynchronousTestCase):
         self.assertEqual((len(queue), queue.pop(100.0)), (1, "y"))
         queue.done("b")
         self.assertEqual((queue._waiting, queue._running, queue._since), ({}, {}, {}))
+        self.assertEqual(
+            (queue._stamp, queue._by_oldest, queue._by_newest), ({}, [], [])
+        )
+
+    def test_same_choice_as_a_scan_of_every_client(self) -> None:
+        """The heaps choose what a scan of every waiting client would:
+        fewest running, fewest waiting, then oldest (or newest) item, over
+        20,000 random pushes, removals, pops and ends of 50 clients."""
+        rng = random.Random(8461)  # noqa: S311 - a repeatable sequence, no secret
+        queue = FairQueue[str](BEHIND_S)
+        waiting: dict[Hashable, list[tuple[int, str]]] = {}
+        running: dict[Hashable, int] = {}
+        added = 0
+        for step in range(20_000):
+            client = f"c{rng.randrange(50)}"
+            roll = rng.random()
+            if roll < 0.45:
+                added += 1
+                key = f"k{step}"
+                queue.push(client, key, key, 100.0)
+                waiting.setdefault(client, []).append((added, key))
+            elif roll < 0.55 and waiting.get(client):
+                _, key = waiting[client].pop(rng.randrange(len(waiting[client])))
+                queue.remove(client, key)
+            elif roll < 0.8 and any(waiting.values()):
+                now = rng.choice((100.0, 200.0))  # in time, or behind
+                newest = now > 100.0 + BEHIND_S
+
+                places = {
+                    c: (
+                        running.get(c, 0),
+                        len(items),
+                        -max(items)[0] if newest else min(items)[0],
+                    )
+                    for c, items in waiting.items()
+                    if items
+                }
+                chosen = min(places, key=places.__getitem__)
+                item = (max if newest else min)(waiting[chosen])
+                waiting[chosen].remove(item)
+                running[chosen] = running.get(chosen, 0) + 1
+                self.assertEqual(queue.pop(now), item[1])
+            elif running.get(client):
+                running[client] -= 1
+                queue.done(client)
+        self.assertEqual(len(queue), sum(map(len, waiting.values())))
+
+    def test_stale_places_do_not_pile_up(self) -> None:
+        """Each change leaves an older place behind; the heaps stay within
+        a few entries per waiting client however long a client stays."""
+        queue = FairQueue[str](BEHIND_S)
+        queue.push("idle", "i", "i", 100.0)
+        self.assertEqual(queue.pop(100.0), "i")  # runs until the end
+        queue.push("idle", "j", "j", 100.0)  # keeps the queue from emptying
+        for n in range(10_000):
+            queue.push("busy", f"b{n}", f"b{n}", 100.0)
+            self.assertEqual(queue.pop(100.0), f"b{n}")  # busy runs none
+            queue.done("busy")
+        self.assertLessEqual(len(queue._by_oldest) + len(queue._by_newest), 8 * 2 + 128)
