@@ -6,7 +6,8 @@
  *   ./netstring_load PORT CONNECTIONS SECONDS KEYS_FILE
  *
  * KEYS_FILE holds one request payload per line ("postfix example.com").
- * Prints one JSON object: requests, req_per_s, p50_ms, p99_ms, non_ok.
+ * Prints one JSON object: requests, req_per_s, p50_ms, p99_ms, non_ok_replies
+ * (not "OK ...") and notfound_replies (those that are "NOTFOUND...").
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -53,7 +54,7 @@ int main(int argc, char **argv) {
     fclose(f);
     if (!nreq) return 2;
     float *lat = malloc(MAX_LAT * sizeof *lat);
-    size_t nlat = 0, k = 0, non_ok = 0;
+    size_t nlat = 0, k = 0, non_ok = 0, notfound = 0;
     int ep = epoll_create1(0);
     struct conn *c = calloc((size_t)n, sizeof *c);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -81,6 +82,7 @@ int main(int argc, char **argv) {
             size_t len = strtoul(x->buf, NULL, 10), total = (size_t)(colon - x->buf) + 1 + len + 1;
             if (x->have < total) continue;
             if (len < 3 || memcmp(colon + 1, "OK ", 3) != 0) non_ok++;
+            if (len >= 8 && memcmp(colon + 1, "NOTFOUND", 8) == 0) notfound++;
             double t = now();
             if (nlat < MAX_LAT) lat[nlat++] = (float)(t - x->sent);
             x->have = 0;
@@ -91,7 +93,7 @@ int main(int argc, char **argv) {
     }
     double elapsed = now() - start;
     qsort(lat, nlat, sizeof *lat, cmp);
-    printf("{\"connections\": %d, \"requests\": %zu, \"req_per_s\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"non_ok_replies\": %zu}\n",
-           n, nlat, nlat / elapsed, nlat ? lat[nlat / 2] * 1e3 : 0.0, nlat ? lat[(size_t)(nlat * 0.99)] * 1e3 : 0.0, non_ok);
+    printf("{\"connections\": %d, \"requests\": %zu, \"req_per_s\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"non_ok_replies\": %zu, \"notfound_replies\": %zu}\n",
+           n, nlat, nlat / elapsed, nlat ? lat[nlat / 2] * 1e3 : 0.0, nlat ? lat[(size_t)(nlat * 0.99)] * 1e3 : 0.0, non_ok, notfound);
     return 0;
 }

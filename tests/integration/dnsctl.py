@@ -47,7 +47,7 @@ __all__ = ["ORIGIN", "Dns", "absolute"]
 ORIGIN = "test."
 _HEADER = f"""$ORIGIN {ORIGIN}
 $TTL 60
-@ IN SOA ns1.test. hostmaster.test. {{serial}} 3600 600 86400 60
+@ IN SOA ns1.test. hostmaster.test. {{serial}} 3600 600 86400 {{negative_ttl}}
 @ IN NS ns1.test.
 ns1 IN A {DNS_IP}
 ns-fault IN A {FAULT_DNS_IP}
@@ -100,6 +100,7 @@ class Dns:
         self.zones: dict[str, ZoneMode] = {}  # zones under sec.test.
         self.sec = SecZones(directory / "sec")
         self.serial = 0
+        self.negative_ttl = 60  # the SOA MINIMUM: how long NXDOMAIN/NODATA hold
         self._faults: dict[str, dict[str, Any]] = {}
         self._dropped: set[str] = set()
         self._batch = 0
@@ -286,6 +287,12 @@ remote-control:
         self.zones = {}
         self._apply()
 
+    def set_negative_ttl(self, seconds: int) -> None:
+        """The SOA MINIMUM of test. (RFC 2308 §5: how long resolvers may
+        hold its NXDOMAIN and NODATA answers; 0 = not at all)."""
+        self.negative_ttl = seconds
+        self._apply()
+
     def set_zone(self, records: Iterable[str]) -> None:
         """Replace every record (but the SOA/NS header) and apply."""
         self.records = [r.strip() for r in records if r.strip()]
@@ -377,9 +384,9 @@ remote-control:
             ORIGIN,
         )
 
-    @staticmethod
-    def _zone_text(serial: int, lines: Iterable[str]) -> str:
-        return "\n".join([_HEADER.format(serial=serial), *lines]) + "\n"
+    def _zone_text(self, serial: int, lines: Iterable[str]) -> str:
+        header = _HEADER.format(serial=serial, negative_ttl=self.negative_ttl)
+        return "\n".join([header, *lines]) + "\n"
 
     def _rrs_at(self, owner: str) -> list[str]:
         zone = self._parse(self._zone_text(self.serial, self.records))
