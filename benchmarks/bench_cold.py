@@ -454,9 +454,12 @@ def pick(rep: dict[str, Any], path: str) -> Any:
     return value
 
 
-def medians(reps: list[dict[str, Any]]) -> dict[str, Any]:
+def medians(
+    reps: list[dict[str, Any]], keys: tuple[str, ...] = MEDIAN_KEYS
+) -> dict[str, Any]:
+    """The median of each of ``keys`` (dotted paths) over ``reps``."""
     out: dict[str, Any] = {}
-    for key in MEDIAN_KEYS:
+    for key in keys:
         values = [v for r in reps if (v := pick(r, key)) is not None]
         out[key] = statistics.median(values) if values else None
     return out

@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -59,7 +58,7 @@ from bench_cold import (
     HotProbe,
     dns_queries,
     latency,
-    pick,
+    medians,
     start_daemon,
     start_py_spy,
     user_sys,
@@ -166,14 +165,6 @@ MEDIAN_KEYS = (
 )
 
 
-def medians(reps: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in MEDIAN_KEYS:
-        values = [v for r in reps if (v := pick(r, key)) is not None]
-        out[key] = statistics.median(values) if values else None
-    return out
-
-
 def order_of(args: argparse.Namespace, rep: int) -> list[tuple[str, str]]:
     """(server, mode) runs of this rep: ours in each mode, and with
     --compare the peer, first in odd reps and last in even ones."""
@@ -221,7 +212,9 @@ def run(args: argparse.Namespace) -> int:
         ]
         for server, mode in [*(("ours", m) for m in args.modes), ("peer", "uncached")]
     }
-    results["median"] = {name: medians(reps) for name, reps in groups.items() if reps}
+    results["median"] = {
+        name: medians(reps, MEDIAN_KEYS) for name, reps in groups.items() if reps
+    }
     for name, values in results["median"].items():
         for key, value in values.items():
             print(f"{name} median {key}: {value}", flush=True)
